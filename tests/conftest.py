@@ -1,0 +1,64 @@
+"""Shared fixtures: a real Docker engine (or a skip), unique instance names, git helpers.
+
+Integration tests skip when no engine answers, unless TRUEUP_REQUIRE_DOCKER is set (CI sets
+it), in which case a missing engine fails the run instead of silently skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+REQUIRE_DOCKER = bool(os.environ.get("TRUEUP_REQUIRE_DOCKER"))
+BASE_IMAGE = "busybox:1.36"
+
+
+def _engine_reachable() -> str | None:
+    """Return None when the Docker engine answers, else the reason it does not."""
+    try:
+        import docker
+
+        client = docker.from_env(timeout=5)
+        try:
+            client.ping()
+            client.images.get(BASE_IMAGE)
+        finally:
+            client.close()
+    except Exception as exc:  # any failure means "no usable engine"; the reason is reported
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> None:
+    """Require a reachable Docker engine with the base image; skip (or fail in CI) otherwise."""
+    reason = _engine_reachable()
+    if reason is None:
+        return
+    message = f"no usable Docker engine ({reason}); run scripts/ensure-docker"
+    if REQUIRE_DOCKER:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def instance(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A unique trueup instance name; every container, network and image it leaves is removed."""
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    yield name
+    if _engine_reachable() is not None:
+        return
+    import docker
+
+    client = docker.from_env()
+    try:
+        label = f"trueup.instance={name}"
+        for c in client.containers.list(all=True, filters={"label": label}):
+            c.remove(force=True)
+        for n in client.networks.list(filters={"label": label}):
+            n.remove()
+    finally:
+        client.close()
