@@ -1,0 +1,318 @@
+"""Turn manifest files into validated ``App`` models, reporting every problem with its place.
+
+Input is a mapping of file name to bytes (from git at a commit, or from the working tree);
+output is a ``LoadResult``: the apps that are valid, and a list of ``Problem`` (file, line,
+column, message). A broken file never hides the valid apps of other files: callers apply the
+valid apps and use ``failed_files`` to suspend pruning. This module never raises for bad input.
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from controller.manifests.models import API_VERSION, UNION_TAGS, App
+from controller.manifests.yamlmarks import Document, DocumentError, Mark, Path, documents
+
+MAX_FILE_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One located problem in a manifest file."""
+
+    file: str
+    line: int
+    column: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}: {self.message}"
+
+
+@dataclass(frozen=True)
+class LoadedApp:
+    """A valid app and where it was declared."""
+
+    app: App
+    file: str
+    line: int
+
+
+@dataclass
+class LoadResult:
+    """What a set of manifest files yielded."""
+
+    apps: dict[str, LoadedApp] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    failed_files: set[str] = field(default_factory=set)
+    invalid_apps: set[str] = field(default_factory=set)
+    """Names of apps whose manifest exists but failed: they must be left running as they are."""
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+@dataclass
+class _Candidate:
+    app: App
+    file: str
+    doc: Document
+
+
+def load_files(files: Mapping[str, bytes]) -> LoadResult:
+    """Load every document of every file, then run the whole-repository checks."""
+    result = LoadResult()
+    candidates: list[_Candidate] = []
+    for name in sorted(files):
+        candidates.extend(_load_file(name, files[name], result))
+    _check_repository(candidates, result)
+    result.problems.sort()
+    return result
+
+
+def _load_file(name: str, raw: bytes, result: LoadResult) -> list[_Candidate]:
+    def problem(mark: Mark, message: str) -> None:
+        result.problems.append(Problem(name, mark.line, mark.column, message))
+        result.failed_files.add(name)
+
+    if len(raw) > MAX_FILE_BYTES:
+        problem(Mark(1, 1), f"file is larger than {MAX_FILE_BYTES // 1024} KiB")
+        return []
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        problem(Mark(1, 1), f"file is not UTF-8 text (byte {exc.start})")
+        return []
+    found: list[_Candidate] = []
+    try:
+        for doc in documents(text):
+            app = _validate_document(doc, problem, result)
+            if app is not None:
+                found.append(_Candidate(app, name, doc))
+    except DocumentError as exc:
+        problem(exc.mark, exc.message)
+    return found
+
+
+def _validate_document(doc: Document, problem: Any, result: LoadResult) -> App | None:
+    data = doc.data
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        problem(doc.start, f"a manifest must be a mapping with apiVersion: {API_VERSION}")
+        return None
+    for path, mark in doc.duplicate_keys:
+        problem(mark, f"{_dotted(path)}: key appears twice in this mapping")
+    api = data.get("apiVersion")
+    if api != API_VERSION:
+        mark = doc.locate(("apiVersion",))
+        problem(mark, f"apiVersion: expected {API_VERSION!r}, got {api!r}")
+        return None
+    if data.get("kind") != "App":
+        mark = doc.locate(("kind",))
+        problem(mark, f"kind: expected 'App', got {data.get('kind')!r}")
+        return None
+    try:
+        app = App.model_validate(data)
+    except ValidationError as exc:
+        name = _name_of(data)
+        if name:
+            result.invalid_apps.add(name)
+        for err in _without_misspelt_missing(exc.errors()):
+            mark, message = _describe(err, doc)
+            problem(mark, message)
+        return None
+    if doc.duplicate_keys:
+        result.invalid_apps.add(app.name)
+        return None
+    return app
+
+
+def _without_misspelt_missing(errors: list[Any]) -> list[Any]:
+    """Drop "X is missing" when a misspelt sibling key already hints at X (one problem, not two)."""
+    hinted: set[Path] = set()
+    for err in errors:
+        if err["type"] == "extra_forbidden":
+            loc = tuple(p for p in err["loc"] if p not in UNION_TAGS)
+            hint = _did_you_mean(loc)
+            if hint:
+                hinted.add((*loc[:-1], hint))
+    return [
+        e
+        for e in errors
+        if not (
+            e["type"] == "missing" and tuple(p for p in e["loc"] if p not in UNION_TAGS) in hinted
+        )
+    ]
+
+
+def _name_of(data: dict[Any, Any]) -> str | None:
+    meta = data.get("metadata")
+    name = meta.get("name") if isinstance(meta, dict) else None
+    return name if isinstance(name, str) else None
+
+
+def _describe(err: Any, doc: Document) -> tuple[Mark, str]:
+    loc: Path = tuple(p for p in err["loc"] if p not in UNION_TAGS)
+    kind = err["type"]
+    if kind == "rule":
+        at = err.get("ctx", {}).get("at", "")
+        extra: Path = tuple(int(p) if p.isdigit() else p for p in at.split(".") if p)
+        loc = (*loc, *extra)
+        return doc.locate(loc), f"{_dotted(loc)}: {err['msg']}"
+    if kind == "extra_forbidden":
+        mark = doc.locate(loc, prefer_key=True)
+        message = f"{_dotted(loc)}: unknown field"
+        hint = _did_you_mean(loc)
+        return mark, message + (f"; did you mean {hint!r}?" if hint else "")
+    if kind == "missing":
+        parent = loc[:-1]
+        return doc.locate(parent, prefer_key=True), f"{_dotted(loc)}: required field is missing"
+    message = err["msg"]
+    if kind == "value_error" and message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    if message.startswith("Input should be "):
+        message = "must be " + message[len("Input should be ") :]
+    if kind == "literal_error" and "expected" in err.get("ctx", {}):
+        message = f"must be one of {err['ctx']['expected']}"
+    return doc.locate(loc), f"{_dotted(loc)}: {message}"
+
+
+def _dotted(path: Path) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(document)"
+
+
+def _did_you_mean(loc: Path) -> str | None:
+    names = _field_names_at(App, loc[:-1])
+    if not names or not isinstance(loc[-1], str):
+        return None
+    close = difflib.get_close_matches(loc[-1], names, n=1, cutoff=0.6)
+    if not close:
+        lowered = {n.lower(): n for n in names}
+        return lowered.get(loc[-1].lower().replace("_", "").replace("-", ""))
+    return close[0]
+
+
+def _field_names_at(model: type[BaseModel], path: Path) -> list[str]:
+    """The YAML field names allowed at ``path`` below ``model`` (for "did you mean")."""
+    current: Any = model
+    for part in path:
+        if isinstance(part, int):
+            continue
+        current = _model_in(current)
+        if current is None:
+            return []
+        by_alias = {(f.alias or n): f for n, f in current.model_fields.items()}
+        if part not in by_alias:
+            return []
+        current = by_alias[part].annotation
+    final = _model_in(current)
+    if final is None:
+        return []
+    return [(f.alias or n) for n, f in final.model_fields.items()]
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """Find the model class inside ``annotation`` (through Optional, list, Annotated)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _model_in(typing.get_args(annotation)[0])
+    if origin in (list, typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            found = _model_in(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def _check_repository(candidates: list[_Candidate], result: LoadResult) -> None:
+    """Whole-repository rules: unique names, dependsOn naming real apps, no cycles."""
+    by_name: dict[str, list[_Candidate]] = {}
+    for c in candidates:
+        by_name.setdefault(c.app.name, []).append(c)
+    rejected: set[str] = set()
+
+    def reject(c: _Candidate, path: Path, message: str) -> None:
+        mark = c.doc.locate(path)
+        result.problems.append(Problem(c.file, mark.line, mark.column, message))
+        result.failed_files.add(c.file)
+        rejected.add(c.app.name)
+
+    for name, group in by_name.items():
+        if len(group) > 1:
+            places = [f"{c.file}:{c.doc.locate(('metadata', 'name')).line}" for c in group]
+            for i, c in enumerate(group):
+                others = ", ".join(p for j, p in enumerate(places) if j != i)
+                reject(
+                    c,
+                    ("metadata", "name"),
+                    f"metadata.name: app {name!r} is also declared at {others}",
+                )
+
+    known = set(by_name) | result.invalid_apps
+    for c in candidates:
+        for i, dep in enumerate(c.app.spec.depends_on):
+            if dep not in known:
+                hint = difflib.get_close_matches(dep, sorted(known), n=1)
+                reject(
+                    c,
+                    ("spec", "dependsOn", i),
+                    f"spec.dependsOn[{i}]: no app named {dep!r}"
+                    + (f"; did you mean {hint[0]!r}?" if hint else ""),
+                )
+
+    graph = {n: list(g[0].app.spec.depends_on) for n, g in by_name.items() if len(g) == 1}
+    for cycle in _cycles(graph):
+        text = " → ".join([*cycle, cycle[0]])
+        for name in cycle:
+            for c in by_name[name]:
+                reject(c, ("spec", "dependsOn"), f"spec.dependsOn: dependency cycle {text}")
+
+    for name, group in by_name.items():
+        if name in rejected:
+            result.invalid_apps.add(name)
+            continue
+        c = group[0]
+        result.apps[name] = LoadedApp(c.app, c.file, c.doc.start.line)
+
+
+def _cycles(graph: dict[str, list[str]]) -> list[list[str]]:
+    """Every elementary cycle found by depth-first search, each reported once, rotated to
+    start at its smallest name (deterministic)."""
+    found: dict[tuple[str, ...], list[str]] = {}
+    state: dict[str, int] = {}  # 1 on the stack, 2 done
+    stack: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for dep in graph.get(node, []):
+            if dep not in graph:
+                continue
+            if state.get(dep) == 1:
+                cycle = stack[stack.index(dep) :]
+                start = cycle.index(min(cycle))
+                rotated = cycle[start:] + cycle[:start]
+                found.setdefault(tuple(rotated), rotated)
+            elif dep not in state:
+                visit(dep)
+        stack.pop()
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node)
+    return [found[k] for k in sorted(found)]

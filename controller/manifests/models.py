@@ -1,0 +1,388 @@
+"""Manifest v1: the pydantic models of an ``App`` document, as committed to git.
+
+Field names are snake_case in Python and camelCase in YAML (``workingDir``). Unknown fields are
+errors. Durations and sizes are parsed into seconds and bytes. Cross-field rules (image XOR
+build, a route naming a declared port, ...) raise ``rule`` errors whose ``at`` context names the
+offending field, so the loader can point at the right line. Called by ``manifests.loader``; the
+JSON Schema in ``schemas/`` is generated from these models (``trueup schema``).
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import signal
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+from controller.manifests.units import DURATION_PATTERN, SIZE_PATTERN, parse_duration, parse_size
+
+API_VERSION = "trueup/v1"
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_HOSTNAME = re.compile(
+    r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+)
+_LABEL_KEY = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+_SIGNALS = sorted(s.name for s in signal.Signals if not s.name.startswith("SIG_"))
+
+# Tags of tagged unions; they appear in pydantic error locations and the loader drops them.
+TAG_PLAIN = "<value>"
+TAG_SECRET = "<secretRef>"
+UNION_TAGS = frozenset({TAG_PLAIN, TAG_SECRET})
+
+
+def rule(message: str, at: str | None = None) -> PydanticCustomError:
+    """A cross-field rule violation; ``at`` is the dotted field path (relative to the model)."""
+    return PydanticCustomError("rule", message, {"at": at or ""})
+
+
+def _dns_label(value: str) -> str:
+    if not _DNS_LABEL.match(value):
+        raise ValueError(
+            f"{value!r} is not a valid name: use 1 to 63 characters of a-z, 0-9 and '-', "
+            "starting and ending with a letter or digit"
+        )
+    return value
+
+
+def _relative_path(value: str) -> str:
+    if value.startswith("/") or value.startswith("\\"):
+        raise ValueError(f"{value!r} is absolute; give a path relative to the repository root")
+    normal = posixpath.normpath(value)
+    if normal == ".." or normal.startswith("../"):
+        raise ValueError(f"{value!r} leaves the repository; build contexts must stay inside it")
+    return "." if normal in ("", ".") else normal
+
+
+def _absolute_path(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError(f"{value!r} must be an absolute path in the container")
+    return posixpath.normpath(value)
+
+
+def _hostname(value: str) -> str:
+    lowered = value.lower().rstrip(".")
+    if not _HOSTNAME.match(lowered) or len(lowered) > 253:
+        raise ValueError(f"{value!r} is not a valid host name")
+    return lowered
+
+
+def _signal_name(value: str) -> str:
+    name = value.upper()
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    if name not in _SIGNALS:
+        raise ValueError(f"{value!r} is not a signal name (e.g. SIGTERM, SIGINT, SIGQUIT)")
+    return name
+
+
+def _label_key(value: str) -> str:
+    if not _LABEL_KEY.match(value):
+        raise ValueError(
+            f"{value!r} is not a valid label key (letters, digits, '.', '_', '-', '/')"
+        )
+    return value
+
+
+def _scalar_to_str(value: object) -> object:
+    """YAML turns ``VERSION: 1.2`` into a float; accept numbers where a string is meant."""
+    if isinstance(value, bool):
+        raise ValueError('a true/false value is ambiguous here; quote it, e.g. "true"')
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+DnsLabel = Annotated[str, AfterValidator(_dns_label)]
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": DURATION_PATTERN},
+                {"type": "number", "minimum": 0},
+            ],
+            "description": "A duration: 500ms, 5s, 1m, 2h (a bare number is seconds).",
+        }
+    ),
+]
+Size = Annotated[
+    int,
+    BeforeValidator(parse_size),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": SIZE_PATTERN},
+                {"type": "integer", "minimum": 0},
+            ],
+            "description": "A size in bytes: 256Mi, 1Gi, 512M, 1G (a bare integer is bytes).",
+        }
+    ),
+]
+Text = Annotated[str, BeforeValidator(_scalar_to_str)]
+LabelKey = Annotated[str, AfterValidator(_label_key)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class Model(BaseModel):
+    """Base of every manifest model: camelCase in YAML, unknown fields refused, immutable."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        frozen=True,
+        str_strip_whitespace=False,
+    )
+
+
+class SecretRef(Model):
+    """Names one key of a secret file on the host (``<secrets-dir>/<name>.env``)."""
+
+    name: DnsLabel
+    key: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")]
+
+
+class SecretValue(Model):
+    """An environment value taken from a host secret, never from git."""
+
+    secret_ref: SecretRef
+
+
+def _env_tag(value: Any) -> str:
+    return TAG_SECRET if isinstance(value, dict | SecretValue) else TAG_PLAIN
+
+
+EnvValue = Annotated[
+    Annotated[Text, Tag(TAG_PLAIN)] | Annotated[SecretValue, Tag(TAG_SECRET)],
+    Discriminator(_env_tag),
+]
+
+
+class ContainerPort(Model):
+    """A port the app listens on; published on the host only when ``hostPort`` is given."""
+
+    name: DnsLabel
+    container_port: Port
+    protocol: Literal["tcp", "udp"] = "tcp"
+    host_port: Port | None = None
+    host_ip: str | None = None
+
+    @model_validator(mode="after")
+    def _host_ip_needs_port(self) -> ContainerPort:
+        if self.host_ip is not None and self.host_port is None:
+            raise rule("hostIP is only meaningful together with hostPort", "hostIP")
+        return self
+
+
+class Route(Model):
+    """Publish ``host`` (+ ``path`` prefix) through the reverse proxy to the named port."""
+
+    host: Annotated[str, AfterValidator(_hostname)]
+    path: Annotated[str, Field(pattern=r"^/[^\s]*$")] = "/"
+    port: str
+
+
+class HttpCheck(Model):
+    """Healthy when ``GET path`` on ``port`` answers 2xx or 3xx."""
+
+    path: Annotated[str, Field(pattern=r"^/[^\s]*$")] = "/"
+    port: str | Port
+
+
+class TcpCheck(Model):
+    """Healthy when ``port`` accepts a TCP connection."""
+
+    port: str | Port
+
+
+class HealthCheck(Model):
+    """Exactly one of ``http``, ``tcp``, ``exec``, with its timing."""
+
+    http: HttpCheck | None = None
+    tcp: TcpCheck | None = None
+    exec: Annotated[list[str], Field(min_length=1)] | None = None
+    interval: Duration = 5.0
+    timeout: Duration = 2.0
+    retries: Annotated[int, Field(ge=1, le=100)] = 3
+    start_period: Duration = 0.0
+
+    @model_validator(mode="after")
+    def _exactly_one_probe(self) -> HealthCheck:
+        given = [k for k in ("http", "tcp", "exec") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise rule(
+                "a healthCheck needs exactly one of http, tcp or exec"
+                + (f" (got {', '.join(given)})" if given else ""),
+                given[1] if len(given) > 1 else None,
+            )
+        if self.interval <= 0 or self.timeout <= 0:
+            raise rule("interval and timeout must be greater than zero", "interval")
+        return self
+
+
+class Resources(Model):
+    """Limits: ``memory`` in bytes (``256Mi``), ``cpus`` as a fraction of cores (``0.5``)."""
+
+    memory: Size | None = None
+    cpus: Annotated[float, Field(gt=0, le=1024)] | None = None
+
+    @field_validator("memory")
+    @classmethod
+    def _memory_floor(cls, value: int | None) -> int | None:
+        if value is not None and value < 6 * 1024 * 1024:
+            raise ValueError("memory below 6Mi cannot start a container")
+        return value
+
+
+class VolumeMount(Model):
+    """A named volume owned by the app; prune never deletes it."""
+
+    name: DnsLabel
+    mount_path: Annotated[str, AfterValidator(_absolute_path)]
+    read_only: bool = False
+
+
+class BindMount(Model):
+    """A host path mounted into the container; refused unless the controller allows the path."""
+
+    host_path: Annotated[str, AfterValidator(_absolute_path)]
+    mount_path: Annotated[str, AfterValidator(_absolute_path)]
+    read_only: bool = False
+
+
+class Build(Model):
+    """Build the image from a folder of the repository, at the same commit."""
+
+    context: Annotated[str, AfterValidator(_relative_path)]
+    dockerfile: Annotated[str, AfterValidator(_relative_path)] = "Dockerfile"
+    args: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], Text] = {}
+    target: str | None = None
+
+
+class Update(Model):
+    """How a changed app replaces its replicas.
+
+    ``start-first`` starts the new replica, waits until it is healthy, then stops the old one
+    (zero downtime). ``stop-first`` stops the old one first. Unset: start-first, unless the app
+    publishes a host port or mounts a volume, which two replicas cannot share.
+    """
+
+    strategy: Literal["start-first", "stop-first"] | None = None
+
+
+class Spec(Model):
+    """What should run for one app."""
+
+    image: Annotated[str, Field(min_length=1, pattern=r"^[^\s]+$")] | None = None
+    build: Build | None = None
+    command: list[Text] | None = None
+    entrypoint: list[Text] | None = None
+    working_dir: Annotated[str, AfterValidator(_absolute_path)] | None = None
+    user: Text | None = None
+    env: dict[Annotated[str, Field(pattern=_ENV_NAME.pattern)], EnvValue] = {}
+    replicas: Annotated[int, Field(ge=0, le=1000)] = 1
+    ports: list[ContainerPort] = []
+    routes: list[Route] = []
+    health_check: HealthCheck | None = None
+    resources: Resources = Resources()
+    volumes: list[VolumeMount] = []
+    restart_policy: Literal["always", "on-failure", "never"] = "always"
+    init: bool = False
+    stop_signal: Annotated[str, AfterValidator(_signal_name)] = "SIGTERM"
+    stop_grace_period: Duration = 10.0
+    depends_on: list[DnsLabel] = []
+    update: Update = Update()
+    suspend: bool = False
+    privileged: bool = False
+    network_mode: Literal["bridge", "host", "none"] = "bridge"
+    binds: list[BindMount] = []
+    cap_add: list[Annotated[str, Field(pattern=r"^[A-Z_]+$")]] = []
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Spec:
+        if self.image is not None and self.build is not None:
+            raise rule("set either image or build, not both", "build")
+        if self.image is None and self.build is None:
+            raise rule("set one of image or build", None)
+        names = [p.name for p in self.ports]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise rule(f"port name {name!r} is declared twice", f"ports.{i}.name")
+        for i, route in enumerate(self.routes):
+            if route.port not in names:
+                declared = ", ".join(names) or "none"
+                raise rule(
+                    f"route port {route.port!r} is not a declared port (declared: {declared})",
+                    f"routes.{i}.port",
+                )
+        if self.health_check is not None:
+            probe = self.health_check.http or self.health_check.tcp
+            if probe is not None and isinstance(probe.port, str) and probe.port not in names:
+                kind = "http" if self.health_check.http else "tcp"
+                raise rule(
+                    f"healthCheck port {probe.port!r} is not a declared port",
+                    f"healthCheck.{kind}.port",
+                )
+        mounts = [v.mount_path for v in self.volumes] + [b.mount_path for b in self.binds]
+        for path in mounts:
+            if mounts.count(path) > 1:
+                raise rule(f"two mounts at {path!r}", "volumes")
+        if len(set(self.depends_on)) != len(self.depends_on):
+            raise rule("dependsOn lists an app twice", "dependsOn")
+        return self
+
+    def secret_refs(self) -> dict[str, SecretRef]:
+        """The environment variables that come from secrets, by variable name."""
+        return {k: v.secret_ref for k, v in self.env.items() if isinstance(v, SecretValue)}
+
+    def effective_strategy(self) -> Literal["start-first", "stop-first"]:
+        """The update strategy in force, applying the default described on ``Update``."""
+        if self.update.strategy is not None:
+            return self.update.strategy
+        if any(p.host_port is not None for p in self.ports) or self.volumes:
+            return "stop-first"
+        return "start-first"
+
+
+class Metadata(Model):
+    """The app's name (a DNS label; also its DNS alias on the managed network) and labels."""
+
+    name: DnsLabel
+    labels: dict[LabelKey, Text] = {}
+
+
+class App(Model):
+    """One ``kind: App`` document."""
+
+    api_version: Literal["trueup/v1"]
+    kind: Literal["App"]
+    metadata: Metadata
+    spec: Spec
+
+    @model_validator(mode="after")
+    def _not_self_dependent(self) -> App:
+        if self.metadata.name in self.spec.depends_on:
+            raise rule("an app cannot depend on itself", "spec.dependsOn")
+        return self
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
