@@ -1,0 +1,129 @@
+"""Container runtimes behind one contract, and `connect()`, which picks and opens one.
+
+`--runtime auto` tries, in order, ``--runtime-url``, ``DOCKER_HOST``, the Docker socket, then
+Podman's rootful and rootless sockets, and takes the first engine that answers (logging
+``runtime_selected``). An engine that names itself Podman gets the `PodmanRuntime` quirks.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import structlog
+
+from controller.errors import ConfigError, RuntimeUnavailable
+from controller.runtime.base import (
+    BindMount,
+    BuildRequest,
+    BuildResult,
+    ContainerInfo,
+    ContainerSpec,
+    ExecResult,
+    HealthCheckSpec,
+    LogLine,
+    PortSpec,
+    Runtime,
+    RuntimeEvent,
+    Stats,
+    VolumeMount,
+    network_name,
+)
+
+log = structlog.get_logger(__name__)
+
+DOCKER_SOCKET = "unix:///var/run/docker.sock"
+PODMAN_ROOTFUL_SOCKET = "unix:///run/podman/podman.sock"
+KINDS = ("auto", "docker", "podman")
+
+
+def podman_urls(env: Mapping[str, str] | None = None) -> list[str]:
+    """Podman's sockets: rootful first, then rootless under ``$XDG_RUNTIME_DIR``."""
+    env = os.environ if env is None else env
+    urls = [PODMAN_ROOTFUL_SOCKET]
+    runtime_dir = env.get("XDG_RUNTIME_DIR")
+    if runtime_dir:
+        urls.append(f"unix://{runtime_dir}/podman/podman.sock")
+    return urls
+
+
+def candidate_urls(
+    kind: str, url: str | None = None, env: Mapping[str, str] | None = None
+) -> list[str]:
+    """Where ``kind`` looks for its engine, in order (an explicit ``url`` is the only one)."""
+    env = os.environ if env is None else env
+    if url:
+        return [url]
+    docker_urls = [env["DOCKER_HOST"]] if env.get("DOCKER_HOST") else []
+    docker_urls.append(DOCKER_SOCKET)
+    if kind == "docker":
+        return docker_urls
+    if kind == "podman":
+        return podman_urls(env)
+    return list(dict.fromkeys(docker_urls + podman_urls(env)))
+
+
+def _socket_missing(url: str) -> bool:
+    return url.startswith("unix://") and not os.path.exists(url.removeprefix("unix://"))
+
+
+def connect(
+    kind: str = "auto",
+    url: str | None = None,
+    *,
+    instance: str,
+    timeout: float = 30.0,
+    env: Mapping[str, str] | None = None,
+) -> Runtime:
+    """Open the runtime ``kind`` (auto, docker, podman) at ``url`` for ``instance``.
+
+    ``docker`` and ``podman`` do no I/O here (the first call finds out whether the engine
+    answers). ``auto`` probes each candidate (blocking, at most 2 s each) and raises
+    `RuntimeUnavailable` naming them all when none answers.
+    """
+    from controller.runtime.docker import DockerRuntime, probe
+    from controller.runtime.podman import PodmanRuntime
+
+    if kind == "swarm":
+        raise ConfigError("--runtime swarm is not implemented yet; use docker or podman")
+    if kind not in KINDS:
+        raise ConfigError(f"unknown runtime {kind!r}; expected one of {', '.join(KINDS)}")
+    urls = candidate_urls(kind, url, env)
+    if kind == "docker":
+        return DockerRuntime(urls[0], instance=instance, timeout=timeout)
+    if kind == "podman":
+        chosen = next((u for u in urls if not _socket_missing(u)), urls[0])
+        return PodmanRuntime(chosen, instance=instance, timeout=timeout)
+    for candidate in urls:
+        if _socket_missing(candidate):
+            continue
+        engine = probe(candidate)
+        if engine is None:
+            continue
+        is_podman = "podman" in engine.lower()
+        chosen_kind = "podman" if is_podman else "docker"
+        log.info("runtime_selected", runtime=chosen_kind, url=candidate, engine=engine)
+        if is_podman:
+            return PodmanRuntime(candidate, instance=instance, timeout=timeout)
+        return DockerRuntime(candidate, instance=instance, timeout=timeout)
+    raise RuntimeUnavailable(f"no container engine answered at {', '.join(urls)}")
+
+
+__all__ = [
+    "BindMount",
+    "BuildRequest",
+    "BuildResult",
+    "ContainerInfo",
+    "ContainerSpec",
+    "ExecResult",
+    "HealthCheckSpec",
+    "LogLine",
+    "PortSpec",
+    "Runtime",
+    "RuntimeEvent",
+    "Stats",
+    "VolumeMount",
+    "candidate_urls",
+    "connect",
+    "network_name",
+]

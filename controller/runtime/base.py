@@ -1,0 +1,335 @@
+"""The runtime contract: one Protocol and trueup's own value types for talking to an engine.
+
+The reconciler, `observed.py`, `status.py` and the loop speak only these types; the adapters
+(`docker.py`, `podman.py`, `fake.py`) translate them to and from an engine. Every adapter is
+async; blocking engine calls run off the event loop. Errors are trueup's own (see
+`controller.errors`): `RuntimeUnavailable`/`RuntimeTimeout` are transient, `ImageNotFound`,
+`BuildFailed`, `ContainerNotFound` and `RuntimeRejected` are permanent.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import IO, Literal, Protocol, runtime_checkable
+
+from controller import labels as L
+
+RestartPolicy = Literal["always", "on-failure", "never"]
+
+#: Container events the `events()` stream delivers (engine action names).
+EVENT_KINDS = frozenset({"die", "stop", "destroy", "health_status", "oom"})
+
+
+def network_name(instance: str) -> str:
+    """The managed bridge network every container of ``instance`` joins."""
+    return f"trueup-{instance}"
+
+
+@dataclass(frozen=True)
+class PortSpec:
+    """A container port, published on the host only when ``host_port`` is given."""
+
+    container_port: int
+    protocol: Literal["tcp", "udp"] = "tcp"
+    host_port: int | None = None
+    host_ip: str | None = None
+
+
+@dataclass(frozen=True)
+class HealthCheckSpec:
+    """A health check as the engine runs it; ``test`` is Docker's form, e.g. ``["CMD", ...]``."""
+
+    test: tuple[str, ...]
+    interval: float = 30.0
+    timeout: float = 30.0
+    retries: int = 3
+    start_period: float = 0.0
+
+
+@dataclass(frozen=True)
+class VolumeMount:
+    """A named volume mounted at ``mount_path``; created on demand, never deleted by trueup."""
+
+    name: str
+    mount_path: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class BindMount:
+    """A host path mounted into the container (policy decides which host paths are allowed)."""
+
+    host_path: str
+    mount_path: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """Everything needed to create one container; the adapter adds the instance label.
+
+    ``network=None`` means the instance's managed network; ``aliases=()`` means the app name
+    (the ``trueup.app`` label) is the DNS alias there. ``network_mode`` "host" or "none" keeps
+    the container off the managed network.
+    """
+
+    name: str
+    image: str
+    command: tuple[str, ...] | None = None
+    entrypoint: tuple[str, ...] | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    working_dir: str | None = None
+    user: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    ports: tuple[PortSpec, ...] = ()
+    healthcheck: HealthCheckSpec | None = None
+    memory: int | None = None
+    cpus: float | None = None
+    volumes: tuple[VolumeMount, ...] = ()
+    binds: tuple[BindMount, ...] = ()
+    restart_policy: RestartPolicy = "never"
+    init: bool = False
+    stop_signal: str | None = None
+    stop_grace_period: float | None = None
+    network: str | None = None
+    aliases: tuple[str, ...] = ()
+    privileged: bool = False
+    network_mode: str | None = None
+    cap_add: tuple[str, ...] = ()
+
+
+ContainerState = Literal[
+    "created", "running", "paused", "restarting", "removing", "exited", "dead", "unknown"
+]
+Health = Literal["healthy", "unhealthy", "starting"]
+
+
+@dataclass(frozen=True)
+class ContainerInfo:
+    """One container as a single list call reports it (no per-container inspect)."""
+
+    id: str
+    name: str
+    image: str
+    labels: Mapping[str, str]
+    state: ContainerState
+    health: Health | None
+    created: datetime
+    ip_address: str | None = None
+    exit_code: int | None = None
+    status: str = ""
+
+    @property
+    def app(self) -> str | None:
+        """The app this container belongs to (the ``trueup.app`` label)."""
+        return self.labels.get(L.APP)
+
+    @property
+    def replica(self) -> int | None:
+        """The replica index (the ``trueup.replica`` label), when it is a number."""
+        value = self.labels.get(L.REPLICA)
+        return int(value) if value is not None and value.isdigit() else None
+
+    @property
+    def running(self) -> bool:
+        """True while the container's process runs."""
+        return self.state == "running"
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """An image build from a tar stream of the build context."""
+
+    context: bytes | IO[bytes]
+    tag: str
+    dockerfile: str = "Dockerfile"
+    args: Mapping[str, str] = field(default_factory=dict)
+    target: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """A finished build: the image id, the tag it carries and the whole build log."""
+
+    image_id: str
+    tag: str
+    log: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One line a container printed; ``container`` is its name."""
+
+    container: str
+    text: str
+    time: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Stats:
+    """A resource snapshot of one container."""
+
+    cpu_percent: float
+    memory_bytes: int
+    memory_limit: int | None = None
+    pids: int | None = None
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """The outcome of a command run inside a container."""
+
+    exit_code: int
+    output: str
+
+
+@dataclass(frozen=True)
+class RuntimeEvent:
+    """A container event of this instance: die, stop, destroy, health_status, oom."""
+
+    kind: str
+    container_id: str
+    name: str
+    labels: Mapping[str, str]
+    time: datetime
+    exit_code: int | None = None
+    health: Health | None = None
+
+    @property
+    def app(self) -> str | None:
+        """The app of the container the event is about."""
+        return self.labels.get(L.APP)
+
+
+BuildLogSink = Callable[[str], None]
+
+
+@runtime_checkable
+class Runtime(Protocol):
+    """What trueup needs from a container engine, for one controller instance.
+
+    ``calls`` counts engine API requests per operation (``list``, ``create``, ...); it feeds
+    ``trueup_runtime_api_calls_total{op}``.
+    """
+
+    kind: str
+    instance: str
+    calls: Counter[str]
+
+    async def ping(self) -> bool:
+        """True when the engine answers; never raises."""
+        ...
+
+    async def list(self) -> list[ContainerInfo]:
+        """Every container of this instance (any state), with one engine call."""
+        ...
+
+    async def build(self, request: BuildRequest, on_log: BuildLogSink | None = None) -> BuildResult:
+        """Build an image; each log line goes to ``on_log`` as it arrives."""
+        ...
+
+    async def image_exists(self, image: str) -> bool:
+        """True when the engine has ``image`` locally."""
+        ...
+
+    async def create(self, spec: ContainerSpec) -> str:
+        """Create (not start) a container on the managed network; return its id."""
+        ...
+
+    async def start(self, container: str) -> None:
+        """Start a created or stopped container (by id or name)."""
+        ...
+
+    async def stop(
+        self, container: str, *, grace_period: float | None = None, signal: str | None = None
+    ) -> None:
+        """Send ``signal`` (default: the container's stop signal), kill after the grace period."""
+        ...
+
+    async def remove(self, container: str, *, force: bool = True) -> None:
+        """Remove a container (and its anonymous volumes); named volumes are kept."""
+        ...
+
+    def logs(
+        self, container: str, *, tail: int | None = None, follow: bool = False
+    ) -> AsyncIterator[LogLine]:
+        """Lines the container printed (stdout and stderr), the last ``tail`` first."""
+        ...
+
+    async def inspect(self, container: str) -> ContainerInfo:
+        """One container by id or name; `ContainerNotFound` when it is gone."""
+        ...
+
+    async def stats(self, container: str) -> Stats:
+        """A resource snapshot of a running container."""
+        ...
+
+    async def exec(
+        self, container: str, command: Sequence[str], *, timeout: float | None = None
+    ) -> ExecResult:
+        """Run ``command`` inside a running container and return its exit code and output."""
+        ...
+
+    def events(self) -> AsyncIterator[RuntimeEvent]:
+        """This instance's container events from now on, until the iterator is closed."""
+        ...
+
+    async def ensure_network(self, name: str | None = None) -> str:
+        """Create the managed bridge network if missing; return its name."""
+        ...
+
+    async def ensure_volume(self, name: str) -> str:
+        """Create a named volume if missing; return its name."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections and background tasks."""
+        ...
+
+
+_HEALTH_RE = re.compile(r"\((healthy|unhealthy|health: starting)\)")
+_EXITED_RE = re.compile(r"^Exited \((-?\d+)\)")
+
+
+def parse_health(status: str) -> Health | None:
+    """Health from an engine's status text, e.g. ``Up 5 seconds (healthy)``."""
+    match = _HEALTH_RE.search(status)
+    if match is None:
+        return None
+    word = match.group(1)
+    if word == "healthy":
+        return "healthy"
+    if word == "unhealthy":
+        return "unhealthy"
+    return "starting"
+
+
+def parse_exit_code(status: str) -> int | None:
+    """The exit code from a status text such as ``Exited (137) 2 seconds ago``."""
+    match = _EXITED_RE.match(status)
+    return int(match.group(1)) if match else None
+
+
+def parse_state(value: str) -> ContainerState:
+    """Normalise an engine's state word; anything unexpected becomes ``unknown``."""
+    word = value.lower()
+    if word == "stopped":  # podman's word for a container that exited
+        return "exited"
+    known: tuple[ContainerState, ...] = (
+        "created",
+        "running",
+        "paused",
+        "restarting",
+        "removing",
+        "exited",
+        "dead",
+    )
+    for state in known:
+        if word == state:
+            return state
+    return "unknown"

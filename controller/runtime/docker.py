@@ -1,0 +1,718 @@
+"""`DockerRuntime`: the runtime contract on the Docker Engine API, through the docker SDK.
+
+The only module (with its subclass in `podman.py`) that imports `docker`. It uses the SDK's
+low-level `APIClient` so that every HTTP request is deliberate: `list` is one request whose
+rows already carry labels, state, health text and network addresses. Blocking SDK calls run
+in threads (`asyncio.to_thread`) under a deadline; streams (logs, events, builds) are pumped
+from a thread into the event loop. Every docker or requests exception is translated into
+trueup's own errors here, with the cause kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import math
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import docker
+import docker.errors
+import docker.types
+import requests.exceptions
+import structlog
+
+from controller import labels as L
+from controller.errors import (
+    BuildFailed,
+    ContainerNotFound,
+    ImageNotFound,
+    RuntimeRejected,
+    RuntimeTimeout,
+    RuntimeUnavailable,
+    TrueupError,
+)
+from controller.runtime.base import (
+    EVENT_KINDS,
+    BuildLogSink,
+    BuildRequest,
+    BuildResult,
+    ContainerInfo,
+    ContainerSpec,
+    ExecResult,
+    Health,
+    LogLine,
+    RuntimeEvent,
+    Stats,
+    network_name,
+    parse_exit_code,
+    parse_health,
+    parse_state,
+)
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+
+API_VERSION = "1.41"  # Docker 20.10 and Podman 4's compat API; newer engines accept it too
+_RESTART = {"always": "always", "on-failure": "on-failure", "never": "no"}
+_NS = 1_000_000_000
+_TIMESTAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)? ?(.*)$")
+_BUILD_LOG_TAIL = 20
+
+
+def parse_time(value: str) -> datetime | None:
+    """An engine's RFC 3339 time (nanoseconds allowed) as an aware datetime."""
+    match = _TIMESTAMP.match(value.strip())
+    if match is None:
+        return None
+    base, fraction, zone, _ = match.groups()
+    micros = (fraction or ".0")[1:7].ljust(6, "0")
+    offset = "+00:00" if zone in (None, "Z") else zone
+    try:
+        return datetime.fromisoformat(f"{base}.{micros}{offset}")
+    except ValueError:
+        return None
+
+
+def _split_timestamp(line: str) -> tuple[datetime | None, str]:
+    """Split ``2024-01-01T00:00:00.123Z text`` into its time and text."""
+    head, sep, rest = line.partition(" ")
+    when = parse_time(head) if sep or head[:4].isdigit() else None
+    return (when, rest) if when is not None else (None, line)
+
+
+def translate(exc: BaseException, *, op: str, subject: str = "") -> TrueupError:
+    """Map a docker/requests/OS exception to trueup's transient or permanent errors."""
+    what = f"{op} {subject}".strip()
+    if isinstance(exc, TrueupError):
+        return exc
+    if isinstance(exc, docker.errors.ImageNotFound):
+        return ImageNotFound(f"{what}: image not found: {exc.explanation or exc}")
+    if isinstance(exc, docker.errors.BuildError):
+        lines = [str(c.get("stream") or c.get("error") or "").rstrip() for c in exc.build_log]
+        return BuildFailed(f"{what}: {exc.msg}", log_tail=[x for x in lines if x][-20:])
+    if isinstance(exc, docker.errors.APIError):
+        explanation = str(exc.explanation or exc)
+        code = exc.status_code
+        if code is None or code >= 500:
+            return RuntimeUnavailable(f"{what}: engine error {code}: {explanation}")
+        if code == 404:
+            if "image" in explanation.lower() and op in ("create", "image_exists", "build"):
+                return ImageNotFound(f"{what}: {explanation}")
+            return ContainerNotFound(f"{what}: {explanation}")
+        return RuntimeRejected(f"{what}: engine refused ({code}): {explanation}")
+    if isinstance(exc, requests.exceptions.Timeout | TimeoutError):
+        return RuntimeTimeout(f"{what}: engine did not answer in time")
+    if isinstance(exc, requests.exceptions.RequestException | docker.errors.DockerException):
+        return RuntimeUnavailable(f"{what}: engine unreachable: {exc}")
+    if isinstance(exc, OSError):
+        return RuntimeUnavailable(f"{what}: engine unreachable: {exc}")
+    return RuntimeUnavailable(f"{what}: unexpected engine failure: {type(exc).__name__}: {exc}")
+
+
+class DockerRuntime:
+    """The runtime contract on a Docker-compatible engine at ``url`` (``unix://``, ``tcp://``).
+
+    Construction does no I/O. ``timeout`` bounds every request except streams and builds
+    (``build_timeout``). ``calls`` counts HTTP requests per operation.
+    """
+
+    kind = "docker"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        instance: str,
+        timeout: float = 30.0,
+        build_timeout: float = 900.0,
+    ) -> None:
+        self.url = url
+        self.instance = instance
+        self.timeout = timeout
+        self.build_timeout = build_timeout
+        self.calls: Counter[str] = Counter()
+        self._calls_lock = threading.Lock()
+        self._local = threading.local()
+        self._client = self._new_client(timeout)
+        self._stream_client: Any = None  # no read deadline: follow, events, builds
+        self._networks: set[str] = set()
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _new_client(self, timeout: float | None) -> Any:
+        client = docker.APIClient(base_url=self.url, version=API_VERSION, timeout=timeout)
+        client.hooks["response"].append(self._count)
+        return client
+
+    def _streams(self) -> Any:
+        if self._stream_client is None:
+            self._stream_client = self._new_client(None)
+        return self._stream_client
+
+    def _count(self, response: Any, *args: Any, **kwargs: Any) -> Any:
+        op = getattr(self._local, "op", "other")
+        with self._calls_lock:
+            self.calls[op] += 1
+        return response
+
+    def _in_op(self, op: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``fn`` in this thread with its HTTP requests counted under ``op``."""
+        previous = getattr(self._local, "op", "other")
+        self._local.op = op
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self._local.op = previous
+
+    async def _run(
+        self,
+        op: str,
+        fn: Callable[..., T],
+        *args: Any,
+        subject: str = "",
+        deadline: float | None = None,
+        **kwargs: Any,
+    ) -> T:
+        """Run a blocking SDK call off the loop, under a deadline, errors translated."""
+        limit = deadline if deadline is not None else self.timeout + 1.0
+        try:
+            return await asyncio.wait_for(
+                asyncio.to_thread(self._in_op, op, fn, *args, **kwargs), timeout=limit
+            )
+        except TimeoutError as exc:
+            raise RuntimeTimeout(f"{op} {subject}: no answer within {limit:.0f}s") from exc
+        except Exception as exc:
+            raise translate(exc, op=op, subject=subject) from exc
+
+    async def _pump(
+        self, op: str, open_stream: Callable[[], Any], subject: str = ""
+    ) -> AsyncIterator[Any]:
+        """Iterate a blocking SDK stream in a thread; closing the iterator closes the stream."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        stopped = threading.Event()
+        streams: list[Any] = []
+
+        def put(kind: str, item: Any) -> None:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, (kind, item))
+            except RuntimeError:  # the loop is closed: nobody listens any more
+                stopped.set()
+
+        def worker() -> None:
+            try:
+                stream = self._in_op(op, open_stream)
+                streams.append(stream)
+                if stopped.is_set():
+                    _close_quietly(stream)
+                    return
+                for item in stream:
+                    if stopped.is_set():
+                        return
+                    put("item", item)
+                put("end", None)
+            except Exception as exc:
+                if not stopped.is_set():
+                    put("error", exc)
+
+        threading.Thread(target=worker, name=f"trueup-{op}", daemon=True).start()
+        try:
+            while True:
+                kind, item = await queue.get()
+                if kind == "item":
+                    yield item
+                elif kind == "end":
+                    return
+                else:
+                    raise translate(item, op=op, subject=subject) from item
+        finally:
+            stopped.set()
+            for stream in streams:
+                _close_quietly(stream)
+
+    def _ulimits(self) -> list[Any] | None:
+        """Ulimits every container gets; Docker's defaults are fine."""
+        return None
+
+    def _image_name(self, name: str) -> str:
+        """The image name as trueup writes it (engines may qualify it)."""
+        return name
+
+    # -- the contract --------------------------------------------------------------------
+
+    async def ping(self) -> bool:
+        """True when the engine answers within a few seconds; never raises."""
+        try:
+            await self._run("ping", self._client.ping, deadline=min(self.timeout, 5.0))
+        except TrueupError:
+            return False
+        return True
+
+    async def engine_name(self) -> str:
+        """The engine's own name from its version endpoint, e.g. ``Docker Engine - Community``."""
+        info: dict[str, Any] = await self._run("version", self._client.version)
+        components = info.get("Components") or [{}]
+        return str(components[0].get("Name") or "Docker Engine")
+
+    async def list(self) -> list[ContainerInfo]:
+        """Every container of this instance, from ONE list request (no inspect)."""
+        rows: list[dict[str, Any]] = await self._run(
+            "list",
+            self._client.containers,
+            all=True,
+            filters={"label": L.instance_filter(self.instance)},
+        )
+        infos = [self._from_row(row) for row in rows]
+        return sorted(infos, key=lambda c: c.name)
+
+    def _from_row(self, row: Mapping[str, Any]) -> ContainerInfo:
+        status = str(row.get("Status") or "")
+        state = parse_state(str(row.get("State") or ""))
+        networks = (row.get("NetworkSettings") or {}).get("Networks") or {}
+        names = row.get("Names") or [""]
+        return ContainerInfo(
+            id=str(row["Id"]),
+            name=str(names[0]).lstrip("/"),
+            image=self._image_name(str(row.get("Image") or "")),
+            labels=dict(row.get("Labels") or {}),
+            state=state,
+            health=parse_health(status),
+            created=datetime.fromtimestamp(int(row.get("Created") or 0), UTC),
+            ip_address=self._address(networks),
+            exit_code=parse_exit_code(status) if state in ("exited", "dead") else None,
+            status=status,
+        )
+
+    def _address(self, networks: Mapping[str, Any]) -> str | None:
+        managed = networks.get(network_name(self.instance)) or {}
+        address = managed.get("IPAddress")
+        if not address:  # on another network (spec.network): take the first address there
+            address = next(
+                (n.get("IPAddress") for n in networks.values() if n.get("IPAddress")), ""
+            )
+        return str(address) or None
+
+    async def inspect(self, container: str) -> ContainerInfo:
+        """One container by id or name (a single inspect request)."""
+        data: dict[str, Any] = await self._run(
+            "inspect", self._client.inspect_container, container, subject=container
+        )
+        state_data = data.get("State") or {}
+        state = parse_state(str(state_data.get("Status") or ""))
+        health_word = str((state_data.get("Health") or {}).get("Status") or "")
+        health: Health | None = (
+            health_word if health_word in ("healthy", "unhealthy", "starting") else None  # type: ignore[assignment]  # narrowed by the membership test
+        )
+        config = data.get("Config") or {}
+        networks = (data.get("NetworkSettings") or {}).get("Networks") or {}
+        return ContainerInfo(
+            id=str(data["Id"]),
+            name=str(data.get("Name") or "").lstrip("/"),
+            image=self._image_name(str(config.get("Image") or "")),
+            labels=dict(config.get("Labels") or {}),
+            state=state,
+            health=health,
+            created=parse_time(str(data.get("Created") or "")) or datetime.fromtimestamp(0, UTC),
+            ip_address=self._address(networks),
+            exit_code=int(state_data.get("ExitCode", 0)) if state in ("exited", "dead") else None,
+            status=state,
+        )
+
+    async def image_exists(self, image: str) -> bool:
+        """True when ``image`` is on the engine (one inspect request)."""
+        try:
+            await self._run("image_exists", self._client.inspect_image, image, subject=image)
+        except (ImageNotFound, ContainerNotFound):
+            return False
+        return True
+
+    async def build(self, request: BuildRequest, on_log: BuildLogSink | None = None) -> BuildResult:
+        """Build from a tar stream; lines reach ``on_log`` as the engine prints them."""
+        loop = asyncio.get_running_loop()
+        client = self._streams()
+
+        def emit(line: str) -> None:
+            if on_log is not None:
+                loop.call_soon_threadsafe(on_log, line)
+
+        def run() -> BuildResult:
+            context = (
+                io.BytesIO(request.context)
+                if isinstance(request.context, bytes)
+                else request.context
+            )
+            lines: list[str] = []
+            image_id = ""
+            error = ""
+            stream = client.build(
+                fileobj=context,
+                custom_context=True,
+                tag=request.tag,
+                dockerfile=request.dockerfile,
+                buildargs=dict(request.args) or None,
+                target=request.target,
+                labels=dict(request.labels) or None,
+                rm=True,
+                forcerm=True,
+                pull=False,
+                decode=True,
+            )
+            for chunk in stream:
+                text = str(chunk.get("stream") or "")
+                for line in text.splitlines():
+                    if line.strip():
+                        lines.append(line)
+                        emit(line)
+                if chunk.get("error"):
+                    error = str(chunk["error"]).strip()
+                    lines.append(error)
+                    emit(error)
+                aux = chunk.get("aux")
+                if isinstance(aux, dict) and aux.get("ID"):
+                    image_id = str(aux["ID"])
+            if error:
+                raise BuildFailed(
+                    f"build {request.tag}: {error}", log_tail=lines[-_BUILD_LOG_TAIL:]
+                )
+            if not image_id:
+                image_id = str(client.inspect_image(request.tag)["Id"])
+            return BuildResult(image_id=image_id, tag=request.tag, log=tuple(lines))
+
+        started = time.monotonic()
+        result = await self._run("build", run, subject=request.tag, deadline=self.build_timeout)
+        log.info(
+            "image_built",
+            tag=request.tag,
+            image_id=result.image_id,
+            seconds=round(time.monotonic() - started, 3),
+        )
+        return result
+
+    async def ensure_network(self, name: str | None = None) -> str:
+        """Create the managed bridge network when missing (cached once seen)."""
+        net = name or network_name(self.instance)
+        if net in self._networks:
+            return net
+
+        def run() -> None:
+            found = [n for n in self._client.networks(names=[net]) if n.get("Name") == net]
+            if found:
+                return
+            try:
+                self._client.create_network(
+                    net, driver="bridge", labels={L.INSTANCE: self.instance}, check_duplicate=True
+                )
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409:  # created meanwhile by someone else: fine
+                    raise
+            log.info("network_created", network=net)
+
+        await self._run("ensure_network", run, subject=net)
+        self._networks.add(net)
+        return net
+
+    async def ensure_volume(self, name: str) -> str:
+        """Create a named volume when missing; trueup never deletes volumes."""
+
+        def run() -> None:
+            try:
+                self._client.inspect_volume(name)
+            except docker.errors.NotFound:
+                self._client.create_volume(name, labels={L.INSTANCE: self.instance})
+                log.info("volume_created", volume=name)
+
+        await self._run("ensure_volume", run, subject=name)
+        return name
+
+    async def create(self, spec: ContainerSpec) -> str:
+        """Create a container from ``spec`` on the managed network; returns its id."""
+        labels = {**spec.labels, L.INSTANCE: self.instance}
+        managed = spec.network_mode in (None, "bridge")
+        network = spec.network or network_name(self.instance)
+        if managed:
+            await self.ensure_network(network)
+        for volume in spec.volumes:
+            await self.ensure_volume(volume.name)
+        aliases = list(spec.aliases) or ([labels[L.APP]] if L.APP in labels else [])
+
+        def run() -> str:
+            api = self._client
+            binds = [
+                f"{v.name}:{v.mount_path}:{'ro' if v.read_only else 'rw'}" for v in spec.volumes
+            ] + [
+                f"{b.host_path}:{b.mount_path}:{'ro' if b.read_only else 'rw'}" for b in spec.binds
+            ]
+            port_bindings: dict[str, Any] = {}
+            for p in spec.ports:
+                if p.host_port is not None:
+                    key = f"{p.container_port}/{p.protocol}"
+                    port_bindings[key] = (p.host_ip, p.host_port) if p.host_ip else p.host_port
+            host_config = api.create_host_config(
+                binds=binds or None,
+                port_bindings=port_bindings or None,
+                restart_policy={"Name": _RESTART[spec.restart_policy]},
+                init=True if spec.init else None,
+                mem_limit=spec.memory,
+                nano_cpus=int(spec.cpus * _NS) if spec.cpus else None,
+                privileged=spec.privileged,
+                cap_add=list(spec.cap_add) or None,
+                network_mode=network if managed else spec.network_mode,
+                ulimits=self._ulimits(),
+            )
+            networking_config = (
+                api.create_networking_config(
+                    {network: api.create_endpoint_config(aliases=aliases or None)}
+                )
+                if managed
+                else None
+            )
+            healthcheck = None
+            if spec.healthcheck is not None:
+                hc = spec.healthcheck
+                healthcheck = {
+                    "test": list(hc.test),
+                    "interval": int(hc.interval * _NS),
+                    "timeout": int(hc.timeout * _NS),
+                    "retries": hc.retries,
+                    "start_period": int(hc.start_period * _NS),
+                }
+            created = api.create_container(
+                spec.image,
+                command=list(spec.command) if spec.command is not None else None,
+                entrypoint=list(spec.entrypoint) if spec.entrypoint is not None else None,
+                environment=dict(spec.env) or None,
+                working_dir=spec.working_dir,
+                user=spec.user,
+                labels=labels,
+                ports=[(p.container_port, p.protocol) for p in spec.ports] or None,
+                host_config=host_config,
+                networking_config=networking_config,
+                healthcheck=healthcheck,
+                stop_signal=spec.stop_signal,
+                stop_timeout=(
+                    math.ceil(spec.stop_grace_period)
+                    if spec.stop_grace_period is not None
+                    else None
+                ),
+                name=spec.name,
+            )
+            return str(created["Id"])
+
+        container_id = await self._run("create", run, subject=spec.name)
+        log.info("container_created", container=spec.name, id=container_id[:12], image=spec.image)
+        return container_id
+
+    async def start(self, container: str) -> None:
+        """Start a created or stopped container."""
+        await self._run("start", self._client.start, container, subject=container)
+
+    async def stop(
+        self, container: str, *, grace_period: float | None = None, signal: str | None = None
+    ) -> None:
+        """Stop gracefully: ``signal`` (or the container's stop signal), SIGKILL after grace."""
+        grace = None if grace_period is None else max(0, math.ceil(grace_period))
+        deadline = self.timeout + (grace if grace is not None else 30)
+
+        def run() -> None:
+            api = self._client
+            if signal is None:
+                api.stop(container, timeout=grace)
+                return
+            try:
+                api.kill(container, signal=signal)
+            except docker.errors.APIError as exc:
+                if exc.status_code == 409:  # not running: nothing to stop
+                    return
+                raise
+            try:
+                api.wait(container, timeout=grace if grace is not None else 10)
+            except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+                try:
+                    api.kill(container, signal="SIGKILL")
+                except docker.errors.APIError as exc:
+                    if exc.status_code != 409:
+                        raise
+
+        await self._run("stop", run, subject=container, deadline=deadline)
+
+    async def remove(self, container: str, *, force: bool = True) -> None:
+        """Remove a container and its anonymous volumes."""
+        await self._run(
+            "remove",
+            self._client.remove_container,
+            container,
+            v=True,
+            force=force,
+            subject=container,
+        )
+
+    async def logs(
+        self, container: str, *, tail: int | None = None, follow: bool = False
+    ) -> AsyncIterator[LogLine]:
+        """The container's output, line by line; with ``follow`` until the iterator closes."""
+        if not follow:
+            raw: bytes = await self._run(
+                "logs",
+                self._client.logs,
+                container,
+                timestamps=True,
+                tail=tail if tail is not None else "all",
+                subject=container,
+            )
+            for line in raw.decode("utf-8", "replace").splitlines():
+                when, text = _split_timestamp(line)
+                yield LogLine(container=container, text=text, time=when)
+            return
+
+        client = self._streams()
+
+        def open_stream() -> Any:
+            return client.logs(
+                container,
+                stream=True,
+                follow=True,
+                timestamps=True,
+                tail=tail if tail is not None else "all",
+            )
+
+        buffer = ""
+        async for chunk in self._pump("logs", open_stream, subject=container):
+            buffer += chunk.decode("utf-8", "replace") if isinstance(chunk, bytes) else str(chunk)
+            *complete, buffer = buffer.split("\n")
+            for line in complete:
+                when, text = _split_timestamp(line.rstrip("\r"))
+                yield LogLine(container=container, text=text, time=when)
+        if buffer:
+            when, text = _split_timestamp(buffer)
+            yield LogLine(container=container, text=text, time=when)
+
+    async def stats(self, container: str) -> Stats:
+        """CPU and memory of a running container (the engine samples for about a second)."""
+        data: dict[str, Any] = await self._run(
+            "stats", self._client.stats, container, stream=False, subject=container
+        )
+        return stats_from(data)
+
+    async def exec(
+        self, container: str, command: Sequence[str], *, timeout: float | None = None
+    ) -> ExecResult:
+        """Run ``command`` in the container; output is stdout and stderr together."""
+
+        def run() -> ExecResult:
+            api = self._client
+            exec_id = api.exec_create(container, list(command), stdout=True, stderr=True)["Id"]
+            output = api.exec_start(exec_id)
+            code = api.exec_inspect(exec_id).get("ExitCode")
+            text = output.decode("utf-8", "replace") if isinstance(output, bytes) else str(output)
+            return ExecResult(exit_code=int(code) if code is not None else -1, output=text)
+
+        limit = timeout if timeout is not None else self.timeout
+        return await self._run("exec", run, subject=container, deadline=limit)
+
+    def events(self) -> AsyncIterator[RuntimeEvent]:
+        """This instance's container events from the second of this call on (none missed)."""
+        return self._events(since=int(time.time()))
+
+    async def _events(self, since: int) -> AsyncIterator[RuntimeEvent]:
+        client = self._streams()
+
+        def open_stream() -> Any:
+            return client.events(
+                since=since,
+                decode=True,
+                filters={"type": "container", "label": L.instance_filter(self.instance)},
+            )
+
+        async for raw in self._pump("events", open_stream):
+            event = self._event_from(raw)
+            if event is not None:
+                yield event
+
+    def _event_from(self, raw: Mapping[str, Any]) -> RuntimeEvent | None:
+        action = str(raw.get("Action") or raw.get("status") or "")
+        kind, _, detail = action.partition(":")
+        kind = kind.strip()
+        if kind not in EVENT_KINDS:
+            return None
+        actor = raw.get("Actor") or {}
+        attributes = {str(k): str(v) for k, v in (actor.get("Attributes") or {}).items()}
+        if attributes.get(L.INSTANCE) != self.instance:
+            return None
+        health_word = (detail.strip() or attributes.get("health_status", "")).lower()
+        health: Health | None = None
+        if kind == "health_status" and health_word in ("healthy", "unhealthy", "starting"):
+            health = health_word  # type: ignore[assignment]  # narrowed by the membership test
+        exit_code = attributes.get("exitCode")
+        nanos = raw.get("timeNano")
+        when = (
+            datetime.fromtimestamp(int(nanos) / _NS, UTC)
+            if nanos
+            else datetime.fromtimestamp(int(raw.get("time") or 0), UTC)
+        )
+        labels = {k: v for k, v in attributes.items() if k not in ("name", "image", "exitCode")}
+        return RuntimeEvent(
+            kind=kind,
+            container_id=str(actor.get("ID") or raw.get("id") or ""),
+            name=attributes.get("name", ""),
+            labels=labels,
+            time=when,
+            exit_code=int(exit_code) if exit_code and exit_code.lstrip("-").isdigit() else None,
+            health=health,
+        )
+
+    async def close(self) -> None:
+        """Close the HTTP connections."""
+        for client in (self._client, self._stream_client):
+            if client is not None:
+                await asyncio.to_thread(client.close)
+
+
+def stats_from(data: Mapping[str, Any]) -> Stats:
+    """Docker's stats document as trueup's `Stats` (CPU percent over all cores)."""
+    cpu = data.get("cpu_stats") or {}
+    pre = data.get("precpu_stats") or {}
+    cpu_delta = float((cpu.get("cpu_usage") or {}).get("total_usage") or 0) - float(
+        (pre.get("cpu_usage") or {}).get("total_usage") or 0
+    )
+    system_delta = float(cpu.get("system_cpu_usage") or 0) - float(pre.get("system_cpu_usage") or 0)
+    online = cpu.get("online_cpus") or len((cpu.get("cpu_usage") or {}).get("percpu_usage") or [])
+    percent = (cpu_delta / system_delta) * float(online or 1) * 100.0 if system_delta > 0 else 0.0
+    memory = data.get("memory_stats") or {}
+    detail = memory.get("stats") or {}
+    cache = detail.get("inactive_file", detail.get("total_inactive_file", detail.get("cache", 0)))
+    usage = max(0, int(memory.get("usage") or 0) - int(cache or 0))
+    limit = memory.get("limit")
+    pids = (data.get("pids_stats") or {}).get("current")
+    return Stats(
+        cpu_percent=max(0.0, percent),
+        memory_bytes=usage,
+        memory_limit=int(limit) if limit else None,
+        pids=int(pids) if pids is not None else None,
+    )
+
+
+def _close_quietly(stream: Any) -> None:
+    try:
+        stream.close()
+    except Exception:  # closing a half-dead socket may fail; nothing is left to clean up
+        log.debug("stream_close_failed")
+
+
+def probe(url: str, *, timeout: float = 2.0) -> str | None:
+    """Blocking: the engine's name at ``url`` (e.g. ``Podman Engine``), or None if silent."""
+    client = docker.APIClient(base_url=url, version=API_VERSION, timeout=timeout)
+    try:
+        client.ping()
+        components = client.version().get("Components") or [{}]
+        return str(components[0].get("Name") or "Docker Engine")
+    except Exception:  # any failure means "does not answer"; auto tries the next candidate
+        return None
+    finally:
+        client.close()

@@ -1,0 +1,199 @@
+"""`PodmanRuntime`: the Docker adapter pointed at Podman's Docker-compatible API, quirks handled.
+
+Podman 4 serves the Docker API (it reports API 1.41), so `DockerRuntime` does nearly all the
+work. What differs, each found by running it:
+
+- Containers start only with explicit ``nofile``/``nproc`` ulimits: Podman's default open-files
+  limit can exceed the host's hard limit, and then every start fails.
+- The compat list's status text never carries the health ("Up 5 seconds", never
+  "(healthy)"); the health comes from Podman's own list endpoint (``/libpod/containers/json``,
+  where ``Status`` is the health word). So `list` is two requests, still independent of
+  the number of containers: compat rows (addresses) plus libpod rows (health, exit code).
+- Podman schedules health checks with systemd timers; without systemd (containers, minimal
+  VMs) they never run and containers stay "starting" forever. This adapter runs due checks
+  itself (``/libpod/containers/{id}/healthcheck``) from a background task while it is open.
+- Image names come back qualified (``docker.io/library/busybox:1.36``, ``localhost/app:1``);
+  they are reported as written (``busybox:1.36``, ``app:1``).
+- ``init: true`` needs ``catatonit`` on the host; without it the engine answers 500, which is
+  reported as a permanent rejection naming the fix rather than a transient outage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import docker.errors
+import docker.types
+import structlog
+
+from controller import labels as L
+from controller.errors import RuntimeRejected, RuntimeUnavailable, TrueupError
+from controller.runtime.base import ContainerInfo, ContainerSpec, Health
+from controller.runtime.docker import DockerRuntime
+
+log = structlog.get_logger(__name__)
+
+LIBPOD_PREFIX = "/v4.0.0/libpod"
+ULIMIT = 1024
+_HEALTH_WORDS = ("healthy", "unhealthy", "starting")
+_QUALIFIERS = ("docker.io/library/", "docker.io/", "localhost/")
+
+
+class PodmanRuntime(DockerRuntime):
+    """The runtime contract on ``podman system service`` (rootful or rootless socket).
+
+    ``drive_healthchecks`` runs containers' health checks from this process (needed where
+    Podman has no systemd to schedule them); ``health_tick`` is how often it looks.
+    """
+
+    kind = "podman"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        instance: str,
+        timeout: float = 30.0,
+        build_timeout: float = 900.0,
+        drive_healthchecks: bool = True,
+        health_tick: float = 1.0,
+    ) -> None:
+        super().__init__(url, instance=instance, timeout=timeout, build_timeout=build_timeout)
+        self.drive_healthchecks = drive_healthchecks
+        self.health_tick = health_tick
+        self._health_task: asyncio.Task[None] | None = None
+
+    def _ulimits(self) -> list[Any] | None:
+        return [
+            docker.types.Ulimit(name="nofile", soft=ULIMIT, hard=ULIMIT),
+            docker.types.Ulimit(name="nproc", soft=ULIMIT, hard=ULIMIT),
+        ]
+
+    def _image_name(self, name: str) -> str:
+        for prefix in _QUALIFIERS:
+            if name.startswith(prefix):
+                return name[len(prefix) :]
+        return name
+
+    def _libpod_list(self, *, running_only: bool = False) -> list[dict[str, Any]]:
+        """Podman's own list rows for this instance (blocking; call through `_run`)."""
+        filters: dict[str, list[str]] = {"label": [L.instance_filter(self.instance)]}
+        if running_only:
+            filters["status"] = ["running"]
+        response = self._client.get(
+            f"{self._client.base_url}{LIBPOD_PREFIX}/containers/json",
+            params={"all": "true", "filters": json.dumps(filters)},
+            timeout=self.timeout,
+        )
+        if response.status_code >= 400:
+            raise docker.errors.APIError(
+                "libpod list failed", response=response, explanation=response.text
+            )
+        rows: list[dict[str, Any]] = response.json() or []
+        return rows
+
+    def _run_healthcheck(self, container_id: str) -> None:
+        response = self._client.get(
+            f"{self._client.base_url}{LIBPOD_PREFIX}/containers/{container_id}/healthcheck",
+            timeout=self.timeout,
+        )
+        if response.status_code >= 400 and response.status_code != 409:
+            raise docker.errors.APIError(
+                "healthcheck failed", response=response, explanation=response.text
+            )
+
+    async def list(self) -> list[ContainerInfo]:
+        """Compat rows (addresses) merged with libpod rows (health, exit code): two requests."""
+        self._ensure_health_driver()
+        infos = await super().list()
+        rows = await self._run("list", self._libpod_list)
+        by_id: dict[str, Mapping[str, Any]] = {str(r.get("Id")): r for r in rows}
+        merged = []
+        for info in infos:
+            row = by_id.get(info.id)
+            if row is None:
+                merged.append(info)
+                continue
+            word = str(row.get("Status") or "")
+            health: Health | None = word if word in _HEALTH_WORDS else None  # type: ignore[assignment]  # narrowed by the membership test
+            exit_code = info.exit_code
+            if info.state in ("exited", "dead") and row.get("ExitCode") is not None:
+                exit_code = int(row["ExitCode"])
+            merged.append(
+                ContainerInfo(
+                    id=info.id,
+                    name=info.name,
+                    image=info.image,
+                    labels=info.labels,
+                    state=info.state,
+                    health=health,
+                    created=info.created,
+                    ip_address=info.ip_address,
+                    exit_code=exit_code,
+                    status=info.status,
+                )
+            )
+        return merged
+
+    async def create(self, spec: ContainerSpec) -> str:
+        """As Docker's, with a clear permanent error when ``init`` cannot be honoured."""
+        try:
+            return await super().create(spec)
+        except RuntimeUnavailable as exc:
+            if "container-init binary not found" in str(exc):
+                raise RuntimeRejected(
+                    f"create {spec.name}: init: true needs catatonit on the Podman host "
+                    "(apt-get install catatonit)"
+                ) from exc
+            raise
+
+    async def start(self, container: str) -> None:
+        """Start the container, and the health-check driver when it is not running yet."""
+        await super().start(container)
+        self._ensure_health_driver()
+
+    def _ensure_health_driver(self) -> None:
+        if not self.drive_healthchecks:
+            return
+        if self._health_task is not None and not self._health_task.done():
+            return
+        self._health_task = asyncio.get_running_loop().create_task(
+            self._drive_healthchecks(), name="trueup-podman-healthchecks"
+        )
+
+    async def _drive_healthchecks(self) -> None:
+        """Run each running container's health check when its interval has passed."""
+        last_run: dict[str, float] = {}
+        intervals: dict[str, float] = {}
+        while True:
+            try:
+                rows = await self._run("healthcheck", self._libpod_list, running_only=True)
+                now = time.monotonic()
+                for row in rows:
+                    if str(row.get("Status") or "") not in _HEALTH_WORDS:
+                        continue  # no health check configured
+                    cid = str(row.get("Id"))
+                    if cid not in intervals:
+                        data = await self._run("healthcheck", self._client.inspect_container, cid)
+                        check = (data.get("Config") or {}).get("Healthcheck") or {}
+                        intervals[cid] = max(float(check.get("Interval") or 30e9) / 1e9, 0.5)
+                    if now - last_run.get(cid, 0.0) >= intervals[cid]:
+                        last_run[cid] = now
+                        await self._run("healthcheck", self._run_healthcheck, cid)
+            except TrueupError as exc:
+                log.debug("podman_healthcheck_failed", error=str(exc))
+            await asyncio.sleep(self.health_tick)
+
+    async def close(self) -> None:
+        """Stop the health-check driver and close the connections."""
+        task, self._health_task = self._health_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await super().close()
