@@ -14,7 +14,9 @@ from typing import TextIO
 import structlog
 
 
-def configure(*, level: str = "info", json: bool | None = None, stream: TextIO | None = None) -> None:
+def configure(
+    *, level: str = "info", json: bool | None = None, stream: TextIO | None = None
+) -> None:
     """Configure structlog for the process; ``json=None`` picks JSON unless stderr is a TTY."""
     out = stream if stream is not None else sys.stderr
     use_json = (not out.isatty()) if json is None else json

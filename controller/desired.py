@@ -1,0 +1,279 @@
+"""Desired state: manifests at a revision + secrets + build-context ids → one resolved spec per app.
+
+Pure: no I/O, no clock. The resolved spec is the app's container-relevant manifest with the
+image resolved (a build becomes its content-addressed tag) and secret values replaced by
+digests. Its canonical JSON is stored on every container (``trueup.spec``) and its sha256 is
+the ``trueup.spec-hash`` label, so a later pass, even after a restart, can tell what changed.
+``replicas`` is kept in the stored spec for diffs but left out of the hash: scaling never rolls.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from controller import labels as L
+from controller.errors import PolicyError, SourceError, TrueupError
+from controller.manifests.loader import LoadResult
+from controller.manifests.models import App, Build, SecretValue, Spec
+from controller.policy import Policy, violations
+from controller.runtime.base import (
+    BindMount,
+    ContainerSpec,
+    HealthCheckSpec,
+    PortSpec,
+    VolumeMount,
+)
+from controller.secrets import SecretStore, digest
+
+# Fields of the manifest spec that do not shape a container; they never enter the hash.
+_NOT_CONTAINER_FIELDS = ("build", "image", "replicas", "routes", "dependsOn", "update", "suspend")
+_UNHASHED = ("replicas",)
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """How to make a build app's image: the context (relative to the deployment root) and tag."""
+
+    context: str
+    context_id: str
+    dockerfile: str
+    args: Mapping[str, str]
+    target: str | None
+    tag: str
+
+
+@dataclass(frozen=True)
+class DesiredApp:
+    """One app as it should run."""
+
+    name: str
+    spec: dict[str, Any]
+    spec_hash: str
+    replicas: int
+    image: str
+    build: BuildPlan | None
+    depends_on: tuple[str, ...]
+    strategy: Literal["start-first", "stop-first"]
+    suspend: bool
+    file: str
+    manifest: App
+    secret_env: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def short_hash(self) -> str:
+        return self.spec_hash[:8]
+
+
+@dataclass
+class DesiredState:
+    """Every app that should run at ``revision``, plus apps that could not be resolved."""
+
+    revision: str | None
+    apps: dict[str, DesiredApp] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    """Apps whose manifest is valid but cannot be resolved (missing secret, policy): left as is."""
+    invalid: set[str] = field(default_factory=set)
+    """Apps whose manifest failed to load: left as is."""
+    load_failed: bool = False
+    """True when any manifest file failed to load: pruning is suspended for the pass."""
+
+
+def canonical_json(value: Any) -> str:
+    """Sorted keys, no whitespace: the form hashes and labels are taken over."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def spec_hash(spec: Mapping[str, Any]) -> str:
+    """sha256 over the canonical JSON of ``spec`` without the unhashed fields."""
+    hashed = {k: v for k, v in spec.items() if k not in _UNHASHED}
+    return hashlib.sha256(canonical_json(hashed).encode()).hexdigest()
+
+
+def build_tag(app: str, build: Build, context_id: str) -> str:
+    """A content-addressed tag: same context tree and build options, same tag, no rebuild."""
+    options = canonical_json(
+        {"dockerfile": build.dockerfile, "args": dict(build.args), "target": build.target}
+    )
+    opt = hashlib.sha256(options.encode()).hexdigest()[:8]
+    return f"trueup/{app}:{context_id[:12]}-{opt}"
+
+
+def resolve(
+    loaded: LoadResult,
+    *,
+    revision: str | None,
+    secrets: SecretStore,
+    context_ids: Mapping[str, str],
+    policy: Policy,
+) -> DesiredState:
+    """Resolve every loaded app; an app that fails to resolve is recorded, not raised."""
+    state = DesiredState(
+        revision=revision, invalid=set(loaded.invalid_apps), load_failed=bool(loaded.failed_files)
+    )
+    for name in sorted(loaded.apps):
+        item = loaded.apps[name]
+        try:
+            state.apps[name] = resolve_app(
+                item.app, file=item.file, secrets=secrets, context_ids=context_ids, policy=policy
+            )
+        except TrueupError as exc:
+            state.errors[name] = str(exc)
+    return state
+
+
+def resolve_app(
+    app: App,
+    *,
+    file: str,
+    secrets: SecretStore,
+    context_ids: Mapping[str, str],
+    policy: Policy,
+) -> DesiredApp:
+    """Resolve one app; raises ``SecretError`` or ``PolicyError`` for this app alone."""
+    spec = app.spec
+    problems = violations(spec, policy)
+    if problems:
+        raise PolicyError("; ".join(problems))
+    build_plan: BuildPlan | None = None
+    if spec.build is not None:
+        context_id = context_ids.get(spec.build.context)
+        if context_id is None:
+            raise SourceError(f"build context {spec.build.context!r} not found at this revision")
+        tag = build_tag(app.name, spec.build, context_id)
+        build_plan = BuildPlan(
+            context=spec.build.context,
+            context_id=context_id,
+            dockerfile=spec.build.dockerfile,
+            args=dict(spec.build.args),
+            target=spec.build.target,
+            tag=tag,
+        )
+        image = tag
+    else:
+        assert spec.image is not None  # the model guarantees image XOR build
+        image = spec.image
+    secret_env = {
+        var: secrets.get(v.secret_ref.name, v.secret_ref.key)
+        for var, v in spec.env.items()
+        if isinstance(v, SecretValue)
+    }
+    resolved = _resolved_spec(app, image, secret_env)
+    return DesiredApp(
+        name=app.name,
+        spec=resolved,
+        spec_hash=spec_hash(resolved),
+        replicas=spec.replicas,
+        image=image,
+        build=build_plan,
+        depends_on=tuple(spec.depends_on),
+        strategy=spec.effective_strategy(),
+        suspend=spec.suspend,
+        file=file,
+        manifest=app,
+        secret_env=secret_env,
+    )
+
+
+def _resolved_spec(app: App, image: str, secret_env: Mapping[str, str]) -> dict[str, Any]:
+    dumped = app.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+    resolved = {k: v for k, v in dumped.items() if k not in _NOT_CONTAINER_FIELDS}
+    env: dict[str, Any] = {}
+    for var, value in app.spec.env.items():
+        if isinstance(value, SecretValue):
+            ref = value.secret_ref
+            env[var] = {
+                "secretRef": f"{ref.name}/{ref.key}",
+                "digest": digest(app.name, var, secret_env[var]),
+            }
+        else:
+            env[var] = value
+    resolved["env"] = env
+    resolved["image"] = image
+    resolved["labels"] = dict(app.metadata.labels)
+    resolved["replicas"] = app.spec.replicas
+    return resolved
+
+
+def container_name(instance: str, app: str, replica: int, short_hash: str) -> str:
+    """Predictable names: ``<instance>-<app>-<replica>-<short spec hash>``."""
+    return f"{instance}-{app}-{replica}-{short_hash}"
+
+
+def container_spec(
+    desired: DesiredApp, *, replica: int, instance: str, revision: str | None
+) -> ContainerSpec:
+    """The runtime's view of one replica of ``desired``, with every ownership label."""
+    spec: Spec = desired.manifest.spec
+    env = {k: v for k, v in spec.env.items() if isinstance(v, str)}
+    env.update(desired.secret_env)
+    labels = {f"{L.USER_PREFIX}{k}": v for k, v in desired.manifest.metadata.labels.items()}
+    labels.update(
+        {
+            L.INSTANCE: instance,
+            L.APP: desired.name,
+            L.REPLICA: str(replica),
+            L.SPEC_HASH: desired.spec_hash,
+            L.REVISION: revision or "worktree",
+            L.SPEC: canonical_json(desired.spec),
+        }
+    )
+    return ContainerSpec(
+        name=container_name(instance, desired.name, replica, desired.short_hash),
+        image=desired.image,
+        command=tuple(spec.command) if spec.command is not None else None,
+        entrypoint=tuple(spec.entrypoint) if spec.entrypoint is not None else None,
+        env=env,
+        working_dir=spec.working_dir,
+        user=spec.user,
+        labels=labels,
+        ports=tuple(
+            PortSpec(p.container_port, p.protocol, p.host_port, p.host_ip) for p in spec.ports
+        ),
+        healthcheck=healthcheck_spec(spec),
+        memory=spec.resources.memory,
+        cpus=spec.resources.cpus,
+        volumes=tuple(VolumeMount(v.name, v.mount_path, v.read_only) for v in spec.volumes),
+        binds=tuple(BindMount(b.host_path, b.mount_path, b.read_only) for b in spec.binds),
+        restart_policy=spec.restart_policy,
+        init=spec.init,
+        stop_signal=spec.stop_signal,
+        stop_grace_period=spec.stop_grace_period,
+        aliases=(desired.name,),
+        privileged=spec.privileged,
+        network_mode=None if spec.network_mode == "bridge" else spec.network_mode,
+        cap_add=tuple(spec.cap_add),
+    )
+
+
+def healthcheck_spec(spec: Spec) -> HealthCheckSpec | None:
+    """The engine-side health check: http via wget (or curl), tcp via nc, exec as given."""
+    check = spec.health_check
+    if check is None:
+        return None
+    ports = {p.name: p.container_port for p in spec.ports}
+    timeout = max(1, round(check.timeout))
+    test: tuple[str, ...]
+    if check.http is not None:
+        port = check.http.port if isinstance(check.http.port, int) else ports[check.http.port]
+        url = f"http://127.0.0.1:{port}{check.http.path}"
+        test = (
+            "CMD-SHELL",
+            f"wget -q -O /dev/null -T {timeout} {url} || curl -fsS -m {timeout} -o /dev/null {url}",
+        )
+    elif check.tcp is not None:
+        port = check.tcp.port if isinstance(check.tcp.port, int) else ports[check.tcp.port]
+        test = ("CMD-SHELL", f"nc -z -w {timeout} 127.0.0.1 {port}")
+    else:
+        assert check.exec is not None
+        test = ("CMD", *check.exec)
+    return HealthCheckSpec(
+        test=test,
+        interval=check.interval,
+        timeout=check.timeout,
+        retries=check.retries,
+        start_period=check.start_period,
+    )
