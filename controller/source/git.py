@@ -34,11 +34,12 @@ import structlog
 from dulwich.client import (
     FetchPackResult,
     GitClient,
+    HTTPUnauthorized,
     Urllib3HttpGitClient,
     get_transport_and_path,
     get_transport_and_path_from_url,
 )
-from dulwich.errors import NotGitRepository
+from dulwich.errors import HangupException, NotGitRepository
 from dulwich.objects import Commit, ObjectID
 from dulwich.objectspec import AmbiguousShortId, parse_commit
 from dulwich.refs import Ref
@@ -362,10 +363,10 @@ class GitSource:
             )
         except TrueupError:
             raise
-        except (
-            Exception
-        ) as exc:  # any transport failure (socket, HTTP, ssh, protocol) = failed fetch
-            reason = str(exc) or type(exc).__name__
+        # Transports fail in open-ended ways (socket, urllib3, ssh subprocess, protocol); each
+        # is a failed fetch the loop retries, never a traceback that stops it.
+        except Exception as exc:
+            reason = _reason(exc)
             raise SourceUnavailable(f"cannot fetch {self.display}: {reason}") from exc
         finally:
             client.close()
@@ -489,6 +490,17 @@ class GitSource:
 def collect_manifests_of_file(repo: Repo, oid: ObjectID, rel: str) -> dict[str, bytes]:
     """``--path`` naming one YAML file: that file alone."""
     return {rel: repo.object_store[oid].as_raw_string()}
+
+
+def _reason(exc: Exception) -> str:
+    """A short, credential-free reason for a failed fetch."""
+    if isinstance(exc, HTTPUnauthorized):
+        return "authentication failed (check the URL's credentials or the token file)"
+    if isinstance(exc, NotGitRepository):
+        return "no git repository at that address"
+    if isinstance(exc, HangupException):
+        return "the server hung up (is the repository exported / does it exist?)"
+    return str(exc) or type(exc).__name__
 
 
 def _mirrored(refs: Mapping[Ref, ObjectID | None]) -> dict[Ref, ObjectID]:

@@ -187,7 +187,12 @@ def test_submodule_and_symlinks_do_not_crash(repo: Path, tmp_path: Path, state_d
     assert files["apps/alias.yaml"] == files["apps/web.yaml"]
     assert set(files) == {"apps/alias.yaml", "apps/db.yml", "apps/web.yaml"}
     skipped = {e["file"] for e in logs if e["event"] == "manifest_symlink_skipped"}
-    assert skipped == {"apps/evil.yaml", "apps/absolute.yaml", "apps/dangling.yaml", "apps/dir.yaml"}
+    assert skipped == {
+        "apps/evil.yaml",
+        "apps/absolute.yaml",
+        "apps/dangling.yaml",
+        "apps/dir.yaml",
+    }
     assert context.tar  # the tar of a folder with a submodule and symlinks is made
 
 
@@ -249,7 +254,9 @@ def test_detached_head_and_empty_repository(repo: Path, tmp_path: Path, state_di
         source.fetch()
 
 
-def test_same_tree_is_parsed_once(repo: Path, state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_same_tree_is_parsed_once(
+    repo: Path, state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A commit that does not touch --path keeps its tree id and is served from the cache."""
     calls: list[str] = []
     real = git_module.collect_manifests
