@@ -141,18 +141,14 @@ def validate(
     Exit 0 when all are valid, 1 when any is not, 2 when the repository cannot be read.
     """
     from controller.manifests import load_files
-    from controller.source import read_manifest_files
+    from controller.source import GitSource
 
     try:
-        files = read_manifest_files(
-            repo,
-            manifest_path,
-            rev=rev,
-            branch=branch,
-            worktree=worktree,
-            state_dir=state_dir,
-            token_file=token_file,
-        )
+        with GitSource(repo, state_dir=state_dir, branch=branch, token_file=token_file) as source:
+            if worktree:
+                files = source.read_worktree(manifest_path)
+            else:
+                files = source.manifest_files(source.resolve(rev).sha, manifest_path)
     except TrueupError as exc:
         fail(str(exc))
         return
@@ -186,3 +182,150 @@ def schema(out: Path) -> None:
 
     target = schema_module.write(out)
     click.echo(str(target))
+
+
+def engine_options(f: Any) -> Any:
+    """Options of commands that plan against an engine: secrets and host-power policy."""
+    f = click.option(
+        "--secrets-dir",
+        type=click.Path(path_type=Path, file_okay=False),
+        default=None,
+        envvar="TRUEUP_SECRETS_DIR",
+        help="Folder of <name>.env files that secretRefs read (never in git).",
+    )(f)
+    f = click.option(
+        "--allow-privileged", is_flag=True, help="Let manifests run privileged containers."
+    )(f)
+    f = click.option(
+        "--allow-host-network", is_flag=True, help="Let manifests use networkMode: host."
+    )(f)
+    f = click.option(
+        "--allow-bind",
+        "allow_binds",
+        multiple=True,
+        help="A host path (and what is below it) that manifests may bind-mount; repeatable.",
+    )(f)
+    f = click.option(
+        "--allow-cap", "allow_caps", multiple=True, help="A capability manifests may add."
+    )(f)
+    f = click.option(
+        "--output",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        help="Text for people, JSON for scripts.",
+    )(f)
+    return f
+
+
+def _policy(kw: dict[str, Any]) -> Any:
+    from controller.policy import Policy
+
+    return Policy(
+        allow_privileged=kw["allow_privileged"],
+        allow_host_network=kw["allow_host_network"],
+        allowed_capabilities=frozenset(kw["allow_caps"]),
+        allowed_bind_paths=tuple(kw["allow_binds"]),
+    )
+
+
+async def _pass(kw: dict[str, Any], *, apply: bool, worktree: bool) -> Any:
+    from controller.reconciler import Reconciler
+    from controller.runtime import connect
+    from controller.source import GitSource
+
+    with GitSource(
+        kw["repo"], state_dir=kw["state_dir"], branch=kw["branch"], token_file=kw["token_file"]
+    ) as source:
+        runtime = connect(kw["runtime"], kw["runtime_url"], instance=kw["instance"])
+        try:
+            reconciler = Reconciler(
+                source,
+                runtime,
+                instance=kw["instance"],
+                path=kw["manifest_path"],
+                secrets_dir=kw["secrets_dir"],
+                policy=_policy(kw),
+            )
+            return await reconciler.run_pass(
+                rev=kw["rev"],
+                worktree=worktree,
+                apply=apply,
+                prune=kw.get("prune", True),
+                allow_empty=kw.get("allow_empty", False),
+            )
+        finally:
+            await runtime.close()
+
+
+def _run_pass(kw: dict[str, Any], *, apply: bool, worktree: bool = False) -> Any:
+    import asyncio
+
+    from controller import logs
+
+    logs.configure(level="info" if apply and kw["output"] == "text" else "warning")
+    try:
+        return asyncio.run(_pass(kw, apply=apply, worktree=worktree))
+    except TrueupError as exc:
+        fail(str(exc))
+
+
+def _show_plan(result: Any, kw: dict[str, Any]) -> None:
+    from controller import render
+
+    if kw["output"] == "json":
+        click.echo(render.plan_json_text(result.plan, result.problems))
+        return
+    colour = sys.stdout.isatty()
+    click.echo(
+        render.plan_text(
+            result.plan,
+            result.problems,
+            colour=colour,
+            file_label=lambda name: display_path(kw["repo"], name),
+        )
+    )
+
+
+@main.command()
+@common_options
+@source_options
+@worktree_option
+@engine_options
+def diff(**kw: Any) -> None:
+    """Show what apply would change; change nothing.
+
+    Exit 0 in sync, 1 changes pending, 2 error (including a manifest that failed to load).
+    """
+    result = _run_pass(kw, apply=False, worktree=kw["worktree"])
+    _show_plan(result, kw)
+    if result.problems:
+        sys.exit(EXIT_ERROR)
+    sys.exit(EXIT_OK if result.plan.in_sync else EXIT_CHANGES)
+
+
+@main.command()
+@common_options
+@source_options
+@engine_options
+@click.option(
+    "--prune/--no-prune", default=True, show_default=True, help="Remove apps gone from git."
+)
+@click.option("--allow-empty", is_flag=True, help="Allow a pass that deletes every app.")
+def apply(**kw: Any) -> None:
+    """Make the host match git at the branch tip (or --rev), once.
+
+    Exit 0 when everything converged, 1 when an app failed, 2 on an error (a manifest that
+    failed to load is an error: the valid apps are applied first).
+    """
+    result = _run_pass(kw, apply=True)
+    _show_plan(result, kw)
+    for outcome in result.outcomes:
+        mark = "ok" if outcome.ok else "FAILED"
+        line = f"{mark:6} {outcome.app} {outcome.action} ({outcome.duration_s:.1f}s)"
+        if not outcome.ok:
+            line += f": {outcome.message}"
+        click.echo(line, err=kw["output"] == "json")
+    if result.problems:
+        sys.exit(EXIT_ERROR)
+    sys.exit(EXIT_CHANGES if result.failed else EXIT_OK)

@@ -1,0 +1,245 @@
+"""Apply a plan: run each change through the runtime, one ``Outcome`` per change, never raising.
+
+Independent apps run concurrently (bounded); an app waits until the apps it depends on have
+finished their own change successfully. Within an app, replicas are replaced one by one:
+``start-first`` starts the new container, waits until it is healthy, then retires the old one,
+so a failed rollout leaves the old version serving; ``stop-first`` retires first. Every
+intermediate state is one a later pass can read from labels and finish (see ``plan``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import structlog
+
+from controller.desired import DesiredApp, DesiredState, container_spec
+from controller.errors import (
+    BuildFailed,
+    ContainerNotFound,
+    HealthCheckFailed,
+    ImageNotFound,
+    TransientError,
+    TrueupError,
+)
+from controller.plan import Change, Plan, ReplicaStep
+from controller.runtime.base import BuildRequest, Runtime
+
+log = structlog.get_logger(__name__)
+
+ContextReader = Callable[[str, str], Awaitable[bytes]]
+"""(context path, dockerfile) -> tar of the build context at the pass's revision."""
+
+RUNNING_SETTLE_S = 0.5
+POLL_S = 0.25
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one change."""
+
+    app: str
+    action: str
+    ok: bool
+    message: str
+    duration_s: float
+    transient: bool = False
+    built: bool = False
+
+
+class Applier:
+    """Runs one plan against one runtime."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        desired: DesiredState,
+        *,
+        instance: str,
+        read_context: ContextReader,
+        concurrency: int = 4,
+        health_slack_s: float = 5.0,
+    ) -> None:
+        self.runtime = runtime
+        self.desired = desired
+        self.instance = instance
+        self.read_context = read_context
+        self.health_slack_s = health_slack_s
+        self._limit = asyncio.Semaphore(max(1, concurrency))
+        self._done: dict[str, asyncio.Future[bool]] = {}
+
+    async def run(self, plan: Plan) -> list[Outcome]:
+        """Apply every change of ``plan``; return one outcome per change, in plan order."""
+        if not plan.changes:
+            return []
+        loop = asyncio.get_running_loop()
+        self._done = {c.app: loop.create_future() for c in plan.changes}
+        if any(c.steps for c in plan.changes):
+            try:
+                await self.runtime.ensure_network()
+            except TrueupError as exc:
+                return [self._fail(c, exc, 0.0) for c in plan.changes]
+        tasks = [asyncio.create_task(self._run_change(c)) for c in plan.changes]
+        return list(await asyncio.gather(*tasks))
+
+    async def _run_change(self, change: Change) -> Outcome:
+        started = time.monotonic()
+        bound = log.bind(app=change.app, action=change.action)
+        for dep in change.depends_on:
+            future = self._done.get(dep)
+            if future is not None and not await asyncio.shield(future):
+                outcome = Outcome(
+                    change.app,
+                    change.action,
+                    False,
+                    f"waiting: dependency {dep} did not converge",
+                    time.monotonic() - started,
+                    transient=True,
+                )
+                self._finish(change, outcome)
+                return outcome
+        async with self._limit:
+            try:
+                built = await self._execute(change)
+            except TrueupError as exc:
+                outcome = self._fail(change, exc, time.monotonic() - started)
+                bound.warning("change_failed", error=str(exc), transient=outcome.transient)
+            else:
+                outcome = Outcome(
+                    change.app,
+                    change.action,
+                    True,
+                    "converged",
+                    time.monotonic() - started,
+                    built=built,
+                )
+                bound.info("change_applied", duration_s=round(outcome.duration_s, 3))
+        self._finish(change, outcome)
+        return outcome
+
+    def _finish(self, change: Change, outcome: Outcome) -> None:
+        future = self._done.get(change.app)
+        if future is not None and not future.done():
+            future.set_result(outcome.ok)
+
+    def _fail(self, change: Change, exc: TrueupError, duration: float) -> Outcome:
+        message = str(exc)
+        if isinstance(exc, BuildFailed) and exc.log_tail:
+            message += "\n" + "\n".join(exc.log_tail[-20:])
+        return Outcome(
+            change.app,
+            change.action,
+            False,
+            message,
+            duration,
+            transient=isinstance(exc, TransientError),
+        )
+
+    async def _execute(self, change: Change) -> bool:
+        want = self.desired.apps.get(change.app)
+        built = False
+        if want is not None and any(s.start for s in change.steps):
+            built = await self._ensure_image(want)
+            for volume in want.manifest.spec.volumes:
+                await self.runtime.ensure_volume(volume.name)
+        for container in change.remove:
+            await self._retire(container, grace=None)
+        if want is not None:
+            for step in change.steps:
+                await self._step(want, step)
+        return built
+
+    async def _ensure_image(self, want: DesiredApp) -> bool:
+        if await self.runtime.image_exists(want.image):
+            return False
+        if want.build is None:
+            raise ImageNotFound(f"image {want.image} is not on the engine")
+        plan = want.build
+        tar = await self.read_context(plan.context, plan.dockerfile)
+        log.info("build_started", app=want.name, tag=plan.tag, context=plan.context)
+        await self.runtime.build(
+            BuildRequest(
+                context=tar,
+                tag=plan.tag,
+                dockerfile=plan.dockerfile,
+                args=dict(plan.args),
+                target=plan.target,
+                labels={"trueup.app": want.name, "trueup.context-tree": plan.context_id},
+            ),
+            on_log=lambda line: log.debug("build_output", app=want.name, line=line),
+        )
+        log.info("build_finished", app=want.name, tag=plan.tag)
+        return True
+
+    async def _step(self, want: DesiredApp, step: ReplicaStep) -> None:
+        if step.await_id is not None:
+            try:
+                await self._await_ready(want, step.await_id)
+            except HealthCheckFailed:
+                await self._retire(step.await_id, grace=0)
+                raise
+            for old in step.retire:
+                await self._retire(old, grace=want.manifest.spec.stop_grace_period)
+            return
+        if not step.start:
+            return
+        grace = want.manifest.spec.stop_grace_period
+        if not step.start_first:
+            for old in step.retire:
+                await self._retire(old, grace=grace)
+        spec = container_spec(
+            want, replica=step.index, instance=self.instance, revision=self.desired.revision
+        )
+        new_id = await self.runtime.create(spec)
+        try:
+            await self.runtime.start(new_id)
+            await self._await_ready(want, new_id)
+        except TrueupError:
+            if step.start_first and step.retire:
+                # keep the old version serving; drop the replacement that did not come up
+                await self._retire(new_id, grace=0)
+            raise
+        if step.start_first:
+            for old in step.retire:
+                await self._retire(old, grace=grace)
+
+    async def _await_ready(self, want: DesiredApp, container: str) -> None:
+        """Wait for health (or, without a check, for the process to stay up briefly)."""
+        check = want.manifest.spec.health_check
+        if check is None:
+            await asyncio.sleep(RUNNING_SETTLE_S)
+            info = await self.runtime.inspect(container)
+            if info.state != "running":
+                raise HealthCheckFailed(
+                    f"{info.name} is {info.state} right after start (exit code {info.exit_code})"
+                )
+            return
+        budget = check.start_period + check.retries * (check.interval + check.timeout)
+        deadline = time.monotonic() + budget + self.health_slack_s
+        while True:
+            info = await self.runtime.inspect(container)
+            if info.state == "running" and info.health == "healthy":
+                return
+            if info.state in ("exited", "dead"):
+                raise HealthCheckFailed(
+                    f"{info.name} exited (code {info.exit_code}) before becoming healthy"
+                )
+            if info.health == "unhealthy":
+                raise HealthCheckFailed(f"{info.name} failed its health check")
+            if time.monotonic() > deadline:
+                raise HealthCheckFailed(
+                    f"{info.name} not healthy after {budget + self.health_slack_s:.0f}s"
+                )
+            await asyncio.sleep(POLL_S)
+
+    async def _retire(self, container: str, *, grace: float | None) -> None:
+        """Stop (with the grace period) and remove; a container already gone is fine."""
+        try:
+            if grace != 0:
+                await self.runtime.stop(container, grace_period=grace)
+            await self.runtime.remove(container, force=True)
+        except ContainerNotFound:
+            return

@@ -1,0 +1,197 @@
+"""One reconcile pass: fetch → load → desire → observe → plan → apply.
+
+Reads top to bottom; each stage is a function of its own module. The reconciler owns the
+caches that make a no-op pass cheap: manifests are parsed once per git tree id of ``--path``,
+build contexts are identified by their git tree id without packing them, and the engine is
+observed with one list call. Used by `trueup diff` / `trueup apply` (one pass) and, later, by
+the controller loop (many passes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import stat
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+
+from controller.apply import Applier, Outcome
+from controller.desired import DesiredState, resolve
+from controller.manifests.loader import LoadResult, Problem, load_files
+from controller.observed import ObservedState, observe
+from controller.plan import Plan, make_plan
+from controller.policy import Policy
+from controller.runtime.base import Runtime
+from controller.secrets import load_secrets
+from controller.source import GitSource, ManifestFiles
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class PassResult:
+    """Everything one pass found and did."""
+
+    revision: str | None
+    plan: Plan
+    problems: list[Problem]
+    outcomes: list[Outcome] = field(default_factory=list)
+    desired: DesiredState | None = None
+    observed: ObservedState | None = None
+    duration_s: float = 0.0
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if not o.ok]
+
+
+class Reconciler:
+    """Strings the stages together for one source, one runtime and one instance."""
+
+    def __init__(
+        self,
+        source: GitSource,
+        runtime: Runtime,
+        *,
+        instance: str,
+        path: str = ".",
+        secrets_dir: Path | None = None,
+        policy: Policy | None = None,
+        concurrency: int = 4,
+    ) -> None:
+        self.source = source
+        self.runtime = runtime
+        self.instance = instance
+        self.path = path
+        self.secrets_dir = secrets_dir
+        self.policy = policy or Policy()
+        self.concurrency = concurrency
+        self._parsed: dict[str, LoadResult] = {}
+
+    async def load(
+        self, *, rev: str | None, worktree: bool = False
+    ) -> tuple[ManifestFiles, LoadResult]:
+        """The manifest files at ``rev`` (or on disk) and what they load to (cached by tree id)."""
+        if worktree:
+            files = await asyncio.to_thread(self.source.read_worktree, self.path)
+            return files, load_files(files.files)
+        revision = await asyncio.to_thread(self.source.resolve, rev)
+        files = await asyncio.to_thread(self.source.manifest_files, revision.sha, self.path)
+        cached = self._parsed.get(files.tree_id or "")
+        if cached is None:
+            cached = load_files(files.files)
+            if files.tree_id:
+                self._parsed = {files.tree_id: cached}
+        return files, cached
+
+    async def desire(self, files: ManifestFiles, loaded: LoadResult) -> DesiredState:
+        """Resolve images (build contexts' tree ids), secrets and policy for every app."""
+        contexts = {
+            item.app.spec.build.context
+            for item in loaded.apps.values()
+            if item.app.spec.build is not None
+        }
+        context_ids: dict[str, str] = {}
+        for context in sorted(contexts):
+            try:
+                context_ids[context] = await asyncio.to_thread(self._context_id, files, context)
+            except Exception as exc:  # a missing context fails that app only (see resolve)
+                log.warning("build_context_unavailable", context=context, error=str(exc))
+        return resolve(
+            loaded,
+            revision=files.revision,
+            secrets=load_secrets(self.secrets_dir),
+            context_ids=context_ids,
+            policy=self.policy,
+        )
+
+    def _context_id(self, files: ManifestFiles, context: str) -> str:
+        if files.revision is None:
+            root = self.source.worktree_root
+            assert root is not None
+            return worktree_context_id(root / context)
+        return self.source.build_context(files.revision, context).tree_id
+
+    async def read_context(self, revision: str, context: str, dockerfile: str) -> bytes:
+        result = await asyncio.to_thread(
+            self.source.build_context, revision, context, dockerfile=dockerfile
+        )
+        return result.tar
+
+    async def run_pass(
+        self,
+        *,
+        rev: str | None = None,
+        worktree: bool = False,
+        apply: bool = True,
+        prune: bool = True,
+        allow_empty: bool = False,
+    ) -> PassResult:
+        """One whole pass; with ``apply=False`` it only plans (nothing on the host changes)."""
+        started = time.monotonic()
+        files, loaded = await self.load(rev=rev, worktree=worktree)
+        desired = await self.desire(files, loaded)
+        observed = observe(await self.runtime.list())
+        plan = make_plan(desired, observed, prune=prune, allow_empty=allow_empty)
+        problems = list(loaded.problems) + resolution_problems(desired, loaded)
+        result = PassResult(
+            files.revision, plan, sorted(problems), desired=desired, observed=observed
+        )
+        if apply and not plan.in_sync:
+            revision = files.revision
+            assert revision is not None, "apply never runs on the working tree"
+
+            async def read(context: str, dockerfile: str) -> bytes:
+                return await self.read_context(revision, context, dockerfile)
+
+            applier = Applier(
+                self.runtime,
+                desired,
+                instance=self.instance,
+                read_context=read,
+                concurrency=self.concurrency,
+            )
+            result.outcomes = await applier.run(plan)
+        result.duration_s = time.monotonic() - started
+        log.info(
+            "reconcile_pass",
+            revision=files.revision,
+            changes=len(plan.changes),
+            failed=len(result.failed),
+            problems=len(problems),
+            duration_s=round(result.duration_s, 3),
+        )
+        return result
+
+
+def resolution_problems(desired: DesiredState, loaded: LoadResult) -> list[Problem]:
+    """Apps that loaded but could not be resolved (secret, policy), as located problems."""
+    out: list[Problem] = []
+    for app, message in sorted(desired.errors.items()):
+        item = loaded.apps.get(app)
+        file, line = (item.file, item.line) if item else ("(unknown)", 1)
+        out.append(Problem(file, line, 1, f"app {app}: {message}"))
+    return out
+
+
+def worktree_context_id(folder: Path) -> str:
+    """A content id for a build context on disk (``--worktree`` previews only)."""
+    digest = hashlib.sha256()
+    if not folder.is_dir():
+        raise FileNotFoundError(folder)
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            info = path.lstat()
+            digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+            digest.update(f"{stat.S_IMODE(info.st_mode):o}\0".encode())
+            if path.is_symlink():
+                digest.update(os.readlink(path).encode())
+            else:
+                digest.update(path.read_bytes())
+    return "wt" + digest.hexdigest()[:38]
