@@ -64,6 +64,10 @@ _RESTART = {"always": "always", "on-failure": "on-failure", "never": "no"}
 _NS = 1_000_000_000
 _TIMESTAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)? ?(.*)$")
 _BUILD_LOG_TAIL = 20
+# Podman's compat events say "remove" for Docker's "destroy", put the health in a top-level
+# "HealthStatus" and add attributes of its own; both dialects are read here.
+_ACTION_ALIASES = {"remove": "destroy"}
+_EVENT_ATTRIBUTES = frozenset({"name", "image", "exitCode", "containerExitCode", "podId"})
 
 
 def parse_time(value: str) -> datetime | None:
@@ -638,14 +642,14 @@ class DockerRuntime:
     def _event_from(self, raw: Mapping[str, Any]) -> RuntimeEvent | None:
         action = str(raw.get("Action") or raw.get("status") or "")
         kind, _, detail = action.partition(":")
-        kind = kind.strip()
+        kind = _ACTION_ALIASES.get(kind.strip(), kind.strip())
         if kind not in EVENT_KINDS:
             return None
         actor = raw.get("Actor") or {}
         attributes = {str(k): str(v) for k, v in (actor.get("Attributes") or {}).items()}
         if attributes.get(L.INSTANCE) != self.instance:
             return None
-        health_word = (detail.strip() or attributes.get("health_status", "")).lower()
+        health_word = (detail.strip() or str(raw.get("HealthStatus") or "")).lower()
         health: Health | None = None
         if kind == "health_status" and health_word in ("healthy", "unhealthy", "starting"):
             health = health_word  # type: ignore[assignment]  # narrowed by the membership test
@@ -656,7 +660,7 @@ class DockerRuntime:
             if nanos
             else datetime.fromtimestamp(int(raw.get("time") or 0), UTC)
         )
-        labels = {k: v for k, v in attributes.items() if k not in ("name", "image", "exitCode")}
+        labels = {k: v for k, v in attributes.items() if k not in _EVENT_ATTRIBUTES}
         return RuntimeEvent(
             kind=kind,
             container_id=str(actor.get("ID") or raw.get("id") or ""),

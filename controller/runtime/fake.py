@@ -309,9 +309,9 @@ class FakeRuntime:
         lines = c.lines if tail is None else c.lines[-tail:] if tail > 0 else []
         sent = len(c.lines) - len(lines)
         while True:
-            for line in c.lines[sent:]:
-                yield line
-            sent = len(c.lines)
+            while sent < len(c.lines):
+                sent += 1
+                yield c.lines[sent - 1]
             if not follow or c.state != "running" or c.id not in self._containers:
                 return
             await c.changed.wait()

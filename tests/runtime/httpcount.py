@@ -1,0 +1,69 @@
+"""A unix-socket proxy that counts the HTTP requests passing through it, for call-count tests.
+
+It sits between an adapter and the engine's socket, so the count is independent of anything
+the adapter reports about itself.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+from pathlib import Path
+
+_REQUEST_LINE = re.compile(rb"(?:^|\r\n)(GET|POST|PUT|DELETE|HEAD) (\S+) HTTP/1\.[01]\r\n")
+
+
+class CountingProxy:
+    """Forward ``path`` to ``upstream`` (both unix socket paths), recording request lines."""
+
+    def __init__(self, upstream: str, path: Path) -> None:
+        self.upstream = upstream
+        self.path = path
+        self.requests: list[str] = []
+        self._lock = threading.Lock()
+        self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._server.bind(str(path))
+        self._server.listen(64)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.path}"
+
+    def reset(self) -> None:
+        with self._lock:
+            self.requests.clear()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            upstream.connect(self.upstream)
+            threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, target: socket.socket, count: bool) -> None:
+        try:
+            while data := source.recv(65536):
+                if count:
+                    lines = [
+                        f"{m[0].decode()} {m[1].decode()}" for m in _REQUEST_LINE.findall(data)
+                    ]
+                    with self._lock:
+                        self.requests.extend(lines)
+                target.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (source, target):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self._server.close()
