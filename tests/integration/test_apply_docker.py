@@ -1,0 +1,290 @@
+"""`trueup apply` and `trueup diff` against a real dockerd and a real git repository.
+
+Each test drives the CLI as an operator would (a subprocess, commits made with the git CLI)
+and checks the engine itself with the docker SDK.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import pytest
+
+from tests.gitutil import commit_files, git, make_repo
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("docker_engine")]
+
+HEALTHY_HTTP = """\
+apiVersion: trueup/v1
+kind: App
+metadata: {{name: {name}}}
+spec:
+  image: busybox:1.36
+  command: [sh, -c, "echo ok > /tmp/healthz && exec httpd -f -p 8080 -h /tmp"]
+  replicas: {replicas}
+  env: {{GREETING: "{greeting}"}}
+  ports: [{{name: http, containerPort: 8080}}]
+  healthCheck: {{http: {{path: /healthz, port: http}}, interval: 1s, timeout: 1s, retries: 2}}
+  init: true
+  stopGracePeriod: 1s
+"""
+
+SLEEPER = """\
+apiVersion: trueup/v1
+kind: App
+metadata: {{name: {name}}}
+spec:
+  image: busybox:1.36
+  command: [sleep, "3600"]
+  init: true
+  stopGracePeriod: 1s
+{extra}"""
+
+BUILT = """\
+apiVersion: trueup/v1
+kind: App
+metadata: {name: site}
+spec:
+  build: {context: services/site}
+  init: true
+  stopGracePeriod: 1s
+"""
+
+DOCKERFILE = 'FROM busybox:1.36\nCOPY index.html /www/index.html\nCMD ["sleep", "3600"]\n'
+
+
+def http_app(name: str, replicas: int = 1, greeting: str = "hello") -> str:
+    return HEALTHY_HTTP.format(name=name, replicas=replicas, greeting=greeting)
+
+
+def sleeper(name: str, extra: str = "") -> str:
+    return SLEEPER.format(name=name, extra=textwrap.indent(extra, "  "))
+
+
+@dataclass
+class Deployment:
+    """A git repo of manifests plus the instance name that trueup manages it under."""
+
+    repo: Path
+    instance: str
+    state: Path
+    client: docker.DockerClient
+
+    def trueup(self, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "controller", *args, "--repo", str(self.repo)]
+        cmd += ["--instance", self.instance, "--state-dir", str(self.state)]
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"{args} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+            )
+        return result
+
+    def commit(self, files: dict[str, str], message: str = "change") -> str:
+        return commit_files(self.repo, files, message)
+
+    def remove_file(self, rel: str) -> str:
+        git(self.repo, "rm", "-q", rel)
+        git(self.repo, "commit", "-q", "-m", f"remove {rel}")
+        return git(self.repo, "rev-parse", "HEAD")
+
+    def containers(self, app: str | None = None) -> list[docker.models.containers.Container]:
+        label = [f"trueup.instance={self.instance}"]
+        if app:
+            label.append(f"trueup.app={app}")
+        return self.client.containers.list(all=True, filters={"label": label})
+
+    def ids(self) -> set[str]:
+        return {c.id for c in self.containers()}
+
+
+@pytest.fixture
+def deployment(tmp_path: Path, instance: str) -> Iterator[Deployment]:
+    client = docker.from_env()
+    repo = tmp_path / "repo"
+    make_repo(repo, {"README.md": "deployment repo\n"})
+    try:
+        yield Deployment(repo, instance, tmp_path / "state", client)
+    finally:
+        client.close()
+
+
+def test_first_apply_then_noop(deployment: Deployment) -> None:
+    """First apply creates every replica healthy; a second apply touches nothing."""
+    deployment.commit(
+        {"apps/web.yaml": http_app("web", replicas=2), "apps/job.yaml": sleeper("job")}
+    )
+    first = deployment.trueup("apply", check=True)
+    assert "ok     web create" in first.stdout
+    web = deployment.containers("web")
+    assert sorted(c.labels["trueup.replica"] for c in web) == ["0", "1"]
+    assert all(c.attrs["State"]["Health"]["Status"] == "healthy" for c in web)
+    before = deployment.ids()
+    second = deployment.trueup("apply", check=True)
+    assert "in sync: nothing to do" in second.stdout
+    assert deployment.ids() == before
+    assert deployment.trueup("diff").returncode == 0
+
+
+def test_diff_is_read_only(deployment: Deployment) -> None:
+    """diff reports pending creates with exit 1 and creates, builds or changes nothing."""
+    deployment.commit({"apps/web.yaml": http_app("web"), "apps/site.yaml": BUILT,
+                       "services/site/Dockerfile": DOCKERFILE,
+                       "services/site/index.html": "v1\n"})  # fmt: skip
+    images_before = {i.id for i in deployment.client.images.list()}
+    result = deployment.trueup("diff", "--output", "json")
+    assert result.returncode == 1, result.stderr
+    doc = json.loads(result.stdout)
+    assert set(doc) == {"revision", "in_sync", "changes", "errors"}
+    assert [(c["app"], c["action"]) for c in doc["changes"]] == [
+        ("site", "create"),
+        ("web", "create"),
+    ]
+    assert deployment.containers() == []
+    assert {i.id for i in deployment.client.images.list()} == images_before
+    nets = deployment.client.networks.list(names=[f"trueup-{deployment.instance}"])
+    assert nets == []
+
+
+def test_build_cached_by_context_tree(deployment: Deployment) -> None:
+    """A commit outside the build context reuses the image; a change inside rebuilds it."""
+    deployment.commit({"apps/site.yaml": BUILT, "services/site/Dockerfile": DOCKERFILE,
+                       "services/site/index.html": "v1\n"})  # fmt: skip
+    deployment.trueup("apply", check=True)
+    (first,) = deployment.containers("site")
+    tag = first.attrs["Config"]["Image"]
+    deployment.commit({"README.md": "docs only\n"})
+    second = deployment.trueup("apply", check=True)
+    assert "build" not in second.stdout and "in sync" in second.stdout
+    assert deployment.containers("site")[0].id == first.id
+    deployment.commit({"services/site/index.html": "v2\n"})
+    third = deployment.trueup("apply", check=True)
+    assert "(build trueup/site:" in third.stdout
+    (now,) = deployment.containers("site")
+    assert now.attrs["Config"]["Image"] != tag
+    out = now.exec_run(["cat", "/www/index.html"]).output.decode()
+    assert out == "v2\n"
+
+
+def test_field_update_rolls_with_diff(deployment: Deployment) -> None:
+    """A changed env value is shown per field by diff, then rolled out by apply."""
+    deployment.commit({"apps/web.yaml": http_app("web", replicas=2, greeting="hello")})
+    deployment.trueup("apply", check=True)
+    old = deployment.ids()
+    deployment.commit({"apps/web.yaml": http_app("web", replicas=2, greeting="bonjour")})
+    diff = deployment.trueup("diff")
+    assert diff.returncode == 1
+    assert 'spec.env.GREETING: "hello" → "bonjour"' in diff.stdout
+    deployment.trueup("apply", check=True)
+    web = deployment.containers("web")
+    assert len(web) == 2 and {c.id for c in web}.isdisjoint(old)
+    assert all("GREETING=bonjour" in c.attrs["Config"]["Env"] for c in web)
+    assert deployment.trueup("diff").returncode == 0
+
+
+def test_never_healthy_update_keeps_old_serving(deployment: Deployment) -> None:
+    """A new version that never passes its check is removed; the old one keeps running."""
+    deployment.commit({"apps/web.yaml": http_app("web")})
+    deployment.trueup("apply", check=True)
+    (old,) = deployment.containers("web")
+    broken = http_app("web").replace("echo ok > /tmp/healthz && ", "")
+    deployment.commit({"apps/web.yaml": broken})
+    result = deployment.trueup("apply")
+    assert result.returncode == 1
+    assert "FAILED web update" in result.stdout + result.stderr
+    (still,) = deployment.containers("web")
+    assert still.id == old.id and still.status == "running"
+
+
+def test_heal_after_rm(deployment: Deployment) -> None:
+    """A replica removed with `docker rm -f` is recreated by the next apply."""
+    deployment.commit({"apps/web.yaml": http_app("web", replicas=2)})
+    deployment.trueup("apply", check=True)
+    victim = next(c for c in deployment.containers("web") if c.labels["trueup.replica"] == "1")
+    victim.remove(force=True)
+    diff = deployment.trueup("diff")
+    assert "~ web  heal" in diff.stdout and "replica 1 missing" in diff.stdout
+    deployment.trueup("apply", check=True)
+    assert sorted(c.labels["trueup.replica"] for c in deployment.containers("web")) == ["0", "1"]
+
+
+def test_prune_keeps_volumes(deployment: Deployment) -> None:
+    """Deleting an app's manifest removes its containers but never its named volume."""
+    volume = f"data-{deployment.instance}"
+    extra = f"volumes: [{{name: {volume}, mountPath: /data}}]\n"
+    deployment.commit({"apps/db.yaml": sleeper("db", extra), "apps/web.yaml": http_app("web")})
+    deployment.trueup("apply", check=True)
+    (db,) = deployment.containers("db")
+    db.exec_run(["sh", "-c", "echo precious > /data/file"])
+    deployment.remove_file("apps/db.yaml")
+    result = deployment.trueup("apply", check=True)
+    assert "- db  delete" in result.stdout
+    assert deployment.containers("db") == []
+    try:
+        vol = deployment.client.volumes.get(volume)
+        check = deployment.client.containers.run(
+            "busybox:1.36", ["cat", "/data/file"], volumes={volume: {"bind": "/data"}}, remove=True
+        )
+        assert check == b"precious\n"
+    finally:
+        deployment.client.volumes.get(volume).remove(force=True)
+    assert vol is not None
+
+
+def test_broken_manifest_isolated(deployment: Deployment) -> None:
+    """A broken file: other apps still update, nothing is pruned, apply exits 2 naming it."""
+    deployment.commit({"apps/web.yaml": http_app("web"), "apps/job.yaml": sleeper("job"),
+                       "apps/old.yaml": sleeper("old")})  # fmt: skip
+    deployment.trueup("apply", check=True)
+    (job,) = deployment.containers("job")
+    deployment.remove_file("apps/old.yaml")
+    deployment.commit({"apps/web.yaml": http_app("web", greeting="changed"),
+                       "apps/job.yaml": "apiVersion: trueup/v1\nkind: App\nmetadata: {name: job\n"})  # fmt: skip
+    result = deployment.trueup("apply")
+    assert result.returncode == 2
+    assert "apps/job.yaml:4:1: YAML syntax error" in result.stdout
+    assert "ok     web update" in result.stdout
+    assert all("GREETING=changed" in c.attrs["Config"]["Env"] for c in deployment.containers("web"))
+    assert [c.id for c in deployment.containers("job")] == [job.id]
+    assert len(deployment.containers("old")) == 1
+
+
+def test_deleting_every_app_refused(deployment: Deployment) -> None:
+    """A commit that removes every manifest is refused unless --allow-empty."""
+    deployment.commit({"apps/job.yaml": sleeper("job")})
+    deployment.trueup("apply", check=True)
+    deployment.remove_file("apps/job.yaml")
+    refused = deployment.trueup("apply")
+    assert "refusing to delete every managed app" in refused.stdout
+    assert len(deployment.containers("job")) == 1
+    deployment.trueup("apply", "--allow-empty", check=True)
+    assert deployment.containers("job") == []
+
+
+def test_secret_reaches_container_not_diff(deployment: Deployment, tmp_path: Path) -> None:
+    """A secretRef is resolved from the secrets dir into the container; diff shows no value."""
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "db.env").write_text("password=s3cr3t-one\n")
+    extra = "env: {DB_PASSWORD: {secretRef: {name: db, key: password}}}\n"
+    deployment.commit({"apps/job.yaml": sleeper("job", extra)})
+    deployment.trueup("apply", "--secrets-dir", str(secrets), check=True)
+    (job,) = deployment.containers("job")
+    assert "DB_PASSWORD=s3cr3t-one" in job.attrs["Config"]["Env"]
+    assert "s3cr3t-one" not in json.dumps(job.labels)
+    (secrets / "db.env").write_text("password=s3cr3t-two\n")
+    for output in ("text", "json"):
+        diff = deployment.trueup("diff", "--secrets-dir", str(secrets), "--output", output)
+        assert diff.returncode == 1
+        assert "(secret changed)" in diff.stdout
+        assert "s3cr3t" not in diff.stdout + diff.stderr
+    missing = deployment.trueup("diff", "--secrets-dir", str(tmp_path / "nowhere"))
+    assert missing.returncode == 2
+    assert "secret 'db' not found" in missing.stdout
