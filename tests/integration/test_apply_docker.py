@@ -245,8 +245,10 @@ def test_broken_manifest_isolated(deployment: Deployment) -> None:
     deployment.trueup("apply", check=True)
     (job,) = deployment.containers("job")
     deployment.remove_file("apps/old.yaml")
-    deployment.commit({"apps/web.yaml": http_app("web", greeting="changed"),
-                       "apps/job.yaml": "apiVersion: trueup/v1\nkind: App\nmetadata: {name: job\n"})  # fmt: skip
+    broken = "apiVersion: trueup/v1\nkind: App\nmetadata: {name: job\n"
+    deployment.commit(
+        {"apps/web.yaml": http_app("web", greeting="changed"), "apps/job.yaml": broken}
+    )
     result = deployment.trueup("apply")
     assert result.returncode == 2
     assert "apps/job.yaml:4:1: YAML syntax error" in result.stdout
