@@ -9,8 +9,8 @@ poll timer.
   path is a sub-folder of a working tree, the enclosing repository is used and the sub-folder
   becomes the *deployment root*: ``--path`` and ``build.context`` are relative to it.
 * Any URL, ``file://`` included, is fetched with dulwich into a bare mirror under
-  ``<state_dir>/mirrors/<hash of the URL>``; its ``refs/heads/*``, ``refs/tags/*`` and ``HEAD``
-  follow the remote exactly, so a force-push simply moves the tip. No working tree is written.
+  ``<state_dir>/mirrors/<hash of the URL>`` (see ``mirror.py``); its refs follow the remote
+  exactly, so a force-push simply moves the tip. No working tree is written.
 
 dulwich is used only inside ``controller.source``; every dulwich failure is translated here
 into ``SourceUnavailable`` (fetch failed: retry), ``RevisionNotFound`` or ``SourceError``.
@@ -18,35 +18,24 @@ into ``SourceUnavailable`` (fetch failed: retry), ``RevisionNotFound`` or ``Sour
 
 from __future__ import annotations
 
-import os
 import re
 import stat
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Generic, TypeVar
-from urllib.parse import urlsplit
 
 import structlog
-from dulwich.client import (
-    FetchPackResult,
-    GitClient,
-    HTTPUnauthorized,
-    Urllib3HttpGitClient,
-    get_transport_and_path,
-    get_transport_and_path_from_url,
-)
-from dulwich.errors import HangupException, NotGitRepository
 from dulwich.objects import Commit, ObjectID
 from dulwich.objectspec import AmbiguousShortId, parse_commit
 from dulwich.refs import Ref
-from dulwich.repo import Repo, UnsupportedExtension, UnsupportedVersion
+from dulwich.repo import Repo
 
-from controller.errors import RevisionNotFound, SourceError, SourceUnavailable, TrueupError
+from controller.errors import RevisionNotFound, SourceError
 from controller.source.location import RepoLocation, parse_location
+from controller.source.mirror import HEAD, HEADS, OPEN_ERRORS, TAGS, create_mirror, fetch_into
 from controller.source.model import BuildContext, ManifestFiles, Revision
 from controller.source.tree import (
     clean_subpath,
@@ -60,15 +49,10 @@ from controller.source.worktree import read_worktree
 
 log = structlog.get_logger(__name__)
 
-_HEADS = b"refs/heads/"
-_TAGS = b"refs/tags/"
-_HEAD = Ref(b"HEAD")
-_MIRRORED = (_HEADS, _TAGS)
 _FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 # Revisions are looked up as object ids and ref names; refuse anything that could walk the
 # filesystem ("..", a leading "/" or "-") before it reaches the refs container.
 _REV = re.compile(r"^(?!-)(?!/)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/@+-]+$")
-_OPEN_ERRORS = (NotGitRepository, UnsupportedVersion, UnsupportedExtension, OSError, ValueError)
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -189,6 +173,8 @@ class GitSource:
         ``rev`` is not in the mirror (it may have been pushed since). RevisionNotFound when git
         does not have it.
         """
+        if rev is not None and not _REV.match(rev):
+            raise RevisionNotFound(f"invalid revision {rev!r}")
         with self._lock:
             fetched_now = False
             if self.is_remote and not self._fetched:
@@ -196,8 +182,6 @@ class GitSource:
                 fetched_now = True
             if rev is None:
                 return self._tip(self._require_repo())
-            if not _REV.match(rev):
-                raise RevisionNotFound(f"invalid revision {rev!r}")
             found = self._find_commit(rev)
             if found is None and self.is_remote and not fetched_now:
                 self._fetch_remote()
@@ -224,7 +208,7 @@ class GitSource:
                 if stat.S_ISDIR(mode):
                     files = collect_manifests(store, oid, rel)
                 elif stat.S_ISREG(mode) and is_manifest_name(rel):
-                    files = collect_manifests_of_file(self._require_repo(), oid, rel)
+                    files = {rel: store[oid].as_raw_string()}
                 else:
                     raise SourceError(f"--path {path!r} is neither a folder nor a YAML file")
                 self._manifests.put((oid, rel), files)
@@ -280,7 +264,7 @@ class GitSource:
             raise SourceError(f"--repo {self.display}: no such directory")
         try:
             repo = Repo.discover(str(path))
-        except _OPEN_ERRORS as exc:
+        except OPEN_ERRORS as exc:
             raise SourceError(f"--repo {self.display} is not inside a git repository") from exc
         self._repo = repo
         self.git_dirs = tuple(dict.fromkeys([Path(repo.controldir()), Path(repo.commondir())]))
@@ -302,7 +286,7 @@ class GitSource:
                 raise SourceError(f"{self.display} has not been fetched yet")
             try:
                 self._repo = Repo(str(self.mirror_path))
-            except _OPEN_ERRORS as exc:
+            except OPEN_ERRORS as exc:
                 raise SourceError(
                     f"mirror of {self.display} at {self.mirror_path} is damaged; delete it"
                 ) from exc
@@ -314,109 +298,28 @@ class GitSource:
             return self._require_repo()
         if self._closed:
             raise SourceError(f"git source for {self.display} is closed")
-        try:
-            self.mirror_path.mkdir(parents=True, exist_ok=True)
-            repo = Repo.init_bare(str(self.mirror_path))
-            config = repo.get_config()
-            config.set((b"remote", b"origin"), b"url", self.display.encode())
-            config.write_to_path()
-        except _OPEN_ERRORS as exc:
-            raise SourceError(f"cannot create a mirror at {self.mirror_path}: {exc}") from exc
-        log.info("git_mirror_created", url=self.display, path=str(self.mirror_path))
-        self._repo = repo
-        return repo
-
-    # -- internals: fetching ---------------------------------------------------------------
-
-    def _client(self) -> tuple[GitClient, str]:
-        loc = self.location
-        if loc.kind == "http":
-            creds = loc.credentials(self._token_file)
-            client = Urllib3HttpGitClient(
-                loc.address,
-                username=creds.username,
-                password=creds.password,
-                timeout=self._timeout,
-            )
-            return client, urlsplit(loc.address).path
-        if loc.kind == "ssh":
-            ssh_command = None
-            if not (os.environ.get("GIT_SSH_COMMAND") or os.environ.get("GIT_SSH")):
-                # Never prompt (there is nobody to answer) and do not hang on a dead host.
-                ssh_command = f"ssh -o BatchMode=yes -o ConnectTimeout={max(1, int(self._timeout))}"
-            if "://" in loc.address:
-                return get_transport_and_path_from_url(loc.address, ssh_command=ssh_command)
-            return get_transport_and_path(loc.address, ssh_command=ssh_command)
-        return get_transport_and_path_from_url(loc.address)
+        self._repo = create_mirror(self.mirror_path, self.location)
+        return self._repo
 
     def _fetch_remote(self) -> None:
         mirror = self._open_mirror()
-        client, path = self._client()
-
-        def wants(refs: Mapping[Ref, ObjectID], depth: int | None = None) -> list[ObjectID]:
-            return mirror.object_store.determine_wants_all(_mirrored(refs))
-
-        started = time.perf_counter()
-        try:
-            result: FetchPackResult = client.fetch(
-                path, mirror, determine_wants=wants, ref_prefix=[_HEAD, _HEADS, _TAGS]
-            )
-        except TrueupError:
-            raise
-        # Transports fail in open-ended ways (socket, urllib3, ssh subprocess, protocol); each
-        # is a failed fetch the loop retries, never a traceback that stops it.
-        except Exception as exc:
-            reason = _reason(exc)
-            raise SourceUnavailable(f"cannot fetch {self.display}: {reason}") from exc
-        finally:
-            client.close()
-        remote = _mirrored(result.refs)
-        self._sync_refs(mirror, remote, result.symrefs.get(_HEAD), result.refs.get(_HEAD))
+        fetch_into(mirror, self.location, token_file=self._token_file, timeout=self._timeout)
         self._fetched = True
-        log.debug(
-            "git_fetched",
-            url=self.display,
-            refs=len(remote),
-            duration_s=round(time.perf_counter() - started, 4),
-        )
-
-    def _sync_refs(
-        self,
-        mirror: Repo,
-        remote: dict[Ref, ObjectID],
-        head_target: Ref | None,
-        head_sha: ObjectID | None,
-    ) -> None:
-        """Make the mirror's heads, tags and HEAD equal the remote's (force-pushes included)."""
-        local = _mirrored(dict(mirror.refs.as_dict()))
-        for ref, sha in remote.items():
-            if local.get(ref) != sha:
-                mirror.refs[ref] = sha
-        for ref in local.keys() - remote.keys():
-            mirror.refs.remove_if_equals(ref, None)
-        if head_target is None and head_sha is not None:
-            # An old server that does not advertise symrefs: pick the branch HEAD points at.
-            same = sorted(r for r, s in remote.items() if r.startswith(_HEADS) and s == head_sha)
-            preferred = [r for r in (Ref(_HEADS + b"main"), Ref(_HEADS + b"master")) if r in same]
-            candidates = preferred or same
-            head_target = candidates[0] if candidates else None
-        if head_target is not None:
-            mirror.refs.set_symbolic_ref(_HEAD, head_target)
 
     # -- internals: reading ----------------------------------------------------------------
 
     def _tip(self, repo: Repo) -> Revision:
         if self._branch is not None:
             try:
-                sha = repo.refs[Ref(_HEADS + self._branch.encode())]
+                sha = repo.refs[Ref(HEADS + self._branch.encode())]
             except KeyError:
                 raise RevisionNotFound(
                     f"branch {self._branch!r} not found in {self.display}"
                 ) from None
             return Revision(sha=sha.decode(), branch=self._branch)
-        names, head = repo.refs.follow(_HEAD)
-        target = names[-1] if names else _HEAD
-        branch = target[len(_HEADS) :].decode() if target.startswith(_HEADS) else None
+        names, head = repo.refs.follow(HEAD)
+        target = names[-1] if names else HEAD
+        branch = target[len(HEADS) :].decode() if target.startswith(HEADS) else None
         if head is None:
             raise RevisionNotFound(
                 f"{self.display} has no commit on {branch or 'HEAD'} (empty repository?)"
@@ -435,8 +338,8 @@ class GitSource:
             return None
         sha = commit.id.decode()
         name = rev.removeprefix("refs/heads/").encode()
-        branch_ref = Ref(_HEADS + name)
-        tag_ref = Ref(_TAGS + name)
+        branch_ref = Ref(HEADS + name)
+        tag_ref = Ref(TAGS + name)
         is_branch = (
             branch_ref in repo.refs
             and repo.refs[branch_ref] == commit.id
@@ -485,28 +388,3 @@ class GitSource:
                 f"{what} {given!r} does not exist at commit {full[:12]} ({where} in {self.display})"
             )
         return found
-
-
-def collect_manifests_of_file(repo: Repo, oid: ObjectID, rel: str) -> dict[str, bytes]:
-    """``--path`` naming one YAML file: that file alone."""
-    return {rel: repo.object_store[oid].as_raw_string()}
-
-
-def _reason(exc: Exception) -> str:
-    """A short, credential-free reason for a failed fetch."""
-    if isinstance(exc, HTTPUnauthorized):
-        return "authentication failed (check the URL's credentials or the token file)"
-    if isinstance(exc, NotGitRepository):
-        return "no git repository at that address"
-    if isinstance(exc, HangupException):
-        return "the server hung up (is the repository exported / does it exist?)"
-    return str(exc) or type(exc).__name__
-
-
-def _mirrored(refs: Mapping[Ref, ObjectID | None]) -> dict[Ref, ObjectID]:
-    """The heads and tags of a ref advertisement (peeled ``^{}`` entries dropped)."""
-    return {
-        ref: sha
-        for ref, sha in refs.items()
-        if sha is not None and ref.startswith(_MIRRORED) and not ref.endswith(b"^{}")
-    }

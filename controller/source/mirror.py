@@ -1,0 +1,155 @@
+"""Bare mirrors of remote repositories: create one, fetch into it, keep its refs exact.
+
+Called by ``GitSource`` (``git.py``) for every URL ``--repo``, ``file://`` included. A mirror
+lives at ``<state_dir>/mirrors/<hash of the credential-free URL>``; it is a bare repository
+(no working tree is ever written) whose ``refs/heads/*``, ``refs/tags/*`` and ``HEAD`` are set
+to exactly what the remote advertised at the last fetch, so a force-push or a deleted branch
+simply moves or drops the ref. Credentials are never written into the mirror.
+
+Every transport failure becomes ``SourceUnavailable`` naming the URL (retry later).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import structlog
+from dulwich.client import (
+    FetchPackResult,
+    GitClient,
+    HTTPUnauthorized,
+    Urllib3HttpGitClient,
+    get_transport_and_path,
+    get_transport_and_path_from_url,
+)
+from dulwich.errors import HangupException, NotGitRepository
+from dulwich.objects import ObjectID
+from dulwich.refs import Ref
+from dulwich.repo import Repo, UnsupportedExtension, UnsupportedVersion
+
+from controller.errors import SourceError, SourceUnavailable, TrueupError
+from controller.source.location import RepoLocation
+
+log = structlog.get_logger(__name__)
+
+HEADS = b"refs/heads/"
+TAGS = b"refs/tags/"
+HEAD = Ref(b"HEAD")
+OPEN_ERRORS = (NotGitRepository, UnsupportedVersion, UnsupportedExtension, OSError, ValueError)
+
+
+def create_mirror(path: Path, location: RepoLocation) -> Repo:
+    """Create an empty bare mirror at ``path`` whose ``remote.origin.url`` names the remote."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        repo = Repo.init_bare(str(path))
+        config = repo.get_config()
+        config.set((b"remote", b"origin"), b"url", location.display.encode())
+        config.write_to_path()
+    except OPEN_ERRORS as exc:
+        raise SourceError(f"cannot create a mirror at {path}: {exc}") from exc
+    log.info("git_mirror_created", url=location.display, path=str(path))
+    return repo
+
+
+def make_client(
+    location: RepoLocation, *, token_file: Path | None, timeout: float
+) -> tuple[GitClient, str]:
+    """A dulwich client and remote path for ``location``, with credentials and timeouts."""
+    if location.kind == "http":
+        creds = location.credentials(token_file)
+        client = Urllib3HttpGitClient(
+            location.address,
+            username=creds.username,
+            password=creds.password,
+            timeout=timeout,
+        )
+        return client, urlsplit(location.address).path
+    if location.kind == "ssh":
+        ssh_command = None
+        if not (os.environ.get("GIT_SSH_COMMAND") or os.environ.get("GIT_SSH")):
+            # Never prompt (there is nobody to answer) and do not hang on a dead host.
+            ssh_command = f"ssh -o BatchMode=yes -o ConnectTimeout={max(1, int(timeout))}"
+        if "://" in location.address:
+            return get_transport_and_path_from_url(location.address, ssh_command=ssh_command)
+        return get_transport_and_path(location.address, ssh_command=ssh_command)
+    return get_transport_and_path_from_url(location.address)
+
+
+def fetch_into(
+    mirror: Repo, location: RepoLocation, *, token_file: Path | None, timeout: float
+) -> None:
+    """Fetch the remote's heads and tags into ``mirror`` and make its refs equal the remote's."""
+    client, path = make_client(location, token_file=token_file, timeout=timeout)
+
+    def wants(refs: Mapping[Ref, ObjectID], depth: int | None = None) -> list[ObjectID]:
+        return mirror.object_store.determine_wants_all(mirrored(refs))
+
+    started = time.perf_counter()
+    try:
+        result: FetchPackResult = client.fetch(
+            path, mirror, determine_wants=wants, ref_prefix=[HEAD, HEADS, TAGS]
+        )
+    except TrueupError:
+        raise
+    # Transports fail in open-ended ways (socket, urllib3, ssh subprocess, protocol); each is
+    # a failed fetch the loop retries, never a traceback that stops it.
+    except Exception as exc:
+        raise SourceUnavailable(f"cannot fetch {location.display}: {_reason(exc)}") from exc
+    finally:
+        client.close()
+    remote = mirrored(result.refs)
+    sync_refs(mirror, remote, result.symrefs.get(HEAD), result.refs.get(HEAD))
+    log.debug(
+        "git_fetched",
+        url=location.display,
+        refs=len(remote),
+        duration_s=round(time.perf_counter() - started, 4),
+    )
+
+
+def sync_refs(
+    mirror: Repo,
+    remote: dict[Ref, ObjectID],
+    head_target: Ref | None,
+    head_sha: ObjectID | None,
+) -> None:
+    """Make the mirror's heads, tags and HEAD equal the remote's (force-pushes included)."""
+    local = mirrored(dict(mirror.refs.as_dict()))
+    for ref, sha in remote.items():
+        if local.get(ref) != sha:
+            mirror.refs[ref] = sha
+    for ref in local.keys() - remote.keys():
+        mirror.refs.remove_if_equals(ref, None)
+    if head_target is None and head_sha is not None:
+        # An old server that does not advertise symrefs: pick the branch HEAD points at.
+        same = sorted(r for r, s in remote.items() if r.startswith(HEADS) and s == head_sha)
+        preferred = [r for r in (Ref(HEADS + b"main"), Ref(HEADS + b"master")) if r in same]
+        candidates = preferred or same
+        head_target = candidates[0] if candidates else None
+    if head_target is not None:
+        mirror.refs.set_symbolic_ref(HEAD, head_target)
+
+
+def mirrored(refs: Mapping[Ref, ObjectID | None]) -> dict[Ref, ObjectID]:
+    """The heads and tags of a ref advertisement (peeled ``^{}`` entries dropped)."""
+    return {
+        ref: sha
+        for ref, sha in refs.items()
+        if sha is not None and ref.startswith((HEADS, TAGS)) and not ref.endswith(b"^{}")
+    }
+
+
+def _reason(exc: Exception) -> str:
+    """A short, credential-free reason for a failed fetch."""
+    if isinstance(exc, HTTPUnauthorized):
+        return "authentication failed (check the URL's credentials or the token file)"
+    if isinstance(exc, NotGitRepository):
+        return "no git repository at that address"
+    if isinstance(exc, HangupException):
+        return "the server hung up (is the repository exported / does it exist?)"
+    return str(exc) or type(exc).__name__
