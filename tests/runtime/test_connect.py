@@ -1,0 +1,65 @@
+"""Runtime selection: candidate URLs in order, explicit kinds, and auto's probing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from structlog.testing import capture_logs
+
+from controller.errors import ConfigError, RuntimeUnavailable
+from controller.runtime import candidate_urls, connect
+from controller.runtime.docker import DockerRuntime
+from controller.runtime.podman import PodmanRuntime
+from tests.runtime.conftest import docker_url
+
+
+def test_candidates_follow_docker_host_then_docker_then_podman() -> None:
+    """auto tries DOCKER_HOST, the Docker socket, then Podman rootful and rootless."""
+    env = {"DOCKER_HOST": "tcp://10.0.0.1:2375", "XDG_RUNTIME_DIR": "/run/user/1000"}
+    assert candidate_urls("auto", env=env) == [
+        "tcp://10.0.0.1:2375",
+        "unix:///var/run/docker.sock",
+        "unix:///run/podman/podman.sock",
+        "unix:///run/user/1000/podman/podman.sock",
+    ]
+    assert candidate_urls("podman", env={}) == ["unix:///run/podman/podman.sock"]
+    assert candidate_urls("docker", "unix:///x.sock", env=env) == ["unix:///x.sock"]
+
+
+def test_explicit_kinds_make_their_adapter_without_io() -> None:
+    """docker and podman connect lazily, so a missing engine shows up on first use."""
+    rt = connect("docker", "unix:///nowhere.sock", instance="i")
+    assert isinstance(rt, DockerRuntime) and rt.kind == "docker" and rt.instance == "i"
+    assert isinstance(connect("podman", "unix:///nowhere.sock", instance="i"), PodmanRuntime)
+
+
+def test_swarm_and_unknown_kinds_are_config_errors() -> None:
+    """swarm is not available yet; an unknown kind is refused."""
+    with pytest.raises(ConfigError):
+        connect("swarm", instance="i")
+    with pytest.raises(ConfigError):
+        connect("kubernetes", instance="i")
+
+
+def test_auto_with_nothing_answering_names_the_urls(tmp_socket_dir: Path) -> None:
+    """auto raises a transient error listing every place it looked."""
+    url = f"unix://{tmp_socket_dir}/none.sock"
+    with pytest.raises(RuntimeUnavailable, match="none.sock"):
+        connect("auto", url, instance="i")
+
+
+def test_auto_picks_docker_and_says_so(docker_engine: None) -> None:
+    """auto picks the Docker engine that answers and logs runtime_selected."""
+    with capture_logs() as logs:
+        rt = connect("auto", docker_url(), instance="i")
+    assert type(rt) is DockerRuntime
+    assert [e for e in logs if e["event"] == "runtime_selected"][0]["runtime"] == "docker"
+
+
+def test_auto_recognises_podman(podman_url: str) -> None:
+    """auto gives a Podman engine the Podman adapter, whatever socket it is on."""
+    with capture_logs() as logs:
+        rt = connect("auto", podman_url, instance="i")
+    assert type(rt) is PodmanRuntime
+    assert logs[-1]["event"] == "runtime_selected" and logs[-1]["runtime"] == "podman"
