@@ -114,7 +114,7 @@ class Reconciler:
             root = self.source.worktree_root
             assert root is not None
             return worktree_context_id(root / context)
-        return self.source.build_context(files.revision, context).tree_id
+        return self.source.context_id(files.revision, context)
 
     async def read_context(self, revision: str, context: str, dockerfile: str) -> bytes:
         result = await asyncio.to_thread(

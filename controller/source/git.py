@@ -242,6 +242,17 @@ class GitSource:
                 )
             return BuildContext(tree_id=oid.decode(), tar=tar)
 
+    def context_id(self, sha: str, context: str) -> str:
+        """The git tree id of the ``context`` folder at ``sha`` (the build cache key), without
+        packing it: what a no-op pass needs to tell whether an image must be rebuilt."""
+        rel = clean_subpath(context, what="build context")
+        with self._lock:
+            full, root = self._root_tree(sha)
+            mode, oid = self._lookup(full, root, rel, what="build context", given=context)
+            if not stat.S_ISDIR(mode):
+                raise SourceError(f"build context {context!r} is not a folder at {full[:12]}")
+            return oid.decode()
+
     def has_path(self, sha: str, path: str) -> bool:
         """True when ``path`` (relative to the deployment root) exists at ``sha``."""
         rel = clean_subpath(path, what="path")

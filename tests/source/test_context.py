@@ -168,3 +168,15 @@ def test_context_must_stay_inside_the_deployment_root(context_repo: Path, tmp_pa
         for bad in ("../svc", "/svc", "svc/../../x", "missing", "svc/run.sh"):
             with pytest.raises(SourceError):
                 source.build_context(sha, bad)
+
+
+def test_context_id_is_the_tree_id_without_packing(tmp_path: Path) -> None:
+    """context_id names the same tree as build_context, and changes only with the folder."""
+    repo = tmp_path / "repo"
+    first = make_repo(repo, {"svc/Dockerfile": "FROM x\n", "README.md": "a\n"})
+    with GitSource(str(repo), state_dir=tmp_path / "state") as source:
+        assert source.context_id(first, "svc") == source.build_context(first, "svc").tree_id
+        second = commit_files(repo, {"README.md": "b\n"}, "docs")
+        assert source.context_id(second, "svc") == source.context_id(first, "svc")
+        third = commit_files(repo, {"svc/Dockerfile": "FROM y\n"}, "svc")
+        assert source.context_id(third, "svc") != source.context_id(first, "svc")
