@@ -329,3 +329,71 @@ def apply(**kw: Any) -> None:
     if result.problems:
         sys.exit(EXIT_ERROR)
     sys.exit(EXIT_CHANGES if result.failed else EXIT_OK)
+
+
+@main.command()
+@common_options
+@click.option(
+    "--output",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Text for people, JSON for scripts.",
+)
+def status(**kw: Any) -> None:
+    """Health and replicas of this instance's apps, from the container engine alone."""
+    import asyncio
+
+    from controller import status as status_module
+    from controller.logs import configure
+    from controller.runtime import connect
+
+    configure()  # log events go to stderr; stdout carries only the status
+
+    async def run() -> list[Any]:
+        runtime = connect(kw["runtime"], kw["runtime_url"], instance=kw["instance"])
+        try:
+            return await status_module.collect(runtime)
+        finally:
+            await runtime.close()
+
+    try:
+        apps = asyncio.run(run())
+    except TrueupError as exc:
+        fail(str(exc))
+        return
+    if kw["output"] == "json":
+        click.echo(status_module.render_json(apps))
+    else:
+        click.echo(status_module.render_text(apps))
+
+
+@main.command()
+@common_options
+@click.argument("app")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines.")
+@click.option("--tail", type=click.IntRange(min=0), default=None, help="Last N lines per replica.")
+def logs(app: str, follow: bool, tail: int | None, **kw: Any) -> None:
+    """Print the output of every replica of APP, each line prefixed with its replica."""
+    import asyncio
+
+    from controller.logs import configure
+    from controller.runtime import connect
+    from controller.status import app_logs
+
+    configure()  # log events go to stderr; stdout carries only the app's lines
+
+    async def run() -> None:
+        runtime = connect(kw["runtime"], kw["runtime_url"], instance=kw["instance"])
+        try:
+            async for line in app_logs(runtime, app, follow=follow, tail=tail):
+                click.echo(line)
+        finally:
+            await runtime.close()
+
+    try:
+        asyncio.run(run())
+    except TrueupError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        pass
