@@ -33,6 +33,16 @@ log = structlog.get_logger(__name__)
 ContextReader = Callable[[str, str], Awaitable[bytes]]
 """(context path, dockerfile) -> tar of the build context at the pass's revision."""
 
+RoutesHook = Callable[[frozenset[str]], Awaitable[None]]
+"""Called when the set of serving replicas changes: after a new replica became healthy and
+before old ones are stopped. The argument names containers about to be retired, which must
+leave the proxy's table now. The default does nothing (no router)."""
+
+
+async def _no_routes(retiring: frozenset[str]) -> None:
+    return None
+
+
 RUNNING_SETTLE_S = 0.5
 POLL_S = 0.25
 
@@ -62,12 +72,16 @@ class Applier:
         read_context: ContextReader,
         concurrency: int = 4,
         health_slack_s: float = 5.0,
+        settle_s: float = RUNNING_SETTLE_S,
+        routes_changed: RoutesHook = _no_routes,
     ) -> None:
         self.runtime = runtime
         self.desired = desired
         self.instance = instance
         self.read_context = read_context
         self.health_slack_s = health_slack_s
+        self.settle_s = settle_s
+        self.routes_changed = routes_changed
         self._limit = asyncio.Semaphore(max(1, concurrency))
         self._done: dict[str, asyncio.Future[bool]] = {}
 
@@ -210,7 +224,7 @@ class Applier:
         """Wait for health (or, without a check, for the process to stay up briefly)."""
         check = want.manifest.spec.health_check
         if check is None:
-            await asyncio.sleep(RUNNING_SETTLE_S)
+            await asyncio.sleep(self.settle_s)
             info = await self.runtime.inspect(container)
             if info.state != "running":
                 raise HealthCheckFailed(
@@ -236,7 +250,8 @@ class Applier:
             await asyncio.sleep(POLL_S)
 
     async def _retire(self, container: str, *, grace: float | None) -> None:
-        """Stop (with the grace period) and remove; a container already gone is fine."""
+        """Leave the routes, stop (with the grace period) and remove; gone already is fine."""
+        await self.routes_changed(frozenset({container}))
         try:
             if grace != 0:
                 await self.runtime.stop(container, grace_period=grace)
