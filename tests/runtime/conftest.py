@@ -75,7 +75,7 @@ def podman_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             process.wait()
 
 
-def _cleanup(url: str, instance: str) -> None:
+def cleanup(url: str, instance: str) -> None:
     """Remove every container and network the instance left on the engine at ``url``."""
     client = docker.APIClient(base_url=url, version="1.41", timeout=30)
     try:
@@ -122,7 +122,7 @@ async def _open(request: pytest.FixtureRequest, instance: str) -> AsyncIterator[
         yield rt
     finally:
         await rt.close()
-        _cleanup(url, instance)
+        cleanup(url, instance)
 
 
 @pytest.fixture

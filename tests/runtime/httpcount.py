@@ -6,6 +6,7 @@ the adapter reports about itself.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import threading
@@ -60,10 +61,8 @@ class CountingProxy:
             pass
         finally:
             for s in (source, target):
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def close(self) -> None:
         self._server.close()

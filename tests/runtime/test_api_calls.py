@@ -13,7 +13,7 @@ from controller.runtime import ContainerSpec
 from controller.runtime.docker import DockerRuntime
 from controller.runtime.podman import PodmanRuntime
 from tests.conftest import BASE_IMAGE
-from tests.runtime.conftest import docker_url
+from tests.runtime.conftest import cleanup, docker_url
 from tests.runtime.httpcount import CountingProxy
 
 MANY = 50
@@ -76,6 +76,4 @@ async def test_listing_50_containers_on_podman_is_two_requests(
     finally:
         await rt.close()
         proxy.close()
-        from tests.runtime.conftest import _cleanup
-
-        _cleanup(podman_url, instance)
+        cleanup(podman_url, instance)

@@ -45,7 +45,7 @@ def test_swarm_and_unknown_kinds_are_config_errors() -> None:
 def test_auto_with_nothing_answering_names_the_urls(tmp_socket_dir: Path) -> None:
     """auto raises a transient error listing every place it looked."""
     url = f"unix://{tmp_socket_dir}/none.sock"
-    with pytest.raises(RuntimeUnavailable, match="none.sock"):
+    with pytest.raises(RuntimeUnavailable, match=r"none\.sock"):
         connect("auto", url, instance="i")
 
 
@@ -54,7 +54,7 @@ def test_auto_picks_docker_and_says_so(docker_engine: None) -> None:
     with capture_logs() as logs:
         rt = connect("auto", docker_url(), instance="i")
     assert type(rt) is DockerRuntime
-    assert [e for e in logs if e["event"] == "runtime_selected"][0]["runtime"] == "docker"
+    assert next(e for e in logs if e["event"] == "runtime_selected")["runtime"] == "docker"
 
 
 def test_auto_recognises_podman(podman_url: str) -> None:

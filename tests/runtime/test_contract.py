@@ -162,7 +162,9 @@ async def test_build_from_a_tar_stream_and_run_the_image(runtime: Runtime, insta
     """A build streams its log line by line, yields an id, and the image runs."""
     context = tar_of(
         {
-            "Dockerfile": f'FROM {BASE_IMAGE}\nCOPY hello.txt /hello.txt\nCMD ["cat", "/hello.txt"]\n',
+            "Dockerfile": "\n".join(
+                [f"FROM {BASE_IMAGE}", "COPY hello.txt /hello.txt", 'CMD ["cat", "/hello.txt"]']
+            ),
             "hello.txt": "hello from the build\n",
         }
     )
