@@ -107,6 +107,9 @@ class FakeRuntime:
         self.networks: set[str] = set()
         self.volumes: set[str] = set()
         self.unavailable = False
+        self.start_health: Health = "starting"
+        """Health a container with a check reports right after start; tests that want
+        instant readiness set ``"healthy"``."""
         self.exec_handler: ExecHandler = default_exec
         self._failures: dict[str, TrueupError] = {}
         self._containers: dict[str, _Container] = {}
@@ -267,12 +270,12 @@ class FakeRuntime:
         return container_id
 
     async def start(self, container: str) -> None:
-        """Mark running; a container with a health check starts as ``starting``."""
+        """Mark running; a container with a health check starts as ``start_health``."""
         self._enter("start")
         c = self._find(container)
         if c.state != "running":
             c.state, c.exit_code = "running", None
-            c.health = "starting" if c.spec.healthcheck is not None else None
+            c.health = self.start_health if c.spec.healthcheck is not None else None
             c.touch()
 
     async def stop(
