@@ -357,15 +357,43 @@ def status(**kw: Any) -> None:
         finally:
             await runtime.close()
 
-    try:
-        apps = asyncio.run(run())
-    except TrueupError as exc:
-        fail(str(exc))
-        return
+    live = _controller_status(kw["state_dir"])
+    if live is not None:
+        apps = live
+    else:
+        try:
+            apps = asyncio.run(run())
+        except TrueupError as exc:
+            fail(str(exc))
+            return
     if kw["output"] == "json":
         click.echo(status_module.render_json(apps))
     else:
         click.echo(status_module.render_text(apps))
+
+
+def _controller_status(state_dir: Path) -> list[Any] | None:
+    """The running controller's view (sync included), when one holds ``state_dir``."""
+    import json
+
+    from controller.lock import holder
+    from controller.status import AppStatus
+
+    status_file = state_dir / "status.json"
+    if holder(state_dir) is None or not status_file.exists():
+        return None
+    try:
+        doc = json.loads(status_file.read_text(encoding="utf-8"))
+        return [
+            AppStatus(
+                name=a["name"], sync=a["sync"], health=a["health"], revision=a["revision"],
+                desired=a["replicas"]["desired"], ready=a["replicas"]["ready"],
+                message=a["message"],
+            )
+            for a in doc["apps"]
+        ]  # fmt: skip
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 @main.command()
@@ -397,3 +425,188 @@ def logs(app: str, follow: bool, tail: int | None, **kw: Any) -> None:
         fail(str(exc))
     except KeyboardInterrupt:
         pass
+
+
+@main.command()
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    envvar="TRUEUP_CONFIG",
+    help="YAML settings file (see README, Configuration); env TRUEUP_* and flags override it.",
+)
+@click.option("--repo", default=None, help="Local path or URL of the deployment repository.")
+@click.option("--branch", default=None, help="Branch to follow (default: HEAD's branch).")
+@click.option("--path", default=None, help="Folder of manifests, relative to the root.")
+@click.option("--interval", default=None, help="Resync (and remote poll) period, e.g. 30s.")
+@click.option("--listen", default=None, help="HTTP address for metrics and the API.")
+@click.option("--instance", default=None, help="Controller instance name.")
+@click.option("--state-dir", type=click.Path(path_type=Path), default=None, help="State dir.")
+@click.option("--runtime", type=click.Choice(["auto", "docker", "podman", "swarm"]), default=None)
+@click.option("--runtime-url", default=None, help="Engine API URL.")
+@click.option("--secrets-dir", type=click.Path(path_type=Path), default=None)
+@click.option("--token-file", type=click.Path(path_type=Path), default=None)
+def run(config_file: Path | None, **flags: Any) -> None:
+    """Keep the host converged with git until stopped (SIGTERM/SIGINT exit 0; apps keep running)."""
+    import asyncio
+
+    from controller import logs
+    from controller.lock import StateLock
+    from controller.settings import load_settings
+
+    try:
+        settings = load_settings(config_file, flags)
+    except TrueupError as exc:
+        fail(str(exc))
+        return
+    fmt = settings.log_format
+    logs.configure(level=settings.log_level, json=None if fmt == "auto" else fmt == "json")
+    lock = StateLock(settings.state_dir)
+    try:
+        lock.acquire()
+    except TrueupError as exc:
+        fail(str(exc))
+        return
+    try:
+        asyncio.run(_run_controller(settings))
+    except TrueupError as exc:
+        fail(str(exc))
+    finally:
+        lock.release()
+
+
+async def _run_controller(settings: Any) -> None:
+    import asyncio
+    import signal
+
+    import structlog
+
+    from controller.history import History
+    from controller.loop import Controller
+    from controller.reconciler import Reconciler
+    from controller.runtime import connect
+    from controller.source import GitSource, RevisionWatcher
+
+    log = structlog.get_logger("controller.cli")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    source = GitSource(
+        settings.repo,
+        state_dir=settings.state_dir,
+        branch=settings.branch,
+        token_file=settings.token_file,
+    )
+    runtime = await _connect_with_retry(
+        lambda: connect(settings.runtime, settings.runtime_url, instance=settings.instance), stop
+    )
+    if runtime is None:
+        source.close()
+        return
+    history = History(settings.state_dir / "history.db", keep=settings.history_keep)
+    try:
+        controller = Controller(
+            Reconciler(
+                source,
+                runtime,
+                instance=settings.instance,
+                path=settings.path,
+                secrets_dir=settings.secrets_dir,
+                policy=settings.policy(),
+                concurrency=settings.concurrency,
+            ),
+            runtime,
+            watcher=RevisionWatcher(source, interval=settings.interval),
+            history=history,
+            interval=settings.interval,
+            backoff_initial=settings.backoff_initial,
+            backoff_max=settings.backoff_max,
+            shutdown_grace=settings.shutdown_grace,
+            prune=settings.prune,
+            allow_empty=settings.allow_empty,
+            status_file=settings.state_dir / "status.json",
+        )
+        log.info(
+            "controller_started",
+            repo=source.display,
+            instance=settings.instance,
+            runtime=runtime.kind,
+            interval_s=settings.interval,
+        )
+        await controller.run(stop)
+    finally:
+        await runtime.close()
+        source.close()
+        history.close()
+
+
+async def _connect_with_retry(make: Any, stop: Any) -> Any:
+    """Open the runtime; while no engine answers, wait with backoff (or until stopped)."""
+    import asyncio
+    import contextlib
+
+    import structlog
+
+    log = structlog.get_logger("controller.cli")
+    delay = 1.0
+    while not stop.is_set():
+        try:
+            return make()
+        except TrueupError as exc:
+            log.warning("runtime_unavailable", error=str(exc), retry_in_s=delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(delay * 2, 60.0)
+    return None
+
+
+@main.command()
+@click.argument("app", required=False)
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path),
+    default=Path(".trueup"),
+    envvar="TRUEUP_STATE_DIR",
+    show_default=True,
+)
+def history(app: str | None, limit: int, output: str, state_dir: Path) -> None:
+    """Past passes (or, for APP, its actions), newest first."""
+    import json
+    from datetime import UTC, datetime
+
+    from controller.history import History
+
+    db = state_dir / "history.db"
+    if not db.exists():
+        fail(f"no history in {state_dir} (has `trueup run` used this state dir?)")
+        return
+    store = History(db)
+    try:
+        rows = store.actions(app, limit=limit) if app else store.passes(limit=limit)
+    finally:
+        store.close()
+    if output == "json":
+        click.echo(json.dumps({"actions" if app else "passes": rows}, indent=2))
+        return
+
+    def when(ts: float) -> str:
+        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+    for row in rows:
+        rev = (row["revision"] or "-")[:12]
+        if app:
+            message = row["message"].splitlines()[0] if row["message"] else ""
+            click.echo(
+                f"{when(row['started_at'])}  {rev:12}  {row['kind']:7} {row['result']:7} "
+                f"{row['duration_s']:6.1f}s  {message}"
+            )
+        else:
+            click.echo(
+                f"{when(row['started_at'])}  {rev:12}  {row['result']:8} "
+                f"changes={row['changes']} failed={row['failed']} {row['duration_s']:.2f}s "
+                f"trigger={row['trigger']}"
+            )

@@ -13,7 +13,7 @@ Deterministic: the same inputs always give the same plan (sorted, topologically 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from controller.desired import BuildPlan, DesiredApp, DesiredState
@@ -335,3 +335,15 @@ def _topological(changes: Iterable[Change]) -> list[Change]:
     for app in sorted(by_app):
         visit(app, frozenset())
     return ordered
+
+
+def restrict(
+    plan: Plan, *, only: set[str] | None = None, exclude: frozenset[str] | set[str] = frozenset()
+) -> Plan:
+    """The plan narrowed to ``only`` (None: every app) minus ``exclude``; the rest skipped."""
+    kept = tuple(
+        c for c in plan.changes if (only is None or c.app in only) and c.app not in exclude
+    )
+    held = tuple(Skip(c.app, "backing off after a failure") for c in plan.changes
+                 if c.app in exclude and (only is None or c.app in only))  # fmt: skip
+    return replace(plan, changes=kept, skipped=plan.skipped + held)

@@ -14,6 +14,7 @@ import hashlib
 import os
 import stat
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +31,8 @@ from controller.secrets import load_secrets
 from controller.source import GitSource, ManifestFiles
 
 log = structlog.get_logger(__name__)
+
+PlanFilter = Callable[[Plan, DesiredState], Plan]
 
 
 @dataclass
@@ -130,13 +133,20 @@ class Reconciler:
         apply: bool = True,
         prune: bool = True,
         allow_empty: bool = False,
+        plan_filter: PlanFilter | None = None,
     ) -> PassResult:
-        """One whole pass; with ``apply=False`` it only plans (nothing on the host changes)."""
+        """One whole pass; with ``apply=False`` it only plans (nothing on the host changes).
+
+        ``plan_filter`` lets the controller loop narrow the plan (one app after an event,
+        apps backing off left out) after it is made, so observation stays one list call.
+        """
         started = time.monotonic()
         files, loaded = await self.load(rev=rev, worktree=worktree)
         desired = await self.desire(files, loaded)
         observed = observe(await self.runtime.list())
         plan = make_plan(desired, observed, prune=prune, allow_empty=allow_empty)
+        if plan_filter is not None:
+            plan = plan_filter(plan, desired)
         problems = list(loaded.problems) + resolution_problems(desired, loaded)
         result = PassResult(
             files.revision, plan, sorted(problems), desired=desired, observed=observed

@@ -1,0 +1,147 @@
+"""The audit log: every pass and every action, in SQLite under the state dir (WAL mode).
+
+Written by the controller loop after each pass, read by `trueup history`. Retention is
+bounded: only the newest ``keep`` passes (and their actions) are kept. Standard library only.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS passes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    started_at REAL NOT NULL,
+    duration_s REAL NOT NULL,
+    revision TEXT,
+    trigger TEXT NOT NULL,
+    result TEXT NOT NULL,
+    changes INTEGER NOT NULL,
+    failed INTEGER NOT NULL,
+    message TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS actions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    pass_id INTEGER NOT NULL REFERENCES passes(id) ON DELETE CASCADE,
+    app TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    result TEXT NOT NULL,
+    message TEXT NOT NULL,
+    duration_s REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS actions_app ON actions(app, id);
+"""
+
+
+@dataclass(frozen=True)
+class ActionRecord:
+    """One change applied to one app during a pass."""
+
+    app: str
+    kind: str
+    result: str
+    message: str
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class PassRecord:
+    """One reconcile pass."""
+
+    started_at: float
+    duration_s: float
+    revision: str | None
+    trigger: str
+    result: str
+    changes: int
+    failed: int
+    message: str = ""
+
+
+class History:
+    """The SQLite history of one state dir; safe to share between threads."""
+
+    def __init__(self, path: Path, *, keep: int = 5000) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.keep = keep
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, timeout=10)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(SCHEMA)
+        self._writes = 0
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def record(self, record: PassRecord, actions: Iterable[ActionRecord]) -> int:
+        """Store one pass and its actions atomically; return the pass id."""
+        with self._lock, self._db:
+            cursor = self._db.execute(
+                "INSERT INTO passes (started_at, duration_s, revision, trigger, result, changes,"
+                " failed, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.started_at,
+                    record.duration_s,
+                    record.revision,
+                    record.trigger,
+                    record.result,
+                    record.changes,
+                    record.failed,
+                    record.message,
+                ),
+            )
+            pass_id = int(cursor.lastrowid or 0)
+            self._db.executemany(
+                "INSERT INTO actions (pass_id, app, kind, result, message, duration_s)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [(pass_id, a.app, a.kind, a.result, a.message, a.duration_s) for a in actions],
+            )
+            self._writes += 1
+            if self._writes % 50 == 1:
+                self._trim()
+            return pass_id
+
+    def _trim(self) -> None:
+        row = self._db.execute(
+            "SELECT id FROM passes ORDER BY id DESC LIMIT 1 OFFSET ?", (self.keep,)
+        ).fetchone()
+        if row is not None:
+            self._db.execute("DELETE FROM actions WHERE pass_id <= ?", (row[0],))
+            self._db.execute("DELETE FROM passes WHERE id <= ?", (row[0],))
+
+    def passes(self, *, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest passes first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, started_at, duration_s, revision, trigger, result, changes, failed,"
+                " message FROM passes ORDER BY id DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        keys = ("id", "started_at", "duration_s", "revision", "trigger", "result", "changes",
+                "failed", "message")  # fmt: skip
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def actions(self, app: str | None = None, *, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest actions first, of one app or of all."""
+        query = (
+            "SELECT a.id, a.pass_id, p.started_at, p.revision, p.trigger, a.app, a.kind,"
+            " a.result, a.message, a.duration_s FROM actions a JOIN passes p ON p.id = a.pass_id"
+        )
+        args: tuple[Any, ...] = ()
+        if app is not None:
+            query += " WHERE a.app = ?"
+            args = (app,)
+        query += " ORDER BY a.id DESC LIMIT ?"
+        with self._lock:
+            rows = self._db.execute(query, (*args, limit)).fetchall()
+        keys = ("id", "pass_id", "started_at", "revision", "trigger", "app", "kind", "result",
+                "message", "duration_s")  # fmt: skip
+        return [dict(zip(keys, row, strict=True)) for row in rows]

@@ -1,0 +1,492 @@
+"""The controller loop: many passes, triggered by commits, engine events, a timer and requests.
+
+Level-triggered: a trigger only marks work (a full pass, or some apps); a pass always compares
+the whole desired state with the whole observed state, then acts on what was marked. Triggers
+that arrive during a pass coalesce into one follow-up pass. Failing apps back off
+exponentially with jitter (1 s doubling to 5 min by default), reset on success or when a new
+revision changes the app; they never hold up other apps. Engine outages back the whole pass
+off and never count as "nothing runs". Time comes from an injected ``Clock`` so tests never
+sleep through real backoff intervals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import random as random_module
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import structlog
+
+from controller.desired import DesiredState
+from controller.errors import TransientError, TrueupError
+from controller.history import ActionRecord, History, PassRecord
+from controller.plan import Plan, restrict
+from controller.reconciler import PassResult, Reconciler
+from controller.runtime.base import ContainerInfo, Runtime
+from controller.source import RevisionWatcher
+from controller.status import AppStatus, app_status
+
+log = structlog.get_logger(__name__)
+
+#: Events that say an app may need healing.
+HEAL_EVENTS = frozenset({"die", "destroy", "oom"})
+
+
+class Clock(Protocol):
+    """Monotonic time and sleeping; tests inject a manual clock."""
+
+    def now(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    def now(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+@dataclass
+class _AppBackoff:
+    failures: int
+    not_before: float
+    spec_hash: str | None
+
+
+class Backoff:
+    """Per-app exponential backoff with jitter, keyed to the spec that failed."""
+
+    def __init__(
+        self,
+        *,
+        initial: float,
+        maximum: float,
+        clock: Clock,
+        random: Callable[[], float] = random_module.random,
+    ) -> None:
+        self.initial = initial
+        self.maximum = maximum
+        self.clock = clock
+        self.random = random
+        self._apps: dict[str, _AppBackoff] = {}
+
+    def failed(self, app: str, spec_hash: str | None) -> float:
+        """Record a failure; return the delay before the app is tried again."""
+        entry = self._apps.get(app)
+        failures = entry.failures + 1 if entry else 1
+        base = min(self.maximum, self.initial * 2.0 ** (failures - 1))
+        delay = base * (0.5 + self.random() / 2)  # "equal jitter": between half and all of it
+        self._apps[app] = _AppBackoff(failures, self.clock.now() + delay, spec_hash)
+        return delay
+
+    def succeeded(self, app: str) -> None:
+        self._apps.pop(app, None)
+
+    def failures(self, app: str) -> int:
+        entry = self._apps.get(app)
+        return entry.failures if entry else 0
+
+    def blocked(self, desired: DesiredState) -> set[str]:
+        """Apps still waiting out their delay; a changed spec (new revision) retries at once."""
+        now = self.clock.now()
+        held: set[str] = set()
+        for app, entry in list(self._apps.items()):
+            want = desired.apps.get(app)
+            if want is not None and want.spec_hash != entry.spec_hash:
+                del self._apps[app]
+                continue
+            if entry.not_before > now:
+                held.add(app)
+        return held
+
+    def next_deadline(self) -> float | None:
+        return min((e.not_before for e in self._apps.values()), default=None)
+
+    def due(self) -> set[str]:
+        now = self.clock.now()
+        return {a for a, e in self._apps.items() if e.not_before <= now}
+
+
+@dataclass
+class Work:
+    """Marked work: a full pass and/or some apps, and what asked for it."""
+
+    full: bool = False
+    apps: set[str] = field(default_factory=set)
+    triggers: list[str] = field(default_factory=list)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def mark(self, trigger: str, app: str | None = None) -> None:
+        if app is None:
+            self.full = True
+        else:
+            self.apps.add(app)
+        if trigger not in self.triggers:
+            self.triggers.append(trigger)
+        self.wake.set()
+
+    def take(self) -> tuple[bool, set[str], str]:
+        full, apps, trigger = self.full, set(self.apps), ",".join(self.triggers) or "none"
+        self.full, self.apps, self.triggers = False, set(), []
+        self.wake.clear()
+        return full, apps, trigger
+
+    @property
+    def pending(self) -> bool:
+        return self.full or bool(self.apps)
+
+
+@dataclass
+class TrackedStatus:
+    status: AppStatus
+    last_error: str | None
+    last_transition: float
+
+
+class Controller:
+    """Runs passes until stopped; owns triggers, backoff, status and history."""
+
+    def __init__(
+        self,
+        reconciler: Reconciler,
+        runtime: Runtime,
+        *,
+        watcher: RevisionWatcher | None,
+        history: History | None,
+        interval: float,
+        backoff_initial: float = 1.0,
+        backoff_max: float = 300.0,
+        shutdown_grace: float = 10.0,
+        prune: bool = True,
+        allow_empty: bool = False,
+        status_file: Path | None = None,
+        clock: Clock | None = None,
+        random: Callable[[], float] = random_module.random,
+    ) -> None:
+        self.reconciler = reconciler
+        self.runtime = runtime
+        self.watcher = watcher
+        self.history = history
+        self.interval = interval
+        self.shutdown_grace = shutdown_grace
+        self.prune = prune
+        self.allow_empty = allow_empty
+        self.status_file = status_file
+        self.clock: Clock = clock or SystemClock()
+        self.random = random
+        self.backoff = Backoff(
+            initial=backoff_initial, maximum=backoff_max, clock=self.clock, random=random
+        )
+        self.work = Work()
+        self.status: dict[str, TrackedStatus] = {}
+        self.passes = 0
+        self.last_result: PassResult | None = None
+        self.last_error: str | None = None
+        self.first_pass_done = asyncio.Event()
+        self._engine_retry_at: float | None = None
+        self._engine_failures = 0
+        self._ids = itertools.count(1)
+
+    # -- running ---------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Reconcile until ``stop`` is set; then let a pass in flight finish (or abandon it
+        after ``shutdown_grace``) and return. Containers are never stopped on shutdown."""
+        helpers = [asyncio.create_task(self._pump_events(), name="events")]
+        if self.watcher is not None:
+            helpers.append(asyncio.create_task(self.watcher.run(), name="git-watch"))
+            helpers.append(asyncio.create_task(self._pump_revisions(), name="revisions"))
+        self.work.mark("startup")
+        next_resync = self.clock.now() + self._jittered(self.interval)
+        try:
+            while not stop.is_set():
+                await self._wait(stop, next_resync)
+                if stop.is_set():
+                    break
+                now = self.clock.now()
+                if now >= next_resync:
+                    self.work.mark("resync")
+                    next_resync = now + self._jittered(self.interval)
+                for app in self.backoff.due():
+                    self.work.mark("retry", app)
+                if self._engine_retry_at is not None and now >= self._engine_retry_at:
+                    self._engine_retry_at = None
+                    self.work.mark("engine-retry")
+                if not self.work.pending:
+                    continue
+                full, apps, trigger = self.work.take()
+                task = asyncio.create_task(self.run_pass(full=full, apps=apps, trigger=trigger))
+                stopper = asyncio.create_task(stop.wait())
+                await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                stopper.cancel()
+                if not task.done():
+                    log.info("shutdown_waiting_for_pass", grace_s=self.shutdown_grace)
+                    try:
+                        await asyncio.wait_for(asyncio.shield(task), self.shutdown_grace)
+                    except TimeoutError:
+                        task.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await task
+                        log.warning("shutdown_abandoned_pass")
+                elif (error := task.exception()) is not None:
+                    raise error  # not a TrueupError (those are handled in the pass): a bug
+        finally:
+            for helper in helpers:
+                helper.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+            log.info("controller_stopped", passes=self.passes)
+
+    async def _wait(self, stop: asyncio.Event, next_resync: float) -> None:
+        deadlines = [next_resync]
+        if (d := self.backoff.next_deadline()) is not None:
+            deadlines.append(d)
+        if self._engine_retry_at is not None:
+            deadlines.append(self._engine_retry_at)
+        timeout = max(0.0, min(deadlines) - self.clock.now())
+        if self.work.pending:
+            return
+        waiters = [
+            asyncio.create_task(self.work.wake.wait()),
+            asyncio.create_task(stop.wait()),
+            asyncio.create_task(self.clock.sleep(timeout)),
+        ]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+
+    def _jittered(self, seconds: float) -> float:
+        return seconds * (0.9 + 0.2 * self.random())
+
+    async def _pump_revisions(self) -> None:
+        assert self.watcher is not None
+        while True:
+            revision = await self.watcher.wait()
+            log.info("revision_seen", revision=revision.sha[:12], branch=revision.branch)
+            self.work.mark("revision")
+
+    async def _pump_events(self) -> None:
+        """Follow the engine's events; reconnect with backoff when the stream breaks."""
+        failures = 0
+        while True:
+            try:
+                async for event in self.runtime.events():
+                    failures = 0
+                    app = event.app
+                    if app is None:
+                        continue
+                    if event.kind in HEAL_EVENTS or (
+                        event.kind == "health_status" and event.health == "unhealthy"
+                    ):
+                        log.info("container_event", app=app, kind=event.kind, name=event.name)
+                        self.work.mark(f"event:{event.kind}", app)
+                # the stream ended without an error (engine restarted): resubscribe
+            except TrueupError as exc:
+                failures += 1
+                log.warning("events_stream_failed", error=str(exc), failures=failures)
+            delay = min(30.0, 0.5 * 2 ** min(failures, 6))
+            await self.clock.sleep(delay)
+            self.work.mark("events-reconnect")  # events may have been missed meanwhile
+
+    # -- one pass --------------------------------------------------------------------------
+
+    async def run_pass(self, *, full: bool, apps: set[str], trigger: str) -> PassResult | None:
+        """One pass over everything observed, acting on ``apps`` (or all when ``full``)."""
+        pass_id = next(self._ids)
+        started_wall = time.time()
+        started = self.clock.now()
+        only = None if full else set(apps)
+
+        def narrow(plan: Plan, desired: DesiredState) -> Plan:
+            return restrict(plan, only=only, exclude=self.backoff.blocked(desired))
+
+        with structlog.contextvars.bound_contextvars(pass_id=pass_id, trigger=trigger):
+            try:
+                result = await self.reconciler.run_pass(
+                    prune=self.prune, allow_empty=self.allow_empty, plan_filter=narrow
+                )
+            except TrueupError as exc:
+                self._pass_failed(exc, trigger, started, started_wall)
+                return None
+            except asyncio.CancelledError:
+                self._record(
+                    PassRecord(
+                        started_wall,
+                        self.clock.now() - started,
+                        None,
+                        trigger,
+                        "abandoned",
+                        0,
+                        0,
+                        "controller stopping",
+                    ),
+                    [],
+                )
+                raise
+            self._engine_failures = 0
+            self.passes += 1
+            self.last_result = result
+            self.last_error = None
+            await self._after_pass(result, trigger, started, started_wall)
+            self.first_pass_done.set()
+            return result
+
+    def _pass_failed(
+        self, exc: TrueupError, trigger: str, started: float, started_wall: float
+    ) -> None:
+        transient = isinstance(exc, TransientError)
+        self.last_error = str(exc)
+        if transient:
+            self._engine_failures += 1
+            delay = min(
+                self.backoff.maximum,
+                self.backoff.initial * 2 ** (self._engine_failures - 1),
+            ) * (0.5 + self.random() / 2)
+            self._engine_retry_at = self.clock.now() + delay
+        else:
+            delay = self.interval
+        log.warning(
+            "reconcile_failed", error=str(exc), transient=transient, retry_in_s=round(delay, 2)
+        )
+        self._record(
+            PassRecord(
+                started_wall, self.clock.now() - started, None, trigger, "error", 0, 0, str(exc)
+            ),
+            [],
+        )
+        self.passes += 1
+
+    async def _after_pass(
+        self, result: PassResult, trigger: str, started: float, started_wall: float
+    ) -> None:
+        desired = result.desired
+        for outcome in result.outcomes:
+            want = desired.apps.get(outcome.app) if desired else None
+            if outcome.ok:
+                self.backoff.succeeded(outcome.app)
+            else:
+                delay = self.backoff.failed(outcome.app, want.spec_hash if want else None)
+                log.warning(
+                    "app_backoff",
+                    app=outcome.app,
+                    failures=self.backoff.failures(outcome.app),
+                    retry_in_s=round(delay, 2),
+                    error=outcome.message.splitlines()[0] if outcome.message else "",
+                )
+        containers = await self.runtime.list() if result.outcomes else None
+        self._update_status(result, containers)
+        failed = len(result.failed)
+        outcome_word = "failed" if failed else ("changed" if result.outcomes else "noop")
+        self._record(
+            PassRecord(
+                started_wall,
+                self.clock.now() - started,
+                result.revision,
+                trigger,
+                outcome_word,
+                len(result.outcomes),
+                failed,
+                "; ".join(p.message for p in result.problems[:3]),
+            ),
+            [
+                ActionRecord(o.app, o.action, "ok" if o.ok else "failed", o.message, o.duration_s)
+                for o in result.outcomes
+            ],
+        )
+        self._write_status_file()
+
+    def _record(self, record: PassRecord, actions: list[ActionRecord]) -> None:
+        if self.history is None:
+            return
+        try:
+            self.history.record(record, actions)
+        except Exception as exc:  # history is an audit aid: never let it stop reconciling
+            log.error("history_write_failed", error=str(exc))
+
+    # -- status ----------------------------------------------------------------------------
+
+    def _update_status(self, result: PassResult, containers: list[ContainerInfo] | None) -> None:
+        desired = result.desired
+        if desired is None or result.observed is None:
+            return
+        rows = containers
+        if rows is None:
+            rows = [r.info for app in result.observed.apps.values() for r in app.replicas]
+        by_app: dict[str, list[ContainerInfo]] = {}
+        for info in rows:
+            if info.app:
+                by_app.setdefault(info.app, []).append(info)
+        failed = {o.app: o.message for o in result.outcomes if not o.ok}
+        pending = {c.app for c in result.plan.changes} - {o.app for o in result.outcomes if o.ok}
+        names = set(desired.apps) | set(by_app) | set(desired.errors) | desired.invalid
+        now = self.clock.now()
+        fresh: dict[str, TrackedStatus] = {}
+        for name in sorted(names):
+            want = desired.apps.get(name)
+            base = app_status(name, by_app.get(name, []))
+            sync = "Synced"
+            message = base.message
+            error = failed.get(name) or desired.errors.get(name)
+            if name in desired.invalid or name in desired.errors:
+                sync, message = "Unknown", error or "manifest invalid"
+            elif want is None or name in pending or name in failed:
+                sync = "OutOfSync"
+            health = base.health
+            if want is not None and want.suspend:
+                health = "Suspended"
+            elif want is not None and not by_app.get(name) and want.replicas > 0:
+                health = "Missing"
+            elif name in failed and health == "Healthy":
+                health = "Degraded"  # the old version serves, the new one failed
+            status = AppStatus(
+                name=name,
+                sync=sync,
+                health=health,
+                revision=base.revision,
+                desired=want.replicas if want else base.desired,
+                ready=base.ready,
+                message=(
+                    f"{message}; last error: {error.splitlines()[0]}"
+                    if error and sync != "Unknown"
+                    else message
+                ),
+            )
+            previous = self.status.get(name)
+            changed = previous is None or (previous.status.sync, previous.status.health) != (
+                sync,
+                health,
+            )
+            fresh[name] = TrackedStatus(
+                status,
+                error or (previous.last_error if previous and not changed else None),
+                now if changed or previous is None else previous.last_transition,
+            )
+        self.status = fresh
+
+    def status_json(self) -> dict[str, object]:
+        """``{"apps": [...]}`` as `trueup status --output json` prints it."""
+        return {"apps": [t.status.to_json() for t in self.status.values()]}
+
+    def _write_status_file(self) -> None:
+        if self.status_file is None:
+            return
+        doc = {
+            "pid": os.getpid(),
+            "written_at": time.time(),
+            "revision": self.last_result.revision if self.last_result else None,
+            **self.status_json(),
+        }
+        tmp = self.status_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(doc, indent=2, sort_keys=True), encoding="utf-8")
+        tmp.replace(self.status_file)

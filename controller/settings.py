@@ -1,0 +1,112 @@
+"""Controller settings: one pydantic model, read from a YAML file, then ``TRUEUP_*`` environment
+variables, then command-line flags (each later source wins).
+
+Used by `trueup run`. Every key is documented in the README ("Configuration"); unknown keys are
+errors, like in manifests. Environment variables are the upper-cased key with ``TRUEUP_``
+(``TRUEUP_INTERVAL=1m``); list values in the environment are comma-separated.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from controller.errors import ConfigError
+from controller.manifests.models import Duration
+from controller.policy import Policy
+
+
+class Settings(BaseModel):
+    """Everything `trueup run` needs; defaults suit a single host."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    repo: str = "."
+    branch: str | None = None
+    path: str = "."
+    token_file: Path | None = None
+    interval: Duration = 30.0
+    """Resync period: a full pass at least this often (±10% jitter), and the remote poll."""
+    listen: str = "127.0.0.1:9090"
+    instance: str = Field(default="default", pattern=r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
+    state_dir: Path = Path(".trueup")
+    runtime: Literal["auto", "docker", "podman", "swarm"] = "auto"
+    runtime_url: str | None = None
+    secrets_dir: Path | None = None
+    concurrency: int = Field(default=4, ge=1, le=64)
+    prune: bool = True
+    allow_empty: bool = False
+    backoff_initial: Duration = 1.0
+    backoff_max: Duration = 300.0
+    shutdown_grace: Duration = 10.0
+    """After SIGTERM, how long an action in flight may finish before it is abandoned."""
+    history_keep: int = Field(default=5000, ge=10)
+    """How many passes the history keeps (older ones and their actions are deleted)."""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    allow_privileged: bool = False
+    allow_host_network: bool = False
+    allowed_bind_paths: tuple[str, ...] = ()
+    allowed_capabilities: tuple[str, ...] = ()
+
+    @field_validator("allowed_bind_paths")
+    @classmethod
+    def _absolute(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for path in value:
+            if not path.startswith("/"):
+                raise ValueError(f"{path!r} must be an absolute host path")
+        return value
+
+    def policy(self) -> Policy:
+        return Policy(
+            allow_privileged=self.allow_privileged,
+            allow_host_network=self.allow_host_network,
+            allowed_capabilities=frozenset(self.allowed_capabilities),
+            allowed_bind_paths=self.allowed_bind_paths,
+        )
+
+
+_LIST_KEYS = {"allowed_bind_paths", "allowed_capabilities"}
+
+
+def from_environment(env: Mapping[str, str]) -> dict[str, Any]:
+    """The settings given as ``TRUEUP_<KEY>`` variables."""
+    values: dict[str, Any] = {}
+    for key in Settings.model_fields:
+        raw = env.get(f"TRUEUP_{key.upper()}")
+        if raw is None:
+            continue
+        values[key] = [v.strip() for v in raw.split(",") if v.strip()] if key in _LIST_KEYS else raw
+    return values
+
+
+def load_settings(
+    config_file: Path | None,
+    overrides: Mapping[str, Any],
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    """File, then environment, then ``overrides`` (flags; None values are ignored)."""
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            raw = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read config file {config_file}: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{config_file}: expected a mapping of settings")
+        values.update({str(k).replace("-", "_"): v for k, v in raw.items()})
+    values.update(from_environment(os.environ if env is None else env))
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        where = f" in {config_file}" if config_file else ""
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"invalid settings{where}: {problems}") from exc
