@@ -1,0 +1,151 @@
+"""The route table: which ready replicas serve which host and path prefix. Pure.
+
+Input is the desired state (which app declares which route, on which named port) and the
+observed containers (which replicas are ready, and their address on the managed network);
+output is a ``RouteTable``: one ``RouteEntry`` per host + path prefix, naming its app, the
+container port and the upstream addresses (``ip:port``) of the app's ready replicas. The
+proxy balances round-robin over them. An entry with no upstream is still a route (the proxy
+answers 503 until a replica is ready); a route that is not in the table answers 404.
+
+Called by ``plan`` (to diff against what the proxy has) and by ``routes.sync`` (to push during
+and after apply). Deterministic: entries sorted by host and path, upstreams by address.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+
+from controller.desired import DesiredState
+from controller.observed import ObservedApp, ObservedState, Replica
+
+
+@dataclass(frozen=True, order=True)
+class RouteEntry:
+    """``host`` + ``path`` prefix → ``app``'s ``port`` on its ready replicas."""
+
+    host: str
+    path: str
+    """A normalised prefix: ``/`` or ``/api`` (never a trailing slash)."""
+    app: str
+    port: int
+    """The container port the route names (as the desired spec declares it)."""
+    upstreams: tuple[str, ...] = ()
+    """``ip:port`` of every ready replica, sorted; empty while none is ready."""
+
+    @property
+    def key(self) -> str:
+        """How plans and texts name the route, e.g. ``web.example.com/``."""
+        return route_key(self.host, self.path)
+
+    @property
+    def target(self) -> str:
+        """What the route points at, e.g. ``web:8080``."""
+        return f"{self.app}:{self.port}"
+
+
+RouteTable = tuple[RouteEntry, ...]
+
+
+def normalize_path(path: str) -> str:
+    """The prefix a route matches: ``/api/`` and ``/api`` are the same route."""
+    stripped = path.rstrip("/")
+    return stripped or "/"
+
+
+def route_key(host: str, path: str) -> str:
+    return f"{host}{normalize_path(path)}"
+
+
+def kept_apps(desired: DesiredState, left_alone: Iterable[str]) -> frozenset[str]:
+    """Apps whose containers the plan leaves running without a usable manifest (invalid,
+    unresolvable, pruning off or suspended for the pass): their routes stay as the proxy has
+    them, with upstreams refreshed."""
+    return frozenset(a for a in left_alone if a not in desired.apps)
+
+
+def build_table(
+    desired: DesiredState,
+    observed: ObservedState,
+    *,
+    current: Iterable[RouteEntry] = (),
+    keep: Collection[str] = (),
+    exclude: Collection[str] = (),
+) -> RouteTable:
+    """The table for ``desired`` served by ``observed``'s ready replicas.
+
+    ``exclude`` names containers (ids) about to be retired: they leave the table now.
+    ``keep`` names apps whose entries in ``current`` are kept (see ``kept_apps``). A route
+    claimed twice (validation forbids it; a kept route may collide) goes to the desired app.
+    """
+    entries: dict[tuple[str, str], RouteEntry] = {}
+    for name in sorted(desired.apps):
+        want = desired.apps[name]
+        spec = want.manifest.spec
+        ports = {p.name: p.container_port for p in spec.ports}
+        have = observed.apps.get(name)
+        for route in spec.routes:
+            path = normalize_path(route.path)
+            if (route.host, path) in entries or route.port not in ports:
+                continue
+            entries[(route.host, path)] = RouteEntry(
+                host=route.host,
+                path=path,
+                app=name,
+                port=ports[route.port],
+                upstreams=upstreams(have, route.port, ports[route.port], exclude),
+            )
+    for entry in sorted(current):
+        if entry.app not in keep or (entry.host, entry.path) in entries:
+            continue
+        have = observed.apps.get(entry.app)
+        entries[(entry.host, entry.path)] = RouteEntry(
+            host=entry.host,
+            path=entry.path,
+            app=entry.app,
+            port=entry.port,
+            upstreams=upstreams(have, None, entry.port, exclude),
+        )
+    return tuple(entries[k] for k in sorted(entries))
+
+
+def upstreams(
+    have: ObservedApp | None, port_name: str | None, port: int, exclude: Collection[str] = ()
+) -> tuple[str, ...]:
+    """``ip:port`` of each ready replica of ``have`` with an address on the managed network.
+
+    A replica created from an older spec may listen on another port: its own stored spec
+    decides the port for ``port_name``, so a rollout that moves the port never routes to
+    a port nobody listens on.
+    """
+    if have is None:
+        return ()
+    found: set[str] = set()
+    for replica in have.replicas:
+        if not replica.ready or replica.id in exclude or not replica.info.ip_address:
+            continue
+        found.add(f"{replica.info.ip_address}:{_replica_port(replica, port_name, port)}")
+    return tuple(sorted(found, key=_address_order))
+
+
+def _replica_port(replica: Replica, port_name: str | None, default: int) -> int:
+    if port_name is None:
+        return default
+    stored = replica.stored_spec() or {}
+    for item in stored.get("ports") or []:
+        if isinstance(item, dict) and item.get("name") == port_name:
+            value = item.get("containerPort")
+            if isinstance(value, int):
+                return value
+    return default
+
+
+def _address_order(address: str) -> tuple[int, int, str]:
+    host, _, port = address.rpartition(":")
+    try:
+        number = int(ipaddress.ip_address(host.strip("[]")))
+    except ValueError:
+        number = -1
+    return (number, int(port) if port.isdigit() else 0, address)
+
