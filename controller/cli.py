@@ -229,8 +229,43 @@ def _policy(kw: dict[str, Any]) -> Any:
     )
 
 
+def router_options(f: Any) -> Any:
+    """Options of commands that read or push routes: which reverse proxy, and where."""
+    f = click.option(
+        "--router",
+        type=click.Choice(["caddy", "none"]),
+        default="none",
+        envvar="TRUEUP_ROUTER",
+        show_default=True,
+        help="Reverse proxy to keep in step with the ready replicas; none: routes only shown.",
+    )(f)
+    f = click.option(
+        "--caddy-admin",
+        default="http://127.0.0.1:2019",
+        envvar="TRUEUP_CADDY_ADMIN",
+        show_default=True,
+        help="Caddy's admin API URL.",
+    )(f)
+    f = click.option(
+        "--proxy-listen",
+        default=":80",
+        envvar="TRUEUP_PROXY_LISTEN",
+        show_default=True,
+        help="Address trueup's Caddy server listens on, e.g. :80 or 127.0.0.1:8080.",
+    )(f)
+    f = click.option(
+        "--proxy-https/--no-proxy-https",
+        default=False,
+        envvar="TRUEUP_PROXY_HTTPS",
+        show_default=True,
+        help="Let Caddy obtain certificates for the route hosts (listen on :443 then).",
+    )(f)
+    return f
+
+
 async def _pass(kw: dict[str, Any], *, apply: bool, worktree: bool) -> Any:
     from controller.reconciler import Reconciler
+    from controller.routes import connect_router
     from controller.runtime import connect
     from controller.source import GitSource
 
@@ -238,6 +273,13 @@ async def _pass(kw: dict[str, Any], *, apply: bool, worktree: bool) -> Any:
         kw["repo"], state_dir=kw["state_dir"], branch=kw["branch"], token_file=kw["token_file"]
     ) as source:
         runtime = connect(kw["runtime"], kw["runtime_url"], instance=kw["instance"])
+        router = connect_router(
+            kw["router"],
+            instance=kw["instance"],
+            admin_url=kw["caddy_admin"],
+            listen=kw["proxy_listen"],
+            https=kw["proxy_https"],
+        )
         try:
             reconciler = Reconciler(
                 source,
@@ -246,6 +288,7 @@ async def _pass(kw: dict[str, Any], *, apply: bool, worktree: bool) -> Any:
                 path=kw["manifest_path"],
                 secrets_dir=kw["secrets_dir"],
                 policy=_policy(kw),
+                router=router,
             )
             return await reconciler.run_pass(
                 rev=kw["rev"],
@@ -255,6 +298,7 @@ async def _pass(kw: dict[str, Any], *, apply: bool, worktree: bool) -> Any:
                 allow_empty=kw.get("allow_empty", False),
             )
         finally:
+            await router.close()
             await runtime.close()
 
 
@@ -287,18 +331,48 @@ def _show_plan(result: Any, kw: dict[str, Any]) -> None:
     )
 
 
+def _show_routes(result: Any, kw: dict[str, Any], *, applied: bool) -> None:
+    """The route table (text output) and how the routes stage went (stderr with json)."""
+    from controller import render
+
+    table = result.routes or ()
+    to_stderr = kw["output"] == "json"
+    if not to_stderr and table:
+        click.echo(render.routes_text(table))
+    if kw["router"] == "none":
+        if table:
+            click.echo(f"routes: {len(table)} computed, not pushed (--router none)", err=to_stderr)
+        return
+    if result.routes_error is not None:
+        if applied:
+            click.echo(
+                f"FAILED routes: {result.routes_error}; the proxy serves stale routes "
+                "(containers were reconciled; the next pass pushes them again)",
+                err=to_stderr,
+            )
+        else:
+            click.echo(f"warning: routes not compared: {result.routes_error}", err=True)
+    elif applied:
+        state = "pushed" if result.routes_pushed else "unchanged"
+        click.echo(f"{'ok':6} routes: {len(table)} route(s) in caddy ({state})", err=to_stderr)
+
+
 @main.command()
 @common_options
 @source_options
 @worktree_option
 @engine_options
+@router_options
 def diff(**kw: Any) -> None:
     """Show what apply would change; change nothing.
 
     Exit 0 in sync, 1 changes pending, 2 error (including a manifest that failed to load).
+    With --router caddy, routes that differ from what Caddy serves are changes too (action
+    "route" when nothing else about the app changes); an unreachable Caddy is a warning.
     """
     result = _run_pass(kw, apply=False, worktree=kw["worktree"])
     _show_plan(result, kw)
+    _show_routes(result, kw, applied=False)
     if result.problems:
         sys.exit(EXIT_ERROR)
     sys.exit(EXIT_OK if result.plan.in_sync else EXIT_CHANGES)
@@ -308,6 +382,7 @@ def diff(**kw: Any) -> None:
 @common_options
 @source_options
 @engine_options
+@router_options
 @click.option(
     "--prune/--no-prune", default=True, show_default=True, help="Remove apps gone from git."
 )
@@ -315,8 +390,9 @@ def diff(**kw: Any) -> None:
 def apply(**kw: Any) -> None:
     """Make the host match git at the branch tip (or --rev), once.
 
-    Exit 0 when everything converged, 1 when an app failed, 2 on an error (a manifest that
-    failed to load is an error: the valid apps are applied first).
+    Exit 0 when everything converged, 1 when an app failed or the routes could not be pushed
+    (the containers still converge), 2 on an error (a manifest that failed to load is an
+    error: the valid apps are applied first).
     """
     result = _run_pass(kw, apply=True)
     _show_plan(result, kw)
@@ -326,9 +402,10 @@ def apply(**kw: Any) -> None:
         if not outcome.ok:
             line += f": {outcome.message}"
         click.echo(line, err=kw["output"] == "json")
+    _show_routes(result, kw, applied=True)
     if result.problems:
         sys.exit(EXIT_ERROR)
-    sys.exit(EXIT_CHANGES if result.failed else EXIT_OK)
+    sys.exit(EXIT_CHANGES if result.failed or result.routes_error else EXIT_OK)
 
 
 @main.command()

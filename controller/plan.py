@@ -18,9 +18,17 @@ from typing import Any, Literal
 
 from controller.desired import BuildPlan, DesiredApp, DesiredState
 from controller.observed import ObservedApp, ObservedState, Replica
+from controller.routes.table import RouteTable, build_table, kept_apps
 
-Action = Literal["create", "update", "scale", "heal", "delete"]
-_PRIORITY: dict[Action, int] = {"delete": 0, "create": 1, "update": 2, "scale": 3, "heal": 4}
+Action = Literal["create", "update", "scale", "heal", "delete", "route"]
+_PRIORITY: dict[Action, int] = {
+    "delete": 0,
+    "create": 1,
+    "update": 2,
+    "scale": 3,
+    "heal": 4,
+    "route": 5,
+}
 
 SECRET = "(secret)"
 SECRET_CHANGED = "(secret changed)"
@@ -83,6 +91,8 @@ class Plan:
     changes: tuple[Change, ...] = ()
     skipped: tuple[Skip, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    routes: RouteTable = ()
+    """The route table the ready replicas give now (shown even when no router pushes it)."""
 
     @property
     def in_sync(self) -> bool:
@@ -98,8 +108,15 @@ def make_plan(
     *,
     prune: bool = True,
     allow_empty: bool = False,
+    current_routes: RouteTable | None = None,
 ) -> Plan:
-    """Compare ``desired`` with ``observed`` and return what must change, in order."""
+    """Compare ``desired`` with ``observed`` and return what must change, in order.
+
+    ``current_routes`` is the table the proxy serves now; when given, route differences join
+    the plan: in the fields (``spec.routes[host/path]``) of the app's change, or as a change of
+    action ``route`` when nothing else about the app changes. ``None`` (no router to read):
+    routes are computed into ``Plan.routes`` but not compared.
+    """
     changes: list[Change] = []
     deletes: list[Change] = []
     skipped: list[Skip] = []
@@ -131,10 +148,75 @@ def make_plan(
         )
         skipped.extend(Skip(d.app, "refused: the pass would delete every app") for d in deletes)
         deletes = []
+    keep = kept_apps(desired, (s.app for s in skipped))
+    table = build_table(desired, observed, current=current_routes or (), keep=keep)
+    if current_routes is not None:
+        changes, deletes = _with_routes(changes, deletes, route_fields(current_routes, table))
     ordered = _topological(changes) + sorted(deletes, key=lambda c: c.app, reverse=True)
     return Plan(
-        desired.revision, tuple(ordered), tuple(sorted(skipped, key=lambda s: s.app)), tuple(notes)
+        desired.revision,
+        tuple(ordered),
+        tuple(sorted(skipped, key=lambda s: s.app)),
+        tuple(notes),
+        routes=table,
     )
+
+
+def route_fields(current: RouteTable, wanted: RouteTable) -> dict[str, list[FieldChange]]:
+    """Route differences by app: ``spec.routes[host/path]`` added, removed or re-pointed
+    (``app:port``), or ``spec.routes[host/path].upstreams`` when only the ready replicas
+    differ from what the proxy has."""
+    before = {e.key: e for e in current}
+    after = {e.key: e for e in wanted}
+    out: dict[str, list[FieldChange]] = {}
+    for key in sorted(set(before) | set(after)):
+        old, new = before.get(key), after.get(key)
+        path = f"spec.routes[{key}]"
+        if old is None and new is not None:
+            out.setdefault(new.app, []).append(FieldChange(path, None, new.target))
+        elif new is None and old is not None:
+            out.setdefault(old.app, []).append(FieldChange(path, old.target, None))
+        elif old is not None and new is not None:
+            if old.target != new.target:
+                change = FieldChange(path, old.target, new.target)
+                for app in dict.fromkeys((new.app, old.app)):
+                    out.setdefault(app, []).append(change)
+            elif old.upstreams != new.upstreams:
+                out.setdefault(new.app, []).append(
+                    FieldChange(f"{path}.upstreams", list(old.upstreams), list(new.upstreams))
+                )
+    return out
+
+
+def _route_reason(fields: list[FieldChange]) -> str:
+    added = sum(1 for f in fields if f.before is None)
+    removed = sum(1 for f in fields if f.after is None)
+    other = len(fields) - added - removed
+    parts = [
+        f"{n} to {word}"
+        for n, word in ((added, "add"), (removed, "remove"), (other, "update"))
+        if n
+    ]
+    return "routes: " + ", ".join(parts) + " in the proxy"
+
+
+def _with_routes(
+    changes: list[Change], deletes: list[Change], by_app: dict[str, list[FieldChange]]
+) -> tuple[list[Change], list[Change]]:
+    """Fold route differences into the apps' changes; a route-only app gets ``route``."""
+    out_changes, out_deletes = list(changes), list(deletes)
+    for group in (out_changes, out_deletes):
+        for i, change in enumerate(group):
+            fields = by_app.pop(change.app, None)
+            if fields:
+                group[i] = replace(
+                    change,
+                    reasons=(*change.reasons, _route_reason(fields)),
+                    fields=tuple(sorted((*change.fields, *fields), key=lambda f: f.path)),
+                )
+    for app, fields in sorted(by_app.items()):
+        out_changes.append(Change(app, "route", (_route_reason(fields),), fields=tuple(fields)))
+    return out_changes, out_deletes
 
 
 def _why_not_prune(name: str, desired: DesiredState, prune: bool) -> str | None:

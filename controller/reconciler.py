@@ -15,17 +15,19 @@ import os
 import stat
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import structlog
 
 from controller.apply import Applier, Outcome
 from controller.desired import DesiredState, resolve
+from controller.errors import TrueupError
 from controller.manifests.loader import LoadResult, Problem, load_files
 from controller.observed import ObservedState, observe
 from controller.plan import Plan, make_plan
 from controller.policy import Policy
+from controller.routes import NoRouter, Router, RouteSync, RouteTable, kept_apps
 from controller.runtime.base import Runtime
 from controller.secrets import load_secrets
 from controller.source import GitSource, ManifestFiles
@@ -46,6 +48,12 @@ class PassResult:
     desired: DesiredState | None = None
     observed: ObservedState | None = None
     duration_s: float = 0.0
+    routes: RouteTable | None = None
+    """The route table of the pass (after apply: what was pushed, or would have been)."""
+    routes_error: str | None = None
+    """Why the routes stage failed (the proxy serves stale routes); None when it did not."""
+    routes_pushed: bool = False
+    """True when the pass changed the proxy's config."""
 
     @property
     def failed(self) -> list[Outcome]:
@@ -65,6 +73,7 @@ class Reconciler:
         secrets_dir: Path | None = None,
         policy: Policy | None = None,
         concurrency: int = 4,
+        router: Router | None = None,
     ) -> None:
         self.source = source
         self.runtime = runtime
@@ -73,6 +82,7 @@ class Reconciler:
         self.secrets_dir = secrets_dir
         self.policy = policy or Policy()
         self.concurrency = concurrency
+        self.router: Router = router or NoRouter()
         self._parsed: dict[str, LoadResult] = {}
 
     async def load(
@@ -144,14 +154,35 @@ class Reconciler:
         files, loaded = await self.load(rev=rev, worktree=worktree)
         desired = await self.desire(files, loaded)
         observed = observe(await self.runtime.list())
-        plan = make_plan(desired, observed, prune=prune, allow_empty=allow_empty)
+        current_routes, routes_error = await self.current_routes()
+        plan = make_plan(
+            desired,
+            observed,
+            prune=prune,
+            allow_empty=allow_empty,
+            current_routes=current_routes,
+        )
         if plan_filter is not None:
             plan = plan_filter(plan, desired)
         problems = list(loaded.problems) + resolution_problems(desired, loaded)
         result = PassResult(
-            files.revision, plan, sorted(problems), desired=desired, observed=observed
+            files.revision,
+            plan,
+            sorted(problems),
+            desired=desired,
+            observed=observed,
+            routes=plan.routes,
+            routes_error=routes_error,
         )
-        if apply and not plan.in_sync:
+        sync = RouteSync(
+            self.router,
+            self.runtime,
+            desired,
+            keep=kept_apps(desired, (s.app for s in plan.skipped)),
+            current=current_routes or (),
+        )
+        container_changes = tuple(c for c in plan.changes if c.action != "route")
+        if apply and container_changes:
             revision = files.revision
             assert revision is not None, "apply never runs on the working tree"
 
@@ -164,8 +195,11 @@ class Reconciler:
                 instance=self.instance,
                 read_context=read,
                 concurrency=self.concurrency,
+                routes_changed=sync.retiring,
             )
-            result.outcomes = await applier.run(plan)
+            result.outcomes = await applier.run(replace(plan, changes=container_changes))
+        if apply:
+            await self._routes_stage(sync, result, fresh=observed if not result.outcomes else None)
         result.duration_s = time.monotonic() - started
         log.info(
             "reconcile_pass",
@@ -173,9 +207,41 @@ class Reconciler:
             changes=len(plan.changes),
             failed=len(result.failed),
             problems=len(problems),
+            routes_error=result.routes_error,
             duration_s=round(result.duration_s, 3),
         )
         return result
+
+    async def current_routes(self) -> tuple[RouteTable | None, str | None]:
+        """The table the router serves now (None: nothing to compare with) and a read error."""
+        try:
+            return await self.router.current(), None
+        except TrueupError as exc:
+            log.warning("routes_read_failed", router=self.router.kind, error=str(exc))
+            return None, str(exc)
+
+    async def _routes_stage(
+        self, sync: RouteSync, result: PassResult, *, fresh: ObservedState | None
+    ) -> None:
+        """Push the full table (re-asserted every pass); a failure fails this stage only."""
+        if self.router.kind == "none" and fresh is not None:
+            return  # nothing applied, nothing to push: the plan's table is current
+        result.routes = await sync.finish(fresh)
+        result.routes_error = sync.error
+        result.routes_pushed = sync.pushes > 0
+        if sync.error is None:
+            result.outcomes.extend(
+                Outcome(c.app, c.action, True, "routes pushed", 0.0)
+                for c in result.plan.changes
+                if c.action == "route"
+            )
+        log.info(
+            "routes_stage",
+            router=self.router.kind,
+            routes=len(result.routes or ()),
+            pushed=result.routes_pushed,
+            error=sync.error,
+        )
 
 
 def resolution_problems(desired: DesiredState, loaded: LoadResult) -> list[Problem]:

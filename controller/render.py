@@ -10,14 +10,16 @@ import click
 
 from controller.manifests.loader import Problem
 from controller.plan import Change, Plan
+from controller.routes.table import RouteTable
 
-_SYMBOL = {"create": "+", "update": "~", "scale": "~", "heal": "~", "delete": "-"}
+_SYMBOL = {"create": "+", "update": "~", "scale": "~", "heal": "~", "delete": "-", "route": "~"}
 _COLOUR = {
     "create": "green",
     "update": "yellow",
     "scale": "yellow",
     "heal": "cyan",
     "delete": "red",
+    "route": "blue",
 }
 
 
@@ -98,3 +100,14 @@ def plan_text(
             summary += f"; {len(problems)} manifest error(s)"
         out.append(f"plan: {summary}")
     return "\n".join(out)
+
+
+def routes_text(table: RouteTable) -> str:
+    """The route table, one line per host + path: its target and the ready upstreams."""
+    if not table:
+        return "routes: none declared"
+    lines = [f"routes ({len(table)}):"]
+    for entry in table:
+        ready = ", ".join(entry.upstreams) if entry.upstreams else "no ready replica (503)"
+        lines.append(f"    {entry.key} → {entry.target}  [{ready}]")
+    return "\n".join(lines)

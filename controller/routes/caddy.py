@@ -19,7 +19,6 @@ carries an ``@id`` naming its app and port, so a diff can attribute what Caddy h
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterable
 from typing import Any
@@ -213,9 +212,7 @@ class CaddyRouter:
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.timeout)
-            )
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
         return self._session
 
     async def _get(self) -> Any:
@@ -224,7 +221,7 @@ class CaddyRouter:
             async with self._client().get(self.url) as response:
                 text = await response.text()
                 status = response.status
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise self._unreachable(exc) from exc
         if status == 200:
             try:
@@ -241,7 +238,7 @@ class CaddyRouter:
             async with self._client().request(method, self.url, json=body) as response:
                 text = await response.text()
                 status = response.status
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise self._unreachable(exc) from exc
         return None if 200 <= status < 300 else f"HTTP {status}: {_error(text)}"
 

@@ -21,7 +21,7 @@ import structlog
 
 from controller.desired import DesiredState
 from controller.errors import TrueupError
-from controller.observed import observe
+from controller.observed import ObservedState, observe
 from controller.routes.router import Router
 from controller.routes.table import RouteEntry, RouteTable, build_table
 from controller.runtime.base import Runtime
@@ -75,11 +75,17 @@ class RouteSync:
             log.debug("routes_drain", containers=sorted(containers), seconds=self.drain_s)
             await asyncio.sleep(self.drain_s)
 
-    async def finish(self) -> RouteTable | None:
-        """Push the full table after apply; record (not raise) a failure."""
+    async def finish(self, observed: ObservedState | None = None) -> RouteTable | None:
+        """Push the full table after apply; record (not raise) a failure.
+
+        ``observed`` saves a list call when nothing was applied since it was taken.
+        """
         async with self._lock:
             try:
-                table, _ = await self._table(frozenset())
+                if observed is not None:
+                    table = self._build(observed)
+                else:
+                    table, _ = await self._table(frozenset())
             except TrueupError as exc:
                 self._failed(exc, stage="final")
                 return self.table
@@ -99,14 +105,12 @@ class RouteSync:
             c.id in leaving and c.running and c.health in (None, "healthy") and c.ip_address
             for c in containers
         )
-        table = build_table(
-            self.desired,
-            observe(containers),
-            current=self.current,
-            keep=self.keep,
-            exclude=self._retired,
+        return self._build(observe(containers)), serving
+
+    def _build(self, observed: ObservedState) -> RouteTable:
+        return build_table(
+            self.desired, observed, current=self.current, keep=self.keep, exclude=self._retired
         )
-        return table, serving
 
     def _failed(self, exc: TrueupError, *, stage: str) -> None:
         self.error = str(exc)

@@ -148,4 +148,3 @@ def _address_order(address: str) -> tuple[int, int, str]:
     except ValueError:
         number = -1
     return (number, int(port) if port.isdigit() else 0, address)
-
