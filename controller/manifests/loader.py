@@ -262,6 +262,8 @@ def _check_repository(candidates: list[_Candidate], result: LoadResult) -> None:
                     f"metadata.name: app {name!r} is also declared at {others}",
                 )
 
+    _check_routes([g[0] for g in by_name.values() if len(g) == 1], reject)
+
     known = set(by_name) | result.invalid_apps
     for c in candidates:
         for i, dep in enumerate(c.app.spec.depends_on):
@@ -287,6 +289,31 @@ def _check_repository(candidates: list[_Candidate], result: LoadResult) -> None:
             continue
         c = group[0]
         result.apps[name] = LoadedApp(c.app, c.file, c.doc.start.line)
+
+
+def _check_routes(candidates: list[_Candidate], reject: Any) -> None:
+    """A host + path prefix may be claimed by one route only (``/api/`` is ``/api``); every
+    claimant is rejected, naming the others' files and lines."""
+    claims: dict[str, list[tuple[_Candidate, int]]] = {}
+    for c in candidates:
+        for i, route in enumerate(c.app.spec.routes):
+            key = route.host + (route.path.rstrip("/") or "/")  # as routes.table.route_key
+            claims.setdefault(key, []).append((c, i))
+    for key in sorted(claims):
+        group = claims[key]
+        if len(group) < 2:
+            continue
+        places = [
+            f"app {c.app.name!r} at {c.file}:{c.doc.locate(('spec', 'routes', i)).line}"
+            for c, i in group
+        ]
+        for n, (c, i) in enumerate(group):
+            others = ", ".join(p for m, p in enumerate(places) if m != n)
+            reject(
+                c,
+                ("spec", "routes", i, "host"),
+                f"spec.routes[{i}]: route {key} is also claimed by {others}",
+            )
 
 
 def _cycles(graph: dict[str, list[str]]) -> list[list[str]]:
