@@ -222,12 +222,8 @@ class GitSource:
         ``dockerfile`` (relative to the context) is never excluded by ``.dockerignore``, as
         with ``docker build``. SourceError when the folder is missing or is not a folder.
         """
-        rel = clean_subpath(context, what="build context")
         with self._lock:
-            full, root = self._root_tree(sha)
-            mode, oid = self._lookup(full, root, rel, what="build context", given=context)
-            if not stat.S_ISDIR(mode):
-                raise SourceError(f"build context {context!r} is not a folder at {full[:12]}")
+            rel, oid = self._context_tree(sha, context)
             tar = self._contexts.get((oid, dockerfile))
             if tar is None:
                 started = time.perf_counter()
@@ -245,13 +241,17 @@ class GitSource:
     def context_id(self, sha: str, context: str) -> str:
         """The git tree id of the ``context`` folder at ``sha`` (the build cache key), without
         packing it: what a no-op pass needs to tell whether an image must be rebuilt."""
-        rel = clean_subpath(context, what="build context")
         with self._lock:
-            full, root = self._root_tree(sha)
-            mode, oid = self._lookup(full, root, rel, what="build context", given=context)
-            if not stat.S_ISDIR(mode):
-                raise SourceError(f"build context {context!r} is not a folder at {full[:12]}")
-            return oid.decode()
+            return self._context_tree(sha, context)[1].decode()
+
+    def _context_tree(self, sha: str, context: str) -> tuple[str, ObjectID]:
+        """The cleaned context path and its tree id; SourceError when it is not a folder."""
+        rel = clean_subpath(context, what="build context")
+        full, root = self._root_tree(sha)
+        mode, oid = self._lookup(full, root, rel, what="build context", given=context)
+        if not stat.S_ISDIR(mode):
+            raise SourceError(f"build context {context!r} is not a folder at {full[:12]}")
+        return rel, oid
 
     def has_path(self, sha: str, path: str) -> bool:
         """True when ``path`` (relative to the deployment root) exists at ``sha``."""
