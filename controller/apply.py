@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import structlog
 
@@ -58,6 +58,11 @@ class Outcome:
     duration_s: float
     transient: bool = False
     built: bool = False
+    build: str | None = None
+    """For an app built from git that needed its image: ``built``, ``cached`` (the
+    content-addressed tag was already on the engine) or ``failed``; else None."""
+    build_s: float = 0.0
+    """Seconds spent building (0 unless ``build`` is ``built`` or ``failed``)."""
 
 
 class Applier:
@@ -84,6 +89,7 @@ class Applier:
         self.routes_changed = routes_changed
         self._limit = asyncio.Semaphore(max(1, concurrency))
         self._done: dict[str, asyncio.Future[bool]] = {}
+        self._builds: dict[str, tuple[str, float]] = {}
 
     async def run(self, plan: Plan) -> list[Outcome]:
         """Apply every change of ``plan``; return one outcome per change, in plan order."""
@@ -131,6 +137,8 @@ class Applier:
                     built=built,
                 )
                 bound.info("change_applied", duration_s=round(outcome.duration_s, 3))
+        if (build := self._builds.get(change.app)) is not None:
+            outcome = replace(outcome, build=build[0], build_s=build[1])
         self._finish(change, outcome)
         return outcome
 
@@ -168,23 +176,31 @@ class Applier:
 
     async def _ensure_image(self, want: DesiredApp) -> bool:
         if await self.runtime.image_exists(want.image):
+            if want.build is not None:
+                self._builds[want.name] = ("cached", 0.0)
             return False
         if want.build is None:
             raise ImageNotFound(f"image {want.image} is not on the engine")
         plan = want.build
-        tar = await self.read_context(plan.context, plan.dockerfile)
-        log.info("build_started", app=want.name, tag=plan.tag, context=plan.context)
-        await self.runtime.build(
-            BuildRequest(
-                context=tar,
-                tag=plan.tag,
-                dockerfile=plan.dockerfile,
-                args=dict(plan.args),
-                target=plan.target,
-                labels={"trueup.app": want.name, "trueup.context-tree": plan.context_id},
-            ),
-            on_log=lambda line: log.debug("build_output", app=want.name, line=line),
-        )
+        started = time.monotonic()
+        self._builds[want.name] = ("failed", 0.0)  # until the build below returns
+        try:
+            tar = await self.read_context(plan.context, plan.dockerfile)
+            log.info("build_started", app=want.name, tag=plan.tag, context=plan.context)
+            await self.runtime.build(
+                BuildRequest(
+                    context=tar,
+                    tag=plan.tag,
+                    dockerfile=plan.dockerfile,
+                    args=dict(plan.args),
+                    target=plan.target,
+                    labels={"trueup.app": want.name, "trueup.context-tree": plan.context_id},
+                ),
+                on_log=lambda line: log.debug("build_output", app=want.name, line=line),
+            )
+            self._builds[want.name] = ("built", 0.0)
+        finally:
+            self._builds[want.name] = (self._builds[want.name][0], time.monotonic() - started)
         log.info("build_finished", app=want.name, tag=plan.tag)
         return True
 

@@ -524,6 +524,18 @@ def logs(app: str, follow: bool, tail: int | None, **kw: Any) -> None:
 @click.option("--runtime-url", default=None, help="Engine API URL.")
 @click.option("--secrets-dir", type=click.Path(path_type=Path), default=None)
 @click.option("--token-file", type=click.Path(path_type=Path), default=None)
+@click.option(
+    "--api-token-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Bearer token for POST /api/v1/reconcile (without it, that endpoint is disabled).",
+)
+@click.option(
+    "--webhook-secret-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Shared secret of the /hooks/* webhooks (without it, webhooks are refused).",
+)
 def run(config_file: Path | None, **flags: Any) -> None:
     """Keep the host converged with git until stopped (SIGTERM/SIGINT exit 0; apps keep running)."""
     import asyncio
@@ -561,11 +573,19 @@ async def _run_controller(settings: Any) -> None:
 
     from controller.history import History
     from controller.loop import Controller
+    from controller.metrics import Metrics
     from controller.reconciler import Reconciler
     from controller.runtime import connect
+    from controller.server import Server, parse_listen, read_secret
     from controller.source import GitSource, RevisionWatcher
 
     log = structlog.get_logger("controller.cli")
+    serve = settings.listen != "off"
+    if serve:
+        parse_listen(settings.listen)  # a bad address is a config error, before anything starts
+    api_token = read_secret(settings.api_token_file, "API token")
+    webhook_secret = read_secret(settings.webhook_secret_file, "webhook secret")
+    metrics = Metrics()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -583,6 +603,7 @@ async def _run_controller(settings: Any) -> None:
         source.close()
         return
     history = History(settings.state_dir / "history.db", keep=settings.history_keep)
+    server: Server | None = None
     try:
         controller = Controller(
             Reconciler(
@@ -595,7 +616,9 @@ async def _run_controller(settings: Any) -> None:
                 concurrency=settings.concurrency,
             ),
             runtime,
-            watcher=RevisionWatcher(source, interval=settings.interval),
+            watcher=RevisionWatcher(
+                source, interval=settings.interval, on_fetch=metrics.fetch_finished
+            ),
             history=history,
             interval=settings.interval,
             backoff_initial=settings.backoff_initial,
@@ -605,6 +628,19 @@ async def _run_controller(settings: Any) -> None:
             allow_empty=settings.allow_empty,
             status_file=settings.state_dir / "status.json",
         )
+        metrics.attach(controller)
+        if serve:
+            server = Server(
+                controller,
+                metrics=metrics,
+                listen=settings.listen,
+                instance=settings.instance,
+                api_token=api_token,
+                webhook_secret=webhook_secret,
+                history=history,
+                fetch_budget_s=max(60.0, 3 * settings.interval),
+            )
+            await server.start()
         log.info(
             "controller_started",
             repo=source.display,
@@ -614,6 +650,8 @@ async def _run_controller(settings: Any) -> None:
         )
         await controller.run(stop)
     finally:
+        if server is not None:
+            await server.close()
         await runtime.close()
         source.close()
         history.close()

@@ -40,6 +40,14 @@ log = structlog.get_logger(__name__)
 HEAL_EVENTS = frozenset({"die", "destroy", "oom"})
 
 
+class PassObserver(Protocol):
+    """Hears about every finished pass (the metrics); must not raise and must not block."""
+
+    def pass_finished(
+        self, result: PassResult | None, *, outcome: str, duration_s: float, error: str | None
+    ) -> None: ...
+
+
 class Clock(Protocol):
     """Monotonic time and sleeping; tests inject a manual clock."""
 
@@ -196,6 +204,10 @@ class Controller:
         self._engine_retry_at: float | None = None
         self._engine_failures = 0
         self._ids = itertools.count(1)
+        self.observers: list[PassObserver] = []
+        """Told about every pass: ``outcome`` is noop, changed, failed (an app) or error."""
+        self.api_url: str | None = None
+        """Where the HTTP API listens (written to status.json for `trueup status`)."""
 
     # -- running ---------------------------------------------------------------------------
 
@@ -366,6 +378,7 @@ class Controller:
             [],
         )
         self.passes += 1
+        self._notify(None, "error", self.clock.now() - started, str(exc))
 
     async def _after_pass(
         self, result: PassResult, trigger: str, started: float, started_wall: float
@@ -405,6 +418,16 @@ class Controller:
             ],
         )
         self._write_status_file()
+        self._notify(result, outcome_word, self.clock.now() - started, None)
+
+    def _notify(
+        self, result: PassResult | None, outcome: str, duration_s: float, error: str | None
+    ) -> None:
+        for observer in self.observers:
+            try:
+                observer.pass_finished(result, outcome=outcome, duration_s=duration_s, error=error)
+            except Exception as exc:  # metrics are an aid: never let them stop reconciling
+                log.error("pass_observer_failed", error=str(exc))
 
     def _record(self, record: PassRecord, actions: list[ActionRecord]) -> None:
         if self.history is None:
@@ -485,6 +508,7 @@ class Controller:
             "pid": os.getpid(),
             "written_at": time.time(),
             "revision": self.last_result.revision if self.last_result else None,
+            "api": self.api_url,
             **self.status_json(),
         }
         tmp = self.status_file.with_suffix(".tmp")

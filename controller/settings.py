@@ -33,6 +33,11 @@ class Settings(BaseModel):
     interval: Duration = 30.0
     """Resync period: a full pass at least this often (±10% jitter), and the remote poll."""
     listen: str = "127.0.0.1:9090"
+    """HTTP address of metrics, probes, the API and webhooks; ``off`` serves nothing."""
+    api_token_file: Path | None = None
+    """Bearer token for ``POST /api/v1/reconcile``; without it that endpoint is disabled."""
+    webhook_secret_file: Path | None = None
+    """Shared secret of the webhooks (``/hooks/*``); without it webhooks are refused."""
     instance: str = Field(default="default", pattern=r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
     state_dir: Path = Path(".trueup")
     runtime: Literal["auto", "docker", "podman", "swarm"] = "auto"

@@ -10,15 +10,17 @@ newest revision, which is what a reconcile pass wants.
 * A remote is polled: ``fetch()`` every ``interval`` ±``jitter`` (10% by default), so many
   controllers do not hit one git server in step.
 
-A failed fetch logs ``git_fetch_failed`` and is kept in :attr:`RevisionWatcher.error`; the last
-good revision stays in force. ``sleep`` and ``random`` are injectable so tests never wait for a
-real interval.
+A failed fetch logs ``git_fetch_failed`` and is kept in :attr:`RevisionWatcher.error` (since
+:attr:`RevisionWatcher.failing_since`); the last good revision stays in force. ``on_fetch``, when
+given, hears about every fetch (its duration and error) and feeds the metrics. ``sleep`` and
+``random`` are injectable so tests never wait for a real interval.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random as _random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -46,6 +48,7 @@ class RevisionWatcher:
         watch: bool | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         random: Callable[[], float] = _random.random,
+        on_fetch: Callable[[float, TrueupError | None], None] | None = None,
     ) -> None:
         if interval <= 0:
             raise ValueError("interval must be positive")
@@ -58,6 +61,9 @@ class RevisionWatcher:
         self._lock = asyncio.Lock()
         self.latest: Revision | None = None
         self.error: TrueupError | None = None
+        self.failing_since: float | None = None
+        """``time.monotonic()`` of the first failure of the current run of failed fetches."""
+        self._on_fetch = on_fetch
         self.changed = asyncio.Event()
         self.watching = asyncio.Event()
 
@@ -68,9 +74,11 @@ class RevisionWatcher:
     async def check(self) -> Revision | None:
         """Fetch once; set the signal if the tip moved. Returns the revision in force."""
         async with self._lock:
+            started = time.monotonic()
             try:
                 revision = await asyncio.to_thread(self._source.fetch)
             except TrueupError as exc:
+                self._fetched(started, exc)
                 self.error = exc
                 log.warning(
                     "git_fetch_failed",
@@ -80,6 +88,7 @@ class RevisionWatcher:
                     revision=self.latest.sha if self.latest else None,
                 )
                 return self.latest
+            self._fetched(started, None)
             if self.error is not None:
                 log.info("git_fetch_recovered", url=self._source.display)
                 self.error = None
@@ -94,6 +103,14 @@ class RevisionWatcher:
                 )
                 self.changed.set()
             return self.latest
+
+    def _fetched(self, started: float, error: TrueupError | None) -> None:
+        if error is None:
+            self.failing_since = None
+        elif self.failing_since is None:
+            self.failing_since = started
+        if self._on_fetch is not None:
+            self._on_fetch(time.monotonic() - started, error)
 
     async def wait(self) -> Revision:
         """Wait for the signal, clear it and return the newest revision."""

@@ -1,0 +1,291 @@
+"""The controller's HTTP surface (aiohttp, on the controller's own event loop).
+
+``GET /metrics`` (Prometheus text), ``GET /healthz`` (the process and its loop answer),
+``GET /readyz`` (first pass done, engine answers ping, git fetch healthy or within its retry
+budget), ``GET /api/v1/status`` and ``GET /api/v1/apps/{name}`` (the documented status JSON),
+``POST /api/v1/reconcile`` (bearer token from ``--api-token-file``; disabled without one), and
+the webhooks of ``webhooks.py`` under ``/hooks/``. Handlers only read the controller's state or
+mark work; nothing here reconciles by itself.
+
+Started by `trueup run` (``cli._run_controller``). A listen address already in use does not
+stop reconciling: the server logs ``http_listen_failed`` and keeps trying to bind in the
+background.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from controller.errors import ConfigError
+from controller.history import History
+from controller.loop import Controller
+from controller.metrics import Metrics
+from controller.webhooks import MAX_BODY, FetchCoalescer, Webhooks
+
+log = structlog.get_logger(__name__)
+
+PING_TIMEOUT_S = 3.0
+BIND_RETRY_MAX_S = 30.0
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """``host:port``, ``[v6]:port`` or ``:port`` (every interface) -> (host, port)."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"invalid listen address {listen!r} (expected HOST:PORT)")
+    host = host.strip("[]") or "0.0.0.0"
+    return host, int(port)
+
+
+def read_secret(path: Path | None, what: str) -> bytes | None:
+    """A token or secret from a file (surrounding whitespace dropped); None without a file."""
+    if path is None:
+        return None
+    try:
+        value = path.read_bytes().strip()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} file {path}: {exc.strerror or exc}") from exc
+    if not value:
+        raise ConfigError(f"{what} file {path} is empty")
+    return value
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class Server:
+    """Serves one controller; ``start`` binds (or keeps trying), ``close`` stops."""
+
+    def __init__(
+        self,
+        controller: Controller,
+        *,
+        metrics: Metrics,
+        listen: str,
+        instance: str,
+        api_token: bytes | None = None,
+        webhook_secret: bytes | None = None,
+        history: History | None = None,
+        fetch_budget_s: float = 300.0,
+    ) -> None:
+        self.controller = controller
+        self.metrics = metrics
+        self.host, self.port = parse_listen(listen)
+        self.instance = instance
+        self.api_token = api_token
+        self.history = history
+        self.fetch_budget_s = fetch_budget_s
+        self.fetcher = FetchCoalescer(controller.watcher, controller.work.mark)
+        self.webhooks = Webhooks(
+            webhook_secret, self.fetcher, branch=self._branch, count=metrics.webhook
+        )
+        self.started = time.monotonic()
+        self.url: str | None = None
+        self._runner: web.AppRunner | None = None
+        self._binder: asyncio.Task[None] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def make_app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_BODY)
+        app.add_routes(
+            [
+                web.get("/metrics", self.get_metrics),
+                web.get("/healthz", self.healthz),
+                web.get("/readyz", self.readyz),
+                web.get("/api/v1/status", self.get_status),
+                web.get("/api/v1/apps/{name}", self.get_app),
+                web.post("/api/v1/reconcile", self.reconcile),
+                *self.webhooks.routes(),
+            ]
+        )
+        return app
+
+    async def start(self) -> None:
+        """Bind now if possible; otherwise keep trying in the background."""
+        self._runner = web.AppRunner(self.make_app(), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        if not await self._bind():
+            self._binder = asyncio.create_task(self._keep_binding(), name="http-bind")
+
+    async def _bind(self) -> bool:
+        assert self._runner is not None
+        site = web.TCPSite(self._runner, self.host, self.port)
+        try:
+            await site.start()
+        except OSError as exc:
+            log.error("http_listen_failed", host=self.host, port=self.port, error=str(exc))
+            return False
+        addresses = self._runner.addresses  # the bound port, when 0 was asked for
+        port = int(addresses[-1][1]) if addresses else self.port
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        connect = "127.0.0.1" if self.host == "0.0.0.0" else host
+        self.url = f"http://{connect}:{port}"
+        self.controller.api_url = self.url
+        log.info("http_listening", url=f"http://{host}:{port}")
+        return True
+
+    async def _keep_binding(self) -> None:
+        delay = 1.0
+        while True:
+            await asyncio.sleep(delay)
+            if await self._bind():
+                return
+            delay = min(delay * 2, BIND_RETRY_MAX_S)
+
+    async def close(self) -> None:
+        if self._binder is not None:
+            self._binder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._binder
+        await self.fetcher.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # -- probes and metrics ----------------------------------------------------------------
+
+    async def get_metrics(self, request: web.Request) -> web.Response:
+        body = generate_latest(self.metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        """This handler running is the proof: the process and its event loop are alive."""
+        return web.json_response(
+            {
+                "status": "ok",
+                "passes": self.controller.passes,
+                "uptime_s": round(time.monotonic() - self.started, 1),
+            }
+        )
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        c = self.controller
+        checks: dict[str, dict[str, Any]] = {}
+        done = c.first_pass_done.is_set()
+        checks["first_pass"] = {
+            "ok": done,
+            "message": "finished" if done else f"not finished yet ({c.last_error or 'running'})",
+        }
+        try:
+            engine = await asyncio.wait_for(c.runtime.ping(), PING_TIMEOUT_S)
+        except TimeoutError:
+            engine = False
+        checks["engine"] = {
+            "ok": engine,
+            "message": "answers ping" if engine else "does not answer ping",
+        }
+        checks["git"] = self._git_check()
+        ready = all(check["ok"] for check in checks.values())
+        return web.json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
+
+    def _git_check(self) -> dict[str, Any]:
+        watcher = self.controller.watcher
+        if watcher is None or watcher.error is None:
+            return {"ok": True, "message": "last fetch succeeded"}
+        since = watcher.failing_since or time.monotonic()
+        failing = time.monotonic() - since
+        ok = failing < self.fetch_budget_s
+        return {
+            "ok": ok,
+            "message": (
+                f"fetch failing for {failing:.0f}s "
+                f"({'within' if ok else 'past'} its {self.fetch_budget_s:.0f}s retry budget): "
+                f"{watcher.error}"
+            ),
+        }
+
+    def _branch(self) -> str | None:
+        watcher = self.controller.watcher
+        if watcher is None:
+            return None
+        if watcher.latest is not None and watcher.latest.branch:
+            return watcher.latest.branch
+        return None
+
+    # -- the API ---------------------------------------------------------------------------
+
+    async def get_status(self, request: web.Request) -> web.Response:
+        c = self.controller
+        return web.json_response(
+            {
+                "instance": self.instance,
+                "revision": c.last_result.revision if c.last_result else None,
+                "passes": c.passes,
+                "first_pass_done": c.first_pass_done.is_set(),
+                "last_error": c.last_error,
+                **c.status_json(),
+            }
+        )
+
+    async def get_app(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        tracked = self.controller.status.get(name)
+        if tracked is None:
+            return web.json_response({"error": f"no app named {name!r}"}, status=404)
+        ago = self.controller.clock.now() - tracked.last_transition
+        doc: dict[str, Any] = {
+            **tracked.status.to_json(),
+            "last_error": tracked.last_error,
+            "last_transition": _iso(time.time() - ago),
+            "backoff_failures": self.controller.backoff.failures(name),
+            "recent_actions": [],
+        }
+        if self.history is not None:
+            rows = await asyncio.to_thread(self.history.actions, name, limit=10)
+            doc["recent_actions"] = [
+                {
+                    "at": _iso(row["started_at"]),
+                    "revision": row["revision"],
+                    "trigger": row["trigger"],
+                    "action": row["kind"],
+                    "result": row["result"],
+                    "message": row["message"],
+                    "duration_s": round(row["duration_s"], 3),
+                }
+                for row in rows
+            ]
+        return web.json_response(doc)
+
+    async def reconcile(self, request: web.Request) -> web.Response:
+        if self.api_token is None:
+            return web.json_response(
+                {"error": "the reconcile API is disabled: start trueup run with --api-token-file"},
+                status=403,
+            )
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            self.api_token, given.strip().encode("utf-8", "replace")
+        ):
+            log.warning("api_unauthorized", path=request.path)
+            return web.json_response(
+                {"error": "missing or wrong bearer token"},
+                status=401,
+                headers={"WWW-Authenticate": 'Bearer realm="trueup"'},
+            )
+        app = request.query.get("app")
+        c = self.controller
+        if app is not None:
+            known = set(c.status)
+            if c.last_result is not None and c.last_result.desired is not None:
+                known |= set(c.last_result.desired.apps)
+            if app not in known:
+                return web.json_response({"error": f"no app named {app!r}"}, status=404)
+            c.backoff.succeeded(app)  # asked for by a person: retry now, not after backoff
+            c.work.mark("api", app)
+        else:
+            self.fetcher.request(mark="api")  # fetch first, so the pass sees the newest commit
+        log.info("reconcile_requested", app=app)
+        return web.json_response({"accepted": True, "app": app}, status=202)

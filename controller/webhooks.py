@@ -1,0 +1,255 @@
+"""Webhooks from git hosts: verify the sender, then ask for a fetch. The payload is never trusted.
+
+A webhook only says "look now": the revision deployed is always what the controller fetches
+itself, so a forged or replayed payload cannot name a commit. GitHub signs the raw body with
+HMAC-SHA256 (``X-Hub-Signature-256: sha256=<hex>``), GitLab sends the shared secret itself
+(``X-Gitlab-Token``), and the generic endpoint takes GitHub's scheme under its own header
+(``X-Trueup-Signature-256``). Every comparison is constant-time (``hmac.compare_digest``).
+
+Bodies are read in chunks up to :data:`MAX_BODY`; a larger one (by ``Content-Length`` or as it
+streams in) gets 413 and is never held in memory. A burst of webhooks coalesces into at most
+two fetches: :class:`FetchCoalescer` runs one fetch at a time and folds every request that
+arrives meanwhile into a single follow-up.
+
+Used by ``server.py``, which mounts :class:`Webhooks` at ``/hooks/{github,gitlab,generic}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qs
+
+import structlog
+from aiohttp import web
+
+from controller.source import RevisionWatcher
+
+log = structlog.get_logger(__name__)
+
+MAX_BODY = 1024 * 1024
+"""Largest webhook body accepted (GitHub caps its payloads at 25 MB, but pushes are small)."""
+_CHUNK = 64 * 1024
+
+GENERIC_HEADER = "X-Trueup-Signature-256"
+
+
+def sign(secret: bytes, body: bytes) -> str:
+    """The signature header value GitHub (and the generic endpoint) expects for ``body``."""
+    return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+
+
+def signature_valid(secret: bytes, body: bytes, header: str | None) -> bool:
+    """True when ``header`` is ``sha256=<hex>`` of ``body`` under ``secret`` (constant time)."""
+    if not header:
+        return False
+    given = header.strip().encode("utf-8", "replace")
+    return hmac.compare_digest(sign(secret, body).encode(), given)
+
+
+def token_valid(secret: bytes, header: str | None) -> bool:
+    """True when ``header`` equals the shared secret (GitLab's scheme; constant time)."""
+    if header is None:
+        return False
+    return hmac.compare_digest(secret, header.encode("utf-8", "replace"))
+
+
+class TooLarge(Exception):
+    """The body is over :data:`MAX_BODY`."""
+
+
+async def read_limited(request: web.Request, limit: int = MAX_BODY) -> bytes:
+    """The request body, read in chunks; :class:`TooLarge` as soon as it passes ``limit``."""
+    if request.content_length is not None and request.content_length > limit:
+        raise TooLarge
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class FetchCoalescer:
+    """One fetch at a time; requests made during a fetch fold into one more afterwards.
+
+    ``request(mark=...)`` also asks for a pass (``mark(trigger)``) once that fetch is done, so
+    a manual reconcile sees the newest commit. Without a watcher it only marks.
+    """
+
+    def __init__(self, watcher: RevisionWatcher | None, mark: Callable[[str], None]) -> None:
+        self.watcher = watcher
+        self.mark = mark
+        self.fetches = 0
+        self._wanted = asyncio.Event()
+        self._marks: list[str] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def request(self, mark: str | None = None) -> None:
+        if mark is not None and mark not in self._marks:
+            self._marks.append(mark)
+        self._wanted.set()
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="requested-fetch")
+
+    async def _run(self) -> None:
+        while True:
+            await self._wanted.wait()
+            self._wanted.clear()
+            marks, self._marks = self._marks, []
+            if self.watcher is not None:
+                await self.watcher.check()  # failures are logged and kept by the watcher
+                self.fetches += 1
+            for trigger in marks:
+                self.mark(trigger)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+def _reply(status: int, result: str, message: str) -> web.Response:
+    return web.json_response({"result": result, "message": message}, status=status)
+
+
+class Webhooks:
+    """The three webhook endpoints; ``count(provider, result)`` feeds the metrics."""
+
+    def __init__(
+        self,
+        secret: bytes | None,
+        fetcher: FetchCoalescer,
+        *,
+        branch: Callable[[], str | None],
+        count: Callable[[str, str], None],
+    ) -> None:
+        self.secret = secret
+        self.fetcher = fetcher
+        self.branch = branch
+        self.count = count
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.post("/hooks/github", self.github),
+            web.post("/hooks/gitlab", self.gitlab),
+            web.post("/hooks/generic", self.generic),
+        ]
+
+    async def _receive(
+        self, request: web.Request, provider: str
+    ) -> tuple[bytes, None] | tuple[None, web.Response]:
+        """The body, or the response refusing it (disabled, too large)."""
+        if self.secret is None:
+            self.count(provider, "disabled")
+            return None, _reply(
+                403,
+                "disabled",
+                "webhooks are disabled: start `trueup run` with --webhook-secret-file",
+            )
+        try:
+            body = await read_limited(request)
+        except TooLarge:
+            self.count(provider, "too_large")
+            return None, _reply(413, "too_large", f"body over {MAX_BODY} bytes")
+        return body, None
+
+    def _unauthorized(self, provider: str, what: str) -> web.Response:
+        self.count(provider, "unauthorized")
+        log.warning("webhook_refused", provider=provider, reason=what)
+        return _reply(401, "unauthorized", what)
+
+    def _accept(self, provider: str, event: str) -> web.Response:
+        self.count(provider, "accepted")
+        log.info("webhook_accepted", provider=provider, hook_event=event)
+        self.fetcher.request()
+        return _reply(202, "accepted", "fetch requested")
+
+    def _ignore(self, provider: str, why: str) -> web.Response:
+        self.count(provider, "ignored")
+        log.info("webhook_ignored", provider=provider, reason=why)
+        return _reply(200, "ignored", why)
+
+    def _wrong_branch(self, payload: dict[str, Any]) -> str | None:
+        """Why a push is not for the branch followed, or None when it is (or may be)."""
+        ref = payload.get("ref")
+        branch = self.branch()
+        if branch is None or not isinstance(ref, str):
+            return None  # branch unknown yet: a fetch is cheap, and tells
+        if ref != f"refs/heads/{branch}":
+            return f"push to {ref}, following refs/heads/{branch}"
+        return None
+
+    async def github(self, request: web.Request) -> web.Response:
+        body, refused = await self._receive(request, "github")
+        if body is None:
+            assert refused is not None
+            return refused
+        assert self.secret is not None
+        if not signature_valid(self.secret, body, request.headers.get("X-Hub-Signature-256")):
+            return self._unauthorized("github", "missing or wrong X-Hub-Signature-256")
+        event = request.headers.get("X-GitHub-Event", "")
+        if event == "ping":
+            self.count("github", "ping")
+            return _reply(200, "ping", "pong")
+        if event != "push":
+            return self._ignore("github", f"event {event or '(none)'} is not a push")
+        payload = _github_payload(body, request.content_type)
+        if payload is None:
+            self.count("github", "bad_request")
+            return _reply(400, "bad_request", "push payload is not JSON")
+        if (why := self._wrong_branch(payload)) is not None:
+            return self._ignore("github", why)
+        return self._accept("github", event)
+
+    async def gitlab(self, request: web.Request) -> web.Response:
+        body, refused = await self._receive(request, "gitlab")
+        if body is None:
+            assert refused is not None
+            return refused
+        assert self.secret is not None
+        if not token_valid(self.secret, request.headers.get("X-Gitlab-Token")):
+            return self._unauthorized("gitlab", "missing or wrong X-Gitlab-Token")
+        event = request.headers.get("X-Gitlab-Event", "")
+        if event != "Push Hook":
+            return self._ignore("gitlab", f"event {event or '(none)'} is not a push")
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict):
+            self.count("gitlab", "bad_request")
+            return _reply(400, "bad_request", "push payload is not a JSON object")
+        if (why := self._wrong_branch(payload)) is not None:
+            return self._ignore("gitlab", why)
+        return self._accept("gitlab", event)
+
+    async def generic(self, request: web.Request) -> web.Response:
+        body, refused = await self._receive(request, "generic")
+        if body is None:
+            assert refused is not None
+            return refused
+        assert self.secret is not None
+        if not signature_valid(self.secret, body, request.headers.get(GENERIC_HEADER)):
+            return self._unauthorized("generic", f"missing or wrong {GENERIC_HEADER}")
+        return self._accept("generic", "generic")
+
+
+def _github_payload(body: bytes, content_type: str) -> dict[str, Any] | None:
+    """The push payload, sent as JSON or as a form field ``payload`` (both are allowed)."""
+    try:
+        if content_type == "application/x-www-form-urlencoded":
+            fields = parse_qs(body.decode("utf-8"))
+            body = fields.get("payload", [""])[0].encode("utf-8")
+        payload = json.loads(body)
+    except ValueError:
+        return None
+    return payload if isinstance(payload, dict) else None
