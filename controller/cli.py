@@ -417,8 +417,27 @@ def apply(**kw: Any) -> None:
     show_default=True,
     help="Text for people, JSON for scripts.",
 )
+@click.option(
+    "--listen",
+    default=None,
+    envvar="TRUEUP_LISTEN",
+    help="Address of a running controller's API (default: the config's, else the one it "
+    "recorded in the state dir, else 127.0.0.1:9090).",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    envvar="TRUEUP_CONFIG",
+    help="The controller's settings file (its listen address is tried).",
+)
 def status(**kw: Any) -> None:
-    """Health and replicas of this instance's apps, from the container engine alone."""
+    """Sync, health and replicas of this instance's apps.
+
+    Asks the running controller's API when one answers for this instance, else reads the
+    status it last wrote to the state dir, else asks the container engine alone.
+    """
     import asyncio
 
     from controller import status as status_module
@@ -434,7 +453,9 @@ def status(**kw: Any) -> None:
         finally:
             await runtime.close()
 
-    live = _controller_status(kw["state_dir"])
+    live = _api_status(_api_urls(kw), kw["instance"])
+    if live is None:
+        live = _controller_status(kw["state_dir"])
     if live is not None:
         apps = live
     else:
@@ -449,18 +470,66 @@ def status(**kw: Any) -> None:
         click.echo(status_module.render_text(apps))
 
 
-def _controller_status(state_dir: Path) -> list[Any] | None:
-    """The running controller's view (sync included), when one holds ``state_dir``."""
+def _api_urls(kw: dict[str, Any]) -> list[str]:
+    """Where a running controller's API may be: flag/env/config, the state dir's record, default."""
     import json
 
-    from controller.lock import holder
-    from controller.status import AppStatus
+    listens: list[str] = []
+    if kw["listen"]:
+        listens.append(kw["listen"])
+    elif kw["config_file"] is not None:
+        from controller.settings import load_settings
 
-    status_file = state_dir / "status.json"
-    if holder(state_dir) is None or not status_file.exists():
+        try:
+            listens.append(load_settings(kw["config_file"], {}).listen)
+        except TrueupError as exc:
+            fail(str(exc))
+    urls = [_listen_url(listen) for listen in listens]
+    try:
+        recorded = json.loads((kw["state_dir"] / "status.json").read_text(encoding="utf-8"))
+        urls.append(str(recorded["api"]) if recorded.get("api") else None)
+    except (OSError, ValueError, AttributeError, KeyError):
+        pass
+    if not listens:
+        urls.append(_listen_url("127.0.0.1:9090"))
+    return [u for u in dict.fromkeys(urls) if u]
+
+
+def _listen_url(listen: str) -> str | None:
+    from controller.server import parse_listen
+
+    if listen == "off":
         return None
     try:
-        doc = json.loads(status_file.read_text(encoding="utf-8"))
+        host, port = parse_listen(listen)
+    except TrueupError:
+        return None
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _api_status(urls: list[str], instance: str) -> list[Any] | None:
+    """Apps as the first API that answers for ``instance`` reports them; None if none does."""
+    import json
+    import urllib.request
+
+    for url in urls:
+        try:
+            with urllib.request.urlopen(f"{url}/api/v1/status", timeout=2) as response:
+                doc = json.loads(response.read())
+            if doc.get("instance") != instance:
+                continue  # another instance's controller on that address
+            return _apps_from_json(doc)
+        except (OSError, ValueError, AttributeError):
+            continue
+    return None
+
+
+def _apps_from_json(doc: Any) -> list[Any] | None:
+    from controller.status import AppStatus
+
+    try:
         return [
             AppStatus(
                 name=a["name"], sync=a["sync"], health=a["health"], revision=a["revision"],
@@ -469,8 +538,24 @@ def _controller_status(state_dir: Path) -> list[Any] | None:
             )
             for a in doc["apps"]
         ]  # fmt: skip
-    except (OSError, ValueError, KeyError, TypeError):
+    except (KeyError, TypeError):
         return None
+
+
+def _controller_status(state_dir: Path) -> list[Any] | None:
+    """The running controller's view (sync included), when one holds ``state_dir``."""
+    import json
+
+    from controller.lock import holder
+
+    status_file = state_dir / "status.json"
+    if holder(state_dir) is None or not status_file.exists():
+        return None
+    try:
+        doc = json.loads(status_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return _apps_from_json(doc)
 
 
 @main.command()
