@@ -127,3 +127,32 @@ async def test_probes(tmp_path: Path) -> None:
         await s.http.close()
         await s.server.close()
         s.controller.reconciler.source.close()
+
+
+async def test_busy_listen_address_does_not_stop_the_controller(tmp_path: Path) -> None:
+    """A port in use is logged and retried in the background; the server comes up once free."""
+    import socket
+
+    from controller.server import Server
+
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen()
+    port = blocker.getsockname()[1]
+    s = await serve(tmp_path)
+    busy = Server(s.controller, metrics=s.metrics, listen=f"127.0.0.1:{port}", instance="t")
+    try:
+        await busy.start()
+        assert busy.url is None
+        blocker.close()
+        async with asyncio.timeout(5):
+            while busy.url is None:
+                await asyncio.sleep(0.05)
+        async with s.http.get(f"{busy.url}/healthz") as r:
+            assert r.status == 200
+    finally:
+        blocker.close()
+        await busy.close()
+        await s.http.close()
+        await s.server.close()
+        s.controller.reconciler.source.close()
