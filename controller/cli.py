@@ -53,6 +53,18 @@ def common_options(f: Any) -> Any:
         envvar="TRUEUP_RUNTIME_URL",
         help="Engine API URL (default: DOCKER_HOST, then the Docker socket, then Podman's).",
     )(f)
+    f = click.option(
+        "--swarm/--no-swarm",
+        default=False,
+        envvar="TRUEUP_SWARM",
+        help="With --runtime auto: drive Swarm services when the engine is a swarm manager.",
+    )(f)
+    f = click.option(
+        "--swarm-registry",
+        default=None,
+        envvar="TRUEUP_SWARM_REGISTRY",
+        help="Swarm: registry to push built images to, so every node can pull them.",
+    )(f)
     return f
 
 
@@ -272,7 +284,13 @@ async def _pass(kw: dict[str, Any], *, apply: bool, worktree: bool) -> Any:
     with GitSource(
         kw["repo"], state_dir=kw["state_dir"], branch=kw["branch"], token_file=kw["token_file"]
     ) as source:
-        runtime = connect(kw["runtime"], kw["runtime_url"], instance=kw["instance"])
+        runtime = connect(
+            kw["runtime"],
+            kw["runtime_url"],
+            instance=kw["instance"],
+            swarm=kw["swarm"],
+            registry=kw["swarm_registry"],
+        )
         router = connect_router(
             kw["router"],
             instance=kw["instance"],
@@ -447,7 +465,13 @@ def status(**kw: Any) -> None:
     configure()  # log events go to stderr; stdout carries only the status
 
     async def run() -> list[Any]:
-        runtime = connect(kw["runtime"], kw["runtime_url"], instance=kw["instance"])
+        runtime = connect(
+            kw["runtime"],
+            kw["runtime_url"],
+            instance=kw["instance"],
+            swarm=kw["swarm"],
+            registry=kw["swarm_registry"],
+        )
         try:
             return await status_module.collect(runtime)
         finally:
@@ -574,7 +598,13 @@ def logs(app: str, follow: bool, tail: int | None, **kw: Any) -> None:
     configure()  # log events go to stderr; stdout carries only the app's lines
 
     async def run() -> None:
-        runtime = connect(kw["runtime"], kw["runtime_url"], instance=kw["instance"])
+        runtime = connect(
+            kw["runtime"],
+            kw["runtime_url"],
+            instance=kw["instance"],
+            swarm=kw["swarm"],
+            registry=kw["swarm_registry"],
+        )
         try:
             async for line in app_logs(runtime, app, follow=follow, tail=tail):
                 click.echo(line)
@@ -607,6 +637,8 @@ def logs(app: str, follow: bool, tail: int | None, **kw: Any) -> None:
 @click.option("--state-dir", type=click.Path(path_type=Path), default=None, help="State dir.")
 @click.option("--runtime", type=click.Choice(["auto", "docker", "podman", "swarm"]), default=None)
 @click.option("--runtime-url", default=None, help="Engine API URL.")
+@click.option("--swarm/--no-swarm", default=None, help="auto picks Swarm on a swarm manager.")
+@click.option("--swarm-registry", default=None, help="Registry for images built for Swarm.")
 @click.option("--secrets-dir", type=click.Path(path_type=Path), default=None)
 @click.option("--token-file", type=click.Path(path_type=Path), default=None)
 @click.option(
@@ -682,7 +714,14 @@ async def _run_controller(settings: Any) -> None:
         token_file=settings.token_file,
     )
     runtime = await _connect_with_retry(
-        lambda: connect(settings.runtime, settings.runtime_url, instance=settings.instance), stop
+        lambda: connect(
+            settings.runtime,
+            settings.runtime_url,
+            instance=settings.instance,
+            swarm=settings.swarm,
+            registry=settings.swarm_registry,
+        ),
+        stop,
     )
     if runtime is None:
         source.close()

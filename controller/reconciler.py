@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -29,8 +30,14 @@ from controller.plan import Plan, make_plan
 from controller.policy import Policy
 from controller.routes import NoRouter, Router, RouteSync, RouteTable, kept_apps
 from controller.runtime.base import Runtime
+from controller.runtime.swarm_base import ServiceInfo, task_rows
 from controller.secrets import load_secrets
 from controller.source import GitSource, ManifestFiles
+from controller.swarm_apply import SwarmApplier
+from controller.swarm_plan import make_swarm_plan
+
+if TYPE_CHECKING:
+    from controller.runtime.swarm import SwarmRuntime
 
 log = structlog.get_logger(__name__)
 
@@ -153,15 +160,26 @@ class Reconciler:
         started = time.monotonic()
         files, loaded = await self.load(rev=rev, worktree=worktree)
         desired = await self.desire(files, loaded)
-        observed = observe(await self.runtime.list())
+        observed, services = await self._observe()
         current_routes, routes_error = await self.current_routes()
-        plan = make_plan(
-            desired,
-            observed,
-            prune=prune,
-            allow_empty=allow_empty,
-            current_routes=current_routes,
-        )
+        if services is not None:  # a swarm: services are the unit (see swarm_plan)
+            plan = make_swarm_plan(
+                desired,
+                services,
+                observed,
+                instance=self.instance,
+                prune=prune,
+                allow_empty=allow_empty,
+                current_routes=current_routes,
+            )
+        else:
+            plan = make_plan(
+                desired,
+                observed,
+                prune=prune,
+                allow_empty=allow_empty,
+                current_routes=current_routes,
+            )
         if plan_filter is not None:
             plan = plan_filter(plan, desired)
         problems = list(loaded.problems) + resolution_problems(desired, loaded)
@@ -189,14 +207,25 @@ class Reconciler:
             async def read(context: str, dockerfile: str) -> bytes:
                 return await self.read_context(revision, context, dockerfile)
 
-            applier = Applier(
-                self.runtime,
-                desired,
-                instance=self.instance,
-                read_context=read,
-                concurrency=self.concurrency,
-                routes_changed=sync.retiring,
-            )
+            swarm = _swarm(self.runtime)
+            applier: Applier | SwarmApplier
+            if swarm is not None:
+                applier = SwarmApplier(
+                    swarm,
+                    desired,
+                    instance=self.instance,
+                    read_context=read,
+                    concurrency=self.concurrency,
+                )
+            else:
+                applier = Applier(
+                    self.runtime,
+                    desired,
+                    instance=self.instance,
+                    read_context=read,
+                    concurrency=self.concurrency,
+                    routes_changed=sync.retiring,
+                )
             result.outcomes = await applier.run(replace(plan, changes=container_changes))
         if apply:
             await self._routes_stage(sync, result, fresh=observed if not result.outcomes else None)
@@ -211,6 +240,14 @@ class Reconciler:
             duration_s=round(result.duration_s, 3),
         )
         return result
+
+    async def _observe(self) -> tuple[ObservedState, tuple[ServiceInfo, ...] | None]:
+        """Containers (one list call); on a swarm, its services and the task rows (two)."""
+        swarm = _swarm(self.runtime)
+        if swarm is None:
+            return observe(await self.runtime.list()), None
+        snapshot = await swarm.snapshot()
+        return observe(task_rows(snapshot)), snapshot.services
 
     async def current_routes(self) -> tuple[RouteTable | None, str | None]:
         """The table the router serves now (None: nothing to compare with) and a read error."""
@@ -242,6 +279,15 @@ class Reconciler:
             pushed=result.routes_pushed,
             error=sync.error,
         )
+
+
+def _swarm(runtime: Runtime) -> SwarmRuntime | None:
+    """The runtime when it drives Swarm services (plan and apply take the swarm path)."""
+    if runtime.kind != "swarm":
+        return None
+    from controller.runtime.swarm import SwarmRuntime
+
+    return runtime if isinstance(runtime, SwarmRuntime) else None
 
 
 def resolution_problems(desired: DesiredState, loaded: LoadResult) -> list[Problem]:

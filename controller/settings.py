@@ -42,6 +42,10 @@ class Settings(BaseModel):
     state_dir: Path = Path(".trueup")
     runtime: Literal["auto", "docker", "podman", "swarm"] = "auto"
     runtime_url: str | None = None
+    swarm: bool = False
+    """With ``runtime: auto``, drive Swarm services when the engine is a swarm manager."""
+    swarm_registry: str | None = None
+    """Swarm: where built images are pushed so every node can pull them (e.g. reg:5000/team)."""
     secrets_dir: Path | None = None
     concurrency: int = Field(default=4, ge=1, le=64)
     prune: bool = True

@@ -17,6 +17,7 @@ from typing import Any
 
 from controller import labels as L
 from controller.runtime.base import ContainerInfo, LogLine, Runtime
+from controller.runtime.swarm_base import FAILED_ROLLOUT, ROLLING, ServiceLogs, rollout
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,13 @@ def app_status(name: str, containers: Sequence[ContainerInfo]) -> AppStatus:
         health = "Degraded"
     else:
         health = "Progressing"
+    update, update_message = rollout(containers)  # Swarm's own rollout (swarm rows only)
+    if update in FAILED_ROLLOUT:
+        health = "Degraded"
+        problems.insert(0, f"swarm update {update}: {update_message or 'update failed'}")
+    elif update in ROLLING and health == "Healthy":
+        health = "Progressing"
+        problems.insert(0, f"swarm update {update}")
     revisions = Counter(c.labels[L.REVISION] for c in containers if c.labels.get(L.REVISION))
     revision = revisions.most_common(1)[0][0] if revisions else None
     message = f"{ready}/{desired} ready" + (f"; {'; '.join(problems)}" if problems else "")
@@ -127,7 +135,12 @@ def replica_name(c: ContainerInfo) -> str:
 async def app_logs(
     runtime: Runtime, app: str, *, follow: bool = False, tail: int | None = None
 ) -> AsyncIterator[str]:
-    """Lines of every replica of ``app``, each prefixed with its replica."""
+    """Lines of every replica of ``app``, each prefixed with its replica (on a swarm: the
+    service's logs, each line prefixed with its task's slot)."""
+    if runtime.kind == "swarm" and isinstance(runtime, ServiceLogs):
+        async for line in runtime.service_logs(app, follow=follow, tail=tail):
+            yield f"{line.container} | {line.text}"
+        return
     replicas = sorted((c for c in await runtime.list() if c.app == app), key=replica_name)
     if not follow:
         lines: list[tuple[str, LogLine]] = []

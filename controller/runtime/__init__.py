@@ -3,6 +3,8 @@
 `--runtime auto` tries, in order, ``--runtime-url``, ``DOCKER_HOST``, the Docker socket, then
 Podman's rootful and rootless sockets, and takes the first engine that answers (logging
 ``runtime_selected``). An engine that names itself Podman gets the `PodmanRuntime` quirks.
+`auto` picks `SwarmRuntime` only when asked to (``swarm=True``: the ``swarm`` setting) and the
+engine is a swarm manager; `--runtime swarm` always does.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ log = structlog.get_logger(__name__)
 
 DOCKER_SOCKET = "unix:///var/run/docker.sock"
 PODMAN_ROOTFUL_SOCKET = "unix:///run/podman/podman.sock"
-KINDS = ("auto", "docker", "podman")
+KINDS = ("auto", "docker", "podman", "swarm")
 
 
 def podman_urls(env: Mapping[str, str] | None = None) -> list[str]:
@@ -74,18 +76,21 @@ def connect(
     instance: str,
     timeout: float = 30.0,
     env: Mapping[str, str] | None = None,
+    swarm: bool = False,
+    registry: str | None = None,
 ) -> Runtime:
-    """Open the runtime ``kind`` (auto, docker, podman) at ``url`` for ``instance``.
+    """Open the runtime ``kind`` (auto, docker, podman, swarm) at ``url`` for ``instance``.
 
-    ``docker`` and ``podman`` do no I/O here (the first call finds out whether the engine
-    answers). ``auto`` probes each candidate (blocking, at most 2 s each) and raises
-    `RuntimeUnavailable` naming them all when none answers.
+    ``docker``, ``podman`` and ``swarm`` do no I/O here (the first call finds out whether the
+    engine answers, and for swarm whether it is a manager). ``auto`` probes each candidate
+    (blocking, at most 2 s each) and raises `RuntimeUnavailable` naming them all when none
+    answers; with ``swarm`` it picks Swarm services on a swarm manager. ``registry`` is where
+    the swarm runtime pushes locally built images.
     """
     from controller.runtime.docker import DockerRuntime, probe
     from controller.runtime.podman import PodmanRuntime
+    from controller.runtime.swarm import SwarmRuntime, is_swarm_manager
 
-    if kind == "swarm":
-        raise ConfigError("--runtime swarm is not implemented yet; use docker or podman")
     if kind not in KINDS:
         raise ConfigError(f"unknown runtime {kind!r}; expected one of {', '.join(KINDS)}")
     urls = candidate_urls(kind, url, env)
@@ -94,6 +99,8 @@ def connect(
     if kind == "podman":
         chosen = next((u for u in urls if not _socket_missing(u)), urls[0])
         return PodmanRuntime(chosen, instance=instance, timeout=timeout)
+    if kind == "swarm":
+        return SwarmRuntime(urls[0], instance=instance, timeout=timeout, registry=registry)
     for candidate in urls:
         if _socket_missing(candidate):
             continue
@@ -101,6 +108,9 @@ def connect(
         if engine is None:
             continue
         is_podman = "podman" in engine.lower()
+        if swarm and not is_podman and is_swarm_manager(candidate):
+            log.info("runtime_selected", runtime="swarm", url=candidate, engine=engine)
+            return SwarmRuntime(candidate, instance=instance, timeout=timeout, registry=registry)
         chosen_kind = "podman" if is_podman else "docker"
         log.info("runtime_selected", runtime=chosen_kind, url=candidate, engine=engine)
         if is_podman:

@@ -11,6 +11,7 @@ from controller.errors import ConfigError, RuntimeUnavailable
 from controller.runtime import candidate_urls, connect
 from controller.runtime.docker import DockerRuntime
 from controller.runtime.podman import PodmanRuntime
+from controller.runtime.swarm import SwarmRuntime
 from tests.runtime.conftest import docker_url
 
 
@@ -34,10 +35,11 @@ def test_explicit_kinds_make_their_adapter_without_io() -> None:
     assert isinstance(connect("podman", "unix:///nowhere.sock", instance="i"), PodmanRuntime)
 
 
-def test_swarm_and_unknown_kinds_are_config_errors() -> None:
-    """swarm is not available yet; an unknown kind is refused."""
-    with pytest.raises(ConfigError):
-        connect("swarm", instance="i")
+def test_swarm_connects_lazily_and_unknown_kinds_are_config_errors() -> None:
+    """swarm makes its adapter without I/O (manager or not shows on first use); an unknown
+    kind is refused."""
+    rt = connect("swarm", "unix:///nowhere.sock", instance="i", registry="reg:5000")
+    assert isinstance(rt, SwarmRuntime) and rt.kind == "swarm" and rt.registry == "reg:5000"
     with pytest.raises(ConfigError):
         connect("kubernetes", instance="i")
 

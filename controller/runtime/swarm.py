@@ -1,0 +1,568 @@
+"""`SwarmRuntime`: Docker Swarm services through the docker SDK (the swarm twin of `docker.py`).
+
+Swarm's unit is a service, so this adapter offers service-level operations (`snapshot`,
+`create_service`, `update_service`, `remove_service`, `ensure_secret`, `service_logs`, ...)
+used by `swarm_apply`. Builds, image checks, call counting, deadlines and error translation
+are `DockerRuntime`'s. For the consumers that read containers (status, routes, the loop) it
+also satisfies the read side of the `Runtime` contract as a *task view*: `list()` is one row
+per current task (see `swarm_base.task_rows`), `events()` reports services removed behind
+trueup's back. The container write operations (create, start, stop, remove, exec, stats) are
+refused: Swarm owns its task containers.
+
+Observation is two requests: the service list and the task list, both filtered by the
+``trueup.instance`` label. Only this module (and its siblings) imports `docker`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import docker
+import docker.errors
+import docker.types
+import structlog
+
+from controller import labels as L
+from controller.errors import ConfigError, ContainerNotFound, RuntimeRejected
+from controller.runtime.base import (
+    ContainerInfo,
+    ContainerSpec,
+    ExecResult,
+    LogLine,
+    RuntimeEvent,
+    Stats,
+    network_name,
+)
+from controller.runtime.docker import API_VERSION, DockerRuntime, parse_time
+from controller.runtime.swarm_base import (
+    SecretMount,
+    ServiceInfo,
+    ServiceSpec,
+    SwarmSnapshot,
+    TaskInfo,
+    task_rows,
+)
+
+log = structlog.get_logger(__name__)
+
+_NS = 1_000_000_000
+_RESTART = {"always": "any", "on-failure": "on-failure", "never": "none"}
+_REFUSED = "Swarm owns its task containers; trueup changes services"
+_EPOCH = datetime.fromtimestamp(0, UTC)
+
+
+def _ns(seconds: float | None) -> int | None:
+    return None if seconds is None else int(seconds * _NS)
+
+
+class SwarmRuntime(DockerRuntime):
+    """Services of one trueup instance on the swarm whose manager answers at ``url``.
+
+    ``registry``: where locally built images are pushed so that every node can pull them
+    (None: images are used by their local tag, which only a single-node swarm can run).
+    """
+
+    kind = "swarm"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        instance: str,
+        timeout: float = 30.0,
+        build_timeout: float = 900.0,
+        registry: str | None = None,
+    ) -> None:
+        super().__init__(url, instance=instance, timeout=timeout, build_timeout=build_timeout)
+        self.registry = registry
+        self._manager = False
+        self._secrets: dict[str, str] = {}
+        self._apps_by_service: dict[str, str] = {}
+
+    # -- the swarm -----------------------------------------------------------------------
+
+    async def check_manager(self) -> None:
+        """`ConfigError` unless the engine is a manager of an active swarm (checked once)."""
+        if self._manager:
+            return
+        info: dict[str, Any] = await self._run("info", self._client.info)
+        swarm = info.get("Swarm") or {}
+        if not swarm.get("ControlAvailable"):
+            state = swarm.get("LocalNodeState") or "inactive"
+            raise ConfigError(
+                f"the engine at {self.url} is not a swarm manager (swarm state: {state}); "
+                "run `docker swarm init` there, or point --runtime-url at a manager"
+            )
+        self._manager = True
+
+    async def snapshot(self) -> SwarmSnapshot:
+        """This instance's services (one request) and their tasks (one more request)."""
+        await self.check_manager()
+        selector = {"label": L.instance_filter(self.instance)}
+        rows: list[dict[str, Any]] = await self._run(
+            "list_services", self._client.services, filters=selector
+        )
+        services = tuple(sorted((service_info(r) for r in rows), key=lambda s: s.name))
+        self._apps_by_service = {s.name: s.app for s in services if s.app}
+        if not services:
+            return SwarmSnapshot((), ())
+        raw: list[dict[str, Any]] = await self._run(
+            "list_tasks", self._client.tasks, filters=selector
+        )
+        ids = {s.id for s in services}
+        tasks = tuple(t for t in (task_info(r) for r in raw) if t.service_id in ids)
+        return SwarmSnapshot(services, tasks)
+
+    async def list(self) -> list[ContainerInfo]:
+        """The task view: one row per current task of this instance (two requests)."""
+        return task_rows(await self.snapshot())
+
+    async def inspect_service(self, service_id: str) -> ServiceInfo:
+        """One service, fresh (its version, update state, VIP); `ContainerNotFound` if gone."""
+        row: dict[str, Any] = await self._run(
+            "inspect_service", self._client.inspect_service, service_id, subject=service_id
+        )
+        return service_info(row)
+
+    async def service_tasks(self, service_id: str) -> tuple[TaskInfo, ...]:
+        """Every task of one service (any state)."""
+        raw: list[dict[str, Any]] = await self._run(
+            "list_tasks", self._client.tasks, filters={"service": service_id}, subject=service_id
+        )
+        return tuple(task_info(r) for r in raw)
+
+    async def ensure_network(self, name: str | None = None) -> str:
+        """Create the instance's overlay network (attachable) when missing; return its name."""
+        net = name or network_name(self.instance)
+        if net in self._networks:
+            return net
+
+        def run() -> None:
+            found = [n for n in self._client.networks(names=[net]) if n.get("Name") == net]
+            if found:
+                if found[0].get("Driver") != "overlay":
+                    raise ConfigError(
+                        f"network {net} exists with driver {found[0].get('Driver')}; the swarm "
+                        "runtime needs an overlay network of that name (remove the old one)"
+                    )
+                return
+            try:
+                self._client.create_network(
+                    net,
+                    driver="overlay",
+                    attachable=True,
+                    labels={L.INSTANCE: self.instance},
+                    check_duplicate=True,
+                )
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409:  # created meanwhile by someone else: fine
+                    raise
+            log.info("network_created", network=net, driver="overlay")
+
+        await self.check_manager()
+        await self._run("ensure_network", run, subject=net)
+        self._networks.add(net)
+        return net
+
+    async def ensure_secret(self, secret: SecretMount) -> str:
+        """Create the (content-named, immutable) Swarm secret when missing; return its id."""
+        known = self._secrets.get(secret.name)
+        if known is not None:
+            return known
+
+        def run() -> str:
+            api = self._client
+            for row in api.secrets(filters={"name": secret.name}):
+                if (row.get("Spec") or {}).get("Name") == secret.name:
+                    return str(row["ID"])
+            try:
+                created = api.create_secret(
+                    secret.name, secret.data.encode(), labels=dict(secret.labels)
+                )
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409:
+                    raise
+                (row,) = [r for r in api.secrets(filters={"name": secret.name})
+                          if (r.get("Spec") or {}).get("Name") == secret.name]  # fmt: skip
+                return str(row["ID"])
+            log.info("secret_created", secret=secret.name)
+            return str(created["ID"])
+
+        secret_id = await self._run("ensure_secret", run, subject=secret.name)
+        self._secrets[secret.name] = secret_id
+        return secret_id
+
+    async def remove_unused_secrets(self, in_use: set[str]) -> tuple[str, ...]:
+        """Remove this instance's secrets that no service references; return their names.
+
+        A secret still referenced (by a service outside ``in_use``, or by a task the engine
+        still holds) is refused by the engine and kept for the next pass."""
+
+        def run() -> list[str]:
+            api = self._client
+            removed: list[str] = []
+            for row in api.secrets(filters={"label": L.instance_filter(self.instance)}):
+                name = str((row.get("Spec") or {}).get("Name") or "")
+                if name in in_use:
+                    continue
+                try:
+                    api.remove_secret(row["ID"])
+                except docker.errors.APIError as exc:
+                    if exc.status_code not in (400, 404, 409):  # in use or gone: keep going
+                        raise
+                    continue
+                removed.append(name)
+                self._secrets.pop(name, None)
+            return removed
+
+        removed = await self._run("remove_secrets", run)
+        if removed:
+            log.info("secrets_removed", secrets=sorted(removed))
+        return tuple(removed)
+
+    async def create_service(self, spec: ServiceSpec, secret_ids: Mapping[str, str]) -> str:
+        """Create the service of ``spec`` on the instance's overlay network; return its id."""
+        network = await self.ensure_network()
+        kwargs = self._service_kwargs(spec, network, secret_ids)
+
+        def run() -> str:
+            created = self._client.create_service(name=spec.name, **kwargs)
+            return str(created["ID"])
+
+        service_id = await self._run("create_service", run, subject=spec.name)
+        log.info("service_created", service=spec.name, id=service_id[:12], image=spec.image)
+        return service_id
+
+    async def update_service(
+        self, service_id: str, version: int, spec: ServiceSpec, secret_ids: Mapping[str, str]
+    ) -> None:
+        """Replace the service's spec (Swarm rolls the tasks when their template changed)."""
+        network = await self.ensure_network()
+        kwargs = self._service_kwargs(spec, network, secret_ids)
+
+        def run() -> None:
+            result = self._client.update_service(service_id, version, name=spec.name, **kwargs)
+            for warning in (result or {}).get("Warnings") or []:
+                log.warning("service_update_warning", service=spec.name, warning=warning)
+
+        await self._run("update_service", run, subject=spec.name)
+        log.info("service_updated", service=spec.name, replicas=spec.replicas)
+
+    async def remove_service(self, service_id: str) -> None:
+        """Remove a service (Swarm stops its tasks); gone already is fine. Volumes stay."""
+        try:
+            await self._run(
+                "remove_service", self._client.remove_service, service_id, subject=service_id
+            )
+        except ContainerNotFound:
+            return
+        log.info("service_removed", id=service_id[:12])
+
+    async def push(self, image: str, ref: str) -> None:
+        """Tag the local ``image`` as ``ref`` and push it, so every node can pull it."""
+        repository, _, tag = ref.rpartition(":")
+        if "/" in tag:  # a registry port, not a tag
+            repository, tag = ref, "latest"
+
+        def run() -> None:
+            api = self._client
+            api.tag(image, repository, tag)
+            for chunk in api.push(repository, tag, stream=True, decode=True):
+                if isinstance(chunk, dict) and chunk.get("error"):
+                    raise RuntimeRejected(f"push {ref}: {chunk['error']}")
+
+        started = time.monotonic()
+        await self._run("push", run, subject=ref, deadline=self.build_timeout)
+        log.info("image_pushed", image=ref, seconds=round(time.monotonic() - started, 3))
+
+    def _service_kwargs(
+        self, spec: ServiceSpec, network: str, secret_ids: Mapping[str, str]
+    ) -> dict[str, Any]:
+        """The SDK arguments of create/update: deterministic, so an unchanged spec never rolls."""
+        types = docker.types
+        mounts = [
+            types.Mount(v.mount_path, v.name, type="volume", read_only=v.read_only)
+            for v in spec.volumes
+        ] + [
+            types.Mount(b.mount_path, b.host_path, type="bind", read_only=b.read_only)
+            for b in spec.binds
+        ]
+        healthcheck = None
+        if spec.healthcheck is not None:
+            hc = spec.healthcheck
+            healthcheck = types.Healthcheck(
+                test=list(hc.test),
+                interval=_ns(hc.interval),
+                timeout=_ns(hc.timeout),
+                retries=hc.retries,
+                start_period=_ns(hc.start_period),
+            )
+        secrets = [
+            types.SecretReference(
+                secret_ids[s.name], s.name, filename=s.file, uid="0", gid="0", mode=0o444
+            )
+            for s in spec.secrets
+        ]
+        container = types.ContainerSpec(
+            spec.image,
+            command=list(spec.entrypoint) if spec.entrypoint is not None else None,
+            args=list(spec.command) if spec.command is not None else None,
+            env=[f"{k}={v}" for k, v in sorted(spec.env.items())] or None,
+            workdir=spec.working_dir,
+            user=spec.user,
+            labels=dict(spec.container_labels),
+            mounts=mounts or None,
+            stop_grace_period=_ns(spec.stop_grace_period),
+            secrets=secrets or None,
+            stop_signal=spec.stop_signal,
+            healthcheck=healthcheck,
+            init=True if spec.init else None,
+            cap_add=list(spec.cap_add) or None,
+        )
+        resources = None
+        if spec.memory or spec.cpus:
+            resources = types.Resources(
+                cpu_limit=int(spec.cpus * _NS) if spec.cpus else None, mem_limit=spec.memory
+            )
+        template = types.TaskTemplate(
+            container,
+            resources=resources,
+            restart_policy=types.RestartPolicy(
+                condition=_RESTART[spec.restart_policy], delay=5 * _NS
+            ),
+            networks=[types.NetworkAttachmentConfig(network, aliases=list(spec.aliases))],
+        )
+        published = {
+            p.host_port: (p.container_port, p.protocol, "ingress")
+            for p in spec.ports
+            if p.host_port is not None
+        }
+        monitor = _ns(spec.monitor)
+        return {
+            "task_template": template,
+            "labels": dict(spec.labels),
+            "mode": types.ServiceMode("replicated", replicas=spec.replicas),
+            "update_config": types.UpdateConfig(
+                parallelism=1,
+                delay=0,
+                failure_action="rollback",
+                monitor=monitor,
+                max_failure_ratio=0,
+                order=spec.order,
+            ),
+            "rollback_config": types.RollbackConfig(
+                parallelism=1, delay=0, failure_action="pause", monitor=monitor, order=spec.order
+            ),
+            "endpoint_spec": types.EndpointSpec(mode="vip", ports=published or None),
+        }
+
+    # -- logs ----------------------------------------------------------------------------
+
+    async def service_logs(
+        self, app: str, *, tail: int | None = None, follow: bool = False, task: str | None = None
+    ) -> AsyncIterator[LogLine]:
+        """The service's output (every task, any node); ``LogLine.container`` is
+        ``<app>-<slot>``. ``task`` keeps only that task's lines."""
+        snap = await self.snapshot()
+        service = next((s for s in snap.services if s.app == app), None)
+        if service is None:
+            raise ContainerNotFound(f"no service of app {app} in instance {self.instance}")
+        slots = {t.id: t.slot for t in snap.tasks}
+        client = self._streams() if follow else self._client
+        params: dict[str, Any] = {
+            "details": True,
+            "follow": follow,
+            "stdout": True,
+            "stderr": True,
+            "timestamps": True,
+            "tail": tail if tail is not None else "all",
+            "is_tty": False,
+        }
+
+        def open_stream() -> Any:
+            return client.service_logs(service.id, **params)
+
+        buffer = ""
+        async for chunk in self._pump("service_logs", open_stream, subject=service.name):
+            buffer += chunk.decode("utf-8", "replace") if isinstance(chunk, bytes) else str(chunk)
+            *complete, buffer = buffer.split("\n")
+            for raw in complete:
+                line = self._service_line(app, raw.rstrip("\r"), slots, task)
+                if line is not None:
+                    yield line
+        if buffer:
+            line = self._service_line(app, buffer, slots, task)
+            if line is not None:
+                yield line
+
+    @staticmethod
+    def _service_line(
+        app: str, raw: str, slots: Mapping[str, int | None], only_task: str | None
+    ) -> LogLine | None:
+        """``<time> <k=v,k=v> <text>`` (timestamps and details) as a `LogLine`."""
+        stamp, _, rest = raw.partition(" ")
+        when = parse_time(stamp)
+        if when is None:
+            return LogLine(container=app, text=raw)
+        details, _, text = rest.partition(" ")
+        attrs = dict(p.partition("=")[::2] for p in details.split(",") if "=" in p)
+        task = attrs.get("com.docker.swarm.task.id", "")
+        if only_task is not None and task != only_task:
+            return None
+        slot = slots.get(task)
+        return LogLine(container=f"{app}-{slot}" if slot is not None else app, text=text, time=when)
+
+    async def logs(
+        self, container: str, *, tail: int | None = None, follow: bool = False
+    ) -> AsyncIterator[LogLine]:
+        """One task's lines (``container`` is a task id from `list`), from the service logs."""
+        row = await self.inspect(container)
+        app = row.app or ""
+        async for line in self.service_logs(app, tail=tail, follow=follow, task=container):
+            yield line
+
+    async def inspect(self, container: str) -> ContainerInfo:
+        """A task row of `list` by task id; `ContainerNotFound` when it is not current."""
+        for row in await self.list():
+            if row.id == container or row.name == container:
+                return row
+        raise ContainerNotFound(f"no current task {container} in instance {self.instance}")
+
+    # -- events --------------------------------------------------------------------------
+
+    def events(self) -> AsyncIterator[RuntimeEvent]:
+        """Services of this instance removed behind trueup's back, as ``destroy`` events
+        (Swarm heals tasks itself; a removed service needs a pass)."""
+        return self._service_events(since=int(time.time()))
+
+    async def _service_events(self, since: int) -> AsyncIterator[RuntimeEvent]:
+        client = self._streams()
+
+        def open_stream() -> Any:
+            return client.events(since=since, decode=True, filters={"type": "service"})
+
+        async for raw in self._pump("events", open_stream):
+            if str(raw.get("Action") or "") != "remove":
+                continue
+            actor = raw.get("Actor") or {}
+            name = str((actor.get("Attributes") or {}).get("name") or "")
+            app = self._apps_by_service.get(name)
+            if app is None:
+                continue
+            nanos = raw.get("timeNano")
+            yield RuntimeEvent(
+                kind="destroy",
+                container_id=str(actor.get("ID") or ""),
+                name=name,
+                labels={L.INSTANCE: self.instance, L.APP: app},
+                time=datetime.fromtimestamp(int(nanos) / _NS, UTC) if nanos else _EPOCH,
+            )
+
+    # -- refused container operations ------------------------------------------------------
+
+    async def create(self, spec: ContainerSpec) -> str:
+        raise RuntimeRejected(f"create {spec.name}: {_REFUSED}")
+
+    async def start(self, container: str) -> None:
+        raise RuntimeRejected(f"start {container}: {_REFUSED}")
+
+    async def stop(
+        self, container: str, *, grace_period: float | None = None, signal: str | None = None
+    ) -> None:
+        raise RuntimeRejected(f"stop {container}: {_REFUSED}")
+
+    async def remove(self, container: str, *, force: bool = True) -> None:
+        raise RuntimeRejected(f"remove {container}: {_REFUSED}")
+
+    async def exec(
+        self, container: str, command: Sequence[str], *, timeout: float | None = None
+    ) -> ExecResult:
+        raise RuntimeRejected(f"exec {container}: {_REFUSED}")
+
+    async def stats(self, container: str) -> Stats:
+        raise RuntimeRejected(f"stats {container}: {_REFUSED}")
+
+
+def service_info(row: Mapping[str, Any]) -> ServiceInfo:
+    """A service list (or inspect) row as trueup's `ServiceInfo`."""
+    spec = row.get("Spec") or {}
+    template = spec.get("TaskTemplate") or {}
+    replicated = (spec.get("Mode") or {}).get("Replicated") or {}
+    update = row.get("UpdateStatus") or {}
+    endpoint = row.get("Endpoint") or {}
+    networks = {str(n.get("Target")) for n in template.get("Networks") or []}
+    vip = next(
+        (
+            str(v.get("Addr", "")).split("/")[0]
+            for v in endpoint.get("VirtualIPs") or []
+            if v.get("NetworkID") in networks and v.get("Addr")
+        ),
+        None,
+    )
+    return ServiceInfo(
+        id=str(row["ID"]),
+        name=str(spec.get("Name") or ""),
+        labels=dict(spec.get("Labels") or {}),
+        image=str((template.get("ContainerSpec") or {}).get("Image") or ""),
+        replicas=int(replicated.get("Replicas") or 0),
+        version=int((row.get("Version") or {}).get("Index") or 0),
+        update_state=str(update["State"]) if update.get("State") else None,
+        update_message=str(update.get("Message") or ""),
+        update_order=(spec.get("UpdateConfig") or {}).get("Order"),
+        vip=vip,
+        published=tuple(
+            (int(p["PublishedPort"]), int(p["TargetPort"]))
+            for p in endpoint.get("Ports") or []
+            if p.get("PublishedPort") and p.get("TargetPort")
+        ),
+        secrets=tuple(
+            str(ref.get("SecretName"))
+            for ref in (template.get("ContainerSpec") or {}).get("Secrets") or []
+            if ref.get("SecretName")
+        ),
+        template_changed=_template_changed(row),
+    )
+
+
+def _template_changed(row: Mapping[str, Any]) -> bool:
+    """True when the last update changed the task template, i.e. Swarm rolls tasks for it."""
+    previous = row.get("PreviousSpec")
+    if not previous:
+        return False
+    current = (row.get("Spec") or {}).get("TaskTemplate") or {}
+    return bool(previous.get("TaskTemplate") != current)
+
+
+def task_info(row: Mapping[str, Any]) -> TaskInfo:
+    """A task list row as trueup's `TaskInfo`."""
+    status = row.get("Status") or {}
+    container = status.get("ContainerStatus") or {}
+    slot = row.get("Slot")
+    code = container.get("ExitCode")
+    return TaskInfo(
+        id=str(row["ID"]),
+        service_id=str(row.get("ServiceID") or ""),
+        slot=int(slot) if isinstance(slot, int) else None,
+        node_id=str(row.get("NodeID") or ""),
+        state=str(status.get("State") or "unknown"),
+        desired_state=str(row.get("DesiredState") or ""),
+        message=str(status.get("Message") or ""),
+        error=str(status.get("Err") or ""),
+        timestamp=parse_time(str(status.get("Timestamp") or row.get("CreatedAt") or "")) or _EPOCH,
+        container_id=str(container["ContainerID"]) if container.get("ContainerID") else None,
+        exit_code=int(code) if isinstance(code, int) else None,
+    )
+
+
+def is_swarm_manager(url: str, *, timeout: float = 2.0) -> bool:
+    """Blocking: True when the engine at ``url`` is a manager of an active swarm."""
+    client = docker.APIClient(base_url=url, version=API_VERSION, timeout=timeout)
+    try:
+        return bool((client.info().get("Swarm") or {}).get("ControlAvailable"))
+    except Exception:  # any failure means "not a manager we can use"; auto moves on
+        return False
+    finally:
+        client.close()

@@ -1,0 +1,234 @@
+"""Docker Swarm's units as trueup's own values: services, tasks, and the spec of a service.
+
+Swarm's unit is a service (Swarm schedules and rolls its tasks), so the swarm path does not go
+through the container contract's create/start/stop: `swarm_plan` compares desired apps with
+`ServiceInfo` rows and `swarm_apply` creates, updates and removes `ServiceSpec`s. The shared
+consumers that read containers (status, the route table, the loop's status) read the swarm
+through `task_rows`: one `ContainerInfo` per current task, labelled like a replica, with the
+service's virtual IP as its address and Swarm's rollout state in two synthetic labels.
+
+Pure: no docker import, no I/O (`runtime/swarm.py` fills and consumes these).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, Protocol, runtime_checkable
+
+from controller import labels as L
+from controller.runtime.base import (
+    BindMount,
+    ContainerInfo,
+    ContainerState,
+    Health,
+    HealthCheckSpec,
+    LogLine,
+    PortSpec,
+    RestartPolicy,
+    VolumeMount,
+)
+
+#: Synthetic labels on task rows (never on an engine object): Swarm's update state and message.
+UPDATE_STATE = "trueup.swarm.update-state"
+UPDATE_MESSAGE = "trueup.swarm.update-message"
+#: The label on task containers (not ``trueup.instance``: the container runtimes of the same
+#: instance must never mistake Swarm's task containers for their own).
+TASK_INSTANCE = "trueup.swarm.instance"
+
+#: UpdateStatus states that mean Swarm is rolling the service forward.
+ROLLING = frozenset({"updating"})
+#: UpdateStatus states that mean the last rollout failed (rolled back or stopped half-way).
+FAILED_ROLLOUT = frozenset({"rollback_started", "rollback_completed", "rollback_paused", "paused"})
+
+UpdateOrder = Literal["start-first", "stop-first"]
+
+
+@dataclass(frozen=True)
+class SecretMount:
+    """A Swarm secret (content-hashed ``name``) exposed to the task as ``/run/secrets/<file>``."""
+
+    name: str
+    file: str
+    data: str = field(repr=False)
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """Everything needed to create or update one Swarm service of an app."""
+
+    name: str
+    image: str
+    labels: Mapping[str, str]
+    container_labels: Mapping[str, str]
+    replicas: int
+    command: tuple[str, ...] | None = None
+    entrypoint: tuple[str, ...] | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    working_dir: str | None = None
+    user: str | None = None
+    ports: tuple[PortSpec, ...] = ()
+    healthcheck: HealthCheckSpec | None = None
+    memory: int | None = None
+    cpus: float | None = None
+    volumes: tuple[VolumeMount, ...] = ()
+    binds: tuple[BindMount, ...] = ()
+    secrets: tuple[SecretMount, ...] = ()
+    restart_policy: RestartPolicy = "always"
+    init: bool = False
+    stop_signal: str | None = None
+    stop_grace_period: float | None = None
+    cap_add: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+    order: UpdateOrder = "start-first"
+    monitor: float = 5.0
+    """Seconds Swarm watches a new task (and the finished rollout) for failure."""
+
+
+@dataclass(frozen=True)
+class ServiceInfo:
+    """One service of this instance, as the one service list call reports it."""
+
+    id: str
+    name: str
+    labels: Mapping[str, str]
+    image: str
+    replicas: int
+    version: int
+    update_state: str | None = None
+    update_message: str = ""
+    update_order: str | None = None
+    vip: str | None = None
+    """The service's virtual IP on the instance's overlay network (what routes can target)."""
+    published: tuple[tuple[int, int], ...] = ()
+    """(published port, target port) pairs of the routing mesh."""
+    secrets: tuple[str, ...] = ()
+    """Names of the Swarm secrets the service's spec references."""
+    template_changed: bool = False
+    """True when the last update changed the task template (Swarm rolls tasks for it)."""
+
+    @property
+    def app(self) -> str | None:
+        return self.labels.get(L.APP)
+
+    @property
+    def spec_hash(self) -> str:
+        return self.labels.get(L.SPEC_HASH, "")
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """One task (a slot's container on some node) of a service of this instance."""
+
+    id: str
+    service_id: str
+    slot: int | None
+    node_id: str
+    state: str
+    desired_state: str
+    message: str
+    error: str
+    timestamp: datetime
+    container_id: str | None = None
+    exit_code: int | None = None
+
+
+@dataclass(frozen=True)
+class SwarmSnapshot:
+    """What two engine calls say: this instance's services and their tasks."""
+
+    services: tuple[ServiceInfo, ...]
+    tasks: tuple[TaskInfo, ...]
+
+    def tasks_of(self, service_id: str) -> list[TaskInfo]:
+        return [t for t in self.tasks if t.service_id == service_id]
+
+
+@runtime_checkable
+class ServiceLogs(Protocol):
+    """A runtime that can print a whole service's output (Swarm's service logs)."""
+
+    def service_logs(
+        self, app: str, *, tail: int | None = None, follow: bool = False
+    ) -> AsyncIterator[LogLine]: ...
+
+
+_PENDING = ("new", "pending", "assigned", "accepted", "preparing", "ready")
+_GONE = ("failed", "rejected", "shutdown", "complete", "orphaned", "remove")
+
+
+def _row_state(task: TaskInfo) -> tuple[ContainerState, Health | None]:
+    """A task's state in the container vocabulary: ``starting`` is running, awaiting health."""
+    if task.state == "running":
+        return "running", None
+    if task.state == "starting":
+        return "running", "starting"
+    if task.state in _PENDING:
+        return "created", None
+    if task.state in ("rejected", "orphaned"):
+        return "dead", None
+    if task.state in _GONE:
+        return "exited", None
+    return "unknown", None
+
+
+def current_tasks(tasks: Iterable[TaskInfo]) -> list[TaskInfo]:
+    """Per slot: the tasks Swarm wants running; if none of them runs yet, also the slot's
+    newest failed task (so a crash loop shows as exited, not as forever starting)."""
+    by_slot: dict[int | None, list[TaskInfo]] = {}
+    for t in tasks:
+        by_slot.setdefault(t.slot, []).append(t)
+    out: list[TaskInfo] = []
+    for slot in sorted(by_slot, key=lambda s: -1 if s is None else s):
+        group = sorted(by_slot[slot], key=lambda t: t.timestamp)
+        wanted = [t for t in group if t.desired_state in ("running", "ready", "accepted")]
+        out.extend(wanted)
+        if wanted and not any(t.state == "running" for t in wanted):
+            failed = [t for t in group if t.state in ("failed", "rejected")]
+            if failed:
+                out.append(failed[-1])
+    return out
+
+
+def task_rows(snapshot: SwarmSnapshot) -> list[ContainerInfo]:
+    """The swarm as container rows: one per current task, labelled like a replica of its app
+    (``trueup.replica`` is the slot), addressed by the service's virtual IP."""
+    rows: list[ContainerInfo] = []
+    for service in snapshot.services:
+        labels = dict(service.labels)
+        if service.update_state:
+            labels[UPDATE_STATE] = service.update_state
+            labels[UPDATE_MESSAGE] = service.update_message
+        for task in current_tasks(snapshot.tasks_of(service.id)):
+            state, health = _row_state(task)
+            row_labels = dict(labels)
+            if task.slot is not None:
+                row_labels[L.REPLICA] = str(task.slot)
+            status = task.error or task.message
+            rows.append(
+                ContainerInfo(
+                    id=task.id,
+                    name=f"{service.name}.{task.slot}.{task.id[:12]}",
+                    image=service.image,
+                    labels=row_labels,
+                    state=state,
+                    health=health,
+                    created=task.timestamp,
+                    ip_address=service.vip,
+                    exit_code=task.exit_code if state in ("exited", "dead") else None,
+                    status=f"{task.state}: {status}" if status else task.state,
+                )
+            )
+    return sorted(rows, key=lambda r: r.name)
+
+
+def rollout(rows: Iterable[ContainerInfo]) -> tuple[str | None, str]:
+    """Swarm's update state and message carried by an app's task rows (None: not a swarm app,
+    or no rollout recorded)."""
+    for row in rows:
+        state = row.labels.get(UPDATE_STATE)
+        if state:
+            return state, row.labels.get(UPDATE_MESSAGE, "")
+    return None, ""

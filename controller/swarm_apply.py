@@ -1,0 +1,276 @@
+"""Apply a swarm plan: create, update, scale and remove services; one `Outcome` per change.
+
+The swarm counterpart of `apply.Applier`, with the same contract: never raises mid-plan,
+independent apps run concurrently (bounded), an app waits for the apps it depends on. Swarm
+rolls tasks itself (start-first or stop-first, one at a time, rolling back on failure), so an
+update here is: ensure the image (build, and push when a registry is configured) and the
+secrets, replace the service spec, then wait until Swarm's UpdateStatus says ``completed``
+(converged) or that it rolled back (a failed outcome: the old version serves, the app shows
+Degraded), within a deadline derived from the health check. A create or scale waits until the
+desired number of tasks run (running means healthy: Swarm holds a task in ``starting`` until
+its check passes). After the changes, secrets of this instance no service uses are removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING
+
+import structlog
+
+from controller.apply import ContextReader, Outcome
+from controller.desired import DesiredApp, DesiredState
+from controller.errors import (
+    BuildFailed,
+    ContainerNotFound,
+    HealthCheckFailed,
+    RuntimeTimeout,
+    TransientError,
+    TrueupError,
+)
+from controller.plan import Change, Plan
+from controller.runtime.base import BuildRequest
+from controller.runtime.swarm_base import FAILED_ROLLOUT, ServiceSpec, TaskInfo
+from controller.swarm_plan import registry_image, service_spec
+
+if TYPE_CHECKING:
+    from controller.runtime.swarm import SwarmRuntime
+
+log = structlog.get_logger(__name__)
+
+POLL_S = 0.5
+SLACK_S = 60.0
+"""Added to every wait: scheduling, image pulls on other nodes, Swarm's own bookkeeping."""
+
+
+class SwarmApplier:
+    """Runs one swarm plan against one `SwarmRuntime`."""
+
+    def __init__(
+        self,
+        runtime: SwarmRuntime,
+        desired: DesiredState,
+        *,
+        instance: str,
+        read_context: ContextReader,
+        concurrency: int = 4,
+        slack_s: float = SLACK_S,
+        poll_s: float = POLL_S,
+    ) -> None:
+        self.runtime = runtime
+        self.desired = desired
+        self.instance = instance
+        self.read_context = read_context
+        self.slack_s = slack_s
+        self.poll_s = poll_s
+        self._limit = asyncio.Semaphore(max(1, concurrency))
+        self._done: dict[str, asyncio.Future[bool]] = {}
+        self._images: dict[str, asyncio.Lock] = {}
+
+    async def run(self, plan: Plan) -> list[Outcome]:
+        """Apply every change of ``plan``; one outcome per change, in plan order."""
+        if not plan.changes:
+            return []
+        loop = asyncio.get_running_loop()
+        self._done = {c.app: loop.create_future() for c in plan.changes}
+        if any(c.action != "delete" for c in plan.changes):
+            try:
+                await self.runtime.ensure_network()
+            except TrueupError as exc:
+                return [self._fail(c, exc, 0.0) for c in plan.changes]
+        tasks = [asyncio.create_task(self._run_change(c)) for c in plan.changes]
+        outcomes = list(await asyncio.gather(*tasks))
+        await self._remove_unused_secrets()
+        return outcomes
+
+    async def _run_change(self, change: Change) -> Outcome:
+        started = time.monotonic()
+        bound = log.bind(app=change.app, action=change.action)
+        for dep in change.depends_on:
+            future = self._done.get(dep)
+            if future is not None and not await asyncio.shield(future):
+                outcome = Outcome(
+                    change.app,
+                    change.action,
+                    False,
+                    f"waiting: dependency {dep} did not converge",
+                    time.monotonic() - started,
+                    transient=True,
+                )
+                self._finish(change, outcome)
+                return outcome
+        async with self._limit:
+            try:
+                built = await self._execute(change)
+            except TrueupError as exc:
+                outcome = self._fail(change, exc, time.monotonic() - started)
+                bound.warning("change_failed", error=str(exc), transient=outcome.transient)
+            else:
+                outcome = Outcome(
+                    change.app,
+                    change.action,
+                    True,
+                    "converged",
+                    time.monotonic() - started,
+                    built=built,
+                )
+                bound.info("change_applied", duration_s=round(outcome.duration_s, 3))
+        self._finish(change, outcome)
+        return outcome
+
+    def _finish(self, change: Change, outcome: Outcome) -> None:
+        future = self._done.get(change.app)
+        if future is not None and not future.done():
+            future.set_result(outcome.ok)
+
+    @staticmethod
+    def _fail(change: Change, exc: TrueupError, duration: float) -> Outcome:
+        message = str(exc)
+        if isinstance(exc, BuildFailed) and exc.log_tail:
+            message += "\n" + "\n".join(exc.log_tail[-20:])
+        return Outcome(
+            change.app,
+            change.action,
+            False,
+            message,
+            duration,
+            transient=isinstance(exc, TransientError),
+        )
+
+    async def _execute(self, change: Change) -> bool:
+        for service_id in change.remove:
+            await self.runtime.remove_service(service_id)
+        want = self.desired.apps.get(change.app)
+        if want is None or change.action == "delete":
+            return False
+        built = False
+        image = want.image
+        if want.build is not None:
+            if change.action != "scale":
+                built = await self._ensure_image(want)
+            image = registry_image(self.runtime.registry, want.image)
+        spec = service_spec(
+            want, instance=self.instance, revision=self.desired.revision, image=image
+        )
+        secret_ids = {s.name: await self.runtime.ensure_secret(s) for s in spec.secrets}
+        if change.action == "create":
+            service_id = await self.runtime.create_service(spec, secret_ids)
+            await self._await_tasks(service_id, want, spec, seen=frozenset())
+            return built
+        try:
+            current = await self.runtime.inspect_service(spec.name)
+        except ContainerNotFound:  # removed since the plan was made: create it again
+            service_id = await self.runtime.create_service(spec, secret_ids)
+            await self._await_tasks(service_id, want, spec, seen=frozenset())
+            return built
+        seen = frozenset(t.id for t in await self.runtime.service_tasks(current.id))
+        await self.runtime.update_service(current.id, current.version, spec, secret_ids)
+        await self._await_rollout(current.id, want, spec, seen=seen)
+        return built
+
+    async def _ensure_image(self, want: DesiredApp) -> bool:
+        """Build a missing image (once per tag per pass); push it when a registry is set."""
+        assert want.build is not None
+        plan = want.build
+        lock = self._images.setdefault(plan.tag, asyncio.Lock())
+        async with lock:
+            built = False
+            if not await self.runtime.image_exists(plan.tag):
+                tar = await self.read_context(plan.context, plan.dockerfile)
+                log.info("build_started", app=want.name, tag=plan.tag, context=plan.context)
+                await self.runtime.build(
+                    BuildRequest(
+                        context=tar,
+                        tag=plan.tag,
+                        dockerfile=plan.dockerfile,
+                        args=dict(plan.args),
+                        target=plan.target,
+                        labels={"trueup.app": want.name, "trueup.context-tree": plan.context_id},
+                    ),
+                    on_log=lambda line: log.debug("build_output", app=want.name, line=line),
+                )
+                log.info("build_finished", app=want.name, tag=plan.tag)
+                built = True
+            if self.runtime.registry:
+                await self.runtime.push(plan.tag, registry_image(self.runtime.registry, plan.tag))
+            return built
+
+    def _task_budget(self, want: DesiredApp) -> float:
+        """How long one task may take to become running (healthy)."""
+        check = want.manifest.spec.health_check
+        if check is None:
+            return 5.0
+        return check.start_period + (check.retries + 1) * (check.interval + check.timeout)
+
+    async def _await_tasks(
+        self, service_id: str, want: DesiredApp, spec: ServiceSpec, *, seen: frozenset[str]
+    ) -> None:
+        """Until exactly ``spec.replicas`` tasks run; fail early when new tasks keep failing
+        (two failures, or one rejection: a missing image, an impossible mount)."""
+        budget = self._task_budget(want) + spec.monitor + self.slack_s
+        deadline = time.monotonic() + budget
+        while True:
+            tasks = await self.runtime.service_tasks(service_id)
+            wanted = [t for t in tasks if t.desired_state == "running"]
+            if len(wanted) == spec.replicas and all(t.state == "running" for t in wanted):
+                return
+            failed = [t for t in tasks if t.id not in seen and t.state in ("failed", "rejected")]
+            if any(t.state == "rejected" for t in failed) or len(failed) >= 2:
+                raise HealthCheckFailed(
+                    f"service {spec.name}: {len(failed)} task(s) failed; last: {_why(failed)}"
+                )
+            if time.monotonic() > deadline:
+                running = sum(1 for t in wanted if t.state == "running")
+                raise RuntimeTimeout(
+                    f"service {spec.name}: {running}/{spec.replicas} task(s) running after "
+                    f"{budget:.0f}s"
+                )
+            await asyncio.sleep(self.poll_s)
+
+    async def _await_rollout(
+        self, service_id: str, want: DesiredApp, spec: ServiceSpec, *, seen: frozenset[str]
+    ) -> None:
+        """Until Swarm completes the update (then the tasks run) or reports a rollback."""
+        per_task = self._task_budget(want) + spec.monitor
+        budget = max(1, spec.replicas) * per_task * 2 + spec.monitor + self.slack_s
+        deadline = time.monotonic() + budget
+        while True:
+            info = await self.runtime.inspect_service(service_id)
+            state = info.update_state
+            if not info.template_changed or state == "completed":
+                await self._await_tasks(service_id, want, spec, seen=seen)
+                return
+            if state in ("rollback_completed", "rollback_paused", "paused"):
+                tasks = await self.runtime.service_tasks(service_id)
+                failed = [
+                    t for t in tasks if t.id not in seen and t.state in ("failed", "rejected")
+                ]
+                detail = f"; {_why(failed)}" if failed else ""
+                raise HealthCheckFailed(
+                    f"Swarm rolled back service {spec.name} ({state}): "
+                    f"{info.update_message or 'update failed'}{detail}"
+                    if state != "paused"
+                    else f"Swarm paused the update of {spec.name}: {info.update_message}{detail}"
+                )
+            if time.monotonic() > deadline:
+                raise RuntimeTimeout(
+                    f"service {spec.name}: update still {state or 'pending'} after {budget:.0f}s"
+                )
+            if state in FAILED_ROLLOUT:
+                log.info("swarm_rolling_back", app=want.name, message=info.update_message)
+            await asyncio.sleep(self.poll_s)
+
+    async def _remove_unused_secrets(self) -> None:
+        """Secrets of this instance that no service references any more (rotated, pruned)."""
+        try:
+            snapshot = await self.runtime.snapshot()
+            in_use = {name for s in snapshot.services for name in s.secrets}
+            await self.runtime.remove_unused_secrets(in_use)
+        except TrueupError as exc:  # cleanup only: the next pass tries again
+            log.warning("secret_cleanup_failed", error=str(exc))
+
+
+def _why(tasks: list[TaskInfo]) -> str:
+    newest = max(tasks, key=lambda t: t.timestamp)
+    return f"{newest.state}: {newest.error or newest.message}"
