@@ -235,10 +235,14 @@ class SwarmApplier:
         per_task = self._task_budget(want) + spec.monitor
         budget = max(1, spec.replicas) * per_task * 2 + spec.monitor + self.slack_s
         deadline = time.monotonic() + budget
+        rolling: bool | None = None
         while True:
             info = await self.runtime.inspect_service(service_id)
+            if rolling is None:
+                # read right after the update, while PreviousSpec is set (a rollback clears it)
+                rolling = info.template_changed
             state = info.update_state
-            if not info.template_changed or state == "completed":
+            if not rolling or state == "completed":
                 await self._await_tasks(service_id, want, spec, seen=seen)
                 return
             if state in ("rollback_completed", "rollback_paused", "paused"):
