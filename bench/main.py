@@ -155,6 +155,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         else:
             shutil.rmtree(root, ignore_errors=True)
     results["machine"]["load_avg_end"] = os.getloadavg()
+    if engine.LEFTOVERS:
+        results["notes"].append(
+            "the engine refused to remove network(s) "
+            f"{', '.join(sorted(set(engine.LEFTOVERS)))} (stale endpoints); they were reused"
+        )
     results["duration_s"] = time.perf_counter() - started
     table = report.rows(results)
     results["summary"] = [row.as_dict() for row in table]
