@@ -7,12 +7,21 @@ and checks the swarm itself with the docker SDK: services, their tasks and secre
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import TypeVar
 
+import docker
 import pytest
 
 from tests.swarm.conftest import SwarmDeployment
 
 pytestmark = [pytest.mark.integration]
+
+T = TypeVar("T")
 
 WEB = """\
 apiVersion: trueup/v1
@@ -176,3 +185,39 @@ def test_failing_health_check_rolls_back_and_shows_degraded(deployment: SwarmDep
     assert deployment.running_tasks("web") == before
     status = json.loads(deployment.trueup("status", "--output", "json", check=True).stdout)
     assert status["apps"][0]["health"] == "Healthy"
+
+
+def test_run_converges_and_recreates_a_removed_service(deployment: SwarmDeployment) -> None:
+    """`trueup run --runtime swarm` creates the services; a service removed by hand comes
+    back at once (a service event, not the 60 s resync); SIGTERM leaves it running."""
+    deployment.commit({"apps/job.yaml": SLEEPER})
+    cmd = [sys.executable, "-m", "controller", "run", "--runtime", "swarm", "--listen", "off"]
+    cmd += ["--repo", str(deployment.repo), "--instance", deployment.instance]
+    cmd += ["--state-dir", str(deployment.state), "--interval", "60s"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        first = wait_for(lambda: deployment.running_tasks("job"))
+        deployment.api.remove_service(f"{deployment.instance}-job")
+        second = wait_for(
+            lambda: set(deployment.running_tasks("job").values()) - set(first.values())
+        )
+        assert second
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert deployment.services() == [f"{deployment.instance}-job"]
+
+
+def wait_for(probe: Callable[[], T], timeout: float = 45.0) -> T:
+    """Poll ``probe`` until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = probe()
+        except (docker.errors.NotFound, ValueError):  # the service is not there (yet)
+            value = None  # type: ignore[assignment]
+        if value:
+            return value
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.5)
