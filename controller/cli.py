@@ -637,6 +637,9 @@ def logs(app: str, follow: bool, tail: int | None, **kw: Any) -> None:
 @click.option("--state-dir", type=click.Path(path_type=Path), default=None, help="State dir.")
 @click.option("--runtime", type=click.Choice(["auto", "docker", "podman", "swarm"]), default=None)
 @click.option("--runtime-url", default=None, help="Engine API URL.")
+@click.option("--router", type=click.Choice(["caddy", "none"]), default=None, help="Proxy.")
+@click.option("--caddy-admin", default=None, help="Caddy's admin API URL.")
+@click.option("--proxy-listen", default=None, help="Address of trueup's Caddy server.")
 @click.option("--swarm/--no-swarm", default=None, help="auto picks Swarm on a swarm manager.")
 @click.option("--swarm-registry", default=None, help="Registry for images built for Swarm.")
 @click.option("--secrets-dir", type=click.Path(path_type=Path), default=None)
@@ -692,6 +695,7 @@ async def _run_controller(settings: Any) -> None:
     from controller.loop import Controller
     from controller.metrics import Metrics
     from controller.reconciler import Reconciler
+    from controller.routes import connect_router
     from controller.runtime import connect
     from controller.server import Server, parse_listen, read_secret
     from controller.source import GitSource, RevisionWatcher
@@ -727,6 +731,13 @@ async def _run_controller(settings: Any) -> None:
         source.close()
         return
     history = History(settings.state_dir / "history.db", keep=settings.history_keep)
+    router = connect_router(
+        settings.router,
+        instance=settings.instance,
+        admin_url=settings.caddy_admin,
+        listen=settings.proxy_listen,
+        https=settings.proxy_https,
+    )
     server: Server | None = None
     try:
         controller = Controller(
@@ -738,6 +749,7 @@ async def _run_controller(settings: Any) -> None:
                 secrets_dir=settings.secrets_dir,
                 policy=settings.policy(),
                 concurrency=settings.concurrency,
+                router=router,
             ),
             runtime,
             watcher=RevisionWatcher(
@@ -776,6 +788,7 @@ async def _run_controller(settings: Any) -> None:
     finally:
         if server is not None:
             await server.close()
+        await router.close()
         await runtime.close()
         source.close()
         history.close()

@@ -56,6 +56,11 @@ class Settings(BaseModel):
     """After SIGTERM, how long an action in flight may finish before it is abandoned."""
     history_keep: int = Field(default=5000, ge=10)
     """How many passes the history keeps (older ones and their actions are deleted)."""
+    router: Literal["caddy", "none"] = "none"
+    """Reverse proxy kept in step with the ready replicas (none: routes are only computed)."""
+    caddy_admin: str = "http://127.0.0.1:2019"
+    proxy_listen: str = ":80"
+    proxy_https: bool = False
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"
     allow_privileged: bool = False
