@@ -182,6 +182,7 @@ class Reconciler:
             )
         if plan_filter is not None:
             plan = plan_filter(plan, desired)
+        plan = await self._drop_cached_builds(plan)
         problems = list(loaded.problems) + resolution_problems(desired, loaded)
         result = PassResult(
             files.revision,
@@ -248,6 +249,16 @@ class Reconciler:
             return observe(await self.runtime.list()), None
         snapshot = await swarm.snapshot()
         return observe(task_rows(snapshot)), snapshot.services
+
+    async def _drop_cached_builds(self, plan: Plan) -> Plan:
+        """A change names a build only when its image is not on the engine yet, so the plan
+        (and `trueup diff`) says exactly whether a build will happen."""
+        changes = []
+        for change in plan.changes:
+            if change.build is not None and await self.runtime.image_exists(change.build.tag):
+                change = replace(change, build=None)
+            changes.append(change)
+        return replace(plan, changes=tuple(changes))
 
     async def current_routes(self) -> tuple[RouteTable | None, str | None]:
         """The table the router serves now (None: nothing to compare with) and a read error."""

@@ -154,23 +154,32 @@ def test_diff_is_read_only(deployment: Deployment) -> None:
 
 
 def test_build_cached_by_context_tree(deployment: Deployment) -> None:
-    """A commit outside the build context reuses the image; a change inside rebuilds it."""
+    """A commit outside the build context reuses the image; a change inside rebuilds it;
+    `diff` names a build only when one will happen."""
+    unique = deployment.instance  # fresh content, so no earlier run's image can be reused
     deployment.commit({"apps/site.yaml": BUILT, "services/site/Dockerfile": DOCKERFILE,
-                       "services/site/index.html": "v1\n"})  # fmt: skip
-    deployment.trueup("apply", check=True)
+                       "services/site/index.html": f"v1 {unique}\n"})  # fmt: skip
+    assert "(build trueup/site:" in deployment.trueup("diff").stdout
+    first_apply = deployment.trueup("apply", check=True)
+    assert "(build trueup/site:" in first_apply.stdout
     (first,) = deployment.containers("site")
     tag = first.attrs["Config"]["Image"]
     deployment.commit({"README.md": "docs only\n"})
     second = deployment.trueup("apply", check=True)
     assert "build" not in second.stdout and "in sync" in second.stdout
     assert deployment.containers("site")[0].id == first.id
-    deployment.commit({"services/site/index.html": "v2\n"})
+    first.remove(force=True)  # recreated from the cached image: no build announced
+    healed = deployment.trueup("apply", check=True)
+    assert "+ site  create" in healed.stdout and "build" not in healed.stdout
+    deployment.commit({"services/site/index.html": f"v2 {unique}\n"})
     third = deployment.trueup("apply", check=True)
     assert "(build trueup/site:" in third.stdout
     (now,) = deployment.containers("site")
     assert now.attrs["Config"]["Image"] != tag
     out = now.exec_run(["cat", "/www/index.html"]).output.decode()
-    assert out == "v2\n"
+    assert out == f"v2 {unique}\n"
+    for image in {tag, now.attrs["Config"]["Image"]}:
+        deployment.client.images.remove(image, force=True)
 
 
 def test_field_update_rolls_with_diff(deployment: Deployment) -> None:
