@@ -71,12 +71,19 @@ class Controller:
         return self.process.wait(timeout=timeout)
 
     def containers(self) -> list[Any]:
+        """This instance's web containers; retried when one vanishes mid-listing (the SDK
+        lists, then inspects each, and a rollout may remove one in between)."""
         label = [f"trueup.instance={self.instance}", "trueup.app=web"]
+        for _ in range(10):
+            try:
+                return self.client.containers.list(all=True, filters={"label": label})
+            except docker.errors.NotFound:
+                time.sleep(0.1)
         return self.client.containers.list(all=True, filters={"label": label})
 
-    def versions(self) -> list[str]:
+    def versions(self, rows: list[Any] | None = None) -> list[str]:
         out = []
-        for c in self.containers():
+        for c in self.containers() if rows is None else rows:
             env = dict(e.split("=", 1) for e in c.attrs["Config"]["Env"])
             out.append(env.get("VERSION", ""))
         return sorted(out)
@@ -94,7 +101,7 @@ class Controller:
         rows = self.containers()
         return self.synced() and (
             len(rows) == replicas
-            and self.versions() == [version] * replicas
+            and self.versions(rows) == [version] * replicas
             and all(c.attrs["State"].get("Health", {}).get("Status") == "healthy" for c in rows)
         )
 
@@ -196,7 +203,7 @@ def test_sigkill_mid_rollout_then_restart_converges(ctl: Controller) -> None:
     def new_one_started() -> bool:
         rows = ctl.containers()
         serving.append(sum(1 for c in rows if c.status == "running"))
-        return "2" in ctl.versions()
+        return "2" in ctl.versions(rows)
 
     wait_for(new_one_started, 30, "the rollout to start")
     ctl.stop(signal.SIGKILL)
