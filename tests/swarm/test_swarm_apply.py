@@ -91,6 +91,10 @@ def test_create_converges_then_in_sync(deployment: SwarmDeployment) -> None:
     assert job["UpdateConfig"]["Order"] == "stop-first"  # volumes: stop-first by default
     assert job["TaskTemplate"]["ContainerSpec"]["Mounts"][0]["Source"] == "trueup-swarm-test-data"
     assert len(deployment.running_tasks("web")) == 2
+    # observation filters tasks by the instance label (set on the service) in one call
+    mine = deployment.api.tasks(filters={"label": f"trueup.instance={deployment.instance}"})
+    assert {t["ServiceID"] for t in mine} == {service["ID"], deployment.service("job")["ID"]}
+    assert deployment.api.tasks(filters={"label": "trueup.instance=someone-else"}) == []
 
     again = deployment.trueup("diff")
     assert again.returncode == 0, again.stdout + again.stderr
