@@ -28,7 +28,7 @@ import structlog
 from controller.desired import DesiredState
 from controller.errors import TransientError, TrueupError
 from controller.history import ActionRecord, History, PassRecord
-from controller.plan import Plan, restrict
+from controller.plan import Plan, held_apps, restrict
 from controller.reconciler import PassResult, Reconciler
 from controller.runtime.base import ContainerInfo, Runtime
 from controller.source import RevisionWatcher
@@ -451,7 +451,8 @@ class Controller:
             if info.app:
                 by_app.setdefault(info.app, []).append(info)
         failed = {o.app: o.message for o in result.outcomes if not o.ok}
-        pending = {c.app for c in result.plan.changes} - {o.app for o in result.outcomes if o.ok}
+        pending = {c.app for c in result.plan.changes} | held_apps(result.plan)
+        pending -= {o.app for o in result.outcomes if o.ok}
         names = set(desired.apps) | set(by_app) | set(desired.errors) | desired.invalid
         now = self.clock.now()
         fresh: dict[str, TrackedStatus] = {}

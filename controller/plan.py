@@ -419,13 +419,27 @@ def _topological(changes: Iterable[Change]) -> list[Change]:
     return ordered
 
 
+HELD_BACKOFF = "held: backing off after a failure"
+HELD_SCOPE = "held: this pass acts on other apps only"
+
+
 def restrict(
     plan: Plan, *, only: set[str] | None = None, exclude: frozenset[str] | set[str] = frozenset()
 ) -> Plan:
-    """The plan narrowed to ``only`` (None: every app) minus ``exclude``; the rest skipped."""
-    kept = tuple(
-        c for c in plan.changes if (only is None or c.app in only) and c.app not in exclude
-    )
-    held = tuple(Skip(c.app, "backing off after a failure") for c in plan.changes
-                 if c.app in exclude and (only is None or c.app in only))  # fmt: skip
-    return replace(plan, changes=kept, skipped=plan.skipped + held)
+    """The plan narrowed to ``only`` (None: every app) minus ``exclude``. Changes left out are
+    listed as skipped with a ``held:`` reason: they are still pending (the app is out of sync)."""
+    kept: list[Change] = []
+    held: list[Skip] = []
+    for change in plan.changes:
+        if change.app in exclude:
+            held.append(Skip(change.app, HELD_BACKOFF))
+        elif only is not None and change.app not in only:
+            held.append(Skip(change.app, HELD_SCOPE))
+        else:
+            kept.append(change)
+    return replace(plan, changes=tuple(kept), skipped=plan.skipped + tuple(held))
+
+
+def held_apps(plan: Plan) -> set[str]:
+    """Apps with a change this plan holds back (see ``restrict``)."""
+    return {s.app for s in plan.skipped if s.reason.startswith("held:")}

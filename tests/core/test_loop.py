@@ -93,10 +93,11 @@ async def test_failing_app_backs_off_while_others_converge(
     before = runtime.calls["image_exists"]
     result = await controller.run_pass(full=True, apps=set(), trigger="resync")
     assert result is not None and result.outcomes == []
-    assert ("bad", "backing off after a failure") in [
+    assert ("bad", "held: backing off after a failure") in [
         (s.app, s.reason) for s in result.plan.skipped
     ]
     assert runtime.calls["image_exists"] == before
+    assert controller.status["bad"].status.sync == "OutOfSync"  # held is not in sync
 
     commit_files(repo, {"apps/good.yaml": manifest("good", "busybox:1.37")}, "bump good")
     result = await controller.run_pass(full=True, apps=set(), trigger="revision")
@@ -158,3 +159,5 @@ async def test_event_pass_acts_only_on_that_app(
     result = await controller.run_pass(full=False, apps={"good"}, trigger="event:die")
     assert result is not None
     assert [(o.app, o.action) for o in result.outcomes] == [("good", "heal")]
+    assert controller.status["good"].status.sync == "Synced"
+    assert controller.status["bad"].status.sync == "OutOfSync"  # left for a full pass
