@@ -67,7 +67,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--trueup-command",
         default=None,
-        help="run this trueup (e.g. 'python -m controller') instead of installing it in a venv",
+        help="run this trueup instead of installing one in a venv: an installed `trueup`, or "
+        "'python -m controller' (this checkout is put on PYTHONPATH)",
     )
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder")
@@ -102,7 +103,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if not tools["trueup"].available:
             raise SystemExit(f"trueup could not be installed: {tools['trueup'].skipped}")
         env = dict(os.environ)
-        if command is not None:  # a trueup from this checkout: make it importable
+        if command is not None and "-m" in command:  # `python -m controller`: this checkout
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
             os.environ["PYTHONPATH"] = env["PYTHONPATH"]
         repo = root / "repo"

@@ -240,7 +240,7 @@ class Applier:
         """Wait for health (or, without a check, for the process to stay up briefly)."""
         check = want.manifest.spec.health_check
         if check is None:
-            await asyncio.sleep(self.settle_s)
+            await self._idle(self.settle_s)
             info = await self.runtime.inspect(container)
             if info.state != "running":
                 raise HealthCheckFailed(
@@ -263,7 +263,17 @@ class Applier:
                 raise HealthCheckFailed(
                     f"{info.name} not healthy after {budget + self.health_slack_s:.0f}s"
                 )
-            await asyncio.sleep(POLL_S)
+            await self._idle(POLL_S)
+
+    async def _idle(self, seconds: float) -> None:
+        """Sleep without holding a concurrency slot (the caller holds one): waiting for a
+        container to settle or get healthy costs the engine nothing, so other apps' creates
+        and starts go ahead meanwhile. The slot is taken back before returning."""
+        self._limit.release()
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            await self._limit.acquire()
 
     async def _retire(self, container: str, *, grace: float | None) -> None:
         """Leave the routes, stop (with the grace period) and remove; gone already is fine."""
