@@ -17,15 +17,19 @@ from __future__ import annotations
 import io
 import posixpath
 import stat
-import tarfile
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import structlog
-from docker.utils.build import PatternMatcher
 from dulwich.object_store import BaseObjectStore
 from dulwich.objects import Blob, ObjectID, Tree
 
 from controller.errors import SourceError
+
+if TYPE_CHECKING:  # imported by tar_tree: reading manifests never loads the docker SDK
+    import tarfile
+
+    from docker.utils.build import PatternMatcher
 
 log = structlog.get_logger(__name__)
 
@@ -157,6 +161,10 @@ def tar_tree(store: BaseObjectStore, tree_id: ObjectID, *, dockerfile: str = "Do
 
     As with ``docker build``, the Dockerfile and ``.dockerignore`` are always included.
     """
+    import tarfile
+
+    from docker.utils.build import PatternMatcher
+
     patterns = [*read_dockerignore(store, tree_id), f"!{dockerfile}"]
     matcher = PatternMatcher(patterns)
     buf = io.BytesIO()
@@ -190,6 +198,8 @@ def _walk_included(
 def _add_entry(
     store: BaseObjectStore, tar: tarfile.TarFile, path: str, mode: int, oid: ObjectID
 ) -> None:
+    import tarfile
+
     info = tarfile.TarInfo(path)
     info.mtime = 0
     info.uid = info.gid = 0

@@ -23,13 +23,16 @@ import random as _random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
-import watchfiles
 
 from controller.errors import TransientError, TrueupError
 from controller.source.git import GitSource
 from controller.source.model import Revision
+
+if TYPE_CHECKING:  # imported where the watch starts: one-shot commands never load it
+    import watchfiles
 
 log = structlog.get_logger(__name__)
 
@@ -142,6 +145,8 @@ class RevisionWatcher:
         dirs = self._source.git_dirs
         stop = asyncio.Event()
         try:
+            import watchfiles
+
             changes = watchfiles.awatch(
                 *dirs, watch_filter=_ref_filter(dirs), step=50, debounce=400, stop_event=stop
             )
