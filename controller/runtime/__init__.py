@@ -65,6 +65,12 @@ def candidate_urls(
     return list(dict.fromkeys(docker_urls + podman_urls(env)))
 
 
+def _is_swarm_manager(url: str) -> bool:
+    from controller.runtime.swarm import is_swarm_manager  # the SDK: only when asked for swarm
+
+    return is_swarm_manager(url)
+
+
 def _socket_missing(url: str) -> bool:
     return url.startswith("unix://") and not os.path.exists(url.removeprefix("unix://"))
 
@@ -88,8 +94,6 @@ def connect(
     the swarm runtime pushes locally built images.
     """
     from controller.runtime.docker import DockerRuntime, probe
-    from controller.runtime.podman import PodmanRuntime
-    from controller.runtime.swarm import SwarmRuntime, is_swarm_manager
 
     if kind not in KINDS:
         raise ConfigError(f"unknown runtime {kind!r}; expected one of {', '.join(KINDS)}")
@@ -97,9 +101,13 @@ def connect(
     if kind == "docker":
         return DockerRuntime(urls[0], instance=instance, timeout=timeout)
     if kind == "podman":
+        from controller.runtime.podman import PodmanRuntime
+
         chosen = next((u for u in urls if not _socket_missing(u)), urls[0])
         return PodmanRuntime(chosen, instance=instance, timeout=timeout)
     if kind == "swarm":
+        from controller.runtime.swarm import SwarmRuntime
+
         return SwarmRuntime(urls[0], instance=instance, timeout=timeout, registry=registry)
     for candidate in urls:
         if _socket_missing(candidate):
@@ -108,12 +116,16 @@ def connect(
         if engine is None:
             continue
         is_podman = "podman" in engine.lower()
-        if swarm and not is_podman and is_swarm_manager(candidate):
+        if swarm and not is_podman and _is_swarm_manager(candidate):
+            from controller.runtime.swarm import SwarmRuntime
+
             log.info("runtime_selected", runtime="swarm", url=candidate, engine=engine)
             return SwarmRuntime(candidate, instance=instance, timeout=timeout, registry=registry)
         chosen_kind = "podman" if is_podman else "docker"
         log.info("runtime_selected", runtime=chosen_kind, url=candidate, engine=engine)
         if is_podman:
+            from controller.runtime.podman import PodmanRuntime
+
             return PodmanRuntime(candidate, instance=instance, timeout=timeout)
         return DockerRuntime(candidate, instance=instance, timeout=timeout)
     raise RuntimeUnavailable(f"no container engine answered at {', '.join(urls)}")

@@ -6,14 +6,20 @@ rows already carry labels, state, health text and network addresses. Blocking SD
 in threads (`asyncio.to_thread`) under a deadline; streams (logs, events, builds) are pumped
 from a thread into the event loop. Every docker or requests exception is translated into
 trueup's own errors here, with the cause kept.
+
+On a ``unix://`` engine the hot reads (``list``, ``inspect``, ``image_exists``, ``ping``,
+``engine_name``, `probe`) skip the SDK and go through `unixhttp`; the SDK (and requests) is
+imported on the first call that needs it, so a pass with nothing to do never loads it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
+import json
 import math
 import re
+import sys
 import threading
 import time
 from collections import Counter
@@ -21,10 +27,6 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-import docker
-import docker.errors
-import docker.types
-import requests.exceptions
 import structlog
 
 from controller import labels as L
@@ -37,6 +39,7 @@ from controller.errors import (
     RuntimeUnavailable,
     TrueupError,
 )
+from controller.runtime import unixhttp
 from controller.runtime.base import (
     EVENT_KINDS,
     BuildLogSink,
@@ -96,28 +99,38 @@ def translate(exc: BaseException, *, op: str, subject: str = "") -> TrueupError:
     what = f"{op} {subject}".strip()
     if isinstance(exc, TrueupError):
         return exc
-    if isinstance(exc, docker.errors.ImageNotFound):
+    if isinstance(exc, unixhttp.EngineHTTPError):
+        return _from_status(exc.status, exc.explanation, what=what, op=op)
+    # The SDK and requests are imported lazily: an exception can only be theirs once they are.
+    errors: Any = sys.modules.get("docker.errors")
+    http: Any = sys.modules.get("requests.exceptions")
+    if errors is not None and isinstance(exc, errors.ImageNotFound):
         return ImageNotFound(f"{what}: image not found: {exc.explanation or exc}")
-    if isinstance(exc, docker.errors.BuildError):
+    if errors is not None and isinstance(exc, errors.BuildError):
         lines = [str(c.get("stream") or c.get("error") or "").rstrip() for c in exc.build_log]
         return BuildFailed(f"{what}: {exc.msg}", log_tail=[x for x in lines if x][-20:])
-    if isinstance(exc, docker.errors.APIError):
-        explanation = str(exc.explanation or exc)
-        code = exc.status_code
-        if code is None or code >= 500:
-            return RuntimeUnavailable(f"{what}: engine error {code}: {explanation}")
-        if code == 404:
-            if "image" in explanation.lower() and op in ("create", "image_exists", "build"):
-                return ImageNotFound(f"{what}: {explanation}")
-            return ContainerNotFound(f"{what}: {explanation}")
-        return RuntimeRejected(f"{what}: engine refused ({code}): {explanation}")
-    if isinstance(exc, requests.exceptions.Timeout | TimeoutError):
+    if errors is not None and isinstance(exc, errors.APIError):
+        return _from_status(exc.status_code, str(exc.explanation or exc), what=what, op=op)
+    if isinstance(exc, TimeoutError) or (http is not None and isinstance(exc, http.Timeout)):
         return RuntimeTimeout(f"{what}: engine did not answer in time")
-    if isinstance(exc, requests.exceptions.RequestException | docker.errors.DockerException):
+    if (http is not None and isinstance(exc, http.RequestException)) or (
+        errors is not None and isinstance(exc, errors.DockerException)
+    ):
         return RuntimeUnavailable(f"{what}: engine unreachable: {exc}")
     if isinstance(exc, OSError):
         return RuntimeUnavailable(f"{what}: engine unreachable: {exc}")
     return RuntimeUnavailable(f"{what}: unexpected engine failure: {type(exc).__name__}: {exc}")
+
+
+def _from_status(code: int | None, explanation: str, *, what: str, op: str) -> TrueupError:
+    """An engine's error status as trueup's error: 5xx transient, 404 not found, else refused."""
+    if code is None or code >= 500:
+        return RuntimeUnavailable(f"{what}: engine error {code}: {explanation}")
+    if code == 404:
+        if "image" in explanation.lower() and op in ("create", "image_exists", "build"):
+            return ImageNotFound(f"{what}: {explanation}")
+        return ContainerNotFound(f"{what}: {explanation}")
+    return RuntimeRejected(f"{what}: engine refused ({code}): {explanation}")
 
 
 class DockerRuntime:
@@ -144,16 +157,43 @@ class DockerRuntime:
         self.calls: Counter[str] = Counter()
         self._calls_lock = threading.Lock()
         self._local = threading.local()
-        self._client = self._new_client(timeout)
+        self._sdk_client: Any = None  # made on first use: see the module docstring
+        self._sdk_lock = threading.Lock()
+        self._socket = unixhttp.socket_path(url)
         self._stream_client: Any = None  # no read deadline: follow, events, builds
         self._networks: set[str] = set()
 
     # -- plumbing ------------------------------------------------------------------------
 
+    @property
+    def _client(self) -> Any:
+        """The SDK's low-level client with the request deadline (made on first use)."""
+        with self._sdk_lock:
+            if self._sdk_client is None:
+                self._sdk_client = self._new_client(self.timeout)
+            return self._sdk_client
+
     def _new_client(self, timeout: float | None) -> Any:
+        import docker
+
         client = docker.APIClient(base_url=self.url, version=API_VERSION, timeout=timeout)
         client.hooks["response"].append(self._count)
         return client
+
+    def _get(self, template: str, *args: str, **query: str) -> tuple[str, bytes]:
+        """A GET over the unix socket without the SDK, counted like an SDK request."""
+        assert self._socket is not None
+        url_path = unixhttp.api_path(f"/v{API_VERSION}{template}", *args, query=query or None)
+        try:
+            answer = unixhttp.get(self._socket, url_path, timeout=self.timeout)
+        except unixhttp.EngineHTTPError:
+            self._count(None)
+            raise
+        self._count(None)
+        return answer
+
+    def _get_json(self, template: str, *args: str, **query: str) -> Any:
+        return json.loads(self._get(template, *args, **query)[1])
 
     def _streams(self) -> Any:
         if self._stream_client is None:
@@ -254,25 +294,45 @@ class DockerRuntime:
     async def ping(self) -> bool:
         """True when the engine answers within a few seconds; never raises."""
         try:
-            await self._run("ping", self._client.ping, deadline=min(self.timeout, 5.0))
+            if self._socket is not None:
+                await self._run("ping", self._ping, deadline=min(self.timeout, 5.0))
+            else:
+                await self._run("ping", self._client.ping, deadline=min(self.timeout, 5.0))
         except TrueupError:
             return False
         return True
 
+    def _ping(self) -> None:
+        assert self._socket is not None
+        unixhttp.get(self._socket, "/_ping", timeout=min(self.timeout, 5.0))
+        self._count(None)
+
     async def engine_name(self) -> str:
         """The engine's own name from its version endpoint, e.g. ``Docker Engine - Community``."""
-        info: dict[str, Any] = await self._run("version", self._client.version)
+        info: dict[str, Any]
+        if self._socket is not None:
+            info = await self._run("version", self._get_json, "/version")
+        else:
+            info = await self._run("version", self._client.version)
         components = info.get("Components") or [{}]
         return str(components[0].get("Name") or "Docker Engine")
 
     async def list(self) -> list[ContainerInfo]:
         """Every container of this instance, from ONE list request (no inspect)."""
-        rows: list[dict[str, Any]] = await self._run(
-            "list",
-            self._client.containers,
-            all=True,
-            filters={"label": L.instance_filter(self.instance)},
-        )
+        label = L.instance_filter(self.instance)
+        rows: list[dict[str, Any]]
+        if self._socket is not None:
+            rows = await self._run(
+                "list",
+                self._get_json,
+                "/containers/json",
+                all="1",
+                filters=json.dumps({"label": [label]}),
+            )
+        else:
+            rows = await self._run(
+                "list", self._client.containers, all=True, filters={"label": label}
+            )
         infos = [self._from_row(row) for row in rows]
         return sorted(infos, key=lambda c: c.name)
 
@@ -305,9 +365,15 @@ class DockerRuntime:
 
     async def inspect(self, container: str) -> ContainerInfo:
         """One container by id or name (a single inspect request)."""
-        data: dict[str, Any] = await self._run(
-            "inspect", self._client.inspect_container, container, subject=container
-        )
+        data: dict[str, Any]
+        if self._socket is not None:
+            data = await self._run(
+                "inspect", self._get_json, "/containers/{}/json", container, subject=container
+            )
+        else:
+            data = await self._run(
+                "inspect", self._client.inspect_container, container, subject=container
+            )
         state_data = data.get("State") or {}
         state = parse_state(str(state_data.get("Status") or ""))
         health_word = str((state_data.get("Health") or {}).get("Status") or "")
@@ -332,7 +398,10 @@ class DockerRuntime:
     async def image_exists(self, image: str) -> bool:
         """True when ``image`` is on the engine (one inspect request)."""
         try:
-            await self._run("image_exists", self._client.inspect_image, image, subject=image)
+            if self._socket is not None:
+                await self._run("image_exists", self._get, "/images/{}/json", image, subject=image)
+            else:
+                await self._run("image_exists", self._client.inspect_image, image, subject=image)
         except (ImageNotFound, ContainerNotFound):
             return False
         return True
@@ -406,6 +475,8 @@ class DockerRuntime:
             return net
 
         def run() -> None:
+            import docker.errors
+
             found = [n for n in self._client.networks(names=[net]) if n.get("Name") == net]
             if found:
                 return
@@ -426,6 +497,8 @@ class DockerRuntime:
         """Create a named volume when missing; trueup never deletes volumes."""
 
         def run() -> None:
+            import docker.errors
+
             try:
                 self._client.inspect_volume(name)
             except docker.errors.NotFound:
@@ -525,6 +598,9 @@ class DockerRuntime:
         deadline = self.timeout + (grace if grace is not None else 30)
 
         def run() -> None:
+            import docker.errors
+            import requests.exceptions
+
             api = self._client
             if signal is None:
                 api.stop(container, timeout=grace)
@@ -673,7 +749,7 @@ class DockerRuntime:
 
     async def close(self) -> None:
         """Close the HTTP connections."""
-        for client in (self._client, self._stream_client):
+        for client in (self._sdk_client, self._stream_client):
             if client is not None:
                 await asyncio.to_thread(client.close)
 
@@ -711,6 +787,17 @@ def _close_quietly(stream: Any) -> None:
 
 def probe(url: str, *, timeout: float = 2.0) -> str | None:
     """Blocking: the engine's name at ``url`` (e.g. ``Podman Engine``), or None if silent."""
+    path = unixhttp.socket_path(url)
+    if path is not None:
+        try:
+            unixhttp.get(path, "/_ping", timeout=timeout)
+            info = unixhttp.get_json(path, f"/v{API_VERSION}/version", timeout=timeout)
+            components = info.get("Components") or [{}]
+            return str(components[0].get("Name") or "Docker Engine")
+        except Exception:  # any failure means "does not answer"; auto tries the next candidate
+            return None
+    import docker
+
     client = docker.APIClient(base_url=url, version=API_VERSION, timeout=timeout)
     try:
         client.ping()

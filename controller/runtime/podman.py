@@ -27,8 +27,6 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import docker.errors
-import docker.types
 import structlog
 
 from controller import labels as L
@@ -69,6 +67,8 @@ class PodmanRuntime(DockerRuntime):
         self._health_task: asyncio.Task[None] | None = None
 
     def _ulimits(self) -> list[Any] | None:
+        import docker.types  # the SDK loads on first use (see runtime.docker)
+
         return [
             docker.types.Ulimit(name="nofile", soft=ULIMIT, hard=ULIMIT),
             docker.types.Ulimit(name="nproc", soft=ULIMIT, hard=ULIMIT),
@@ -82,6 +82,8 @@ class PodmanRuntime(DockerRuntime):
 
     def _libpod_list(self, *, running_only: bool = False) -> list[dict[str, Any]]:
         """Podman's own list rows for this instance (blocking; call through `_run`)."""
+        import docker.errors
+
         filters: dict[str, list[str]] = {"label": [L.instance_filter(self.instance)]}
         if running_only:
             filters["status"] = ["running"]
@@ -98,6 +100,8 @@ class PodmanRuntime(DockerRuntime):
         return rows
 
     def _run_healthcheck(self, container_id: str) -> None:
+        import docker.errors
+
         response = self._client.get(
             f"{self._client.base_url}{LIBPOD_PREFIX}/containers/{container_id}/healthcheck",
             timeout=self.timeout,
