@@ -55,6 +55,10 @@ def machine() -> dict[str, Any]:
     }
 
 
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="bench/run", description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=40, help="services (default 40)")
@@ -84,7 +88,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     results: dict[str, Any] = {
         "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "config": {"n": args.n, "repeat": args.repeat, "inproc_n": args.inproc_n},
-        "machine": {**machine(), **engine.describe(api), "load_avg_start": os.getloadavg()},
+        "machine": {**machine(), **engine.describe(api), "load_avg_start": _load()},
         "notes": [],
     }
 
@@ -155,7 +159,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             say(f"kept {root}")
         else:
             shutil.rmtree(root, ignore_errors=True)
-    results["machine"]["load_avg_end"] = os.getloadavg()
+    results["machine"]["load_avg_end"] = _load()
     if engine.LEFTOVERS:
         results["notes"].append(
             "the engine refused to remove network(s) "
