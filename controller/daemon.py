@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
+import socket
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import structlog
 
-from controller.errors import TrueupError
+from controller.errors import ConfigError, TrueupError
 from controller.history import History
 from controller.loop import Controller
 from controller.metrics import Metrics
 from controller.reconciler import Reconciler
 from controller.routes import connect_router
 from controller.runtime import connect
-from controller.runtime.base import Runtime
+from controller.runtime.base import Runtime, claim_name
 from controller.server import Server, parse_listen, read_secret
 from controller.settings import Settings
 from controller.source import GitSource, RevisionWatcher
@@ -61,6 +64,12 @@ async def serve(settings: Settings) -> None:
     if runtime is None:
         source.close()
         return
+    try:
+        await claim_instance(runtime, settings)
+    except TrueupError:
+        await runtime.close()
+        source.close()
+        raise
     history = History(settings.state_dir / "history.db", keep=settings.history_keep)
     router = connect_router(
         settings.router,
@@ -120,9 +129,52 @@ async def serve(settings: Settings) -> None:
         if server is not None:
             await server.close()
         await router.close()
+        with contextlib.suppress(TrueupError):  # an engine that is gone keeps the claim
+            await runtime.release_instance()
         await runtime.close()
         source.close()
         history.close()
+
+
+async def claim_instance(runtime: Runtime, settings: Settings) -> None:
+    """Make sure no other controller drives this instance on this engine (whatever its state
+    dir). A claim left by a controller that died on this host (its pid is gone) is taken over;
+    one held from another host is refused with the way to clear it."""
+    me = {
+        "pid": str(os.getpid()),
+        "host": socket.gethostname(),
+        "since": datetime.now(UTC).isoformat(timespec="seconds"),
+        "state-dir": str(settings.state_dir.resolve()),
+    }
+    for _ in range(3):
+        holder = await runtime.claim_instance(me)
+        if holder is None:
+            return
+        pid = holder.get("pid", "")
+        same_host = holder.get("host") == me["host"]
+        if same_host and pid.isdigit() and not _alive(int(pid)):
+            log.warning("instance_claim_taken_over", stale_pid=pid, host=me["host"])
+            await runtime.release_instance()
+            continue
+        if not holder:  # released between our attempt and our look: try again
+            continue
+        raise ConfigError(
+            f"instance {settings.instance!r} on this engine is already driven by a trueup "
+            f"controller (pid {pid or '?'} on host {holder.get('host', '?')}, state dir "
+            f"{holder.get('state-dir', '?')}, since {holder.get('since', '?')}); if that "
+            f"controller is gone, remove the network {claim_name(settings.instance)}"
+        )
+    raise ConfigError(f"could not claim instance {settings.instance!r}; try again")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 async def connect_with_retry(make: Callable[[], Runtime], stop: asyncio.Event) -> Runtime | None:

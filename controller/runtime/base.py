@@ -29,6 +29,14 @@ def network_name(instance: str) -> str:
     return f"trueup-{instance}"
 
 
+def claim_name(instance: str) -> str:
+    """The engine object whose existence says a controller drives ``instance``."""
+    return f"trueup-claim-{instance}"
+
+
+CLAIM_LABEL_PREFIX = "trueup.claim."
+
+
 @dataclass(frozen=True)
 class PortSpec:
     """A container port, published on the host only when ``host_port`` is given."""
@@ -285,6 +293,15 @@ class Runtime(Protocol):
 
     async def ensure_volume(self, name: str) -> str:
         """Create a named volume if missing; return its name."""
+        ...
+
+    async def claim_instance(self, holder: Mapping[str, str]) -> dict[str, str] | None:
+        """Take this instance's engine-wide claim, atomically; None when taken, else the
+        current holder's description (two controllers must never drive one instance)."""
+        ...
+
+    async def release_instance(self) -> None:
+        """Give the claim back (a missing claim is fine)."""
         ...
 
     async def close(self) -> None:

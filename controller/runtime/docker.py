@@ -15,6 +15,7 @@ imported on the first call that needs it, so a pass with nothing to do never loa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import math
@@ -41,6 +42,7 @@ from controller.errors import (
 )
 from controller.runtime import unixhttp
 from controller.runtime.base import (
+    CLAIM_LABEL_PREFIX,
     EVENT_KINDS,
     BuildLogSink,
     BuildRequest,
@@ -52,6 +54,7 @@ from controller.runtime.base import (
     LogLine,
     RuntimeEvent,
     Stats,
+    claim_name,
     network_name,
     parse_exit_code,
     parse_health,
@@ -492,6 +495,46 @@ class DockerRuntime:
         await self._run("ensure_network", run, subject=net)
         self._networks.add(net)
         return net
+
+    async def claim_instance(self, holder: Mapping[str, str]) -> dict[str, str] | None:
+        """The claim is an internal network named ``trueup-claim-<instance>`` labelled with
+        the holder; the engine refuses a second network of that name (409), atomically."""
+        name = claim_name(self.instance)
+
+        def run() -> dict[str, str] | None:
+            import docker.errors
+
+            labels = {L.INSTANCE: self.instance}
+            labels.update({f"{CLAIM_LABEL_PREFIX}{k}": v for k, v in holder.items()})
+            try:
+                self._client.create_network(
+                    name, driver="bridge", internal=True, labels=labels, check_duplicate=True
+                )
+                return None
+            except docker.errors.APIError as exc:
+                # Docker answers 409; Podman 500 "network name ... already used"
+                if exc.status_code != 409 and "already" not in str(exc.explanation or ""):
+                    raise
+            found = [n for n in self._client.networks(names=[name]) if n.get("Name") == name]
+            current = (found[0].get("Labels") or {}) if found else {}
+            return {
+                k.removeprefix(CLAIM_LABEL_PREFIX): str(v)
+                for k, v in current.items()
+                if k.startswith(CLAIM_LABEL_PREFIX)
+            }
+
+        return await self._run("claim_instance", run, subject=name)
+
+    async def release_instance(self) -> None:
+        name = claim_name(self.instance)
+
+        def run() -> None:
+            import docker.errors
+
+            with contextlib.suppress(docker.errors.NotFound):
+                self._client.remove_network(name)
+
+        await self._run("release_instance", run, subject=name)
 
     async def ensure_volume(self, name: str) -> str:
         """Create a named volume when missing; trueup never deletes volumes."""

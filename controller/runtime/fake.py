@@ -18,7 +18,7 @@ import json
 import re
 import tarfile
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -107,6 +107,8 @@ class FakeRuntime:
         self.networks: set[str] = set()
         self.volumes: set[str] = set()
         self.unavailable = False
+        self.claims: dict[str, dict[str, str]] = {}
+        """Instance claims; give two fakes the same dict to model one engine."""
         self.start_health: Health = "starting"
         """Health a container with a check reports right after start; tests that want
         instant readiness set ``"healthy"``."""
@@ -372,6 +374,19 @@ class FakeRuntime:
         self._enter("ensure_volume")
         self.volumes.add(name)
         return name
+
+    async def claim_instance(self, holder: Mapping[str, str]) -> dict[str, str] | None:
+        """Take the claim unless a holder has it (claims live in ``claims``, shareable)."""
+        self._enter("claim_instance")
+        current = self.claims.get(self.instance)
+        if current is not None:
+            return dict(current)
+        self.claims[self.instance] = dict(holder)
+        return None
+
+    async def release_instance(self) -> None:
+        self._enter("release_instance")
+        self.claims.pop(self.instance, None)
 
     async def close(self) -> None:
         """Nothing to release."""

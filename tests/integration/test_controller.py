@@ -161,7 +161,8 @@ def test_removed_container_is_replaced_from_events(ctl: Controller) -> None:
 
 
 def test_second_instance_refuses(ctl: Controller) -> None:
-    """Two controllers on one state dir: the second exits 2 naming the holder's pid."""
+    """A second controller on the same state dir, or for the same instance on the same
+    engine from another state dir, exits 2 naming the holder's pid."""
     first = ctl.start()
     wait_for(lambda: (ctl.state / "controller.lock").exists(), 20, "the lock")
     wait_for(lambda: ctl.converged("1"), 60, "first convergence")
@@ -172,6 +173,14 @@ def test_second_instance_refuses(ctl: Controller) -> None:
     )  # fmt: skip
     assert second.returncode == 2
     assert f"pid {first.pid}" in second.stderr
+    elsewhere = subprocess.run(
+        [sys.executable, "-m", "controller", "run", "--repo", str(ctl.repo), "--listen", "off",
+         "--instance", ctl.instance, "--state-dir", str(ctl.state.parent / "other-state")],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert elsewhere.returncode == 2, elsewhere.stderr
+    assert "already driven by a trueup controller" in elsewhere.stderr
+    assert f"pid {first.pid}" in elsewhere.stderr
     assert ctl.stop() == 0
 
 

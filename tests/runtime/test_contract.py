@@ -343,3 +343,27 @@ async def test_apps_resolve_each_other_by_name_on_the_managed_network(
     infos = {c.app: c for c in await real_runtime.list()}
     lookup = await real_runtime.exec(client, ["nslookup", "db"], timeout=10)
     assert infos["db"].ip_address and infos["db"].ip_address in lookup.output
+
+
+async def test_instance_claim_is_exclusive_per_engine(runtime: Runtime, instance: str) -> None:
+    """One controller per instance and engine: a second claim sees the first holder."""
+    if isinstance(runtime, FakeRuntime):
+        other: Runtime = FakeRuntime(instance=instance)
+        other.claims = runtime.claims  # type: ignore[attr-defined]  # one engine, two clients
+    elif isinstance(runtime, PodmanRuntime):
+        other = PodmanRuntime(runtime.url, instance=instance, timeout=30)
+    else:
+        assert isinstance(runtime, DockerRuntime)
+        other = DockerRuntime(runtime.url, instance=instance, timeout=30)
+    try:
+        assert await runtime.claim_instance({"pid": "101", "host": "a"}) is None
+        assert await other.claim_instance({"pid": "202", "host": "b"}) == {
+            "pid": "101",
+            "host": "a",
+        }
+        await runtime.release_instance()
+        assert await other.claim_instance({"pid": "202", "host": "b"}) is None
+        await other.release_instance()
+        await other.release_instance()  # releasing twice is fine
+    finally:
+        await other.close()
