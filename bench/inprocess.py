@@ -63,13 +63,17 @@ def run(n: int = 500, passes: int = 20) -> dict[str, Any]:
     """Time ``passes`` no-op passes over ``n`` apps; returns the samples and the median."""
     import structlog
 
+    saved = structlog.get_config()  # restored after: callers (tests) keep their logging
     structlog.configure(
         wrapper_class=structlog.make_filtering_bound_logger(40)  # errors only: no log cost
     )
-    with tempfile.TemporaryDirectory(prefix="trueup-bench-inproc-") as tmp:
-        repo = Path(tmp) / "repo"
-        generate.make_repo(repo, n)
-        result = asyncio.run(_measure(repo, Path(tmp) / "state", passes))
+    try:
+        with tempfile.TemporaryDirectory(prefix="trueup-bench-inproc-") as tmp:
+            repo = Path(tmp) / "repo"
+            generate.make_repo(repo, n)
+            result = asyncio.run(_measure(repo, Path(tmp) / "state", passes))
+    finally:
+        structlog.configure(**saved)
     result["n"] = n
     return result
 

@@ -62,3 +62,13 @@ def instance(request: pytest.FixtureRequest) -> Iterator[str]:
             n.remove()
     finally:
         client.close()
+
+
+@pytest.fixture(autouse=True)
+def _structlog_config() -> Iterator[None]:
+    """Whatever a test (or code it runs in-process) configures, the next test starts clean."""
+    import structlog
+
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
