@@ -65,31 +65,14 @@ class Outcome:
     """Seconds spent building (0 unless ``build`` is ``built`` or ``failed``)."""
 
 
-class Applier:
-    """Runs one plan against one runtime."""
+class PlanRunner:
+    """How a plan is run, whatever the engine: one task per change, at most ``concurrency``
+    doing engine work at once, each app waiting for the apps it depends on; a failure becomes
+    that change's ``Outcome`` and never stops the others. Subclasses say what a change does."""
 
-    def __init__(
-        self,
-        runtime: Runtime,
-        desired: DesiredState,
-        *,
-        instance: str,
-        read_context: ContextReader,
-        concurrency: int = 4,
-        health_slack_s: float = 5.0,
-        settle_s: float = RUNNING_SETTLE_S,
-        routes_changed: RoutesHook = _no_routes,
-    ) -> None:
-        self.runtime = runtime
-        self.desired = desired
-        self.instance = instance
-        self.read_context = read_context
-        self.health_slack_s = health_slack_s
-        self.settle_s = settle_s
-        self.routes_changed = routes_changed
+    def __init__(self, *, concurrency: int) -> None:
         self._limit = asyncio.Semaphore(max(1, concurrency))
         self._done: dict[str, asyncio.Future[bool]] = {}
-        self._builds: dict[str, tuple[str, float]] = {}
 
     async def run(self, plan: Plan) -> list[Outcome]:
         """Apply every change of ``plan``; return one outcome per change, in plan order."""
@@ -97,13 +80,28 @@ class Applier:
             return []
         loop = asyncio.get_running_loop()
         self._done = {c.app: loop.create_future() for c in plan.changes}
-        if any(c.steps for c in plan.changes):
-            try:
-                await self.runtime.ensure_network()
-            except TrueupError as exc:
-                return [self._fail(c, exc, 0.0) for c in plan.changes]
+        try:
+            await self._prepare(plan)
+        except TrueupError as exc:
+            return [self._fail(c, exc, 0.0) for c in plan.changes]
         tasks = [asyncio.create_task(self._run_change(c)) for c in plan.changes]
-        return list(await asyncio.gather(*tasks))
+        outcomes = list(await asyncio.gather(*tasks))
+        await self._after(outcomes)
+        return outcomes
+
+    async def _prepare(self, plan: Plan) -> None:
+        """Engine setup every change needs (a failure fails them all)."""
+
+    async def _after(self, outcomes: list[Outcome]) -> None:
+        """Clean-up once every change has run."""
+
+    async def _execute(self, change: Change) -> bool:
+        """Do ``change``; return whether an image was built. Raise trueup errors only."""
+        raise NotImplementedError
+
+    def _describe(self, change: Change, outcome: Outcome) -> Outcome:
+        """Add what only the subclass knows to an outcome."""
+        return outcome
 
     async def _run_change(self, change: Change) -> Outcome:
         started = time.monotonic()
@@ -137,8 +135,7 @@ class Applier:
                     built=built,
                 )
                 bound.info("change_applied", duration_s=round(outcome.duration_s, 3))
-        if (build := self._builds.get(change.app)) is not None:
-            outcome = replace(outcome, build=build[0], build_s=build[1])
+        outcome = self._describe(change, outcome)
         self._finish(change, outcome)
         return outcome
 
@@ -159,6 +156,41 @@ class Applier:
             duration,
             transient=isinstance(exc, TransientError),
         )
+
+
+class Applier(PlanRunner):
+    """Runs one plan against one runtime."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        desired: DesiredState,
+        *,
+        instance: str,
+        read_context: ContextReader,
+        concurrency: int = 4,
+        health_slack_s: float = 5.0,
+        settle_s: float = RUNNING_SETTLE_S,
+        routes_changed: RoutesHook = _no_routes,
+    ) -> None:
+        self.runtime = runtime
+        self.desired = desired
+        self.instance = instance
+        self.read_context = read_context
+        self.health_slack_s = health_slack_s
+        self.settle_s = settle_s
+        self.routes_changed = routes_changed
+        super().__init__(concurrency=concurrency)
+        self._builds: dict[str, tuple[str, float]] = {}
+
+    async def _prepare(self, plan: Plan) -> None:
+        if any(c.steps for c in plan.changes):
+            await self.runtime.ensure_network()
+
+    def _describe(self, change: Change, outcome: Outcome) -> Outcome:
+        if (build := self._builds.get(change.app)) is not None:
+            return replace(outcome, build=build[0], build_s=build[1])
+        return outcome
 
     async def _execute(self, change: Change) -> bool:
         want = self.desired.apps.get(change.app)

@@ -19,14 +19,12 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from controller.apply import ContextReader, Outcome
+from controller.apply import ContextReader, Outcome, PlanRunner
 from controller.desired import DesiredApp, DesiredState
 from controller.errors import (
-    BuildFailed,
     ContainerNotFound,
     HealthCheckFailed,
     RuntimeTimeout,
-    TransientError,
     TrueupError,
 )
 from controller.plan import Change, Plan
@@ -44,7 +42,7 @@ SLACK_S = 60.0
 """Added to every wait: scheduling, image pulls on other nodes, Swarm's own bookkeeping."""
 
 
-class SwarmApplier:
+class SwarmApplier(PlanRunner):
     """Runs one swarm plan against one `SwarmRuntime`."""
 
     def __init__(
@@ -64,79 +62,15 @@ class SwarmApplier:
         self.read_context = read_context
         self.slack_s = slack_s
         self.poll_s = poll_s
-        self._limit = asyncio.Semaphore(max(1, concurrency))
-        self._done: dict[str, asyncio.Future[bool]] = {}
+        super().__init__(concurrency=concurrency)
         self._images: dict[str, asyncio.Lock] = {}
 
-    async def run(self, plan: Plan) -> list[Outcome]:
-        """Apply every change of ``plan``; one outcome per change, in plan order."""
-        if not plan.changes:
-            return []
-        loop = asyncio.get_running_loop()
-        self._done = {c.app: loop.create_future() for c in plan.changes}
+    async def _prepare(self, plan: Plan) -> None:
         if any(c.action != "delete" for c in plan.changes):
-            try:
-                await self.runtime.ensure_network()
-            except TrueupError as exc:
-                return [self._fail(c, exc, 0.0) for c in plan.changes]
-        tasks = [asyncio.create_task(self._run_change(c)) for c in plan.changes]
-        outcomes = list(await asyncio.gather(*tasks))
+            await self.runtime.ensure_network()
+
+    async def _after(self, outcomes: list[Outcome]) -> None:
         await self._remove_unused_secrets()
-        return outcomes
-
-    async def _run_change(self, change: Change) -> Outcome:
-        started = time.monotonic()
-        bound = log.bind(app=change.app, action=change.action)
-        for dep in change.depends_on:
-            future = self._done.get(dep)
-            if future is not None and not await asyncio.shield(future):
-                outcome = Outcome(
-                    change.app,
-                    change.action,
-                    False,
-                    f"waiting: dependency {dep} did not converge",
-                    time.monotonic() - started,
-                    transient=True,
-                )
-                self._finish(change, outcome)
-                return outcome
-        async with self._limit:
-            try:
-                built = await self._execute(change)
-            except TrueupError as exc:
-                outcome = self._fail(change, exc, time.monotonic() - started)
-                bound.warning("change_failed", error=str(exc), transient=outcome.transient)
-            else:
-                outcome = Outcome(
-                    change.app,
-                    change.action,
-                    True,
-                    "converged",
-                    time.monotonic() - started,
-                    built=built,
-                )
-                bound.info("change_applied", duration_s=round(outcome.duration_s, 3))
-        self._finish(change, outcome)
-        return outcome
-
-    def _finish(self, change: Change, outcome: Outcome) -> None:
-        future = self._done.get(change.app)
-        if future is not None and not future.done():
-            future.set_result(outcome.ok)
-
-    @staticmethod
-    def _fail(change: Change, exc: TrueupError, duration: float) -> Outcome:
-        message = str(exc)
-        if isinstance(exc, BuildFailed) and exc.log_tail:
-            message += "\n" + "\n".join(exc.log_tail[-20:])
-        return Outcome(
-            change.app,
-            change.action,
-            False,
-            message,
-            duration,
-            transient=isinstance(exc, TransientError),
-        )
 
     async def _execute(self, change: Change) -> bool:
         for service_id in change.remove:
