@@ -120,7 +120,6 @@ def make_plan(
     changes: list[Change] = []
     deletes: list[Change] = []
     skipped: list[Skip] = []
-    notes: list[str] = []
     for name in sorted(set(desired.apps) | set(observed.apps) | set(desired.errors)):
         want = desired.apps.get(name)
         have = observed.apps.get(name)
@@ -129,7 +128,7 @@ def make_plan(
                 if name in desired.errors:
                     skipped.append(Skip(name, desired.errors[name]))
                 continue
-            reason = _why_not_prune(name, desired, prune)
+            reason = why_not_prune(name, desired, prune)
             if reason:
                 skipped.append(Skip(name, reason))
             else:
@@ -141,15 +140,43 @@ def make_plan(
         change = _diff_app(want, have)
         if change is not None:
             changes.append(change)
-    if deletes and not allow_empty and len(deletes) == len(observed.apps) and not desired.apps:
+    return finish_plan(
+        desired,
+        changes,
+        deletes,
+        skipped,
+        observed_apps=len(observed.apps),
+        allow_empty=allow_empty,
+        routes_from=observed,
+        current_routes=current_routes,
+    )
+
+
+def finish_plan(
+    desired: DesiredState,
+    changes: list[Change],
+    deletes: list[Change],
+    skipped: list[Skip],
+    *,
+    observed_apps: int,
+    allow_empty: bool,
+    routes_from: ObservedState,
+    current_routes: RouteTable | None,
+) -> Plan:
+    """The steps every planner ends with: refuse a pass that deletes every app, add route
+    changes, order (dependencies first, deletes last) and assemble the plan."""
+    notes: list[str] = []
+    if deletes and not allow_empty and len(deletes) == observed_apps and not desired.apps:
         notes.append(
             f"refusing to delete every managed app ({len(deletes)}); "
             "pass --allow-empty if that is really intended"
         )
-        skipped.extend(Skip(d.app, "refused: the pass would delete every app") for d in deletes)
+        skipped = skipped + [
+            Skip(d.app, "refused: the pass would delete every app") for d in deletes
+        ]
         deletes = []
     keep = kept_apps(desired, (s.app for s in skipped))
-    table = build_table(desired, observed, current=current_routes or (), keep=keep)
+    table = build_table(desired, routes_from, current=current_routes or (), keep=keep)
     if current_routes is not None:
         changes, deletes = _with_routes(changes, deletes, route_fields(current_routes, table))
     ordered = _topological(changes) + sorted(deletes, key=lambda c: c.app, reverse=True)
@@ -219,7 +246,7 @@ def _with_routes(
     return out_changes, out_deletes
 
 
-def _why_not_prune(name: str, desired: DesiredState, prune: bool) -> str | None:
+def why_not_prune(name: str, desired: DesiredState, prune: bool) -> str | None:
     if name in desired.invalid:
         return "manifest invalid: left running as it is"
     if name in desired.errors:

@@ -31,13 +31,11 @@ from controller.plan import (
     FieldChange,
     Plan,
     Skip,
-    _topological,
-    _why_not_prune,
-    _with_routes,
     diff_specs,
-    route_fields,
+    finish_plan,
+    why_not_prune,
 )
-from controller.routes.table import RouteTable, build_table, kept_apps
+from controller.routes.table import RouteTable
 from controller.runtime.base import BindMount, PortSpec, VolumeMount
 from controller.runtime.swarm_base import (
     FAILED_ROLLOUT,
@@ -162,7 +160,6 @@ def make_swarm_plan(
     changes: list[Change] = []
     deletes: list[Change] = []
     skipped: list[Skip] = []
-    notes: list[str] = []
     for name in sorted(set(desired.apps) | set(by_app) | set(desired.errors)):
         want = desired.apps.get(name)
         have = by_app.get(name, [])
@@ -171,7 +168,7 @@ def make_swarm_plan(
                 if name in desired.errors:
                     skipped.append(Skip(name, desired.errors[name]))
                 continue
-            reason = _why_not_prune(name, desired, prune)
+            reason = why_not_prune(name, desired, prune)
             if reason:
                 skipped.append(Skip(name, reason))
             else:
@@ -183,24 +180,15 @@ def make_swarm_plan(
         change = _diff_service(want, have, service_name(instance, name))
         if change is not None:
             changes.append(change)
-    if deletes and not allow_empty and len(deletes) == len(by_app) and not desired.apps:
-        notes.append(
-            f"refusing to delete every managed app ({len(deletes)}); "
-            "pass --allow-empty if that is really intended"
-        )
-        skipped.extend(Skip(d.app, "refused: the pass would delete every app") for d in deletes)
-        deletes = []
-    keep = kept_apps(desired, (s.app for s in skipped))
-    table = build_table(desired, tasks, current=current_routes or (), keep=keep)
-    if current_routes is not None:
-        changes, deletes = _with_routes(changes, deletes, route_fields(current_routes, table))
-    ordered = _topological(changes) + sorted(deletes, key=lambda c: c.app, reverse=True)
-    return Plan(
-        desired.revision,
-        tuple(ordered),
-        tuple(sorted(skipped, key=lambda s: s.app)),
-        tuple(notes),
-        routes=table,
+    return finish_plan(
+        desired,
+        changes,
+        deletes,
+        skipped,
+        observed_apps=len(by_app),
+        allow_empty=allow_empty,
+        routes_from=tasks,
+        current_routes=current_routes,
     )
 
 
