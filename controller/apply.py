@@ -21,7 +21,6 @@ from controller.errors import (
     BuildFailed,
     ContainerNotFound,
     HealthCheckFailed,
-    ImageNotFound,
     TransientError,
     TrueupError,
 )
@@ -212,7 +211,8 @@ class Applier(PlanRunner):
                 self._builds[want.name] = ("cached", 0.0)
             return False
         if want.build is None:
-            raise ImageNotFound(f"image {want.image} is not on the engine")
+            await self.runtime.pull(want.image)  # ImageNotFound when no registry has it
+            return False
         plan = want.build
         started = time.monotonic()
         self._builds[want.name] = ("failed", 0.0)  # until the build below returns

@@ -245,6 +245,11 @@ class Runtime(Protocol):
         """True when the engine has ``image`` locally."""
         ...
 
+    async def pull(self, image: str) -> None:
+        """Fetch ``image`` from its registry; ``ImageNotFound`` when no registry has it (or
+        none answers)."""
+        ...
+
     async def create(self, spec: ContainerSpec) -> str:
         """Create (not start) a container on the managed network; return its id."""
         ...

@@ -63,6 +63,20 @@ from controller.runtime.base import (
 
 log = structlog.get_logger(__name__)
 
+
+def split_image(image: str) -> tuple[str, str]:
+    """``registry:5000/team/app:1.2`` → (``registry:5000/team/app``, ``1.2``); a digest or no
+    tag keeps the whole reference with ``latest`` / the digest as given."""
+    if "@" in image:
+        repository, digest = image.split("@", 1)
+        return repository, digest
+    slash = image.rfind("/")
+    colon = image.rfind(":")
+    if colon > slash:
+        return image[:colon], image[colon + 1 :]
+    return image, "latest"
+
+
 T = TypeVar("T")
 
 API_VERSION = "1.41"  # Docker 20.10 and Podman 4's compat API; newer engines accept it too
@@ -408,6 +422,30 @@ class DockerRuntime:
         except (ImageNotFound, ContainerNotFound):
             return False
         return True
+
+    async def pull(self, image: str) -> None:
+        """Pull ``image`` (``name:tag``, ``:latest`` when no tag) from its registry."""
+        repository, tag = split_image(image)
+
+        def run() -> None:
+            import docker.errors
+
+            try:
+                for chunk in self._streams().pull(repository, tag=tag, stream=True, decode=True):
+                    if isinstance(chunk, dict) and chunk.get("error"):  # Podman: 200 + error
+                        raise docker.errors.ImageNotFound(f"cannot pull {image}: {chunk['error']}")
+            except docker.errors.ImageNotFound:
+                raise
+            except docker.errors.APIError as exc:
+                if exc.status_code is not None and exc.status_code < 500:
+                    raise
+                # an unreachable or refusing registry: the image cannot be had, say so plainly
+                raise docker.errors.ImageNotFound(
+                    f"cannot pull {image}: {exc.explanation or exc}"
+                ) from exc
+            log.info("image_pulled", image=image)
+
+        await self._run("pull", run, subject=image)
 
     async def build(self, request: BuildRequest, on_log: BuildLogSink | None = None) -> BuildResult:
         """Build from a tar stream; lines reach ``on_log`` as the engine prints them."""

@@ -107,6 +107,8 @@ class FakeRuntime:
         self.networks: set[str] = set()
         self.volumes: set[str] = set()
         self.unavailable = False
+        self.registry: set[str] = set()
+        """Images ``pull`` can fetch (none by default: there is no registry)."""
         self.claims: dict[str, dict[str, str]] = {}
         """Instance claims; give two fakes the same dict to model one engine."""
         self.start_health: Health = "starting"
@@ -247,6 +249,13 @@ class FakeRuntime:
         """True for the initial images and every image built."""
         self._enter("image_exists")
         return image in self.images
+
+    async def pull(self, image: str) -> None:
+        """Images listed in ``registry`` can be pulled; anything else is not found."""
+        self._enter("pull")
+        if image not in self.registry:
+            raise ImageNotFound(f"cannot pull {image}: not in the (fake) registry")
+        self.images[image] = _digest(image)
 
     async def create(self, spec: ContainerSpec) -> str:
         """Record a created container; names are unique, the image must exist."""

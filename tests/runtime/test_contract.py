@@ -367,3 +367,27 @@ async def test_instance_claim_is_exclusive_per_engine(runtime: Runtime, instance
         await other.release_instance()  # releasing twice is fine
     finally:
         await other.close()
+
+
+async def test_pull_of_an_image_no_registry_has_is_image_not_found(runtime: Runtime) -> None:
+    """With no registry that has the image (none answers here), pull fails permanently and
+    fast, naming the image; a pullable image (fake registry) then exists."""
+    started = time.monotonic()
+    with pytest.raises(ImageNotFound, match="trueup-test/absent"):
+        await runtime.pull("trueup-test/absent:1")
+    assert time.monotonic() - started < 30
+    if isinstance(runtime, FakeRuntime):
+        runtime.registry.add("trueup-test/present:1")
+        await runtime.pull("trueup-test/present:1")
+        assert await runtime.image_exists("trueup-test/present:1")
+
+
+def test_split_image_reference() -> None:
+    """Registry ports, nested paths, missing tags and digests split the way pulls need."""
+    from controller.runtime.docker import split_image
+
+    assert split_image("busybox") == ("busybox", "latest")
+    assert split_image("busybox:1.36") == ("busybox", "1.36")
+    assert split_image("reg:5000/team/app") == ("reg:5000/team/app", "latest")
+    assert split_image("reg:5000/team/app:1.2") == ("reg:5000/team/app", "1.2")
+    assert split_image("app@sha256:abc") == ("app", "sha256:abc")

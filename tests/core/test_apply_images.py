@@ -1,0 +1,41 @@
+"""Apply makes the image available before touching containers: pull, build, or fail clearly."""
+
+from __future__ import annotations
+
+from controller.apply import Applier
+from controller.desired import DesiredState
+from controller.observed import observe
+from controller.plan import make_plan
+from controller.runtime.fake import FakeRuntime
+from tests.core.builders import desired_app
+
+
+async def _no_context(context: str, dockerfile: str) -> bytes:
+    raise AssertionError("image apps never build")
+
+
+async def test_missing_image_is_pulled_then_run() -> None:
+    """An image the engine lacks is pulled from its registry before the container starts."""
+    runtime = FakeRuntime(instance="t")
+    runtime.registry.add("nginx:1.27")
+    want = desired_app("web", image="nginx:1.27")
+    desired = DesiredState(revision="r", apps={"web": want})
+    plan = make_plan(desired, observe(await runtime.list()))
+    applier = Applier(runtime, desired, instance="t", read_context=_no_context, settle_s=0)
+    (outcome,) = await applier.run(plan)
+    assert outcome.ok, outcome.message
+    assert runtime.calls["pull"] == 1
+    assert [c.image for c in runtime.containers()] == ["nginx:1.27"]
+
+
+async def test_unpullable_image_fails_the_app_and_touches_nothing() -> None:
+    """No registry has it: the app fails permanently with the image named; nothing created."""
+    runtime = FakeRuntime(instance="t")
+    want = desired_app("web", image="nginx:9.99")
+    desired = DesiredState(revision="r", apps={"web": want})
+    plan = make_plan(desired, observe(await runtime.list()))
+    applier = Applier(runtime, desired, instance="t", read_context=_no_context, settle_s=0)
+    (outcome,) = await applier.run(plan)
+    assert not outcome.ok and not outcome.transient
+    assert "nginx:9.99" in outcome.message
+    assert runtime.containers() == []
