@@ -21,7 +21,6 @@ work. What differs, each found by running it:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from collections.abc import Mapping
@@ -65,6 +64,7 @@ class PodmanRuntime(DockerRuntime):
         self.drive_healthchecks = drive_healthchecks
         self.health_tick = health_tick
         self._health_task: asyncio.Task[None] | None = None
+        self._closing = False
 
     def _ulimits(self) -> list[Any] | None:
         import docker.types  # the SDK loads on first use (see runtime.docker)
@@ -162,7 +162,7 @@ class PodmanRuntime(DockerRuntime):
         self._ensure_health_driver()
 
     def _ensure_health_driver(self) -> None:
-        if not self.drive_healthchecks:
+        if not self.drive_healthchecks or self._closing:
             return
         if self._health_task is not None and not self._health_task.done():
             return
@@ -174,7 +174,7 @@ class PodmanRuntime(DockerRuntime):
         """Run each running container's health check when its interval has passed."""
         last_run: dict[str, float] = {}
         intervals: dict[str, float] = {}
-        while True:
+        while not self._closing:
             try:
                 rows = await self._run("healthcheck", self._libpod_list, running_only=True)
                 now = time.monotonic()
@@ -195,9 +195,11 @@ class PodmanRuntime(DockerRuntime):
 
     async def close(self) -> None:
         """Stop the health-check driver and close the connections."""
+        self._closing = True  # the loop also checks this: wait_for on 3.11 can swallow a cancel
         task, self._health_task = self._health_task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.wait({task}, timeout=5)
+            if not task.done():
+                log.warning("podman_healthcheck_driver_stuck")
         await super().close()

@@ -7,6 +7,8 @@ WSGI app (http://), both on free ports, both stopped after the test.
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import time
@@ -103,12 +105,13 @@ def git_daemon(served: Path) -> Iterator[int]:
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,  # `git` runs git-daemon as a child: kill the whole group
     )
     try:
         wait_for_port(port)
         yield port
     finally:
-        proc.kill()
+        os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
 
 
