@@ -397,7 +397,9 @@ class Controller:
                     retry_in_s=round(delay, 2),
                     error=outcome.message.splitlines()[0] if outcome.message else "",
                 )
-        containers = await self.runtime.list() if result.outcomes else None
+        containers = result.after
+        if containers is None and result.outcomes:
+            containers = await self.runtime.list()
         self._update_status(result, containers)
         failed = len(result.failed)
         outcome_word = "failed" if failed else ("changed" if result.outcomes else "noop")

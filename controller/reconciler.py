@@ -29,7 +29,7 @@ from controller.observed import ObservedState, observe
 from controller.plan import Plan, make_plan
 from controller.policy import Policy
 from controller.routes import NoRouter, Router, RouteSync, RouteTable, kept_apps
-from controller.runtime.base import Runtime
+from controller.runtime.base import ContainerInfo, Runtime
 from controller.runtime.swarm_base import ServiceInfo, task_rows
 from controller.secrets import load_secrets
 from controller.source import GitSource, ManifestFiles
@@ -61,6 +61,9 @@ class PassResult:
     """Why the routes stage failed (the proxy serves stale routes); None when it did not."""
     routes_pushed: bool = False
     """True when the pass changed the proxy's config."""
+    after: list[ContainerInfo] | None = None
+    """The engine's containers after apply changed something (None: nothing applied, or the
+    engine did not answer); ``observed`` is still current otherwise."""
 
     @property
     def failed(self) -> list[Outcome]:
@@ -229,7 +232,14 @@ class Reconciler:
                 )
             result.outcomes = await applier.run(replace(plan, changes=container_changes))
         if apply:
-            await self._routes_stage(sync, result, fresh=observed if not result.outcomes else None)
+            fresh: ObservedState | None = observed
+            if result.outcomes:  # the host changed: observe it once, for routes and status
+                try:
+                    result.after = await self.runtime.list()
+                    fresh = observe(result.after)
+                except TrueupError:
+                    fresh = None  # the routes stage tries again and records the failure
+            await self._routes_stage(sync, result, fresh=fresh)
         result.duration_s = time.monotonic() - started
         log.info(
             "reconcile_pass",
@@ -272,7 +282,7 @@ class Reconciler:
         self, sync: RouteSync, result: PassResult, *, fresh: ObservedState | None
     ) -> None:
         """Push the full table (re-asserted every pass); a failure fails this stage only."""
-        if self.router.kind == "none" and fresh is not None:
+        if self.router.kind == "none" and not result.outcomes:
             return  # nothing applied, nothing to push: the plan's table is current
         result.routes = await sync.finish(fresh)
         result.routes_error = sync.error

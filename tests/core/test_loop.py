@@ -161,3 +161,17 @@ async def test_event_pass_acts_only_on_that_app(
     assert [(o.app, o.action) for o in result.outcomes] == [("good", "heal")]
     assert controller.status["good"].status.sync == "Synced"
     assert controller.status["bad"].status.sync == "OutOfSync"  # left for a full pass
+
+
+async def test_an_applying_pass_observes_the_host_twice_at_most(
+    setup: tuple[Path, FakeRuntime, ManualClock, Controller],
+) -> None:
+    """One list before planning, one after apply shared by routes and status; a no-op pass
+    lists once."""
+    _, runtime, _, controller = setup
+    runtime.calls.clear()
+    await controller.run_pass(full=True, apps=set(), trigger="startup")
+    assert runtime.calls["list"] == 2
+    runtime.calls.clear()
+    await controller.run_pass(full=False, apps={"good"}, trigger="resync")
+    assert runtime.calls["list"] == 1
