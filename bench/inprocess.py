@@ -30,8 +30,8 @@ async def _measure(repo: Path, state: Path, passes: int) -> dict[str, Any]:
     runtime = FakeRuntime(instance="bench", images=[generate.IMAGE])
     with GitSource(str(repo), state_dir=state) as source:
         reconciler = Reconciler(source, runtime, instance="bench", path="apps")
-        files, loaded = await reconciler.load(rev=None)
-        desired = await reconciler.desire(files, loaded)
+        desired, problems = await reconciler.desire(await reconciler.manifest_files(rev=None))
+        assert not problems, problems[:3]
         plan = make_plan(desired, observe(await runtime.list()))
 
         async def no_context(context: str, dockerfile: str) -> bytes:

@@ -152,7 +152,7 @@ def validate(
 
     Exit 0 when all are valid, 1 when any is not, 2 when the repository cannot be read.
     """
-    from controller.manifests import load_files
+    from controller.manifests.loader import load_files
     from controller.source import GitSource
 
     try:
@@ -307,6 +307,7 @@ async def _pass(kw: dict[str, Any], *, apply: bool, worktree: bool) -> Any:
                 secrets_dir=kw["secrets_dir"],
                 policy=_policy(kw),
                 router=router,
+                cache_dir=kw["state_dir"],
             )
             return await reconciler.run_pass(
                 rev=kw["rev"],

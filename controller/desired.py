@@ -13,12 +13,11 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Literal
 
 from controller import labels as L
 from controller.errors import PolicyError, SourceError, TrueupError
-from controller.manifests.loader import LoadResult
-from controller.manifests.models import App, Build, SecretValue, Spec
 from controller.policy import Policy, violations
 from controller.runtime.base import (
     BindMount,
@@ -28,6 +27,10 @@ from controller.runtime.base import (
     VolumeMount,
 )
 from controller.secrets import SecretStore, digest
+
+if TYPE_CHECKING:  # the models load only where manifests are parsed (see desired_cache)
+    from controller.manifests.loader import LoadResult
+    from controller.manifests.models import App, Build, Spec
 
 # Fields of the manifest spec that do not shape a container; they never enter the hash.
 _NOT_CONTAINER_FIELDS = ("build", "image", "replicas", "routes", "dependsOn", "update", "suspend")
@@ -47,8 +50,26 @@ class BuildPlan:
 
 
 @dataclass(frozen=True)
+class WantedRoute:
+    """A route an app asks for: ``host`` + ``path`` to its container port named ``port_name``."""
+
+    host: str
+    path: str
+    port_name: str
+    port: int
+
+
+RestartPolicy = Literal["always", "on-failure", "never"]
+
+
+@dataclass(frozen=True)
 class DesiredApp:
-    """One app as it should run."""
+    """One app as it should run.
+
+    Planning needs only the plain fields; applying also reads ``manifest``, the validated
+    model. A desired state restored from the cache (``desired_cache``) carries the manifest as
+    JSON and validates it on first use, so a pass with nothing to apply never loads pydantic.
+    """
 
     name: str
     spec: dict[str, Any]
@@ -60,12 +81,24 @@ class DesiredApp:
     strategy: Literal["start-first", "stop-first"]
     suspend: bool
     file: str
-    manifest: App
+    restart_policy: RestartPolicy
+    routes: tuple[WantedRoute, ...]
+    manifest_source: App | Mapping[str, Any] = field(repr=False, compare=False)
+    """The validated ``App``, or its JSON (``App.model_dump(mode="json", by_alias=True)``)."""
     secret_env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def short_hash(self) -> str:
         return self.spec_hash[:8]
+
+    @cached_property
+    def manifest(self) -> App:
+        """The app's validated manifest model."""
+        if isinstance(self.manifest_source, Mapping):
+            from controller.manifests.models import App
+
+            return App.model_validate(self.manifest_source)
+        return self.manifest_source
 
 
 @dataclass
@@ -134,6 +167,8 @@ def resolve_app(
     policy: Policy,
 ) -> DesiredApp:
     """Resolve one app; raises ``SecretError`` or ``PolicyError`` for this app alone."""
+    from controller.manifests.models import SecretValue
+
     spec = app.spec
     problems = violations(spec, policy)
     if problems:
@@ -162,6 +197,7 @@ def resolve_app(
         if isinstance(v, SecretValue)
     }
     resolved = _resolved_spec(app, image, secret_env)
+    ports = {p.name: p.container_port for p in spec.ports}
     return DesiredApp(
         name=app.name,
         spec=resolved,
@@ -173,12 +209,20 @@ def resolve_app(
         strategy=spec.effective_strategy(),
         suspend=spec.suspend,
         file=file,
-        manifest=app,
+        restart_policy=spec.restart_policy,
+        routes=tuple(
+            WantedRoute(r.host, r.path, r.port, ports[r.port])
+            for r in spec.routes
+            if r.port in ports
+        ),
+        manifest_source=app,
         secret_env=secret_env,
     )
 
 
 def _resolved_spec(app: App, image: str, secret_env: Mapping[str, str]) -> dict[str, Any]:
+    from controller.manifests.models import SecretValue
+
     dumped = app.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
     resolved = {k: v for k, v in dumped.items() if k not in _NOT_CONTAINER_FIELDS}
     env: dict[str, Any] = {}
@@ -207,7 +251,7 @@ def container_spec(
     desired: DesiredApp, *, replica: int, instance: str, revision: str | None
 ) -> ContainerSpec:
     """The runtime's view of one replica of ``desired``, with every ownership label."""
-    spec: Spec = desired.manifest.spec
+    spec = desired.manifest.spec
     env = {k: v for k, v in spec.env.items() if isinstance(v, str)}
     env.update(desired.secret_env)
     labels = {f"{L.USER_PREFIX}{k}": v for k, v in desired.manifest.metadata.labels.items()}

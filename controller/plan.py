@@ -379,7 +379,7 @@ def _best(candidates: list[Replica]) -> Replica:
 def _needs_heal(replica: Replica, want: DesiredApp) -> str | None:
     """Why ``replica`` must be replaced, or None when it is fine as it is."""
     info = replica.info
-    policy = want.manifest.spec.restart_policy
+    policy = want.restart_policy
     if info.state in ("exited", "dead"):
         code = info.exit_code
         if policy == "never" or (policy == "on-failure" and code == 0):

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from controller.manifests.models import Spec
+if TYPE_CHECKING:
+    from controller.manifests.models import Spec
 
 
 @dataclass(frozen=True)

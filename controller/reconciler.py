@@ -1,10 +1,13 @@
 """One reconcile pass: fetch → load → desire → observe → plan → apply.
 
 Reads top to bottom; each stage is a function of its own module. The reconciler owns the
-caches that make a no-op pass cheap: manifests are parsed once per git tree id of ``--path``,
-build contexts are identified by their git tree id without packing them, and the engine is
-observed with one list call. Used by `trueup diff` / `trueup apply` (one pass) and, later, by
-the controller loop (many passes).
+caches that make a no-op pass cheap: manifests are parsed once per git tree id of ``--path``
+(in memory, and with ``cache_dir`` across processes: see ``desired_cache``), build contexts are
+identified by their git tree id without packing them, and the engine is observed with one list
+call. Used by `trueup diff` / `trueup apply` (one pass) and by the controller loop (many).
+
+The manifest loader (pydantic) and the Swarm stages are imported where they are first needed,
+so a one-shot pass whose manifests are cached, on a plain engine, never loads them.
 """
 
 from __future__ import annotations
@@ -21,23 +24,24 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from controller import desired_cache
 from controller.apply import Applier, Outcome
 from controller.desired import DesiredState, resolve
 from controller.errors import TrueupError
-from controller.manifests.loader import LoadResult, Problem, load_files
+from controller.manifests.problems import Problem
 from controller.observed import ObservedState, observe
 from controller.plan import Plan, make_plan
 from controller.policy import Policy
 from controller.routes import NoRouter, Router, RouteSync, RouteTable, kept_apps
 from controller.runtime.base import ContainerInfo, Runtime
-from controller.runtime.swarm_base import ServiceInfo, task_rows
-from controller.secrets import load_secrets
+from controller.secrets import SecretStore, load_secrets
 from controller.source import GitSource, ManifestFiles
-from controller.swarm_apply import SwarmApplier
-from controller.swarm_plan import make_swarm_plan
 
 if TYPE_CHECKING:
+    from controller.manifests.loader import LoadResult
     from controller.runtime.swarm import SwarmRuntime
+    from controller.runtime.swarm_base import ServiceInfo
+    from controller.swarm_apply import SwarmApplier
 
 log = structlog.get_logger(__name__)
 
@@ -84,6 +88,7 @@ class Reconciler:
         policy: Policy | None = None,
         concurrency: int = 4,
         router: Router | None = None,
+        cache_dir: Path | None = None,
     ) -> None:
         self.source = source
         self.runtime = runtime
@@ -93,25 +98,56 @@ class Reconciler:
         self.policy = policy or Policy()
         self.concurrency = concurrency
         self.router: Router = router or NoRouter()
+        self.cache_dir = cache_dir
         self._parsed: dict[str, LoadResult] = {}
 
-    async def load(
-        self, *, rev: str | None, worktree: bool = False
-    ) -> tuple[ManifestFiles, LoadResult]:
-        """The manifest files at ``rev`` (or on disk) and what they load to (cached by tree id)."""
+    async def manifest_files(self, *, rev: str | None, worktree: bool = False) -> ManifestFiles:
+        """The manifest files under ``--path`` at ``rev`` (or on disk with ``worktree``)."""
         if worktree:
-            files = await asyncio.to_thread(self.source.read_worktree, self.path)
-            return files, load_files(files.files)
+            return await asyncio.to_thread(self.source.read_worktree, self.path)
         revision = await asyncio.to_thread(self.source.resolve, rev)
-        files = await asyncio.to_thread(self.source.manifest_files, revision.sha, self.path)
+        return await asyncio.to_thread(self.source.manifest_files, revision.sha, self.path)
+
+    def load(self, files: ManifestFiles) -> LoadResult:
+        """What ``files`` load to (parsed once per tree id)."""
+        from controller.manifests.loader import load_files
+
         cached = self._parsed.get(files.tree_id or "")
         if cached is None:
             cached = load_files(files.files)
             if files.tree_id:
                 self._parsed = {files.tree_id: cached}
-        return files, cached
+        return cached
 
-    async def desire(self, files: ManifestFiles, loaded: LoadResult) -> DesiredState:
+    async def desire(self, files: ManifestFiles) -> tuple[DesiredState, list[Problem]]:
+        """Every app resolved (images, secrets, policy), and the problems found on the way.
+
+        With ``cache_dir``, a clean state is remembered by the tree id of ``--path`` and
+        reused while it is still current (see ``desired_cache``)."""
+        secrets = load_secrets(self.secrets_dir)
+        key: str | None = None
+        if self.cache_dir is not None and files.tree_id:
+            key = desired_cache.cache_key(self.path, files.tree_id, self.policy)
+            cached = await asyncio.to_thread(
+                desired_cache.restore,
+                self.cache_dir,
+                key,
+                revision=files.revision,
+                secrets=secrets,
+                context_id=lambda context: self._context_id(files, context),
+            )
+            if cached is not None:
+                return cached, []
+        loaded = self.load(files)
+        desired = await self.resolve(files, loaded, secrets)
+        problems = sorted(list(loaded.problems) + resolution_problems(desired, loaded))
+        if key is not None and self.cache_dir is not None and not problems:
+            await asyncio.to_thread(desired_cache.store, self.cache_dir, key, desired)
+        return desired, problems
+
+    async def resolve(
+        self, files: ManifestFiles, loaded: LoadResult, secrets: SecretStore
+    ) -> DesiredState:
         """Resolve images (build contexts' tree ids), secrets and policy for every app."""
         contexts = {
             item.app.spec.build.context
@@ -127,7 +163,7 @@ class Reconciler:
         return resolve(
             loaded,
             revision=files.revision,
-            secrets=load_secrets(self.secrets_dir),
+            secrets=secrets,
             context_ids=context_ids,
             policy=self.policy,
         )
@@ -161,11 +197,13 @@ class Reconciler:
         apps backing off left out) after it is made, so observation stays one list call.
         """
         started = time.monotonic()
-        files, loaded = await self.load(rev=rev, worktree=worktree)
-        desired = await self.desire(files, loaded)
+        files = await self.manifest_files(rev=rev, worktree=worktree)
+        desired, problems = await self.desire(files)
         observed, services = await self._observe()
         current_routes, routes_error = await self.current_routes()
         if services is not None:  # a swarm: services are the unit (see swarm_plan)
+            from controller.swarm_plan import make_swarm_plan
+
             plan = make_swarm_plan(
                 desired,
                 services,
@@ -186,11 +224,10 @@ class Reconciler:
         if plan_filter is not None:
             plan = plan_filter(plan, desired)
         plan = await self._drop_cached_builds(plan)
-        problems = list(loaded.problems) + resolution_problems(desired, loaded)
         result = PassResult(
             files.revision,
             plan,
-            sorted(problems),
+            problems,
             desired=desired,
             observed=observed,
             routes=plan.routes,
@@ -214,6 +251,8 @@ class Reconciler:
             swarm = _swarm(self.runtime)
             applier: Applier | SwarmApplier
             if swarm is not None:
+                from controller.swarm_apply import SwarmApplier
+
                 applier = SwarmApplier(
                     swarm,
                     desired,
@@ -257,6 +296,8 @@ class Reconciler:
         swarm = _swarm(self.runtime)
         if swarm is None:
             return observe(await self.runtime.list()), None
+        from controller.runtime.swarm_base import task_rows
+
         snapshot = await swarm.snapshot()
         return observe(task_rows(snapshot)), snapshot.services
 

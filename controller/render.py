@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from controller.manifests.loader import Problem
+from controller.manifests.problems import Problem
 from controller.plan import Change, Plan
 from controller.routes.table import RouteTable
 

@@ -1,6 +1,6 @@
-"""Manifest v1: models (``models``), YAML with positions (``yamlmarks``), and the ``loader``."""
+"""Manifest v1: models (``models``), YAML with positions (``yamlmarks``), the ``loader``, and
+the located ``problems`` it reports.
 
-from controller.manifests.loader import LoadedApp, LoadResult, Problem, load_files
-from controller.manifests.models import API_VERSION, App, Spec
-
-__all__ = ["API_VERSION", "App", "LoadResult", "LoadedApp", "Problem", "Spec", "load_files"]
+Import from the submodules: this package's own import loads nothing, so code that only needs
+``problems`` never pays for pydantic and the models.
+"""

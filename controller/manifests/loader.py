@@ -18,22 +18,10 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from controller.manifests.models import API_VERSION, UNION_TAGS, App
+from controller.manifests.problems import Problem
 from controller.manifests.yamlmarks import Document, DocumentError, Mark, Path, documents
 
 MAX_FILE_BYTES = 1024 * 1024
-
-
-@dataclass(frozen=True, order=True)
-class Problem:
-    """One located problem in a manifest file."""
-
-    file: str
-    line: int
-    column: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}: {self.message}"
 
 
 @dataclass(frozen=True)

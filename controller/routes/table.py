@@ -82,19 +82,17 @@ def build_table(
     entries: dict[tuple[str, str], RouteEntry] = {}
     for name in sorted(desired.apps):
         want = desired.apps[name]
-        spec = want.manifest.spec
-        ports = {p.name: p.container_port for p in spec.ports}
         have = observed.apps.get(name)
-        for route in spec.routes:
+        for route in want.routes:
             path = normalize_path(route.path)
-            if (route.host, path) in entries or route.port not in ports:
+            if (route.host, path) in entries:
                 continue
             entries[(route.host, path)] = RouteEntry(
                 host=route.host,
                 path=path,
                 app=name,
-                port=ports[route.port],
-                upstreams=upstreams(have, route.port, ports[route.port], exclude),
+                port=route.port,
+                upstreams=upstreams(have, route.port_name, route.port, exclude),
             )
     for entry in sorted(current):
         if entry.app not in keep or (entry.host, entry.path) in entries:

@@ -7,7 +7,7 @@ import pytest
 from controller import labels as L
 from controller.desired import container_spec, resolve, resolve_app
 from controller.errors import PolicyError, SecretError
-from controller.manifests import load_files
+from controller.manifests.loader import load_files
 from controller.policy import Policy
 from controller.secrets import SecretStore, parse_env_file
 from tests.core.builders import app, desired_app

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.manifests import load_files
+from controller.manifests.loader import load_files
 from controller.manifests.models import App
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

@@ -8,7 +8,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controller.manifests import load_files
+from controller.manifests.loader import load_files
 from controller.manifests.models import App
 
 FIELDS = [

@@ -1,0 +1,161 @@
+"""The desired state remembered across processes, so a one-shot `trueup apply` or `trueup diff`
+whose manifests did not change skips parsing and validating them (and never loads pydantic).
+
+One JSON file in the state dir holds the last clean desired state, keyed by ``--path`` and its
+git tree id, the host-power policy and this file's format. The key does not cover what lies
+outside the tree, so a hit is used only after checking it again: every build context's tree id
+is looked up afresh, and every secret is read again from the secrets dir and its digest
+compared with the one in the stored spec. Secret values are never written here: only which
+secret each variable reads, and the digests the container labels carry anyway.
+
+Only a clean state is stored (no manifest problem, no app that failed to resolve), so a hit
+never hides a problem a user must see. Any unreadable, foreign or stale file is a miss.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from controller.desired import BuildPlan, DesiredApp, DesiredState, WantedRoute, canonical_json
+from controller.errors import TrueupError
+from controller.policy import Policy
+from controller.secrets import SecretStore, digest
+
+log = structlog.get_logger(__name__)
+
+FORMAT = 1
+FILE_NAME = "desired-cache.json"
+
+
+def cache_key(path: str, tree_id: str, policy: Policy) -> str:
+    """What the stored state depends on besides build contexts and secrets."""
+    material = canonical_json(
+        {
+            "format": FORMAT,
+            "path": path,
+            "tree": tree_id,
+            "policy": {
+                "allow_privileged": policy.allow_privileged,
+                "allow_host_network": policy.allow_host_network,
+                "allowed_capabilities": sorted(policy.allowed_capabilities),
+                "allowed_bind_paths": list(policy.allowed_bind_paths),
+            },
+        }
+    )
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def store(state_dir: Path, key: str, desired: DesiredState) -> None:
+    """Remember ``desired`` under ``key`` (atomically); a state with errors is not stored."""
+    if desired.errors or desired.invalid or desired.load_failed:
+        return
+    document = {
+        "format": FORMAT,
+        "key": key,
+        "apps": [_app_json(app) for app in desired.apps.values()],
+    }
+    tmp: str | None = None
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=state_dir, prefix=f".{FILE_NAME}.")
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(document, out, separators=(",", ":"))
+        os.replace(tmp, state_dir / FILE_NAME)
+    except OSError as exc:  # a cache that cannot be written only costs speed
+        log.warning("desired_cache_not_written", state_dir=str(state_dir), error=str(exc))
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+def restore(
+    state_dir: Path,
+    key: str,
+    *,
+    revision: str | None,
+    secrets: SecretStore,
+    context_id: Callable[[str], str],
+) -> DesiredState | None:
+    """The stored state for ``key`` at ``revision``, or None when there is none or it is stale
+    (a build context or a secret changed since it was stored)."""
+    try:
+        document = json.loads((state_dir / FILE_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        return None
+    if document.get("key") != key:
+        return None
+    state = DesiredState(revision=revision)
+    try:
+        for item in document["apps"]:
+            app = _app_from_json(item, secrets=secrets, context_id=context_id)
+            if app is None:
+                return None
+            state.apps[app.name] = app
+    except (KeyError, TypeError, ValueError, TrueupError, OSError):
+        return None
+    return state
+
+
+def _app_json(app: DesiredApp) -> dict[str, Any]:
+    manifest = app.manifest.model_dump(mode="json", by_alias=True)
+    return {
+        "name": app.name,
+        "spec": app.spec,
+        "specHash": app.spec_hash,
+        "replicas": app.replicas,
+        "image": app.image,
+        "build": dataclasses.asdict(app.build) if app.build is not None else None,
+        "dependsOn": list(app.depends_on),
+        "strategy": app.strategy,
+        "suspend": app.suspend,
+        "file": app.file,
+        "restartPolicy": app.restart_policy,
+        "routes": [dataclasses.asdict(r) for r in app.routes],
+        "manifest": manifest,
+    }
+
+
+def _app_from_json(
+    item: Mapping[str, Any], *, secrets: SecretStore, context_id: Callable[[str], str]
+) -> DesiredApp | None:
+    name = str(item["name"])
+    build = BuildPlan(**item["build"]) if item["build"] is not None else None
+    if build is not None and context_id(build.context) != build.context_id:
+        return None  # the context changed outside --path: the image tag changes
+    secret_env: dict[str, str] = {}
+    for variable, value in item["spec"]["env"].items():
+        if not isinstance(value, dict):
+            continue
+        secret, _, secret_key = str(value["secretRef"]).rpartition("/")
+        current = secrets.get(secret, secret_key)
+        if digest(name, variable, current) != value["digest"]:
+            return None  # the secret's value changed: the spec hash changes
+        secret_env[variable] = current
+    return DesiredApp(
+        name=name,
+        spec=item["spec"],
+        spec_hash=str(item["specHash"]),
+        replicas=int(item["replicas"]),
+        image=str(item["image"]),
+        build=build,
+        depends_on=tuple(item["dependsOn"]),
+        strategy=item["strategy"],
+        suspend=bool(item["suspend"]),
+        file=str(item["file"]),
+        restart_policy=item["restartPolicy"],
+        routes=tuple(WantedRoute(**r) for r in item["routes"]),
+        manifest_source=item["manifest"],
+        secret_env=secret_env,
+    )
