@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 import structlog
 
-from controller.desired import DesiredApp, DesiredState, container_spec
+from controller.desired import BuildPlan, DesiredApp, DesiredState, container_spec
 from controller.errors import (
     BuildFailed,
     ContainerNotFound,
@@ -181,6 +181,8 @@ class Applier(PlanRunner):
         self.routes_changed = routes_changed
         super().__init__(concurrency=concurrency)
         self._builds: dict[str, tuple[str, float]] = {}
+        self._images_present: set[str] = set()
+        self._image_locks: dict[str, asyncio.Lock] = {}
 
     async def _prepare(self, plan: Plan) -> None:
         if any(c.steps for c in plan.changes):
@@ -206,14 +208,24 @@ class Applier(PlanRunner):
         return built
 
     async def _ensure_image(self, want: DesiredApp) -> bool:
-        if await self.runtime.image_exists(want.image):
-            if want.build is not None:
-                self._builds[want.name] = ("cached", 0.0)
-            return False
-        if want.build is None:
-            await self.runtime.pull(want.image)  # ImageNotFound when no registry has it
-            return False
-        plan = want.build
+        """Make ``want.image`` present on the engine; True when it was built.
+
+        Apps that share an image ask the engine (and pull) once per run: the first holds the
+        image's lock while it checks or pulls, the others find it present."""
+        async with self._image_locks.setdefault(want.image, asyncio.Lock()):
+            if want.image in self._images_present or await self.runtime.image_exists(want.image):
+                self._images_present.add(want.image)
+                if want.build is not None:
+                    self._builds[want.name] = ("cached", 0.0)
+                return False
+            if want.build is None:
+                await self.runtime.pull(want.image)  # ImageNotFound when no registry has it
+            else:
+                await self._build(want, want.build)
+            self._images_present.add(want.image)
+            return want.build is not None
+
+    async def _build(self, want: DesiredApp, plan: BuildPlan) -> None:
         started = time.monotonic()
         self._builds[want.name] = ("failed", 0.0)  # until the build below returns
         try:
@@ -234,7 +246,6 @@ class Applier(PlanRunner):
         finally:
             self._builds[want.name] = (self._builds[want.name][0], time.monotonic() - started)
         log.info("build_finished", app=want.name, tag=plan.tag)
-        return True
 
     async def _step(self, want: DesiredApp, step: ReplicaStep) -> None:
         if step.await_id is not None:

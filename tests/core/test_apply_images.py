@@ -39,3 +39,19 @@ async def test_unpullable_image_fails_the_app_and_touches_nothing() -> None:
     assert not outcome.ok and not outcome.transient
     assert "nginx:9.99" in outcome.message
     assert runtime.containers() == []
+
+
+async def test_apps_sharing_an_image_check_and_pull_it_once() -> None:
+    """Ten apps on one missing image: one lookup, one pull, ten containers (not ten pulls
+    racing each other on the engine)."""
+    runtime = FakeRuntime(instance="t")
+    runtime.registry.add("nginx:1.27")
+    apps = {f"web{i}": desired_app(f"web{i}", image="nginx:1.27") for i in range(10)}
+    desired = DesiredState(revision="r", apps=apps)
+    plan = make_plan(desired, observe(await runtime.list()))
+    applier = Applier(runtime, desired, instance="t", read_context=_no_context, settle_s=0)
+    outcomes = await applier.run(plan)
+    assert all(o.ok for o in outcomes), [o.message for o in outcomes]
+    assert runtime.calls["image_exists"] == 1
+    assert runtime.calls["pull"] == 1
+    assert len(runtime.containers()) == 10
