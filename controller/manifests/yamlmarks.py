@@ -16,6 +16,10 @@ import yaml
 
 Path = tuple[str | int, ...]
 
+# libyaml's parser when PyYAML was built with it (several times faster), else the pure one;
+# both give nodes with marks, and the constructing below is the same Python code.
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 MAX_NODES = 50_000
 MAX_DEPTH = 64
 
@@ -108,7 +112,7 @@ class _Builder:
 def documents(text: str) -> Iterator[Document]:
     """Yield each document of ``text`` in order; raise ``DocumentError`` at the first bad one."""
     try:
-        loader = yaml.SafeLoader(text)
+        loader = _Loader(text)
     except yaml.reader.ReaderError as exc:
         raise DocumentError(f"YAML error: {exc.reason}", _position(text, exc.position)) from exc
     try:
