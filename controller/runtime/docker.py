@@ -1,21 +1,24 @@
-"""`DockerRuntime`: the runtime contract on the Docker Engine API, through the docker SDK.
+"""`DockerRuntime`: the runtime contract on the Docker Engine API.
 
-The only module (with its subclass in `podman.py`) that imports `docker`. It uses the SDK's
-low-level `APIClient` so that every HTTP request is deliberate: `list` is one request whose
-rows already carry labels, state, health text and network addresses. Blocking SDK calls run
-in threads (`asyncio.to_thread`) under a deadline; streams (logs, events, builds) are pumped
-from a thread into the event loop. Every docker or requests exception is translated into
-trueup's own errors here, with the cause kept.
+Every call that is one request and one answer (list, inspect, image lookups, ping, version,
+stats, and the writes: networks, volumes, create, start, stop, kill, wait, remove) goes through
+one method, `DockerRuntime._call`, with the JSON body built here. On a ``unix://`` engine
+`_call` speaks HTTP itself (`unixhttp`) and the docker SDK (and requests) is never imported, so
+a one-shot ``trueup apply`` that creates, replaces or removes containers does not pay their
+start-up time. On any other engine URL (``tcp://``) `_call` sends the same request through the
+SDK client's HTTP session. Either way an error status arrives as `unixhttp.EngineHTTPError` and
+a stalled or cut connection as ``TimeoutError``/``ConnectionError``.
 
-On a ``unix://`` engine the hot reads (``list``, ``inspect``, ``image_exists``, ``ping``,
-``engine_name``, `probe`) skip the SDK and go through `unixhttp`; the SDK (and requests) is
-imported on the first call that needs it, so a pass with nothing to do never loads it.
+What streams or is multiplexed (logs, events, builds, pulls, exec) still uses the SDK's
+low-level `APIClient`, imported on the first such call; streams are pumped from a thread into
+the event loop. Blocking calls run in threads (`asyncio.to_thread`) under a deadline. This
+module and `swarm.py` are the only ones that import `docker`; every docker, requests or HTTP
+error is translated into trueup's own errors here (`translate`), with the cause kept.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import json
 import math
@@ -197,20 +200,70 @@ class DockerRuntime:
         client.hooks["response"].append(self._count)
         return client
 
-    def _get(self, template: str, *args: str, **query: str) -> tuple[str, bytes]:
-        """A GET over the unix socket without the SDK, counted like an SDK request."""
-        assert self._socket is not None
-        url_path = unixhttp.api_path(f"/v{API_VERSION}{template}", *args, query=query or None)
-        try:
-            answer = unixhttp.get(self._socket, url_path, timeout=self.timeout)
-        except unixhttp.EngineHTTPError:
-            self._count(None)
-            raise
-        self._count(None)
-        return answer
+    def _call(
+        self,
+        method: str,
+        template: str,
+        *args: str,
+        query: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+        prefix: str = f"/v{API_VERSION}",
+    ) -> Any:
+        """One request that is not a stream, e.g. ``_call("POST", "/containers/{}/start", id)``.
 
-    def _get_json(self, template: str, *args: str, **query: str) -> Any:
-        return json.loads(self._get(template, *args, **query)[1])
+        Over the unix socket without the SDK when there is one, else through the SDK client's
+        session; counted once per request either way. ``timeout`` (default: the runtime's)
+        bounds connecting and each wait for the engine. Returns the answer decoded as JSON
+        (its text when the engine says it is ``text/...``), or None for an empty answer.
+        Raises `unixhttp.EngineHTTPError` for a status >= 400, and ``TimeoutError``,
+        ``ConnectionError`` or another ``OSError`` when the transport fails.
+        """
+        url_path = unixhttp.api_path(
+            f"{prefix}{template}", *args, query=dict(query) if query else None
+        )
+        data = None if body is None else json.dumps(body).encode()
+        limit = self.timeout if timeout is None else timeout
+        if self._socket is not None:
+            # counted like the SDK's response hook: once an answer (of any status) came back
+            try:
+                content_type, answer = unixhttp.request(
+                    self._socket, method, url_path, body=data, timeout=limit
+                )
+            except unixhttp.EngineHTTPError:
+                self._count(None)
+                raise
+            self._count(None)
+        else:
+            content_type, answer = self._sdk_request(method, url_path, data, limit)
+        if not answer.strip():
+            return None
+        if content_type.startswith("text/"):  # /_ping's "OK"
+            return answer.decode("utf-8", "replace")
+        return json.loads(answer)  # as the SDK did: Podman's stats come without a content type
+
+    def _sdk_request(
+        self, method: str, url_path: str, data: bytes | None, timeout: float
+    ) -> tuple[str, bytes]:
+        """`_call`'s request through the SDK client's session, for engines not on a socket."""
+        import requests.exceptions
+
+        client = self._client
+        headers = {"Content-Type": "application/json"} if data is not None else {}
+        try:
+            response = client.request(
+                method, f"{client.base_url}{url_path}", data=data, headers=headers, timeout=timeout
+            )
+        except requests.exceptions.Timeout as exc:
+            raise TimeoutError(f"no answer within {timeout:.0f}s: {exc}") from exc
+        except requests.exceptions.ConnectionError as exc:
+            raise ConnectionError(str(exc)) from exc
+        content_type = str(response.headers.get("Content-Type") or "")
+        if response.status_code >= 400:
+            raise unixhttp.EngineHTTPError(
+                response.status_code, unixhttp.explanation(content_type, response.content)
+            )
+        return content_type, bytes(response.content)
 
     def _streams(self) -> Any:
         if self._stream_client is None:
@@ -241,7 +294,7 @@ class DockerRuntime:
         deadline: float | None = None,
         **kwargs: Any,
     ) -> T:
-        """Run a blocking SDK call off the loop, under a deadline, errors translated."""
+        """Run a blocking engine call off the loop, under a deadline, errors translated."""
         limit = deadline if deadline is not None else self.timeout + 1.0
         try:
             return await asyncio.wait_for(
@@ -298,8 +351,8 @@ class DockerRuntime:
             for stream in streams:
                 _close_quietly(stream)
 
-    def _ulimits(self) -> list[Any] | None:
-        """Ulimits every container gets; Docker's defaults are fine."""
+    def _ulimits(self) -> list[dict[str, Any]] | None:
+        """Ulimits every container gets, as ``{"Name", "Soft", "Hard"}``; Docker's defaults do."""
         return None
 
     def _image_name(self, name: str) -> str:
@@ -310,46 +363,29 @@ class DockerRuntime:
 
     async def ping(self) -> bool:
         """True when the engine answers within a few seconds; never raises."""
+        limit = min(self.timeout, 5.0)
         try:
-            if self._socket is not None:
-                await self._run("ping", self._ping, deadline=min(self.timeout, 5.0))
-            else:
-                await self._run("ping", self._client.ping, deadline=min(self.timeout, 5.0))
+            await self._run("ping", self._call, "GET", "/_ping", timeout=limit, deadline=limit)
         except TrueupError:
             return False
         return True
 
-    def _ping(self) -> None:
-        assert self._socket is not None
-        unixhttp.get(self._socket, "/_ping", timeout=min(self.timeout, 5.0))
-        self._count(None)
-
     async def engine_name(self) -> str:
         """The engine's own name from its version endpoint, e.g. ``Docker Engine - Community``."""
-        info: dict[str, Any]
-        if self._socket is not None:
-            info = await self._run("version", self._get_json, "/version")
-        else:
-            info = await self._run("version", self._client.version)
+        info: dict[str, Any] = await self._run("version", self._call, "GET", "/version")
         components = info.get("Components") or [{}]
         return str(components[0].get("Name") or "Docker Engine")
 
     async def list(self) -> list[ContainerInfo]:
         """Every container of this instance, from ONE list request (no inspect)."""
         label = L.instance_filter(self.instance)
-        rows: list[dict[str, Any]]
-        if self._socket is not None:
-            rows = await self._run(
-                "list",
-                self._get_json,
-                "/containers/json",
-                all="1",
-                filters=json.dumps({"label": [label]}),
-            )
-        else:
-            rows = await self._run(
-                "list", self._client.containers, all=True, filters={"label": label}
-            )
+        rows: list[dict[str, Any]] = await self._run(
+            "list",
+            self._call,
+            "GET",
+            "/containers/json",
+            query={"all": "1", "filters": json.dumps({"label": [label]})},
+        )
         infos = [self._from_row(row) for row in rows]
         return sorted(infos, key=lambda c: c.name)
 
@@ -382,15 +418,9 @@ class DockerRuntime:
 
     async def inspect(self, container: str) -> ContainerInfo:
         """One container by id or name (a single inspect request)."""
-        data: dict[str, Any]
-        if self._socket is not None:
-            data = await self._run(
-                "inspect", self._get_json, "/containers/{}/json", container, subject=container
-            )
-        else:
-            data = await self._run(
-                "inspect", self._client.inspect_container, container, subject=container
-            )
+        data: dict[str, Any] = await self._run(
+            "inspect", self._call, "GET", "/containers/{}/json", container, subject=container
+        )
         state_data = data.get("State") or {}
         state = parse_state(str(state_data.get("Status") or ""))
         health_word = str((state_data.get("Health") or {}).get("Status") or "")
@@ -415,10 +445,9 @@ class DockerRuntime:
     async def image_exists(self, image: str) -> bool:
         """True when ``image`` is on the engine (one inspect request)."""
         try:
-            if self._socket is not None:
-                await self._run("image_exists", self._get, "/images/{}/json", image, subject=image)
-            else:
-                await self._run("image_exists", self._client.inspect_image, image, subject=image)
+            await self._run(
+                "image_exists", self._call, "GET", "/images/{}/json", image, subject=image
+            )
         except (ImageNotFound, ContainerNotFound):
             return False
         return True
@@ -516,17 +545,12 @@ class DockerRuntime:
             return net
 
         def run() -> None:
-            import docker.errors
-
-            found = [n for n in self._client.networks(names=[net]) if n.get("Name") == net]
-            if found:
+            if self._find_network(net) is not None:
                 return
             try:
-                self._client.create_network(
-                    net, driver="bridge", labels={L.INSTANCE: self.instance}, check_duplicate=True
-                )
-            except docker.errors.APIError as exc:
-                if exc.status_code != 409:  # created meanwhile by someone else: fine
+                self._create_network(net, labels={L.INSTANCE: self.instance})
+            except unixhttp.EngineHTTPError as exc:
+                if exc.status != 409:  # created meanwhile by someone else: fine
                     raise
             log.info("network_created", network=net)
 
@@ -534,27 +558,39 @@ class DockerRuntime:
         self._networks.add(net)
         return net
 
+    def _find_network(self, name: str) -> dict[str, Any] | None:
+        """The network named exactly ``name`` (the engine's name filter also matches parts)."""
+        rows: list[dict[str, Any]] = (
+            self._call("GET", "/networks", query={"filters": json.dumps({"name": [name]})}) or []
+        )
+        return next((n for n in rows if n.get("Name") == name), None)
+
+    def _create_network(
+        self, name: str, *, labels: Mapping[str, str], internal: bool = False
+    ) -> None:
+        body: dict[str, Any] = {"Name": name, "Driver": "bridge", "CheckDuplicate": True}
+        if internal:
+            body["Internal"] = True
+        body["Labels"] = dict(labels)
+        self._call("POST", "/networks/create", body=body)
+
     async def claim_instance(self, holder: Mapping[str, str]) -> dict[str, str] | None:
         """The claim is an internal network named ``trueup-claim-<instance>`` labelled with
         the holder; the engine refuses a second network of that name (409), atomically."""
         name = claim_name(self.instance)
 
         def run() -> dict[str, str] | None:
-            import docker.errors
-
             labels = {L.INSTANCE: self.instance}
             labels.update({f"{CLAIM_LABEL_PREFIX}{k}": v for k, v in holder.items()})
             try:
-                self._client.create_network(
-                    name, driver="bridge", internal=True, labels=labels, check_duplicate=True
-                )
+                self._create_network(name, labels=labels, internal=True)
                 return None
-            except docker.errors.APIError as exc:
+            except unixhttp.EngineHTTPError as exc:
                 # Docker answers 409; Podman 500 "network name ... already used"
-                if exc.status_code != 409 and "already" not in str(exc.explanation or ""):
+                if exc.status != 409 and "already" not in exc.explanation:
                     raise
-            found = [n for n in self._client.networks(names=[name]) if n.get("Name") == name]
-            current = (found[0].get("Labels") or {}) if found else {}
+            found = self._find_network(name) or {}
+            current = found.get("Labels") or {}
             return {
                 k.removeprefix(CLAIM_LABEL_PREFIX): str(v)
                 for k, v in current.items()
@@ -567,10 +603,11 @@ class DockerRuntime:
         name = claim_name(self.instance)
 
         def run() -> None:
-            import docker.errors
-
-            with contextlib.suppress(docker.errors.NotFound):
-                self._client.remove_network(name)
+            try:
+                self._call("DELETE", "/networks/{}", name)
+            except unixhttp.EngineHTTPError as exc:
+                if exc.status != 404:  # no claim: nothing to release
+                    raise
 
         await self._run("release_instance", run, subject=name)
 
@@ -578,12 +615,13 @@ class DockerRuntime:
         """Create a named volume when missing; trueup never deletes volumes."""
 
         def run() -> None:
-            import docker.errors
-
             try:
-                self._client.inspect_volume(name)
-            except docker.errors.NotFound:
-                self._client.create_volume(name, labels={L.INSTANCE: self.instance})
+                self._call("GET", "/volumes/{}", name)
+            except unixhttp.EngineHTTPError as exc:
+                if exc.status != 404:
+                    raise
+                body = {"Name": name, "Labels": {L.INSTANCE: self.instance}}
+                self._call("POST", "/volumes/create", body=body)
                 log.info("volume_created", volume=name)
 
         await self._run("ensure_volume", run, subject=name)
@@ -591,85 +629,110 @@ class DockerRuntime:
 
     async def create(self, spec: ContainerSpec) -> str:
         """Create a container from ``spec`` on the managed network; returns its id."""
-        labels = {**spec.labels, L.INSTANCE: self.instance}
-        managed = spec.network_mode in (None, "bridge")
-        network = spec.network or network_name(self.instance)
-        if managed:
+        network = self._managed_network(spec)
+        if network is not None:
             await self.ensure_network(network)
         for volume in spec.volumes:
             await self.ensure_volume(volume.name)
-        aliases = list(spec.aliases) or ([labels[L.APP]] if L.APP in labels else [])
-
-        def run() -> str:
-            api = self._client
-            binds = [
-                f"{v.name}:{v.mount_path}:{'ro' if v.read_only else 'rw'}" for v in spec.volumes
-            ] + [
-                f"{b.host_path}:{b.mount_path}:{'ro' if b.read_only else 'rw'}" for b in spec.binds
-            ]
-            port_bindings: dict[str, Any] = {}
-            for p in spec.ports:
-                if p.host_port is not None:
-                    key = f"{p.container_port}/{p.protocol}"
-                    port_bindings[key] = (p.host_ip, p.host_port) if p.host_ip else p.host_port
-            host_config = api.create_host_config(
-                binds=binds or None,
-                port_bindings=port_bindings or None,
-                restart_policy={"Name": _RESTART[spec.restart_policy]},
-                init=True if spec.init else None,
-                mem_limit=spec.memory,
-                nano_cpus=int(spec.cpus * _NS) if spec.cpus else None,
-                privileged=spec.privileged,
-                cap_add=list(spec.cap_add) or None,
-                network_mode=network if managed else spec.network_mode,
-                ulimits=self._ulimits(),
-            )
-            networking_config = (
-                api.create_networking_config(
-                    {network: api.create_endpoint_config(aliases=aliases or None)}
-                )
-                if managed
-                else None
-            )
-            healthcheck = None
-            if spec.healthcheck is not None:
-                hc = spec.healthcheck
-                healthcheck = {
-                    "test": list(hc.test),
-                    "interval": int(hc.interval * _NS),
-                    "timeout": int(hc.timeout * _NS),
-                    "retries": hc.retries,
-                    "start_period": int(hc.start_period * _NS),
-                }
-            created = api.create_container(
-                spec.image,
-                command=list(spec.command) if spec.command is not None else None,
-                entrypoint=list(spec.entrypoint) if spec.entrypoint is not None else None,
-                environment=dict(spec.env) or None,
-                working_dir=spec.working_dir,
-                user=spec.user,
-                labels=labels,
-                ports=[(p.container_port, p.protocol) for p in spec.ports] or None,
-                host_config=host_config,
-                networking_config=networking_config,
-                healthcheck=healthcheck,
-                stop_signal=spec.stop_signal,
-                stop_timeout=(
-                    math.ceil(spec.stop_grace_period)
-                    if spec.stop_grace_period is not None
-                    else None
-                ),
-                name=spec.name,
-            )
-            return str(created["Id"])
-
-        container_id = await self._run("create", run, subject=spec.name)
+        body = self._create_body(spec)
+        created: dict[str, Any] = await self._run(
+            "create",
+            self._call,
+            "POST",
+            "/containers/create",
+            query={"name": spec.name},
+            body=body,
+            subject=spec.name,
+        )
+        container_id = str(created["Id"])
         log.info("container_created", container=spec.name, id=container_id[:12], image=spec.image)
         return container_id
 
+    def _managed_network(self, spec: ContainerSpec) -> str | None:
+        """The network trueup puts the container on, or None for ``host``/``none``/... modes."""
+        if spec.network_mode in (None, "bridge"):
+            return spec.network or network_name(self.instance)
+        return None
+
+    def _create_body(self, spec: ContainerSpec) -> dict[str, Any]:
+        """The ``POST /containers/create`` body for ``spec``.
+
+        It is the body the docker SDK's ``create_container`` sent for the same arguments (keys
+        it leaves out when unset are left out here too), so the engine sees the request it
+        always saw.
+        """
+        labels = {**spec.labels, L.INSTANCE: self.instance}
+        network = self._managed_network(spec)
+        aliases = list(spec.aliases) or ([labels[L.APP]] if L.APP in labels else [])
+        binds = [
+            f"{v.name}:{v.mount_path}:{'ro' if v.read_only else 'rw'}" for v in spec.volumes
+        ] + [f"{b.host_path}:{b.mount_path}:{'ro' if b.read_only else 'rw'}" for b in spec.binds]
+        port_bindings: dict[str, list[dict[str, str]]] = {}
+        for p in spec.ports:
+            if p.host_port is not None:
+                port_bindings[f"{p.container_port}/{p.protocol}"] = [
+                    {"HostIp": p.host_ip or "", "HostPort": str(p.host_port)}
+                ]
+        host_config: dict[str, Any] = {
+            "NetworkMode": network or spec.network_mode or "default",
+            "RestartPolicy": {"Name": _RESTART[spec.restart_policy]},
+        }
+        optional_host: dict[str, Any] = {
+            "Binds": binds or None,
+            "PortBindings": port_bindings or None,
+            "Init": True if spec.init else None,
+            "Memory": spec.memory,
+            "NanoCpus": int(spec.cpus * _NS) if spec.cpus else None,
+            "Privileged": True if spec.privileged else None,
+            "CapAdd": list(spec.cap_add) or None,
+            "Ulimits": self._ulimits(),
+        }
+        host_config.update({k: v for k, v in optional_host.items() if v is not None})
+        healthcheck = None
+        if spec.healthcheck is not None:
+            hc = spec.healthcheck
+            healthcheck = {
+                "Test": list(hc.test),
+                "Interval": int(hc.interval * _NS),
+                "Timeout": int(hc.timeout * _NS),
+                "Retries": hc.retries,
+                "StartPeriod": int(hc.start_period * _NS),
+            }
+        endpoint = {"Aliases": aliases} if aliases else {}
+        body: dict[str, Any] = {
+            "Image": spec.image,
+            "Cmd": list(spec.command) if spec.command is not None else None,
+            "Entrypoint": list(spec.entrypoint) if spec.entrypoint is not None else None,
+            "Env": [f"{k}={v}" for k, v in spec.env.items()] or None,
+            "WorkingDir": spec.working_dir,
+            "User": spec.user,
+            "Labels": labels,
+            "ExposedPorts": {f"{p.container_port}/{p.protocol}": {} for p in spec.ports} or None,
+            "HostConfig": host_config,
+            "NetworkingConfig": (
+                {"EndpointsConfig": {network: endpoint}} if network is not None else None
+            ),
+            "Healthcheck": healthcheck,
+            "StopSignal": spec.stop_signal,
+            "StopTimeout": (
+                math.ceil(spec.stop_grace_period) if spec.stop_grace_period is not None else None
+            ),
+            # fields the SDK's create_container always sent (detach=False, no terminal)
+            "Tty": False,
+            "OpenStdin": False,
+            "StdinOnce": False,
+            "AttachStdin": False,
+            "AttachStdout": True,
+            "AttachStderr": True,
+            "NetworkDisabled": False,
+        }
+        return {k: v for k, v in body.items() if v is not None}
+
     async def start(self, container: str) -> None:
-        """Start a created or stopped container."""
-        await self._run("start", self._client.start, container, subject=container)
+        """Start a created or stopped container (an already running one is fine: 304)."""
+        await self._run(
+            "start", self._call, "POST", "/containers/{}/start", container, subject=container
+        )
 
     async def stop(
         self, container: str, *, grace_period: float | None = None, signal: str | None = None
@@ -679,38 +742,49 @@ class DockerRuntime:
         deadline = self.timeout + (grace if grace is not None else 30)
 
         def run() -> None:
-            import docker.errors
-            import requests.exceptions
-
-            api = self._client
             if signal is None:
-                api.stop(container, timeout=grace)
+                # the engine signals, waits ``t`` seconds (its StopTimeout when unset, 10 by
+                # default), kills, then answers: 204 stopped, 304 was not running
+                self._call(
+                    "POST",
+                    "/containers/{}/stop",
+                    container,
+                    query={"t": str(grace)} if grace is not None else None,
+                    timeout=self.timeout + (grace if grace is not None else 10),
+                )
                 return
-            try:
-                api.kill(container, signal=signal)
-            except docker.errors.APIError as exc:
-                if exc.status_code == 409:  # not running: nothing to stop
-                    return
-                raise
-            try:
-                api.wait(container, timeout=grace if grace is not None else 10)
-            except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+            if not self._kill(container, signal):
+                return  # not running: nothing to stop
+            wait = grace if grace is not None else 10
+            if wait > 0:
                 try:
-                    api.kill(container, signal="SIGKILL")
-                except docker.errors.APIError as exc:
-                    if exc.status_code != 409:
-                        raise
+                    self._call("POST", "/containers/{}/wait", container, timeout=wait)
+                    return
+                except (TimeoutError, ConnectionError):
+                    pass  # still running after the grace period
+            self._kill(container, "SIGKILL")
 
         await self._run("stop", run, subject=container, deadline=deadline)
+
+    def _kill(self, container: str, signal: str) -> bool:
+        """Send ``signal``; False when the container is not running (409)."""
+        try:
+            self._call("POST", "/containers/{}/kill", container, query={"signal": signal})
+        except unixhttp.EngineHTTPError as exc:
+            if exc.status == 409:
+                return False
+            raise
+        return True
 
     async def remove(self, container: str, *, force: bool = True) -> None:
         """Remove a container and its anonymous volumes."""
         await self._run(
             "remove",
-            self._client.remove_container,
+            self._call,
+            "DELETE",
+            "/containers/{}",
             container,
-            v=True,
-            force=force,
+            query={"v": "1", "force": "1" if force else "0"},
             subject=container,
         )
 
@@ -757,7 +831,13 @@ class DockerRuntime:
     async def stats(self, container: str) -> Stats:
         """CPU and memory of a running container (the engine samples for about a second)."""
         data: dict[str, Any] = await self._run(
-            "stats", self._client.stats, container, stream=False, subject=container
+            "stats",
+            self._call,
+            "GET",
+            "/containers/{}/stats",
+            container,
+            query={"stream": "false"},
+            subject=container,
         )
         return stats_from(data)
 

@@ -14,6 +14,8 @@ work. What differs, each found by running it:
   itself (``/libpod/containers/{id}/healthcheck``) from a background task while it is open.
 - Image names come back qualified (``docker.io/library/busybox:1.36``, ``localhost/app:1``);
   they are reported as written (``busybox:1.36``, ``app:1``).
+- Killing a container that is not running answers 500 "can only kill running containers"
+  where Docker answers 409; both mean there is nothing left to stop.
 - ``init: true`` needs ``catatonit`` on the host; without it the engine answers 500, which is
   reported as a permanent rejection naming the fix rather than a transient outage.
 """
@@ -30,6 +32,7 @@ import structlog
 
 from controller import labels as L
 from controller.errors import RuntimeRejected, RuntimeUnavailable, TrueupError
+from controller.runtime import unixhttp
 from controller.runtime.base import ContainerInfo, ContainerSpec, Health
 from controller.runtime.docker import DockerRuntime
 
@@ -66,12 +69,10 @@ class PodmanRuntime(DockerRuntime):
         self._health_task: asyncio.Task[None] | None = None
         self._closing = False
 
-    def _ulimits(self) -> list[Any] | None:
-        import docker.types  # the SDK loads on first use (see runtime.docker)
-
+    def _ulimits(self) -> list[dict[str, Any]] | None:
         return [
-            docker.types.Ulimit(name="nofile", soft=ULIMIT, hard=ULIMIT),
-            docker.types.Ulimit(name="nproc", soft=ULIMIT, hard=ULIMIT),
+            {"Name": "nofile", "Soft": ULIMIT, "Hard": ULIMIT},
+            {"Name": "nproc", "Soft": ULIMIT, "Hard": ULIMIT},
         ]
 
     def _image_name(self, name: str) -> str:
@@ -80,36 +81,36 @@ class PodmanRuntime(DockerRuntime):
                 return name[len(prefix) :]
         return name
 
+    def _kill(self, container: str, signal: str) -> bool:
+        try:
+            return super()._kill(container, signal)
+        except unixhttp.EngineHTTPError as exc:
+            if exc.status == 500 and "can only kill running containers" in exc.explanation:
+                return False
+            raise
+
     def _libpod_list(self, *, running_only: bool = False) -> list[dict[str, Any]]:
         """Podman's own list rows for this instance (blocking; call through `_run`)."""
-        import docker.errors
-
         filters: dict[str, list[str]] = {"label": [L.instance_filter(self.instance)]}
         if running_only:
             filters["status"] = ["running"]
-        response = self._client.get(
-            f"{self._client.base_url}{LIBPOD_PREFIX}/containers/json",
-            params={"all": "true", "filters": json.dumps(filters)},
-            timeout=self.timeout,
-        )
-        if response.status_code >= 400:
-            raise docker.errors.APIError(
-                "libpod list failed", response=response, explanation=response.text
+        rows: list[dict[str, Any]] = (
+            self._call(
+                "GET",
+                "/containers/json",
+                query={"all": "true", "filters": json.dumps(filters)},
+                prefix=LIBPOD_PREFIX,
             )
-        rows: list[dict[str, Any]] = response.json() or []
+            or []
+        )
         return rows
 
     def _run_healthcheck(self, container_id: str) -> None:
-        import docker.errors
-
-        response = self._client.get(
-            f"{self._client.base_url}{LIBPOD_PREFIX}/containers/{container_id}/healthcheck",
-            timeout=self.timeout,
-        )
-        if response.status_code >= 400 and response.status_code != 409:
-            raise docker.errors.APIError(
-                "healthcheck failed", response=response, explanation=response.text
-            )
+        try:
+            self._call("GET", "/containers/{}/healthcheck", container_id, prefix=LIBPOD_PREFIX)
+        except unixhttp.EngineHTTPError as exc:
+            if exc.status != 409:  # 409: the container stopped meanwhile
+                raise
 
     async def list(self) -> list[ContainerInfo]:
         """Compat rows (addresses) merged with libpod rows (health, exit code): two requests."""
@@ -183,7 +184,9 @@ class PodmanRuntime(DockerRuntime):
                         continue  # no health check configured
                     cid = str(row.get("Id"))
                     if cid not in intervals:
-                        data = await self._run("healthcheck", self._client.inspect_container, cid)
+                        data = await self._run(
+                            "healthcheck", self._call, "GET", "/containers/{}/json", cid
+                        )
                         check = (data.get("Config") or {}).get("Healthcheck") or {}
                         intervals[cid] = max(float(check.get("Interval") or 30e9) / 1e9, 0.5)
                     if now - last_run.get(cid, 0.0) >= intervals[cid]:

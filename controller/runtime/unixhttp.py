@@ -1,11 +1,13 @@
-"""Plain HTTP/1.1 GETs over an engine's unix socket, for the hot read-only engine calls.
+"""Plain HTTP/1.1 over an engine's unix socket, for every engine call that is not a stream.
 
-`DockerRuntime` sends its reads that run on every pass or poll (``list``, ``inspect``, image
-lookups, ``_ping``, ``version``) through here instead of the docker SDK: one short-lived
-connection per request and no SDK import, so a one-shot ``trueup apply`` with nothing to do
-never pays the SDK's (and requests') import time. Everything that writes or streams still goes
-through the SDK. Errors are standard ``OSError``/``TimeoutError`` for the transport and
-`EngineHTTPError` for a status of 400 or more; `runtime.docker.translate` maps both.
+`DockerRuntime` sends its reads (``list``, ``inspect``, image lookups, ``ping``, ``version``,
+``stats``) and its writes (networks, volumes, create, start, stop, kill, wait, remove) through
+`request` instead of the docker SDK: one short-lived connection per request, a JSON body when
+there is one, and no SDK import, so a one-shot ``trueup apply`` that creates or replaces
+containers never pays the SDK's (and requests') import time. What still needs the SDK is what
+streams or is multiplexed: logs, events, builds, pulls and exec. Errors are standard
+``OSError``/``TimeoutError`` for the transport and `EngineHTTPError` for a status of 400 or
+more; `runtime.docker.translate` maps both.
 """
 
 from __future__ import annotations
@@ -38,28 +40,36 @@ def api_path(template: str, *args: str, query: dict[str, str] | None = None) -> 
     return f"{path}?{urlencode(query)}" if query else path
 
 
-def get(path: str, url_path: str, *, timeout: float) -> tuple[str, bytes]:
-    """GET ``url_path`` on the socket at ``path``; returns (content type, body).
+def request(
+    path: str, method: str, url_path: str, *, body: bytes | None = None, timeout: float
+) -> tuple[str, bytes]:
+    """Send ``method url_path`` (with a JSON ``body``, if any) to the socket at ``path``;
+    returns (content type, body).
 
-    Raises `EngineHTTPError` for statuses >= 400, ``ConnectionError`` for a truncated answer,
+    ``timeout`` bounds connecting and each wait for the engine's next bytes. Raises
+    `EngineHTTPError` for statuses >= 400, ``ConnectionError`` for a truncated answer,
     ``TimeoutError`` when the engine stalls for ``timeout`` seconds, ``OSError`` otherwise.
     """
-    request = (
-        f"GET {url_path} HTTP/1.1\r\nHost: docker\r\nUser-Agent: trueup\r\n"
-        "Accept: application/json\r\nConnection: close\r\n\r\n"
-    ).encode("ascii")
+    head = (
+        f"{method} {url_path} HTTP/1.1\r\nHost: docker\r\nUser-Agent: trueup\r\n"
+        "Accept: application/json\r\nConnection: close\r\n"
+    )
+    if body is not None:
+        head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    elif method not in ("GET", "HEAD"):
+        head += "Content-Length: 0\r\n"  # as requests sends it: an empty body, said so
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
         sock.connect(path)
-        sock.sendall(request)
+        sock.sendall(head.encode("ascii") + b"\r\n" + (body or b""))
         chunks = []
         while data := sock.recv(262144):
             chunks.append(data)
     raw = b"".join(chunks)
-    head, sep, body = raw.partition(b"\r\n\r\n")
+    head_bytes, sep, answer = raw.partition(b"\r\n\r\n")
     if not sep:
         raise ConnectionError("the engine closed the connection before answering")
-    lines = head.decode("latin-1").split("\r\n")
+    lines = head_bytes.decode("latin-1").split("\r\n")
     try:
         status = int(lines[0].split(" ", 2)[1])
     except (IndexError, ValueError) as exc:
@@ -69,16 +79,21 @@ def get(path: str, url_path: str, *, timeout: float) -> tuple[str, bytes]:
         key, _, value = line.partition(":")
         headers[key.strip().lower()] = value.strip()
     if "chunked" in headers.get("transfer-encoding", "").lower():
-        body = _dechunk(body)
+        answer = _dechunk(answer)
     elif "content-length" in headers:
         length = int(headers["content-length"])
-        if len(body) < length:
+        if len(answer) < length:
             raise ConnectionError("the engine closed the connection mid-answer")
-        body = body[:length]
+        answer = answer[:length]
     content_type = headers.get("content-type", "")
     if status >= 400:
-        raise EngineHTTPError(status, _explanation(content_type, body))
-    return content_type, body
+        raise EngineHTTPError(status, explanation(content_type, answer))
+    return content_type, answer
+
+
+def get(path: str, url_path: str, *, timeout: float) -> tuple[str, bytes]:
+    """`request` with GET."""
+    return request(path, "GET", url_path, timeout=timeout)
 
 
 def get_json(path: str, url_path: str, *, timeout: float) -> Any:
@@ -104,7 +119,8 @@ def _dechunk(body: bytes) -> bytes:
         at = start + size + 2
 
 
-def _explanation(content_type: str, body: bytes) -> str:
+def explanation(content_type: str, body: bytes) -> str:
+    """The engine's error message: the JSON ``message`` when there is one, else the text."""
     text = body.decode("utf-8", "replace").strip()
     if "json" in content_type:
         try:

@@ -16,21 +16,26 @@ _REQUEST_LINE = re.compile(rb"(?:^|\r\n)(GET|POST|PUT|DELETE|HEAD) (\S+) HTTP/1\
 
 
 class CountingProxy:
-    """Forward ``path`` to ``upstream`` (both unix socket paths), recording request lines."""
+    """Forward ``path`` to ``upstream`` (both unix socket paths), recording request lines.
 
-    def __init__(self, upstream: str, path: Path) -> None:
+    Without ``path`` it listens on a free TCP port of 127.0.0.1 instead, so the engine behind
+    ``upstream`` looks like a ``tcp://`` engine.
+    """
+
+    def __init__(self, upstream: str, path: Path | None = None) -> None:
         self.upstream = upstream
-        self.path = path
         self.requests: list[str] = []
         self._lock = threading.Lock()
-        self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._server.bind(str(path))
+        if path is None:
+            self._server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self._server.bind(("127.0.0.1", 0))
+            self.url = f"tcp://127.0.0.1:{self._server.getsockname()[1]}"
+        else:
+            self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self._server.bind(str(path))
+            self.url = f"unix://{path}"
         self._server.listen(64)
         threading.Thread(target=self._accept, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"unix://{self.path}"
 
     def reset(self) -> None:
         with self._lock:

@@ -123,6 +123,30 @@ async def test_container_lifecycle_create_start_list_stop_remove(
         await runtime.inspect(cid)
 
 
+async def test_stop_by_signal_waits_for_exit_and_kills_after_the_grace_period(
+    runtime: Runtime, instance: str
+) -> None:
+    """A container that exits on the signal stops at once; one that ignores it is killed once
+    the grace period is over; stopping a stopped container is fine."""
+    polite = spec(instance, "polite")
+    stubborn = spec(
+        instance, "stubborn", command=("sh", "-c", "trap '' USR1; while :; do sleep 1; done")
+    )
+    ids = [await runtime.create(s) for s in (polite, stubborn)]
+    for cid in ids:
+        await runtime.start(cid)
+
+    started = time.monotonic()
+    await runtime.stop(ids[0], grace_period=30, signal="SIGUSR1")
+    assert time.monotonic() - started < 10
+    started = time.monotonic()
+    await runtime.stop(ids[1], grace_period=1, signal="SIGUSR1")
+    assert time.monotonic() - started < 10
+    for cid in ids:
+        assert (await runtime.inspect(cid)).state == "exited"
+        await runtime.stop(cid, grace_period=1, signal="SIGUSR1")
+
+
 async def test_labels_round_trip_through_list(runtime: Runtime, instance: str) -> None:
     """Every label written at create comes back from list, plus the instance label."""
     spec_json = json.dumps({"image": BASE_IMAGE, "env": {"A": "b c"}}, sort_keys=True)

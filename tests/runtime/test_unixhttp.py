@@ -1,4 +1,5 @@
-"""The SDK-free GET path: answers are read whole (chunked or sized), errors keep their kind."""
+"""The SDK-free HTTP path: answers are read whole (chunked or sized), bodies are sent typed
+and sized, errors keep their kind."""
 
 from __future__ import annotations
 
@@ -51,6 +52,31 @@ def test_chunked_json_answer_is_reassembled(engine: tuple[str, list[bytes], list
     url = unixhttp.api_path("/v1.41/containers/json", query={"all": "1"})
     assert unixhttp.get_json(path, url, timeout=5) == [{"Id": "a"}, {"Id": "b"}]
     assert requests[0].startswith(b"GET /v1.41/containers/json?all=1 HTTP/1.1\r\n")
+
+
+def test_a_write_sends_its_json_body_with_type_and_length(
+    engine: tuple[str, list[bytes], list[bytes]],
+) -> None:
+    """A POST carries its JSON body (typed and sized); one without a body says it is empty,
+    and an empty answer (204) is fine."""
+    path, answers, requests = engine
+    answers.append(
+        b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 11\r\n\r\n{"Id":"c1"}'
+    )
+    answers.append(b"HTTP/1.1 204 No Content\r\n\r\n")
+    body = b'{"Image":"busybox:1.36"}'
+    url = unixhttp.api_path("/v1.41/containers/create", query={"name": "web-0"})
+    answer = unixhttp.request(path, "POST", url, body=body, timeout=5)
+    assert answer == ("application/json", b'{"Id":"c1"}')
+    head, _, sent = requests[0].partition(b"\r\n\r\n")
+    assert head.startswith(b"POST /v1.41/containers/create?name=web-0 HTTP/1.1\r\n")
+    assert b"\r\nContent-Type: application/json\r\n" in head
+    assert b"\r\nContent-Length: 24" in head
+    assert sent == body
+    url = unixhttp.api_path("/v1.41/containers/{}/start", "c1")
+    assert unixhttp.request(path, "POST", url, timeout=5) == ("", b"")
+    assert b"\r\nContent-Length: 0\r\n" in requests[1]
 
 
 def test_error_status_keeps_the_engine_message(
