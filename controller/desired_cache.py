@@ -1,5 +1,6 @@
-"""The desired state remembered across processes, so a one-shot `trueup apply` or `trueup diff`
-whose manifests did not change skips parsing and validating them (and never loads pydantic).
+"""The desired state remembered, so a pass whose manifests did not change skips parsing,
+validating and resolving them: across processes (a one-shot `trueup apply` or `trueup diff`
+then never loads pydantic) and, in memory, across the controller loop's passes (`reuse`).
 
 One JSON file in the state dir holds the last clean desired state, keyed by ``--path`` and its
 git tree id, the host-power policy and this file's format. The key does not cover what lies
@@ -96,16 +97,56 @@ def restore(
         return None
     if document.get("key") != key:
         return None
-    state = DesiredState(revision=revision)
     try:
-        for item in document["apps"]:
-            app = _app_from_json(item, secrets=secrets, context_id=context_id)
-            if app is None:
-                return None
-            state.apps[app.name] = app
-    except (KeyError, TypeError, ValueError, TrueupError, OSError):
+        apps = [_app_from_json(item) for item in document["apps"]]
+    except (KeyError, TypeError, ValueError):
         return None
-    return state
+    stored = DesiredState(revision=None, apps={app.name: app for app in apps})
+    return reuse(stored, revision=revision, secrets=secrets, context_id=context_id)
+
+
+def reuse(
+    state: DesiredState,
+    *,
+    revision: str | None,
+    secrets: SecretStore,
+    context_id: Callable[[str], str],
+) -> DesiredState | None:
+    """``state`` at ``revision`` when every build context and secret it was resolved from is
+    unchanged (apps with their secret values read again), else None.
+
+    The controller loop calls this on every pass for the state it resolved last, so an
+    unchanged tree costs a few digests instead of resolving every app again."""
+    fresh = DesiredState(revision=revision)
+    for name, app in state.apps.items():
+        try:
+            current = _current(app, secrets=secrets, context_id=context_id)
+        except (TrueupError, OSError, KeyError, TypeError):
+            return None  # a secret that is gone: the full path reports it, located
+        if current is None:
+            return None
+        fresh.apps[name] = current
+    return fresh
+
+
+def _current(
+    app: DesiredApp, *, secrets: SecretStore, context_id: Callable[[str], str]
+) -> DesiredApp | None:
+    """``app`` with its secret values read again, or None when a context or secret changed."""
+    if app.build is not None and context_id(app.build.context) != app.build.context_id:
+        return None  # the context changed outside --path: the image tag changes
+    secret_env: dict[str, str] = {}
+    for variable, value in app.spec["env"].items():
+        if not isinstance(value, dict):
+            continue
+        secret, _, secret_key = str(value["secretRef"]).rpartition("/")
+        current = secrets.get(secret, secret_key)
+        if digest(app.name, variable, current) != value["digest"]:
+            return None  # the secret's value changed: the spec hash changes
+        secret_env[variable] = current
+    if secret_env == app.secret_env:
+        return app
+    return dataclasses.replace(app, secret_env=secret_env)
 
 
 def _app_json(app: DesiredApp) -> dict[str, Any]:
@@ -127,29 +168,15 @@ def _app_json(app: DesiredApp) -> dict[str, Any]:
     }
 
 
-def _app_from_json(
-    item: Mapping[str, Any], *, secrets: SecretStore, context_id: Callable[[str], str]
-) -> DesiredApp | None:
-    name = str(item["name"])
-    build = BuildPlan(**item["build"]) if item["build"] is not None else None
-    if build is not None and context_id(build.context) != build.context_id:
-        return None  # the context changed outside --path: the image tag changes
-    secret_env: dict[str, str] = {}
-    for variable, value in item["spec"]["env"].items():
-        if not isinstance(value, dict):
-            continue
-        secret, _, secret_key = str(value["secretRef"]).rpartition("/")
-        current = secrets.get(secret, secret_key)
-        if digest(name, variable, current) != value["digest"]:
-            return None  # the secret's value changed: the spec hash changes
-        secret_env[variable] = current
+def _app_from_json(item: Mapping[str, Any]) -> DesiredApp:
+    """A stored app, without its secret values (`reuse` reads them)."""
     return DesiredApp(
-        name=name,
+        name=str(item["name"]),
         spec=item["spec"],
         spec_hash=str(item["specHash"]),
         replicas=int(item["replicas"]),
         image=str(item["image"]),
-        build=build,
+        build=BuildPlan(**item["build"]) if item["build"] is not None else None,
         depends_on=tuple(item["dependsOn"]),
         strategy=item["strategy"],
         suspend=bool(item["suspend"]),
@@ -157,5 +184,4 @@ def _app_from_json(
         restart_policy=item["restartPolicy"],
         routes=tuple(WantedRoute(**r) for r in item["routes"]),
         manifest_source=item["manifest"],
-        secret_env=secret_env,
     )

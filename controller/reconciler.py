@@ -100,6 +100,7 @@ class Reconciler:
         self.router: Router = router or NoRouter()
         self.cache_dir = cache_dir
         self._parsed: dict[str, LoadResult] = {}
+        self._resolved: tuple[str, DesiredState] | None = None
 
     async def manifest_files(self, *, rev: str | None, worktree: bool = False) -> ManifestFiles:
         """The manifest files under ``--path`` at ``rev`` (or on disk with ``worktree``)."""
@@ -122,28 +123,44 @@ class Reconciler:
     async def desire(self, files: ManifestFiles) -> tuple[DesiredState, list[Problem]]:
         """Every app resolved (images, secrets, policy), and the problems found on the way.
 
-        With ``cache_dir``, a clean state is remembered by the tree id of ``--path`` and
-        reused while it is still current (see ``desired_cache``)."""
+        A clean state is remembered by ``--path``'s tree id (in memory, and in ``cache_dir``
+        when given) and reused while its build contexts and secrets are unchanged (see
+        ``desired_cache``)."""
         secrets = load_secrets(self.secrets_dir)
-        key: str | None = None
-        if self.cache_dir is not None and files.tree_id:
-            key = desired_cache.cache_key(self.path, files.tree_id, self.policy)
-            cached = await asyncio.to_thread(
-                desired_cache.restore,
-                self.cache_dir,
-                key,
-                revision=files.revision,
-                secrets=secrets,
-                context_id=lambda context: self._context_id(files, context),
-            )
-            if cached is not None:
-                return cached, []
+        key = (
+            desired_cache.cache_key(self.path, files.tree_id, self.policy)
+            if files.tree_id
+            else None
+        )
+        if key is not None:
+            reused = await asyncio.to_thread(self._reuse, key, files, secrets)
+            if reused is not None:
+                self._resolved = (key, reused)
+                return reused, []
         loaded = self.load(files)
         desired = await self.resolve(files, loaded, secrets)
         problems = sorted(list(loaded.problems) + resolution_problems(desired, loaded))
-        if key is not None and self.cache_dir is not None and not problems:
-            await asyncio.to_thread(desired_cache.store, self.cache_dir, key, desired)
+        if key is not None and not problems:
+            self._resolved = (key, desired)
+            if self.cache_dir is not None:
+                await asyncio.to_thread(desired_cache.store, self.cache_dir, key, desired)
         return desired, problems
+
+    def _reuse(self, key: str, files: ManifestFiles, secrets: SecretStore) -> DesiredState | None:
+        """The last clean state for ``key``, from memory or the cache dir, if still current."""
+
+        def context_id(context: str) -> str:
+            return self._context_id(files, context)
+
+        if self._resolved is not None and self._resolved[0] == key:
+            return desired_cache.reuse(
+                self._resolved[1], revision=files.revision, secrets=secrets, context_id=context_id
+            )
+        if self.cache_dir is None:
+            return None
+        return desired_cache.restore(
+            self.cache_dir, key, revision=files.revision, secrets=secrets, context_id=context_id
+        )
 
     async def resolve(
         self, files: ManifestFiles, loaded: LoadResult, secrets: SecretStore

@@ -129,3 +129,22 @@ def test_key_covers_path_tree_and_policy() -> None:
     assert base != desired_cache.cache_key("other", "t" * 40, Policy())
     assert base != desired_cache.cache_key("apps", "u" * 40, Policy())
     assert base != desired_cache.cache_key("apps", "t" * 40, Policy(allow_privileged=True))
+
+
+def test_reuse_in_memory_follows_secrets_and_contexts() -> None:
+    """The controller loop reuses its last state on an unchanged tree, at the new revision,
+    and still notices a rotated secret or a changed build context."""
+    state = _state()
+
+    def again(secrets: SecretStore = SECRETS, context: str = CONTEXT_ID) -> DesiredState | None:
+        return desired_cache.reuse(
+            state, revision="r9", secrets=secrets, context_id=lambda _: context
+        )
+
+    same = again()
+    assert same is not None and same.revision == "r9"
+    assert same.apps == state.apps
+    assert dict(same.apps["web"].secret_env) == {"DB_PASSWORD": "hunter2"}
+    assert again(SecretStore({"db": {"password": "rotated"}})) is None
+    assert again(SecretStore()) is None
+    assert again(context="d" * 40) is None
