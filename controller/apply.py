@@ -26,6 +26,7 @@ from controller.errors import (
 )
 from controller.plan import Change, Plan, ReplicaStep
 from controller.runtime.base import BuildRequest, Runtime
+from controller.slots import Slots
 
 log = structlog.get_logger(__name__)
 
@@ -70,7 +71,7 @@ class PlanRunner:
     that change's ``Outcome`` and never stops the others. Subclasses say what a change does."""
 
     def __init__(self, *, concurrency: int) -> None:
-        self._limit = asyncio.Semaphore(max(1, concurrency))
+        self._slots = Slots(concurrency)
         self._done: dict[str, asyncio.Future[bool]] = {}
 
     async def run(self, plan: Plan) -> list[Outcome]:
@@ -118,7 +119,8 @@ class PlanRunner:
                 )
                 self._finish(change, outcome)
                 return outcome
-        async with self._limit:
+        await self._slots.take()
+        try:
             try:
                 built = await self._execute(change)
             except TrueupError as exc:
@@ -134,6 +136,8 @@ class PlanRunner:
                     built=built,
                 )
                 bound.info("change_applied", duration_s=round(outcome.duration_s, 3))
+        finally:
+            self._slots.give()
         outcome = self._describe(change, outcome)
         self._finish(change, outcome)
         return outcome
@@ -311,12 +315,13 @@ class Applier(PlanRunner):
     async def _idle(self, seconds: float) -> None:
         """Sleep without holding a concurrency slot (the caller holds one): waiting for a
         container to settle or get healthy costs the engine nothing, so other apps' creates
-        and starts go ahead meanwhile. The slot is taken back before returning."""
-        self._limit.release()
+        and starts go ahead meanwhile. The slot is taken back, ahead of changes not yet
+        started, before returning."""
+        self._slots.give()
         try:
             await asyncio.sleep(seconds)
         finally:
-            await self._limit.acquire()
+            await self._slots.take(resume=True)
 
     async def _retire(self, container: str, *, grace: float | None) -> None:
         """Leave the routes, stop (with the grace period) and remove; gone already is fine."""
