@@ -236,3 +236,22 @@ def test_http_with_a_token_file(
         token.unlink()
         with pytest.raises(SourceError, match="token file"):
             source.fetch()
+
+
+def test_mirror_packs_stay_bounded_and_complete(
+    remote: Remote, state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each fetch that brings commits adds a pack; past the limit they are merged into one,
+    and the mirror still holds every revision (git fsck agrees)."""
+    monkeypatch.setattr("controller.source.mirror.MAX_PACKS", 3)
+    shas = []
+    with source_for(remote, state_dir) as source:
+        for i in range(8):
+            shas.append(remote.commit({"apps/web.yaml": f"v: {i}\n"}, f"change {i}"))
+            assert source.fetch().sha == shas[-1]
+            mirror = source.mirror_path
+            assert mirror is not None
+            assert len(list((mirror / "objects" / "pack").glob("*.pack"))) <= 3
+        for i, sha in enumerate(shas):
+            assert source.manifest_files(sha, "apps").files["apps/web.yaml"] == f"v: {i}\n".encode()
+    git(mirror, "fsck", "--strict")
