@@ -13,9 +13,12 @@ Every transport failure becomes ``SourceUnavailable`` naming the URL (retry late
 from __future__ import annotations
 
 import os
+import socket
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import IO
 from urllib.parse import urlsplit
 
 import structlog
@@ -23,12 +26,14 @@ from dulwich.client import (
     FetchPackResult,
     GitClient,
     HTTPUnauthorized,
+    TCPGitClient,
     Urllib3HttpGitClient,
     get_transport_and_path,
     get_transport_and_path_from_url,
 )
 from dulwich.errors import HangupException, NotGitRepository
 from dulwich.objects import ObjectID
+from dulwich.protocol import Protocol
 from dulwich.refs import Ref
 from dulwich.repo import Repo, UnsupportedExtension, UnsupportedVersion
 
@@ -60,6 +65,34 @@ def create_mirror(path: Path, location: RepoLocation) -> Repo:
 MAX_PACKS = 32
 """Packs a mirror may hold before `compact` merges them (see there)."""
 
+_DEFAULT_TIMEOUT_LOCK = threading.Lock()
+
+
+class TimedTCPGitClient(TCPGitClient):
+    """dulwich's git:// client with a deadline: its socket has none of its own, so a server
+    that accepted the connection and went quiet would block the fetch (and the source's lock,
+    and so every later pass) for good. Here connecting and every read give up after
+    ``timeout`` seconds, and the fetch fails like any unreachable remote."""
+
+    def __init__(self, host: str, port: int | None, *, timeout: float) -> None:
+        super().__init__(host, port)
+        self._timeout = timeout
+
+    def _connect(
+        self, cmd: bytes, path: str | bytes, protocol_version: int | None = None
+    ) -> tuple[Protocol, Callable[[], bool], IO[bytes] | None]:
+        # dulwich makes its socket inside this call and takes no timeout; a new socket starts
+        # with the process default, so set that for this call only. Every other socket trueup
+        # makes sets its own timeout or non-blocking mode, so the short window changes nothing
+        # for them.
+        with _DEFAULT_TIMEOUT_LOCK:
+            previous = socket.getdefaulttimeout()
+            socket.setdefaulttimeout(self._timeout)
+            try:
+                return super()._connect(cmd, path, protocol_version)
+            finally:
+                socket.setdefaulttimeout(previous)
+
 
 def make_client(
     location: RepoLocation, *, token_file: Path | None, timeout: float
@@ -82,6 +115,10 @@ def make_client(
         if "://" in location.address:
             return get_transport_and_path_from_url(location.address, ssh_command=ssh_command)
         return get_transport_and_path(location.address, ssh_command=ssh_command)
+    if location.kind == "git":
+        parts = urlsplit(location.address)
+        assert parts.hostname is not None  # parse_location requires a host for git://
+        return TimedTCPGitClient(parts.hostname, parts.port, timeout=timeout), parts.path
     return get_transport_and_path_from_url(location.address)
 
 

@@ -8,6 +8,7 @@ sent and really checked.
 from __future__ import annotations
 
 import base64
+import contextlib
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -255,3 +256,47 @@ def test_mirror_packs_stay_bounded_and_complete(
         for i, sha in enumerate(shas):
             assert source.manifest_files(sha, "apps").files["apps/web.yaml"] == f"v: {i}\n".encode()
     git(mirror, "fsck", "--strict")
+
+
+def test_git_server_that_goes_quiet_fails_the_fetch_in_time(state_dir: Path) -> None:
+    """A git:// server that accepts the connection and never answers: the fetch fails with
+    SourceUnavailable after the source's timeout instead of blocking (and, through the
+    source's lock, every later pass) for good."""
+    import socket
+    import time
+
+    quiet = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                accepted.append(quiet.accept()[0])  # held open, never answered
+
+    threading.Thread(target=accept, daemon=True).start()
+    url = f"git://127.0.0.1:{quiet.getsockname()[1]}/app.git"
+    outcome: list[BaseException | None] = []
+
+    def fetch() -> None:
+        try:
+            with GitSource(url, state_dir=state_dir, timeout=1.0) as source:
+                source.fetch()
+            outcome.append(None)
+        except BaseException as exc:  # reported by the asserts below
+            outcome.append(exc)
+
+    started = time.monotonic()
+    worker = threading.Thread(target=fetch, daemon=True)
+    worker.start()
+    worker.join(timeout=30)
+    try:
+        assert not worker.is_alive(), "the fetch still hangs after 30 s"
+        assert time.monotonic() - started < 15
+        (error,) = outcome
+        assert isinstance(error, SourceUnavailable), error
+        assert url in str(error)
+        assert accepted, "the client never connected: nothing was tested"
+    finally:
+        quiet.close()
+        for conn in accepted:
+            conn.close()
