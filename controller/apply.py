@@ -65,6 +65,26 @@ class Outcome:
     """Seconds spent building (0 unless ``build`` is ``built`` or ``failed``)."""
 
 
+async def build_image(
+    runtime: Runtime, read_context: ContextReader, app: str, plan: BuildPlan
+) -> None:
+    """Build ``plan.tag`` from the app's build context at the pass's revision."""
+    tar = await read_context(plan.context, plan.dockerfile)
+    log.info("build_started", app=app, tag=plan.tag, context=plan.context)
+    await runtime.build(
+        BuildRequest(
+            context=tar,
+            tag=plan.tag,
+            dockerfile=plan.dockerfile,
+            args=dict(plan.args),
+            target=plan.target,
+            labels={"trueup.app": app, "trueup.context-tree": plan.context_id},
+        ),
+        on_log=lambda line: log.debug("build_output", app=app, line=line),
+    )
+    log.info("build_finished", app=app, tag=plan.tag)
+
+
 class PlanRunner:
     """How a plan is run, whatever the engine: one task per change, at most ``concurrency``
     doing engine work at once, each app waiting for the apps it depends on; a failure becomes
@@ -73,6 +93,11 @@ class PlanRunner:
     def __init__(self, *, concurrency: int) -> None:
         self._slots = Slots(concurrency)
         self._done: dict[str, asyncio.Future[bool]] = {}
+        self._image_locks: dict[str, asyncio.Lock] = {}
+
+    def _image_lock(self, image: str) -> asyncio.Lock:
+        """One lock per image name: apps sharing an image check, pull or build it once."""
+        return self._image_locks.setdefault(image, asyncio.Lock())
 
     async def run(self, plan: Plan) -> list[Outcome]:
         """Apply every change of ``plan``; return one outcome per change, in plan order."""
@@ -186,7 +211,6 @@ class Applier(PlanRunner):
         super().__init__(concurrency=concurrency)
         self._builds: dict[str, tuple[str, float]] = {}
         self._images_present: set[str] = set()
-        self._image_locks: dict[str, asyncio.Lock] = {}
 
     async def _prepare(self, plan: Plan) -> None:
         if any(c.steps for c in plan.changes):
@@ -216,7 +240,7 @@ class Applier(PlanRunner):
 
         Apps that share an image ask the engine (and pull) once per run: the first holds the
         image's lock while it checks or pulls, the others find it present."""
-        async with self._image_locks.setdefault(want.image, asyncio.Lock()):
+        async with self._image_lock(want.image):
             if want.image in self._images_present or await self.runtime.image_exists(want.image):
                 self._images_present.add(want.image)
                 if want.build is not None:
@@ -233,23 +257,10 @@ class Applier(PlanRunner):
         started = time.monotonic()
         self._builds[want.name] = ("failed", 0.0)  # until the build below returns
         try:
-            tar = await self.read_context(plan.context, plan.dockerfile)
-            log.info("build_started", app=want.name, tag=plan.tag, context=plan.context)
-            await self.runtime.build(
-                BuildRequest(
-                    context=tar,
-                    tag=plan.tag,
-                    dockerfile=plan.dockerfile,
-                    args=dict(plan.args),
-                    target=plan.target,
-                    labels={"trueup.app": want.name, "trueup.context-tree": plan.context_id},
-                ),
-                on_log=lambda line: log.debug("build_output", app=want.name, line=line),
-            )
+            await build_image(self.runtime, self.read_context, want.name, plan)
             self._builds[want.name] = ("built", 0.0)
         finally:
             self._builds[want.name] = (self._builds[want.name][0], time.monotonic() - started)
-        log.info("build_finished", app=want.name, tag=plan.tag)
 
     async def _step(self, want: DesiredApp, step: ReplicaStep) -> None:
         if step.await_id is not None:

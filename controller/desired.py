@@ -24,6 +24,7 @@ from controller.runtime.base import (
     ContainerSpec,
     HealthCheckSpec,
     PortSpec,
+    RestartPolicy,
     VolumeMount,
 )
 from controller.secrets import SecretStore, digest
@@ -57,9 +58,6 @@ class WantedRoute:
     path: str
     port_name: str
     port: int
-
-
-RestartPolicy = Literal["always", "on-failure", "never"]
 
 
 @dataclass(frozen=True)
@@ -232,7 +230,7 @@ def _resolved_spec(app: App, image: str, secret_env: Mapping[str, str]) -> dict[
             env[var] = {
                 "secretRef": f"{ref.name}/{ref.key}",
                 "digest": digest(app.name, var, secret_env[var]),
-            }
+            }  # read back by `stored_secret`
         else:
             env[var] = value
     resolved["env"] = env
@@ -240,6 +238,15 @@ def _resolved_spec(app: App, image: str, secret_env: Mapping[str, str]) -> dict[
     resolved["labels"] = dict(app.metadata.labels)
     resolved["replicas"] = app.spec.replicas
     return resolved
+
+
+def stored_secret(value: Any) -> tuple[str, str, str] | None:
+    """``(secret, key, digest)`` of a resolved spec's env value that reads a secret (as
+    `_resolved_spec` writes it), or None for a plain value."""
+    if not (isinstance(value, dict) and "secretRef" in value and "digest" in value):
+        return None
+    secret, _, key = str(value["secretRef"]).rpartition("/")
+    return secret, key, str(value["digest"])
 
 
 def container_name(instance: str, app: str, replica: int, short_hash: str) -> str:

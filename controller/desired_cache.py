@@ -27,7 +27,14 @@ from typing import Any
 
 import structlog
 
-from controller.desired import BuildPlan, DesiredApp, DesiredState, WantedRoute, canonical_json
+from controller.desired import (
+    BuildPlan,
+    DesiredApp,
+    DesiredState,
+    WantedRoute,
+    canonical_json,
+    stored_secret,
+)
 from controller.errors import TrueupError
 from controller.policy import Policy
 from controller.secrets import SecretStore, digest
@@ -137,11 +144,12 @@ def _current(
         return None  # the context changed outside --path: the image tag changes
     secret_env: dict[str, str] = {}
     for variable, value in app.spec["env"].items():
-        if not isinstance(value, dict):
+        ref = stored_secret(value)
+        if ref is None:
             continue
-        secret, _, secret_key = str(value["secretRef"]).rpartition("/")
+        secret, secret_key, stored_digest = ref
         current = secrets.get(secret, secret_key)
-        if digest(app.name, variable, current) != value["digest"]:
+        if digest(app.name, variable, current) != stored_digest:
             return None  # the secret's value changed: the spec hash changes
         secret_env[variable] = current
     if secret_env == app.secret_env:

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from controller.desired import BuildPlan, DesiredApp, DesiredState
+from controller.desired import BuildPlan, DesiredApp, DesiredState, stored_secret
 from controller.observed import ObservedApp, ObservedState, Replica
 from controller.routes.table import RouteTable, build_table, kept_apps
 
@@ -423,7 +423,7 @@ def _diff(prefix: str, before: Any, after: Any, out: list[FieldChange]) -> None:
 
 
 def _is_secret(value: Any) -> bool:
-    return isinstance(value, dict) and "digest" in value and "secretRef" in value
+    return stored_secret(value) is not None
 
 
 def _topological(changes: Iterable[Change]) -> list[Change]:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from controller.apply import ContextReader, Outcome, PlanRunner
+from controller.apply import ContextReader, Outcome, PlanRunner, build_image
 from controller.desired import DesiredApp, DesiredState
 from controller.errors import (
     ContainerNotFound,
@@ -28,7 +28,6 @@ from controller.errors import (
     TrueupError,
 )
 from controller.plan import Change, Plan
-from controller.runtime.base import BuildRequest
 from controller.runtime.swarm_base import FAILED_ROLLOUT, ServiceSpec, TaskInfo
 from controller.swarm_plan import registry_image, service_spec
 
@@ -63,7 +62,6 @@ class SwarmApplier(PlanRunner):
         self.slack_s = slack_s
         self.poll_s = poll_s
         super().__init__(concurrency=concurrency)
-        self._images: dict[str, asyncio.Lock] = {}
 
     async def _prepare(self, plan: Plan) -> None:
         if any(c.action != "delete" for c in plan.changes):
@@ -107,24 +105,10 @@ class SwarmApplier(PlanRunner):
         """Build a missing image (once per tag per pass); push it when a registry is set."""
         assert want.build is not None
         plan = want.build
-        lock = self._images.setdefault(plan.tag, asyncio.Lock())
-        async with lock:
+        async with self._image_lock(plan.tag):
             built = False
             if not await self.runtime.image_exists(plan.tag):
-                tar = await self.read_context(plan.context, plan.dockerfile)
-                log.info("build_started", app=want.name, tag=plan.tag, context=plan.context)
-                await self.runtime.build(
-                    BuildRequest(
-                        context=tar,
-                        tag=plan.tag,
-                        dockerfile=plan.dockerfile,
-                        args=dict(plan.args),
-                        target=plan.target,
-                        labels={"trueup.app": want.name, "trueup.context-tree": plan.context_id},
-                    ),
-                    on_log=lambda line: log.debug("build_output", app=want.name, line=line),
-                )
-                log.info("build_finished", app=want.name, tag=plan.tag)
+                await build_image(self.runtime, self.read_context, want.name, plan)
                 built = True
             if self.runtime.registry:
                 await self.runtime.push(plan.tag, registry_image(self.runtime.registry, plan.tag))
