@@ -385,7 +385,8 @@ def _show_routes(result: Any, kw: dict[str, Any], *, applied: bool) -> None:
 def diff(**kw: Any) -> None:
     """Show what apply would change; change nothing.
 
-    Exit 0 in sync, 1 changes pending, 2 error (including a manifest that failed to load).
+    Exit 0 in sync, 1 changes pending (or deleting every app refused: out of sync, nothing
+    deleted), 2 error (including a manifest that failed to load).
     With --router caddy, routes that differ from what Caddy serves are changes too (action
     "route" when nothing else about the app changes); an unreachable Caddy is a warning.
     """
@@ -409,9 +410,9 @@ def diff(**kw: Any) -> None:
 def apply(**kw: Any) -> None:
     """Make the host match git at the branch tip (or --rev), once.
 
-    Exit 0 when everything converged, 1 when an app failed or the routes could not be pushed
-    (the containers still converge), 2 on an error (a manifest that failed to load is an
-    error: the valid apps are applied first).
+    Exit 0 when everything converged, 1 when an app failed, the routes could not be pushed
+    (the containers still converge) or deleting every app was refused (no --allow-empty), 2 on
+    an error (a manifest that failed to load is an error: the valid apps are applied first).
     """
     result = _run_pass(kw, apply=True)
     _show_plan(result, kw)
@@ -421,10 +422,13 @@ def apply(**kw: Any) -> None:
         if not outcome.ok:
             line += f": {outcome.message}"
         click.echo(line, err=kw["output"] == "json")
+    for change in result.plan.refused:  # still running although git no longer declares them
+        click.echo(f"REFUSED {change.app} delete: {change.reasons[-1]}", err=kw["output"] == "json")
     _show_routes(result, kw, applied=True)
     if result.problems:
         sys.exit(EXIT_ERROR)
-    sys.exit(EXIT_CHANGES if result.failed or result.routes_error else EXIT_OK)
+    failed = result.failed or result.routes_error or result.plan.refused
+    sys.exit(EXIT_CHANGES if failed else EXIT_OK)
 
 
 @main.command()
