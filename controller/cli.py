@@ -147,6 +147,7 @@ def validate(
     token_file: Path | None,
     worktree: bool,
     state_dir: Path,
+    **_common: Any,
 ) -> None:
     """Check the manifests; print every problem as FILE:LINE:COLUMN: message.
 
@@ -188,7 +189,7 @@ def validate(
     show_default=True,
     help="Folder to write app.v1.json into.",
 )
-def schema(out: Path) -> None:
+def schema(out: Path, **_common: Any) -> None:
     """Write the JSON Schema of manifest v1 (for editors and CI linters)."""
     from controller import schema as schema_module
 
@@ -273,6 +274,22 @@ def router_options(f: Any) -> Any:
         help="Let Caddy obtain certificates for the route hosts (listen on :443 then).",
     )(f)
     return f
+
+
+#: Options of the groups above that are not on the README's "common:" line.
+_NOT_COMMON = frozenset({"repo", "manifest_path", "rev", "output"})
+
+
+def accept_common_options(command: click.Command) -> click.Command:
+    """Give ``command`` the README's "common:" options it does not define itself, so one set
+    of flags (a wrapper script, an alias) works with every command; a command ignores the ones
+    it has no use for. `trueup run` defines its own (they feed its settings)."""
+    probe = click.Command("probe")
+    for group in (common_options, source_options, engine_options, router_options):
+        group(probe)
+    have = {p.name for p in command.params} | _NOT_COMMON
+    command.params.extend(p for p in probe.params if p.name not in have)
+    return command
 
 
 async def _pass(kw: dict[str, Any], *, apply: bool, worktree: bool) -> Any:
@@ -649,6 +666,23 @@ def logs(app: str, follow: bool, tail: int | None, **kw: Any) -> None:
 @click.option("--swarm-registry", default=None, help="Registry for images built for Swarm.")
 @click.option("--secrets-dir", type=click.Path(path_type=Path), default=None)
 @click.option("--token-file", type=click.Path(path_type=Path), default=None)
+@click.option("--proxy-https/--no-proxy-https", default=None, help="Caddy manages certificates.")
+@click.option("--allow-privileged", is_flag=True, default=None, help="Allow privileged: true.")
+@click.option("--allow-host-network", is_flag=True, default=None, help="Allow networkMode: host.")
+@click.option(
+    "--allow-bind",
+    "allowed_bind_paths",
+    multiple=True,
+    callback=lambda c, p, v: v or None,
+    help="A host path manifests may bind-mount; repeatable (replaces the config's).",
+)
+@click.option(
+    "--allow-cap",
+    "allowed_capabilities",
+    multiple=True,
+    callback=lambda c, p, v: v or None,
+    help="A capability manifests may add; repeatable (replaces the config's).",
+)
 @click.option(
     "--api-token-file",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -701,7 +735,7 @@ def run(config_file: Path | None, **flags: Any) -> None:
     envvar="TRUEUP_STATE_DIR",
     show_default=True,
 )
-def history(app: str | None, limit: int, output: str, state_dir: Path) -> None:
+def history(app: str | None, limit: int, output: str, state_dir: Path, **_common: Any) -> None:
     """Past passes (or, for APP, its actions), newest first."""
     import json
     from datetime import UTC, datetime
@@ -738,3 +772,8 @@ def history(app: str | None, limit: int, output: str, state_dir: Path) -> None:
                 f"changes={row['changes']} failed={row['failed']} {row['duration_s']:.2f}s "
                 f"trigger={row['trigger']}"
             )
+
+
+for _command in main.commands.values():  # every command takes the common options (README)
+    if _command.name != "run":
+        accept_common_options(_command)
