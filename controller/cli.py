@@ -147,6 +147,7 @@ def validate(
     token_file: Path | None,
     worktree: bool,
     state_dir: Path,
+    **_common: Any,
 ) -> None:
     """Check the manifests; print every problem as FILE:LINE:COLUMN: message.
 
@@ -188,7 +189,7 @@ def validate(
     show_default=True,
     help="Folder to write app.v1.json into.",
 )
-def schema(out: Path) -> None:
+def schema(out: Path, **_common: Any) -> None:
     """Write the JSON Schema of manifest v1 (for editors and CI linters)."""
     from controller import schema as schema_module
 
@@ -273,6 +274,22 @@ def router_options(f: Any) -> Any:
         help="Let Caddy obtain certificates for the route hosts (listen on :443 then).",
     )(f)
     return f
+
+
+#: Options of the groups above that are not on the README's "common:" line.
+_NOT_COMMON = frozenset({"repo", "manifest_path", "rev", "output"})
+
+
+def accept_common_options(command: click.Command) -> click.Command:
+    """Give ``command`` the README's "common:" options it does not define itself, so one set
+    of flags (a wrapper script, an alias) works with every command; a command ignores the ones
+    it has no use for. `trueup run` defines its own (they feed its settings)."""
+    probe = click.Command("probe")
+    for group in (common_options, source_options, engine_options, router_options):
+        group(probe)
+    have = {p.name for p in command.params} | _NOT_COMMON
+    command.params.extend(p for p in probe.params if p.name not in have)
+    return command
 
 
 async def _pass(kw: dict[str, Any], *, apply: bool, worktree: bool) -> Any:
@@ -385,7 +402,8 @@ def _show_routes(result: Any, kw: dict[str, Any], *, applied: bool) -> None:
 def diff(**kw: Any) -> None:
     """Show what apply would change; change nothing.
 
-    Exit 0 in sync, 1 changes pending, 2 error (including a manifest that failed to load).
+    Exit 0 in sync, 1 changes pending (or deleting every app refused: out of sync, nothing
+    deleted), 2 error (including a manifest that failed to load).
     With --router caddy, routes that differ from what Caddy serves are changes too (action
     "route" when nothing else about the app changes); an unreachable Caddy is a warning.
     """
@@ -409,9 +427,9 @@ def diff(**kw: Any) -> None:
 def apply(**kw: Any) -> None:
     """Make the host match git at the branch tip (or --rev), once.
 
-    Exit 0 when everything converged, 1 when an app failed or the routes could not be pushed
-    (the containers still converge), 2 on an error (a manifest that failed to load is an
-    error: the valid apps are applied first).
+    Exit 0 when everything converged, 1 when an app failed, the routes could not be pushed
+    (the containers still converge) or deleting every app was refused (no --allow-empty), 2 on
+    an error (a manifest that failed to load is an error: the valid apps are applied first).
     """
     result = _run_pass(kw, apply=True)
     _show_plan(result, kw)
@@ -421,10 +439,13 @@ def apply(**kw: Any) -> None:
         if not outcome.ok:
             line += f": {outcome.message}"
         click.echo(line, err=kw["output"] == "json")
+    for change in result.plan.refused:  # still running although git no longer declares them
+        click.echo(f"REFUSED {change.app} delete: {change.reasons[-1]}", err=kw["output"] == "json")
     _show_routes(result, kw, applied=True)
     if result.problems:
         sys.exit(EXIT_ERROR)
-    sys.exit(EXIT_CHANGES if result.failed or result.routes_error else EXIT_OK)
+    failed = result.failed or result.routes_error or result.plan.refused
+    sys.exit(EXIT_CHANGES if failed else EXIT_OK)
 
 
 @main.command()
@@ -645,6 +666,23 @@ def logs(app: str, follow: bool, tail: int | None, **kw: Any) -> None:
 @click.option("--swarm-registry", default=None, help="Registry for images built for Swarm.")
 @click.option("--secrets-dir", type=click.Path(path_type=Path), default=None)
 @click.option("--token-file", type=click.Path(path_type=Path), default=None)
+@click.option("--proxy-https/--no-proxy-https", default=None, help="Caddy manages certificates.")
+@click.option("--allow-privileged", is_flag=True, default=None, help="Allow privileged: true.")
+@click.option("--allow-host-network", is_flag=True, default=None, help="Allow networkMode: host.")
+@click.option(
+    "--allow-bind",
+    "allowed_bind_paths",
+    multiple=True,
+    callback=lambda c, p, v: v or None,
+    help="A host path manifests may bind-mount; repeatable (replaces the config's).",
+)
+@click.option(
+    "--allow-cap",
+    "allowed_capabilities",
+    multiple=True,
+    callback=lambda c, p, v: v or None,
+    help="A capability manifests may add; repeatable (replaces the config's).",
+)
 @click.option(
     "--api-token-file",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -697,7 +735,7 @@ def run(config_file: Path | None, **flags: Any) -> None:
     envvar="TRUEUP_STATE_DIR",
     show_default=True,
 )
-def history(app: str | None, limit: int, output: str, state_dir: Path) -> None:
+def history(app: str | None, limit: int, output: str, state_dir: Path, **_common: Any) -> None:
     """Past passes (or, for APP, its actions), newest first."""
     import json
     from datetime import UTC, datetime
@@ -734,3 +772,8 @@ def history(app: str | None, limit: int, output: str, state_dir: Path) -> None:
                 f"changes={row['changes']} failed={row['failed']} {row['duration_s']:.2f}s "
                 f"trigger={row['trigger']}"
             )
+
+
+for _command in main.commands.values():  # every command takes the common options (README)
+    if _command.name != "run":
+        accept_common_options(_command)

@@ -453,6 +453,7 @@ class Controller:
             if info.app:
                 by_app.setdefault(info.app, []).append(info)
         failed = {o.app: o.message for o in result.outcomes if not o.ok}
+        refused = result.plan.refused  # still running: deleting every app was refused
         pending = {c.app for c in result.plan.changes} | held_apps(result.plan)
         pending -= {o.app for o in result.outcomes if o.ok}
         names = set(desired.apps) | set(by_app) | set(desired.errors) | desired.invalid
@@ -468,6 +469,7 @@ class Controller:
                 sync, message = "Unknown", error or "manifest invalid"
             elif want is None or name in pending or name in failed:
                 sync = "OutOfSync"
+                message += "".join(f"; {c.reasons[-1]}" for c in refused if c.app == name)
             health = base.health
             if want is not None and want.suspend:
                 health = "Suspended"

@@ -4,7 +4,9 @@ For every app in desired ∪ observed, at most one ``Change`` whose ``action`` i
 (create, update, scale, heal, delete) and whose ``reasons`` list everything found. Each change
 carries concrete ``ReplicaStep``s (what apply must start, await and retire per replica index)
 and the containers to remove outright, so apply never re-derives decisions. Apps left alone
-(suspended, invalid manifest, prune suspended) are listed in ``skipped`` with the reason.
+(suspended, invalid manifest, prune suspended) are listed in ``skipped`` with the reason. A
+pass that would delete every app is refused (unless allowed): its deletes are kept aside in
+``refused`` and the plan is not in sync, so diff, apply and status say so.
 
 Deterministic: the same inputs always give the same plan (sorted, topologically ordered by
 ``dependsOn``, deletes last). No I/O, no clock.
@@ -29,6 +31,12 @@ _PRIORITY: dict[Action, int] = {
     "heal": 4,
     "route": 5,
 }
+
+REFUSED_EMPTY = (
+    "deletion refused: the pass would delete every managed app; "
+    "pass --allow-empty (trueup run: allow_empty: true) if that is intended"
+)
+"""Why an app git no longer declares still runs after a refused pass (plan, diff, status)."""
 
 SECRET = "(secret)"
 SECRET_CHANGED = "(secret changed)"
@@ -93,10 +101,13 @@ class Plan:
     notes: tuple[str, ...] = field(default=())
     routes: RouteTable = ()
     """The route table the ready replicas give now (shown even when no router pushes it)."""
+    refused: tuple[Change, ...] = ()
+    """Deletes held back because the pass would delete every app (no ``allow_empty``): the
+    apps keep running although git no longer declares them, so the plan is not in sync."""
 
     @property
     def in_sync(self) -> bool:
-        return not self.changes
+        return not self.changes and not self.refused
 
     def change_for(self, app: str) -> Change | None:
         return next((c for c in self.changes if c.app == app), None)
@@ -166,14 +177,17 @@ def finish_plan(
     """The steps every planner ends with: refuse a pass that deletes every app, add route
     changes, order (dependencies first, deletes last) and assemble the plan."""
     notes: list[str] = []
+    refused: tuple[Change, ...] = ()
     if deletes and not allow_empty and len(deletes) == observed_apps and not desired.apps:
         notes.append(
             f"refusing to delete every managed app ({len(deletes)}); "
-            "pass --allow-empty if that is really intended"
+            "pass --allow-empty (trueup run: allow_empty: true) if that is really intended"
         )
-        skipped = skipped + [
-            Skip(d.app, "refused: the pass would delete every app") for d in deletes
-        ]
+        skipped = skipped + [Skip(d.app, REFUSED_EMPTY) for d in deletes]
+        refused = tuple(
+            replace(d, reasons=(*d.reasons, REFUSED_EMPTY))
+            for d in sorted(deletes, key=lambda c: c.app)
+        )
         deletes = []
     keep = kept_apps(desired, (s.app for s in skipped))
     table = build_table(desired, routes_from, current=current_routes or (), keep=keep)
@@ -186,6 +200,7 @@ def finish_plan(
         tuple(sorted(skipped, key=lambda s: s.app)),
         tuple(notes),
         routes=table,
+        refused=refused,
     )
 
 

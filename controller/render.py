@@ -23,27 +23,30 @@ _COLOUR = {
 }
 
 
-def plan_json(plan: Plan, problems: Sequence[Problem]) -> dict[str, Any]:
-    """The documented JSON shape of ``trueup diff --output json``."""
+def _change_json(c: Change) -> dict[str, Any]:
     return {
+        "app": c.app,
+        "action": c.action,
+        "reasons": list(c.reasons),
+        "fields": [{"path": f.path, "before": f.before, "after": f.after} for f in c.fields],
+    }
+
+
+def plan_json(plan: Plan, problems: Sequence[Problem]) -> dict[str, Any]:
+    """The documented JSON shape of ``trueup diff --output json``; ``refused`` (deletes held
+    back because the pass would delete every app, same shape as a change) only when any."""
+    doc: dict[str, Any] = {
         "revision": plan.revision,
         "in_sync": plan.in_sync and not problems,
-        "changes": [
-            {
-                "app": c.app,
-                "action": c.action,
-                "reasons": list(c.reasons),
-                "fields": [
-                    {"path": f.path, "before": f.before, "after": f.after} for f in c.fields
-                ],
-            }
-            for c in plan.changes
-        ],
+        "changes": [_change_json(c) for c in plan.changes],
         "errors": [
             {"file": p.file, "line": p.line, "column": p.column, "message": p.message}
             for p in problems
         ],
     }
+    if plan.refused:
+        doc["refused"] = [_change_json(c) for c in plan.refused]
+    return doc
 
 
 def plan_json_text(plan: Plan, problems: Sequence[Problem]) -> str:
@@ -98,6 +101,10 @@ def plan_text(
         summary = ", ".join(f"{n} to {a}" for a, n in counts.items() if n) or "no changes"
         if problems:
             summary += f"; {len(problems)} manifest error(s)"
+        if plan.refused:
+            summary += (
+                f"; deleting {len(plan.refused)} app(s) refused (pass --allow-empty to allow it)"
+            )
         out.append(f"plan: {summary}")
     return "\n".join(out)
 

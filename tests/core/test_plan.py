@@ -168,7 +168,7 @@ def test_deleting_every_app_is_refused_unless_allowed() -> None:
     a, b = desired_app("a"), desired_app("b")
     running = observed(container(a, 0), container(b, 0))
     refused = make_plan(desired(), running)
-    assert refused.in_sync
+    assert refused.changes == () and not refused.in_sync  # nothing deleted, still out of sync
     assert "refusing to delete every managed app (2)" in refused.notes[0]
     allowed = make_plan(desired(), running, allow_empty=True)
     assert [c.action for c in allowed.changes] == ["delete", "delete"]

@@ -276,15 +276,32 @@ def test_broken_manifest_isolated(deployment: Deployment) -> None:
 
 
 def test_deleting_every_app_refused(deployment: Deployment) -> None:
-    """A commit that removes every manifest is refused unless --allow-empty."""
-    deployment.commit({"apps/job.yaml": sleeper("job")})
+    """A commit that removes every manifest is refused unless --allow-empty, and that is out
+    of sync: diff and apply exit 1 saying so (text and JSON), and both apps keep running."""
+    deployment.commit({"apps/job.yaml": sleeper("job"), "apps/web.yaml": http_app("web")})
     deployment.trueup("apply", check=True)
-    deployment.remove_file("apps/job.yaml")
+    running = deployment.ids()
+    git(deployment.repo, "rm", "-q", "apps/job.yaml", "apps/web.yaml")
+    deployment.commit({"README.md": "no apps any more\n"}, "remove every app")
+    diff = deployment.trueup("diff")
+    assert diff.returncode == 1, diff.stdout + diff.stderr
+    assert "in sync" not in diff.stdout
+    assert "refusing to delete every managed app (2)" in diff.stdout
+    assert "deleting 2 app(s) refused (pass --allow-empty to allow it)" in diff.stdout
+    doc = json.loads(deployment.trueup("diff", "--output", "json").stdout)
+    assert doc["in_sync"] is False and doc["changes"] == []
+    assert [(r["app"], r["action"]) for r in doc["refused"]] == [
+        ("job", "delete"),
+        ("web", "delete"),
+    ]
     refused = deployment.trueup("apply")
-    assert "refusing to delete every managed app" in refused.stdout
-    assert len(deployment.containers("job")) == 1
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "in sync" not in refused.stdout
+    assert "REFUSED job delete:" in refused.stdout and "--allow-empty" in refused.stdout
+    assert deployment.ids() == running
+    assert all(c.status == "running" for c in deployment.containers())
     deployment.trueup("apply", "--allow-empty", check=True)
-    assert deployment.containers("job") == []
+    assert deployment.containers() == []
 
 
 def test_secret_reaches_container_not_diff(deployment: Deployment, tmp_path: Path) -> None:

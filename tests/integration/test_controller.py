@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +23,9 @@ from typing import Any
 
 import docker
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
-from tests.gitutil import commit_files, make_repo
+from tests.gitutil import commit_files, git, make_repo
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("docker_engine")]
 
@@ -308,3 +310,75 @@ def test_engine_outage_survived_without_recreating(ctl: Controller, tmp_path: Pa
         assert ctl.stop() == 0
     finally:
         proxy.cut()
+
+
+JOB = """\
+apiVersion: trueup/v1
+kind: App
+metadata: {name: job}
+spec:
+  image: busybox:1.36
+  command: [sleep, "3600"]
+  init: true
+  stopGracePeriod: 1s
+"""
+
+
+def test_refused_deletion_of_every_app_is_out_of_sync(ctl: Controller) -> None:
+    """A commit removing every manifest is refused under `trueup run` too: both apps keep
+    running and show OutOfSync with the refusal (status file, `trueup status`, the API, the
+    trueup_app_info metric) instead of looking Synced."""
+    commit_files(ctl.repo, {"apps/job.yaml": JOB}, "add job")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    listen = f"127.0.0.1:{port}"
+    ctl.start("--listen", listen)
+    wait_for(lambda: ctl.converged("1") and len(_status_apps(ctl)) == 2, 60, "convergence")
+    label = f"trueup.instance={ctl.instance}"
+    running = {c.id for c in ctl.client.containers.list(filters={"label": label})}
+    git(ctl.repo, "rm", "-q", "apps/web.yaml", "apps/job.yaml")
+    commit_files(ctl.repo, {"README.md": "no apps any more\n"}, "remove every app")
+
+    def refused() -> bool:
+        apps = _status_apps(ctl)
+        return len(apps) == 2 and all("deletion refused" in a["message"] for a in apps)
+
+    wait_for(refused, 30, "the refusal in the status")
+    for app in _status_apps(ctl):
+        assert app["sync"] == "OutOfSync" and "allow_empty" in app["message"], app
+    shown = subprocess.run(
+        [sys.executable, "-m", "controller", "status", "--output", "json", "--listen", listen,
+         "--instance", ctl.instance, "--state-dir", str(ctl.state)],
+        capture_output=True, text=True, timeout=30, check=True,
+    )  # fmt: skip
+    assert {(a["name"], a["sync"]) for a in json.loads(shown.stdout)["apps"]} == {
+        ("job", "OutOfSync"),
+        ("web", "OutOfSync"),
+    }
+    assert all("deletion refused" in a["message"] for a in json.loads(shown.stdout)["apps"])
+    base = f"http://{listen}"
+    with urllib.request.urlopen(f"{base}/api/v1/status", timeout=10) as response:
+        api = json.loads(response.read())
+    assert all(a["sync"] == "OutOfSync" and "deletion refused" in a["message"]
+               for a in api["apps"]) and len(api["apps"]) == 2  # fmt: skip
+    with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
+        families = text_string_to_metric_families(response.read().decode())
+    info = {
+        (s.labels["app"], s.labels["sync_status"])
+        for family in families
+        for s in family.samples
+        if s.name == "trueup_app_info" and s.value == 1
+    }
+    assert info == {("job", "OutOfSync"), ("web", "OutOfSync")}
+    assert {c.id for c in ctl.client.containers.list(filters={"label": label})} == running
+    assert ctl.stop() == 0
+
+
+def _status_apps(ctl: Controller) -> list[dict[str, Any]]:
+    """The apps of the controller's status file (empty until it wrote one)."""
+    try:
+        apps = json.loads((ctl.state / "status.json").read_text()).get("apps", [])
+    except (OSError, ValueError):
+        return []
+    return list(apps)

@@ -69,7 +69,8 @@ def test_in_sync_services_plan_nothing_and_prune_guards_hold() -> None:
     web = desired_app("web", replicas=2)
     assert make_swarm_plan(desired(web), (service(web),), ObservedState(), instance=I).in_sync
     refused = make_swarm_plan(desired(), (service(web),), ObservedState(), instance=I)
-    assert refused.in_sync and "refusing to delete every managed app" in refused.notes[0]
+    assert refused.changes == () and not refused.in_sync  # nothing deleted, out of sync
+    assert "refusing to delete every managed app" in refused.notes[0]
 
 
 def test_failed_rollout_of_the_desired_spec_is_healed() -> None:
