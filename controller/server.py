@@ -210,7 +210,9 @@ class Server:
     async def _ping(self) -> bool:
         try:
             ok = await asyncio.wait_for(self.controller.runtime.ping(), PING_TIMEOUT_S)
-        except Exception as exc:  # a timeout, or a ping that raised: the engine is not ready
+        except TimeoutError:
+            ok = False
+        except Exception as exc:  # pings never raise by contract; if one does, it is not ready
             log.warning("readyz_ping_failed", error=str(exc) or type(exc).__name__)
             ok = False
         self._engine_answer = (time.monotonic(), ok)
