@@ -129,3 +129,35 @@ async def test_cancellation_stops_a_helper_without_a_restart() -> None:
         await settle()
     assert started == [1] and supervisor.helpers == {}
     assert not [e for e in logs if e["event"].startswith("helper_task")]
+
+
+async def test_a_helper_that_ran_a_while_before_failing_restarts_after_the_first_delay() -> None:
+    """The restart backoff starts afresh once a run lasted ``stable_after``: a crash an hour
+    after the last one waits 1 s, not the grown delay."""
+    clock = StepClock()
+    supervisor = Supervisor(clock=clock, random=lambda: 1.0, stable_after=60.0)
+    crash = asyncio.Event()
+    runs = 0
+
+    async def pump() -> None:
+        nonlocal runs
+        runs += 1
+        if runs <= 2:
+            raise ConnectionError("reset")
+        await crash.wait()
+        raise ConnectionError("reset again")
+
+    with capture_logs() as logs:
+        supervisor.start("events", pump)
+        await settle()
+        clock.advance(1.0)
+        await settle()
+        clock.advance(2.0)
+        await settle()
+        assert runs == 3 and supervisor.down() == []
+        clock.advance(3600)
+        crash.set()
+        await settle()
+    delays = [e["retry_in_s"] for e in logs if e["event"] == "helper_task_failed"]
+    assert delays == [1.0, 2.0, 1.0]
+    await supervisor.close()
