@@ -5,8 +5,15 @@ the whole desired state with the whole observed state, then acts on what was mar
 that arrive during a pass coalesce into one follow-up pass. Failing apps back off
 exponentially with jitter (1 s doubling to 5 min by default), reset on success or when a new
 revision changes the app; they never hold up other apps. Engine outages back the whole pass
-off and never count as "nothing runs". Time comes from an injected ``Clock`` so tests never
-sleep through real backoff intervals.
+off and never count as "nothing runs".
+
+No exception ends the loop: the pass boundary (``run_pass``) catches everything but
+cancellation. A ``TransientError`` (the engine went away, even right after apply) retries the
+pass with exponential backoff, a ``PermanentError`` at the next resync, and anything else (a
+bug) is logged as ``reconcile_crashed`` with its traceback and retried with backoff; each is
+recorded in the history, the metrics (result ``error``) and ``last_error``. The helper tasks
+(git watcher, revision and event pumps) run under a ``Supervisor`` that restarts them. Time
+comes from an injected ``Clock`` so tests never sleep through real backoff intervals.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from controller.reconciler import PassResult, Reconciler
 from controller.runtime.base import ContainerInfo, Runtime
 from controller.source import RevisionWatcher
 from controller.status import AppStatus, app_status
+from controller.supervisor import Supervisor, describe
 
 log = structlog.get_logger(__name__)
 
@@ -203,6 +211,9 @@ class Controller:
         self.first_pass_done = asyncio.Event()
         self._engine_retry_at: float | None = None
         self._engine_failures = 0
+        self._retry_trigger = "engine-retry"
+        self.helpers = Supervisor(clock=self.clock, random=random)
+        """The background tasks (this loop's, and the HTTP server's binder); see /readyz."""
         self._ids = itertools.count(1)
         self.observers: list[PassObserver] = []
         """Told about every pass: ``outcome`` is noop, changed, failed (an app) or error."""
@@ -214,10 +225,14 @@ class Controller:
     async def run(self, stop: asyncio.Event) -> None:
         """Reconcile until ``stop`` is set; then let a pass in flight finish (or abandon it
         after ``shutdown_grace``) and return. Containers are never stopped on shutdown."""
-        helpers = [asyncio.create_task(self._pump_events(), name="events")]
+        helpers = ["events"]
+        self.helpers.start(
+            "events", self._pump_events, on_restart=lambda: self.work.mark("events-reconnect")
+        )
         if self.watcher is not None:
-            helpers.append(asyncio.create_task(self.watcher.run(), name="git-watch"))
-            helpers.append(asyncio.create_task(self._pump_revisions(), name="revisions"))
+            helpers += ["git-watch", "revisions"]
+            self.helpers.start("git-watch", self.watcher.run)
+            self.helpers.start("revisions", self._pump_revisions)
         self.work.mark("startup")
         next_resync = self.clock.now() + self._jittered(self.interval)
         try:
@@ -233,7 +248,7 @@ class Controller:
                     self.work.mark("retry", app)
                 if self._engine_retry_at is not None and now >= self._engine_retry_at:
                     self._engine_retry_at = None
-                    self.work.mark("engine-retry")
+                    self.work.mark(self._retry_trigger)
                 if not self.work.pending:
                     continue
                 full, apps, trigger = self.work.take()
@@ -251,11 +266,12 @@ class Controller:
                             await task
                         log.warning("shutdown_abandoned_pass")
                 elif (error := task.exception()) is not None:
-                    raise error  # not a TrueupError (those are handled in the pass): a bug
+                    if not isinstance(error, Exception):
+                        raise error  # KeyboardInterrupt, SystemExit: they keep their meaning
+                    self._crashed(error)  # run_pass records every Exception; never reached
         finally:
-            for helper in helpers:
-                helper.cancel()
-            await asyncio.gather(*helpers, return_exceptions=True)
+            for name in helpers:
+                await self.helpers.stop(name)
             log.info("controller_stopped", passes=self.passes)
 
     async def _wait(self, stop: asyncio.Event, next_resync: float) -> None:
@@ -328,9 +344,9 @@ class Controller:
                 result = await self.reconciler.run_pass(
                     prune=self.prune, allow_empty=self.allow_empty, plan_filter=narrow
                 )
-            except TrueupError as exc:
-                self._pass_failed(exc, trigger, started, started_wall)
-                return None
+                self.last_result = result
+                self.last_error = None
+                lost = await self._after_pass(result, trigger, started, started_wall)
             except asyncio.CancelledError:
                 self._record(
                     PassRecord(
@@ -346,43 +362,81 @@ class Controller:
                     [],
                 )
                 raise
-            self._engine_failures = 0
+            except Exception as exc:  # the pass boundary: nothing but cancellation passes it
+                self._pass_failed(exc, trigger, started, started_wall)
+                return None
             self.passes += 1
-            self.last_result = result
-            self.last_error = None
-            await self._after_pass(result, trigger, started, started_wall)
-            self.first_pass_done.set()
+            if lost is None:
+                self._engine_failures = 0
+                self.first_pass_done.set()
             return result
 
     def _pass_failed(
-        self, exc: TrueupError, trigger: str, started: float, started_wall: float
+        self, exc: Exception, trigger: str, started: float, started_wall: float
     ) -> None:
-        transient = isinstance(exc, TransientError)
-        self.last_error = str(exc)
-        if transient:
-            self._engine_failures += 1
+        message = self._schedule_retry(exc)
+        self._record(
+            PassRecord(
+                started_wall, self.clock.now() - started, None, trigger, "error", 0, 0, message
+            ),
+            [],
+        )
+        self.passes += 1
+        self._write_status_file()
+        self._notify(None, "error", self.clock.now() - started, message)
+
+    def _crashed(self, exc: Exception) -> None:
+        """A pass task that raised past ``run_pass`` (it records every Exception itself)."""
+        self._schedule_retry(exc)
+        self.passes += 1
+        self._notify(None, "error", 0.0, self.last_error)
+
+    def _schedule_retry(self, exc: Exception, *, stage: str | None = None) -> str:
+        """Classify a failed pass, log it, set ``last_error`` and schedule the retry: a
+        transient error and an unexpected one (a bug) with exponential backoff, a permanent
+        one at the next resync. Returns the message recorded for it."""
+        if isinstance(exc, TrueupError):
+            kind = "transient" if isinstance(exc, TransientError) else "permanent"
+            message = str(exc)
+        else:
+            kind = "internal"
+            message = f"internal error: {describe(exc)}"
+        if stage is not None:
+            message = f"{stage}: {message}"
+        self.last_error = message
+        if kind == "permanent":
+            delay = self.interval
+        else:
+            self._engine_failures += 1  # consecutive failed passes, whatever failed
             delay = min(
                 self.backoff.maximum,
                 self.backoff.initial * 2 ** (self._engine_failures - 1),
             ) * (0.5 + self.random() / 2)
             self._engine_retry_at = self.clock.now() + delay
+            self._retry_trigger = "engine-retry" if kind == "transient" else "error-retry"
+        if kind == "internal":
+            log.error(
+                "reconcile_crashed",
+                error=message,
+                error_type=type(exc).__name__,
+                retry_in_s=round(delay, 2),
+                exc_info=exc,
+            )
         else:
-            delay = self.interval
-        log.warning(
-            "reconcile_failed", error=str(exc), transient=transient, retry_in_s=round(delay, 2)
-        )
-        self._record(
-            PassRecord(
-                started_wall, self.clock.now() - started, None, trigger, "error", 0, 0, str(exc)
-            ),
-            [],
-        )
-        self.passes += 1
-        self._notify(None, "error", self.clock.now() - started, str(exc))
+            log.warning(
+                "reconcile_failed",
+                error=message,
+                transient=kind == "transient",
+                retry_in_s=round(delay, 2),
+            )
+        return message
 
     async def _after_pass(
         self, result: PassResult, trigger: str, started: float, started_wall: float
-    ) -> None:
+    ) -> TrueupError | None:
+        """Backoff, status, history, status file and metrics of a pass that ran; returns the
+        error when the engine could not be observed after apply (the pass then counts as an
+        error and is retried, but what it applied is recorded)."""
         desired = result.desired
         for outcome in result.outcomes:
             want = desired.apps.get(outcome.app) if desired else None
@@ -398,11 +452,20 @@ class Controller:
                     error=outcome.message.splitlines()[0] if outcome.message else "",
                 )
         containers = result.after
+        lost: TrueupError | None = None
         if containers is None and result.outcomes:
-            containers = await self.runtime.list()
-        self._update_status(result, containers)
+            try:
+                containers = await self.runtime.list()
+            except TrueupError as exc:  # the engine went away right after apply
+                lost = exc
+        if lost is None:  # else the status stays as last seen until the retry observes
+            self._update_status(result, containers)
         failed = len(result.failed)
         outcome_word = "failed" if failed else ("changed" if result.outcomes else "noop")
+        message = "; ".join(p.message for p in result.problems[:3])
+        if lost is not None:
+            outcome_word = "error"
+            message = self._schedule_retry(lost, stage="observing the engine after apply")
         self._record(
             PassRecord(
                 started_wall,
@@ -412,7 +475,7 @@ class Controller:
                 outcome_word,
                 len(result.outcomes),
                 failed,
-                "; ".join(p.message for p in result.problems[:3]),
+                message,
             ),
             [
                 ActionRecord(o.app, o.action, "ok" if o.ok else "failed", o.message, o.duration_s)
@@ -420,7 +483,8 @@ class Controller:
             ],
         )
         self._write_status_file()
-        self._notify(result, outcome_word, self.clock.now() - started, None)
+        self._notify(result, outcome_word, self.clock.now() - started, self.last_error)
+        return lost
 
     def _notify(
         self, result: PassResult | None, outcome: str, duration_s: float, error: str | None
@@ -514,8 +578,12 @@ class Controller:
             "written_at": time.time(),
             "revision": self.last_result.revision if self.last_result else None,
             "api": self.api_url,
+            "last_error": self.last_error,
             **self.status_json(),
         }
         tmp = self.status_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(doc, indent=2, sort_keys=True), encoding="utf-8")
-        tmp.replace(self.status_file)
+        try:
+            tmp.write_text(json.dumps(doc, indent=2, sort_keys=True), encoding="utf-8")
+            tmp.replace(self.status_file)
+        except OSError as exc:  # a full or vanished state dir: status is an aid, keep going
+            log.error("status_write_failed", path=str(self.status_file), error=str(exc))

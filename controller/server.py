@@ -1,15 +1,17 @@
 """The controller's HTTP surface (aiohttp, on the controller's own event loop).
 
 ``GET /metrics`` (Prometheus text), ``GET /healthz`` (the process and its loop answer),
-``GET /readyz`` (first pass done, engine answers ping, git fetch healthy or within its retry
-budget), ``GET /api/v1/status`` and ``GET /api/v1/apps/{name}`` (the documented status JSON),
+``GET /readyz`` (first pass done, engine answers ping, git fetch healthy or failing only
+transiently within its retry budget, every helper task running; the engine's answer is cached
+for ``ENGINE_CHECK_TTL_S`` and shared by concurrent requests, so probes never load the
+engine), ``GET /api/v1/status`` and ``GET /api/v1/apps/{name}`` (the documented status JSON),
 ``POST /api/v1/reconcile`` (bearer token from ``--api-token-file``; disabled without one), and
 the webhooks of ``webhooks.py`` under ``/hooks/``. Handlers only read the controller's state or
 mark work; nothing here reconciles by itself.
 
 Started by `trueup run` (``cli._run_controller``). A listen address already in use does not
 stop reconciling: the server logs ``http_listen_failed`` and keeps trying to bind in the
-background.
+background (the ``http-bind`` helper, supervised by the controller's ``Supervisor``).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from controller.errors import ConfigError
+from controller.errors import ConfigError, PermanentError
 from controller.history import History
 from controller.loop import Controller
 from controller.metrics import Metrics
@@ -35,6 +37,8 @@ from controller.webhooks import MAX_BODY, FetchCoalescer, Webhooks
 log = structlog.get_logger(__name__)
 
 PING_TIMEOUT_S = 3.0
+ENGINE_CHECK_TTL_S = 1.0
+"""How long /readyz reuses the engine's last ping answer."""
 BIND_RETRY_MAX_S = 30.0
 
 
@@ -80,6 +84,7 @@ class Server:
         webhook_secret: bytes | None = None,
         history: History | None = None,
         fetch_budget_s: float = 300.0,
+        engine_check_ttl_s: float = ENGINE_CHECK_TTL_S,
     ) -> None:
         self.controller = controller
         self.metrics = metrics
@@ -88,6 +93,9 @@ class Server:
         self.api_token = api_token
         self.history = history
         self.fetch_budget_s = fetch_budget_s
+        self.engine_check_ttl_s = engine_check_ttl_s
+        self._engine_answer: tuple[float, bool] | None = None  # (monotonic time, answered)
+        self._engine_ping: asyncio.Task[bool] | None = None
         self.fetcher = FetchCoalescer(controller.watcher, controller.work.mark)
         self.webhooks = Webhooks(
             webhook_secret, self.fetcher, branch=self._branch, count=metrics.webhook
@@ -95,7 +103,6 @@ class Server:
         self.started = time.monotonic()
         self.url: str | None = None
         self._runner: web.AppRunner | None = None
-        self._binder: asyncio.Task[None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -119,7 +126,7 @@ class Server:
         self._runner = web.AppRunner(self.make_app(), access_log=None, handle_signals=False)
         await self._runner.setup()
         if not await self._bind():
-            self._binder = asyncio.create_task(self._keep_binding(), name="http-bind")
+            self.controller.helpers.start("http-bind", self._keep_binding, forever=False)
 
     async def _bind(self) -> bool:
         assert self._runner is not None
@@ -147,10 +154,11 @@ class Server:
             delay = min(delay * 2, BIND_RETRY_MAX_S)
 
     async def close(self) -> None:
-        if self._binder is not None:
-            self._binder.cancel()
+        await self.controller.helpers.stop("http-bind")
+        if self._engine_ping is not None:
+            self._engine_ping.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._binder
+                await self._engine_ping
         await self.fetcher.close()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -179,17 +187,36 @@ class Server:
             "ok": done,
             "message": "finished" if done else f"not finished yet ({c.last_error or 'running'})",
         }
-        try:
-            engine = await asyncio.wait_for(c.runtime.ping(), PING_TIMEOUT_S)
-        except TimeoutError:
-            engine = False
+        engine = await self._engine_answers()
         checks["engine"] = {
             "ok": engine,
             "message": "answers ping" if engine else "does not answer ping",
         }
         checks["git"] = self._git_check()
+        checks["helpers"] = self._helpers_check()
         ready = all(check["ok"] for check in checks.values())
         return web.json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
+
+    async def _engine_answers(self) -> bool:
+        """The engine's ping answer, at most ``engine_check_ttl_s`` old; one ping at a time."""
+        answer = self._engine_answer
+        if answer is not None and time.monotonic() - answer[0] < self.engine_check_ttl_s:
+            return answer[1]
+        if self._engine_ping is None or self._engine_ping.done():
+            self._engine_ping = asyncio.create_task(self._ping(), name="readyz-ping")
+        # shielded: a probe that hangs up must not cancel the ping other probes wait for
+        return await asyncio.shield(self._engine_ping)
+
+    async def _ping(self) -> bool:
+        try:
+            ok = await asyncio.wait_for(self.controller.runtime.ping(), PING_TIMEOUT_S)
+        except TimeoutError:
+            ok = False
+        except Exception as exc:  # pings never raise by contract; if one does, it is not ready
+            log.warning("readyz_ping_failed", error=str(exc) or type(exc).__name__)
+            ok = False
+        self._engine_answer = (time.monotonic(), ok)
+        return ok
 
     def _git_check(self) -> dict[str, Any]:
         watcher = self.controller.watcher
@@ -197,14 +224,34 @@ class Server:
             return {"ok": True, "message": "last fetch succeeded"}
         since = watcher.failing_since or time.monotonic()
         failing = time.monotonic() - since
+        if isinstance(watcher.error, PermanentError):  # waiting would not fix it: say so now
+            return {
+                "ok": False,
+                "message": (
+                    f"git-watch: fetch failing for {failing:.0f}s (permanent error, retried "
+                    f"every interval): {watcher.error}"
+                ),
+            }
         ok = failing < self.fetch_budget_s
         return {
             "ok": ok,
             "message": (
-                f"fetch failing for {failing:.0f}s "
+                f"git-watch: fetch failing for {failing:.0f}s "
                 f"({'within' if ok else 'past'} its {self.fetch_budget_s:.0f}s retry budget): "
                 f"{watcher.error}"
             ),
+        }
+
+    def _helpers_check(self) -> dict[str, Any]:
+        helpers = self.controller.helpers
+        now = helpers.clock.now()
+        down = helpers.down()
+        return {
+            "ok": not down,
+            "message": (
+                "; ".join(f"{h.name} is down: {h.error}" for h in down) if down else "all running"
+            ),
+            "tasks": {name: h.to_json(now) for name, h in sorted(helpers.helpers.items())},
         }
 
     def _branch(self) -> str | None:

@@ -75,13 +75,22 @@ class RepoLocation:
         """The credentials to send: the token file's token wins over a password in the URL.
 
         The token file is read on every call so a rotated token takes effect at the next fetch.
+        A file that cannot be read, is not UTF-8 or is empty is a SourceError naming the file
+        (never its content).
         """
         if token_file is None:
             return self.url_credentials
         try:
-            token = token_file.read_text().strip()
+            raw = token_file.read_bytes()
         except OSError as exc:
-            raise SourceError(f"cannot read token file {token_file}: {exc.strerror}") from exc
+            reason = exc.strerror or type(exc).__name__
+            raise SourceError(f"cannot read token file {token_file}: {reason}") from exc
+        try:
+            token = raw.decode("utf-8").strip()
+        except UnicodeDecodeError as exc:
+            raise SourceError(
+                f"token file {token_file} is not valid UTF-8 (bad byte at offset {exc.start})"
+            ) from None  # the cause would carry the token's bytes
         if not token:
             raise SourceError(f"token file {token_file} is empty")
         return Credentials(self.url_credentials.username or DEFAULT_TOKEN_USER, token)

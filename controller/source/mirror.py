@@ -100,12 +100,18 @@ def make_client(
     """A dulwich client and remote path for ``location``, with credentials and timeouts."""
     if location.kind == "http":
         creds = location.credentials(token_file)
-        client = Urllib3HttpGitClient(
-            location.address,
-            username=creds.username,
-            password=creds.password,
-            timeout=timeout,
-        )
+        try:
+            client = Urllib3HttpGitClient(
+                location.address,
+                username=creds.username,
+                password=creds.password,
+                timeout=timeout,
+            )
+        except UnicodeError:  # basic auth is latin-1: a token with other characters
+            raise SourceError(
+                f"the credentials for {location.display} (URL or token file) contain "
+                "characters HTTP basic authentication cannot carry"
+            ) from None  # the cause would quote the secret
         return client, urlsplit(location.address).path
     if location.kind == "ssh":
         ssh_command = None

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from controller.history import History
 from controller.loop import Backoff, Controller, Work
+from controller.metrics import Metrics
 from controller.reconciler import Reconciler
+from controller.runtime.base import ContainerInfo
 from controller.runtime.fake import FakeRuntime
 from controller.source import GitSource
 from tests.gitutil import commit_files, make_repo
@@ -175,3 +180,153 @@ async def test_an_applying_pass_observes_the_host_twice_at_most(
     runtime.calls.clear()
     await controller.run_pass(full=False, apps={"good"}, trigger="resync")
     assert runtime.calls["list"] == 1
+
+
+class ListRaisesOnce(FakeRuntime):
+    """An engine adapter whose next ``list`` raises something no adapter should (a bug)."""
+
+    armed = False
+
+    async def list(self) -> list[ContainerInfo]:
+        if self.armed:
+            self.armed = False
+            self.calls["list"] += 1
+            raise RuntimeError("adapter bug: unexpected reply")
+        return await super().list()
+
+
+async def until(check: Callable[[], bool], what: str) -> None:
+    async with asyncio.timeout(10):
+        while not check():
+            await asyncio.sleep(0.01)
+
+
+async def test_a_pass_that_raises_anything_is_recorded_and_retried_with_backoff(
+    tmp_path: Path,
+) -> None:
+    """A RuntimeError out of a pass does not end `run`: the pass is recorded as an error
+    (history, last_error, metrics), logged with its traceback, and retried after the
+    backoff (not before), which then converges."""
+    repo = tmp_path / "repo"
+    make_repo(repo, {"apps/good.yaml": manifest("good", "busybox:1.36")})
+    runtime = ListRaisesOnce(instance="t", images=["busybox:1.36"])
+    runtime.armed = True
+    clock = ManualClock()
+    history = History(tmp_path / "state" / "history.db")
+    controller = Controller(
+        Reconciler(GitSource(str(repo), state_dir=tmp_path / "state"), runtime, instance="t"),
+        runtime,
+        watcher=None,
+        history=history,
+        interval=600,
+        clock=clock,
+        random=lambda: 1.0,
+    )
+    metrics = Metrics(process=False)
+    metrics.attach(controller)
+    stop = asyncio.Event()
+    with capture_logs() as logs:
+        task = asyncio.create_task(controller.run(stop))
+        await until(lambda: controller.passes == 1, "the failed pass")
+        assert (
+            controller.last_error == "internal error: RuntimeError: adapter bug: unexpected reply"
+        )
+        [crash] = [e for e in logs if e["event"] == "reconcile_crashed"]
+        assert crash["retry_in_s"] == 1.0 and crash["error_type"] == "RuntimeError"
+        assert isinstance(crash["exc_info"], RuntimeError)  # rendered as a traceback
+        await asyncio.sleep(0.1)
+        assert controller.passes == 1 and not task.done()  # waits out its backoff
+        clock.advance(1.0)
+        await until(lambda: controller.first_pass_done.is_set(), "the retried pass")
+        stop.set()
+        await asyncio.wait_for(task, 5)
+    passes = history.passes(limit=5)
+    assert [(p["trigger"], p["result"]) for p in passes] == [
+        ("error-retry", "changed"),
+        ("startup", "error"),
+    ]
+    assert "RuntimeError: adapter bug" in passes[1]["message"]
+    assert controller.last_error is None
+    assert metrics.reconcile_total.labels("error")._value.get() == 1
+    assert controller.status["good"].status.sync == "Synced"
+    history.close()
+
+
+class VanishesAfterApply(FakeRuntime):
+    """An engine that goes away right after it created and started a container."""
+
+    async def start(self, container: str) -> None:
+        await super().start(container)
+        self.vanish_at_next_list = True
+
+    async def list(self) -> list[ContainerInfo]:
+        if getattr(self, "vanish_at_next_list", False):
+            self.vanish_at_next_list = False
+            self.unavailable = True
+        return await super().list()
+
+
+async def test_engine_lost_right_after_apply_is_recorded_and_retried(tmp_path: Path) -> None:
+    """The engine goes away between apply and the observation after it: the pass returns
+    (what it applied is in the history), counts as an error with last_error set, schedules an
+    engine retry, and the retry once the engine is back sets the status straight."""
+    repo = tmp_path / "repo"
+    make_repo(repo, {"apps/good.yaml": manifest("good", "busybox:1.36")})
+    runtime = VanishesAfterApply(instance="t", images=["busybox:1.36"])
+    clock = ManualClock()
+    history = History(tmp_path / "state" / "history.db")
+    controller = Controller(
+        Reconciler(GitSource(str(repo), state_dir=tmp_path / "state"), runtime, instance="t"),
+        runtime,
+        watcher=None,
+        history=history,
+        interval=600,
+        clock=clock,
+        random=lambda: 1.0,
+        status_file=tmp_path / "state" / "status.json",
+    )
+    result = await controller.run_pass(full=True, apps=set(), trigger="startup")
+    assert result is not None and [(o.app, o.ok) for o in result.outcomes] == [("good", True)]
+    assert runtime.unavailable
+    assert controller.last_error is not None
+    assert controller.last_error.startswith("observing the engine after apply: list:")
+    assert not controller.first_pass_done.is_set()
+    [record] = history.passes(limit=5)
+    assert (record["result"], record["changes"]) == ("error", 1)
+    assert [(a["app"], a["kind"], a["result"]) for a in history.actions()] == [
+        ("good", "create", "ok")
+    ]
+    status = json.loads((tmp_path / "state" / "status.json").read_text())
+    assert status["last_error"] == controller.last_error
+
+    assert controller._engine_retry_at == clock.now() + 1.0
+    runtime.unavailable = False
+    result = await controller.run_pass(full=True, apps=set(), trigger="engine-retry")
+    assert result is not None and result.outcomes == []
+    assert controller.last_error is None and controller.first_pass_done.is_set()
+    assert controller.status["good"].status.sync == "Synced"
+    assert controller.status["good"].status.health == "Healthy"
+    history.close()
+
+
+async def test_keyboard_interrupt_and_system_exit_still_end_a_pass(tmp_path: Path) -> None:
+    """The pass boundary catches every Exception, never the BaseExceptions that mean stop."""
+    repo = tmp_path / "repo"
+    make_repo(repo, {"apps/good.yaml": manifest("good", "busybox:1.36")})
+    runtime = FakeRuntime(instance="t", images=["busybox:1.36"])
+    controller = Controller(
+        Reconciler(GitSource(str(repo), state_dir=tmp_path / "state"), runtime, instance="t"),
+        runtime,
+        watcher=None,
+        history=None,
+        interval=600,
+        clock=ManualClock(),
+    )
+    for stop in (KeyboardInterrupt, SystemExit):
+
+        async def stopping(stop: type[BaseException] = stop) -> list[ContainerInfo]:
+            raise stop()
+
+        runtime.list = stopping  # type: ignore[method-assign]
+        with pytest.raises(stop):
+            await controller.run_pass(full=True, apps=set(), trigger="startup")

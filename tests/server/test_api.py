@@ -7,6 +7,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from controller.server import ENGINE_CHECK_TTL_S
 from tests.server.conftest import TOKEN, Served, serve
 
 
@@ -103,8 +104,8 @@ async def test_heal_counts_a_drift_correction(served: Served) -> None:
 
 
 async def test_probes(tmp_path: Path) -> None:
-    """/readyz is 503 until the first pass, 200 after, 503 when the engine stops answering;
-    /healthz is 200 throughout."""
+    """/readyz is 503 until the first pass, 200 after, 503 when the engine stops answering
+    (once its cached answer expired); /healthz is 200 throughout."""
     s = await serve(tmp_path)
     stop = asyncio.Event()
     try:
@@ -116,6 +117,7 @@ async def test_probes(tmp_path: Path) -> None:
         async with s.http.get(f"{s.url}/readyz") as r:
             assert r.status == 200, await r.text()
         s.runtime.unavailable = True
+        await asyncio.sleep(ENGINE_CHECK_TTL_S)  # the engine's answer is cached that long
         async with s.http.get(f"{s.url}/readyz") as r:
             assert r.status == 503
             assert (await r.json())["checks"]["engine"]["message"] == "does not answer ping"

@@ -68,6 +68,19 @@ def test_token_file_supplies_the_password(tmp_path: Path) -> None:
         parse_location("https://example.com/a.git").credentials(tmp_path / "missing")
 
 
+def test_token_file_that_is_not_utf8_or_not_a_file_is_a_source_error(tmp_path: Path) -> None:
+    """Invalid UTF-8 and a folder are SourceErrors naming the file, never its content."""
+    token = tmp_path / "token"
+    token.write_bytes(b"ghp_s3cr\xff\xfeet\n")
+    location = parse_location("https://example.com/a.git")
+    with pytest.raises(SourceError, match="is not valid UTF-8") as info:
+        location.credentials(token)
+    assert str(token) in str(info.value) and "s3cr" not in str(info.value)
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+    with pytest.raises(SourceError, match=r"cannot read token file .*: Is a directory"):
+        location.credentials(tmp_path)
+
+
 @pytest.mark.parametrize(
     "repo",
     ["", "   ", "ftp://example.com/a.git", "https:///no-host", "https://u:pw@h:port/a.git"],

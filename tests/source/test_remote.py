@@ -18,7 +18,7 @@ from wsgiref.simple_server import make_server
 import pytest
 
 from controller.errors import RevisionNotFound, SourceError, SourceUnavailable
-from controller.source import GitSource, Revision
+from controller.source import GitSource, Revision, RevisionWatcher
 from tests.gitutil import commit_files, git
 from tests.source.conftest import Remote, free_port, make_remote
 
@@ -237,6 +237,30 @@ def test_http_with_a_token_file(
         token.unlink()
         with pytest.raises(SourceError, match="token file"):
             source.fetch()
+
+
+async def test_unusable_token_file_is_a_source_error_for_the_watcher(
+    http_remote: tuple[Remote, int], state_dir: Path, tmp_path: Path
+) -> None:
+    """A token file of invalid UTF-8, or with characters basic auth cannot carry, fails the
+    fetch with a SourceError the watcher keeps (no crash); a good token recovers."""
+    remote, port = http_remote
+    token = tmp_path / "token"
+    url = f"http://ci@127.0.0.1:{port}/app.git"
+    with GitSource(url, state_dir=state_dir, token_file=token) as source:
+        watcher = RevisionWatcher(source, interval=600)
+        for content, message in (
+            (b"s3cret\xff\n", "is not valid UTF-8"),
+            ("s3cret\u20ac\n".encode(), "characters HTTP basic authentication cannot carry"),
+        ):
+            token.write_bytes(content)
+            assert await watcher.check() is None
+            assert isinstance(watcher.error, SourceError)
+            assert message in str(watcher.error) and "s3cret" not in str(watcher.error)
+        token.write_text("s3cret\n")
+        revision = await watcher.check()
+        assert revision is not None and revision.sha == git(remote.work, "rev-parse", "HEAD")
+        assert watcher.error is None
 
 
 def test_mirror_packs_stay_bounded_and_complete(
