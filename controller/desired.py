@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -311,7 +312,8 @@ def healthcheck_spec(spec: Spec) -> HealthCheckSpec | None:
     # static busybox builds crash on `wget -T`).
     if check.http is not None:
         port = check.http.port if isinstance(check.http.port, int) else ports[check.http.port]
-        url = f"http://127.0.0.1:{port}{check.http.path}"
+        # one shell word: a path's '&', ';' or '$' must reach wget as part of the URL
+        url = shlex.quote(f"http://127.0.0.1:{port}{check.http.path}")
         test = ("CMD-SHELL", f"wget -q -O /dev/null {url} || curl -fsS -o /dev/null {url}")
     elif check.tcp is not None:
         port = check.tcp.port if isinstance(check.tcp.port, int) else ports[check.tcp.port]

@@ -83,6 +83,12 @@ def service_spec(
         raise PolicyError("privileged is not supported by Swarm services")
     if spec.network_mode != "bridge":
         raise PolicyError(f"networkMode {spec.network_mode} is not supported on swarm")
+    for i, port in enumerate(spec.ports):
+        if port.host_ip is not None:
+            raise PolicyError(
+                f"spec.ports[{i}].hostIp: not supported on swarm (the routing mesh publishes "
+                f"hostPort {port.host_port} on every node's addresses)"
+            )
     env = {k: v for k, v in spec.env.items() if isinstance(v, str)}
     secrets: list[SecretMount] = []
     for var, value in sorted(spec.env.items()):
