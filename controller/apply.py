@@ -25,7 +25,7 @@ from controller.errors import (
     TrueupError,
 )
 from controller.plan import Change, Plan, ReplicaStep
-from controller.runtime.base import BuildRequest, Runtime
+from controller.runtime.base import BuildRequest, Runtime, volume_name
 from controller.slots import Slots
 
 log = structlog.get_logger(__name__)
@@ -226,8 +226,11 @@ class Applier(PlanRunner):
         built = False
         if want is not None and any(s.start for s in change.steps):
             built = await self._ensure_image(want)
+            # before anything is retired: a volume that is not this instance's stops the change
             for volume in want.manifest.spec.volumes:
-                await self.runtime.ensure_volume(volume.name)
+                await self.runtime.ensure_volume(
+                    volume_name(self.instance, volume.name), legacy=volume.name
+                )
         for container in change.remove:
             await self._retire(container, grace=None)
         if want is not None:

@@ -27,6 +27,7 @@ from controller.runtime.base import (
     PortSpec,
     RestartPolicy,
     VolumeMount,
+    volume_name,
 )
 from controller.secrets import SecretStore, digest
 
@@ -288,7 +289,10 @@ def container_spec(
         healthcheck=healthcheck_spec(spec),
         memory=spec.resources.memory,
         cpus=spec.resources.cpus,
-        volumes=tuple(VolumeMount(v.name, v.mount_path, v.read_only) for v in spec.volumes),
+        volumes=tuple(
+            VolumeMount(volume_name(instance, v.name), v.mount_path, v.read_only, legacy=v.name)
+            for v in spec.volumes
+        ),
         binds=tuple(BindMount(b.host_path, b.mount_path, b.read_only) for b in spec.binds),
         restart_policy=spec.restart_policy,
         init=spec.init,

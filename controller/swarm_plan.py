@@ -36,7 +36,7 @@ from controller.plan import (
     why_not_prune,
 )
 from controller.routes.table import RouteTable
-from controller.runtime.base import BindMount, PortSpec, VolumeMount
+from controller.runtime.base import BindMount, PortSpec, VolumeMount, volume_name
 from controller.runtime.swarm_base import (
     FAILED_ROLLOUT,
     TASK_INSTANCE,
@@ -70,9 +70,19 @@ def registry_image(registry: str | None, image: str) -> str:
 
 
 def service_spec(
-    want: DesiredApp, *, instance: str, revision: str | None, image: str | None = None
+    want: DesiredApp,
+    *,
+    instance: str,
+    revision: str | None,
+    image: str | None = None,
+    mounted: Sequence[tuple[str, str]] = (),
 ) -> ServiceSpec:
     """The Swarm service of ``want``: labels, replicas, env, secrets, limits, health, mounts.
+
+    A named volume is the instance's `volume_name`; only when the running service already
+    mounts the volume under its old, unscoped name at the same path (``mounted``: its
+    (source, target) pairs) is that name kept, so an upgrade never moves an app to an empty
+    volume.
 
     A secretRef variable ``VAR`` becomes a Swarm secret mounted at ``/run/secrets/VAR``, and
     ``VAR_FILE`` names that file (Swarm has no secret environment variables; the value never
@@ -133,7 +143,14 @@ def service_spec(
         healthcheck=healthcheck_spec(spec),
         memory=spec.resources.memory,
         cpus=spec.resources.cpus,
-        volumes=tuple(VolumeMount(v.name, v.mount_path, v.read_only) for v in spec.volumes),
+        volumes=tuple(
+            VolumeMount(
+                v.name if (v.name, v.mount_path) in mounted else volume_name(instance, v.name),
+                v.mount_path,
+                v.read_only,
+            )
+            for v in spec.volumes
+        ),
         binds=tuple(BindMount(b.host_path, b.mount_path, b.read_only) for b in spec.binds),
         secrets=tuple(secrets),
         restart_policy=spec.restart_policy,

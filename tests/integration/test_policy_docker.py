@@ -8,6 +8,7 @@ resolved on the host so a symlink cannot lead out of an allowed path.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import sys
@@ -94,3 +95,101 @@ def test_host_port_needs_the_allowing_flag(host: Host) -> None:
     (container,) = host.containers("pub")
     bindings = container.attrs["HostConfig"]["PortBindings"]
     assert bindings == {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]}
+
+
+# -- named volumes ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def volumes(host: Host) -> Iterator[list[str]]:
+    """Names of volumes a test creates itself; they and the instance's volumes are removed."""
+    made: list[str] = []
+    yield made
+    owned = host.client.volumes.list(filters={"label": f"trueup.instance={host.instance}"})
+    for name in {*made, *(v.name for v in owned)}:
+        for c in host.client.containers.list(all=True, filters={"volume": name}):
+            if c.labels.get("trueup.instance") == host.instance:
+                c.remove(force=True)
+        with contextlib.suppress(docker.errors.NotFound):
+            host.client.volumes.get(name).remove(force=True)
+
+
+VOLUME = "volumes: [{name: data, mountPath: /data}]"
+
+
+def mounted(container: docker.models.containers.Container) -> list[str]:
+    return [m["Name"] for m in container.attrs["Mounts"] if m["Type"] == "volume"]
+
+
+def read_file(container: docker.models.containers.Container) -> str:
+    code, out = container.exec_run(["cat", "/data/file"])
+    return out.decode().strip() if code == 0 else ""
+
+
+def test_two_instances_never_share_a_volume(host: Host, volumes: list[str], tmp_path: Path) -> None:
+    """The same manifest under two instances mounts two volumes, each named
+    ``trueup-<instance>_data`` and labelled with its instance: one never sees the other's data."""
+    other = Host(host.repo, f"{host.instance}-b", tmp_path / "state-b", host.client)
+    host.commit({"apps/db.yaml": sleeper("db", VOLUME)})
+    try:
+        assert host.trueup("apply").returncode == 0
+        assert other.trueup("apply").returncode == 0
+        (mine,) = host.containers("db")
+        (theirs,) = other.containers("db")
+        assert mounted(mine) == [f"trueup-{host.instance}_data"]
+        assert mounted(theirs) == [f"trueup-{other.instance}_data"]
+        label = host.client.volumes.get(mounted(mine)[0]).attrs["Labels"]
+        assert label == {"trueup.instance": host.instance}
+        mine.exec_run(["sh", "-c", "echo mine > /data/file"])
+        assert read_file(theirs) == ""
+    finally:
+        for c in other.containers("db"):
+            c.remove(force=True)
+        volumes.append(f"trueup-{other.instance}_data")
+        for n in host.client.networks.list(filters={"label": f"trueup.instance={other.instance}"}):
+            n.remove()
+
+
+def test_a_volume_of_another_owner_is_refused(host: Host, volumes: list[str]) -> None:
+    """Naming another project's volume (no trueup label), or finding the instance's scoped name
+    taken by another instance's volume, fails the app naming the volume; nothing is mounted."""
+    foreign = f"pgdata-{host.instance}"
+    volumes.append(foreign)
+    host.client.volumes.create(foreign, labels={"project": "someone-else"})
+    host.commit({"apps/db.yaml": sleeper("db", f"volumes: [{{name: {foreign}, mountPath: /d}}]")})
+    refused = host.trueup("apply")
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert f"volume {foreign}: exists but was not created by trueup" in refused.stdout
+    assert host.containers("db") == []
+
+    taken = f"trueup-{host.instance}_data"
+    volumes.append(taken)
+    host.client.volumes.create(taken, labels={"trueup.instance": "another-instance"})
+    host.commit({"apps/db.yaml": sleeper("db", VOLUME)})
+    refused = host.trueup("apply")
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert f"volume {taken}: exists but is owned by instance another-instance" in refused.stdout
+    assert host.containers("db") == []
+
+
+def test_upgrade_keeps_the_volume_under_its_old_name(host: Host, volumes: list[str]) -> None:
+    """A volume an earlier trueup created under the manifest's bare name (labelled with this
+    instance) stays in use, data and all: no empty scoped volume is made beside it, and a
+    later update of the app mounts it again."""
+    old = f"data-{host.instance}"
+    volumes.append(old)
+    host.client.volumes.create(old, labels={"trueup.instance": host.instance})
+    host.client.containers.run(
+        "busybox:1.36", ["sh", "-c", "echo kept > /data/file"], volumes={old: {"bind": "/data"}},
+        remove=True,
+    )  # fmt: skip
+    volume = f"volumes: [{{name: {old}, mountPath: /data}}]"
+    host.commit({"apps/db.yaml": sleeper("db", volume)})
+    assert host.trueup("apply").returncode == 0
+    (db,) = host.containers("db")
+    assert mounted(db) == [old] and read_file(db) == "kept"
+    host.commit({"apps/db.yaml": sleeper("db", volume + "\nenv: {A: '1'}")})
+    assert host.trueup("apply").returncode == 0
+    (db,) = host.containers("db")
+    assert mounted(db) == [old] and read_file(db) == "kept"
+    assert host.client.volumes.list(filters={"name": f"trueup-{host.instance}_"}) == []
