@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 
 import structlog
@@ -200,8 +200,10 @@ class Applier(PlanRunner):
         health_slack_s: float = 5.0,
         settle_s: float = RUNNING_SETTLE_S,
         routes_changed: RoutesHook = _no_routes,
+        bind_paths: Sequence[str] = (),
     ) -> None:
         self.runtime = runtime
+        self.bind_paths = tuple(bind_paths)
         self.desired = desired
         self.instance = instance
         self.read_context = read_context
@@ -282,7 +284,11 @@ class Applier(PlanRunner):
             for old in step.retire:
                 await self._retire(old, grace=grace)
         spec = container_spec(
-            want, replica=step.index, instance=self.instance, revision=self.desired.revision
+            want,
+            replica=step.index,
+            instance=self.instance,
+            revision=self.desired.revision,
+            bind_paths=self.bind_paths,
         )
         new_id = await self.runtime.create(spec)
         try:

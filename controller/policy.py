@@ -9,6 +9,7 @@ and returns messages; ``parse_port_range`` reads ``--allow-host-port`` / ``allow
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -69,9 +70,15 @@ def violations(spec: Spec, policy: Policy) -> list[str]:
 
 
 def _allowed_path(path: str, allowed: tuple[str, ...]) -> bool:
+    return allowed_root(path, allowed) is not None
+
+
+def allowed_root(path: str, allowed: Sequence[str]) -> str | None:
+    """The allowed bind path ``path`` is (or lies below) as written, longest first; None if
+    none. The symlinks below it are resolved on the host when the container is created."""
     normal = posixpath.normpath(path)
-    for root in allowed:
+    for root in sorted(allowed, key=len, reverse=True):
         base = posixpath.normpath(root)
         if normal == base or normal.startswith(base.rstrip("/") + "/"):
-            return True
-    return False
+            return base
+    return None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import structlog
@@ -54,8 +55,10 @@ class SwarmApplier(PlanRunner):
         concurrency: int = 4,
         slack_s: float = SLACK_S,
         poll_s: float = POLL_S,
+        bind_paths: Sequence[str] = (),
     ) -> None:
         self.runtime = runtime
+        self.bind_paths = tuple(bind_paths)
         self.desired = desired
         self.instance = instance
         self.read_context = read_context
@@ -94,6 +97,7 @@ class SwarmApplier(PlanRunner):
             revision=self.desired.revision,
             image=image,
             mounted=current.volumes if current is not None else (),
+            bind_paths=self.bind_paths,
         )
         secret_ids = {s.name: await self.runtime.ensure_secret(s) for s in spec.secrets}
         if current is None:

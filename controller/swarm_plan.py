@@ -22,7 +22,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from controller import labels as L
-from controller.desired import DesiredApp, DesiredState, canonical_json, healthcheck_spec
+from controller.desired import (
+    DesiredApp,
+    DesiredState,
+    bind_mounts,
+    canonical_json,
+    healthcheck_spec,
+)
 from controller.errors import PolicyError
 from controller.manifests.models import SecretValue
 from controller.observed import ObservedState
@@ -36,7 +42,7 @@ from controller.plan import (
     why_not_prune,
 )
 from controller.routes.table import RouteTable
-from controller.runtime.base import BindMount, PortSpec, VolumeMount, volume_name
+from controller.runtime.base import PortSpec, VolumeMount, volume_name
 from controller.runtime.swarm_base import (
     FAILED_ROLLOUT,
     TASK_INSTANCE,
@@ -76,6 +82,7 @@ def service_spec(
     revision: str | None,
     image: str | None = None,
     mounted: Sequence[tuple[str, str]] = (),
+    bind_paths: Sequence[str] = (),
 ) -> ServiceSpec:
     """The Swarm service of ``want``: labels, replicas, env, secrets, limits, health, mounts.
 
@@ -151,7 +158,7 @@ def service_spec(
             )
             for v in spec.volumes
         ),
-        binds=tuple(BindMount(b.host_path, b.mount_path, b.read_only) for b in spec.binds),
+        binds=bind_mounts(spec, bind_paths),
         secrets=tuple(secrets),
         restart_policy=spec.restart_policy,
         init=spec.init,

@@ -84,11 +84,17 @@ class VolumeMount:
 
 @dataclass(frozen=True)
 class BindMount:
-    """A host path mounted into the container (policy decides which host paths are allowed)."""
+    """A host path mounted into the container (policy decides which host paths are allowed).
+
+    ``within`` is the allowed host path the bind was admitted under: the adapter resolves
+    ``host_path``'s symlinks on the host and refuses the mount when it leads out of ``within``
+    (`runtime.hostpaths`). None: no such check (a bind made by trueup itself).
+    """
 
     host_path: str
     mount_path: str
     read_only: bool = False
+    within: str | None = None
 
 
 @dataclass(frozen=True)

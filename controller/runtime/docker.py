@@ -48,6 +48,7 @@ from controller.runtime import unixhttp
 from controller.runtime.base import (
     CLAIM_LABEL_PREFIX,
     EVENT_KINDS,
+    BindMount,
     BuildLogSink,
     BuildRequest,
     BuildResult,
@@ -64,6 +65,7 @@ from controller.runtime.base import (
     parse_health,
     parse_state,
 )
+from controller.runtime.hostpaths import resolve_bind
 
 log = structlog.get_logger(__name__)
 
@@ -672,10 +674,11 @@ class DockerRuntime:
         network = self._managed_network(spec)
         if network is not None:
             await self.ensure_network(network)
+        binds = tuple(self._resolved_bind(b) for b in spec.binds)
         volumes = [
             replace(v, name=await self.ensure_volume(v.name, legacy=v.legacy)) for v in spec.volumes
         ]
-        body = self._create_body(replace(spec, volumes=tuple(volumes)))
+        body = self._create_body(replace(spec, volumes=tuple(volumes), binds=binds))
         created: dict[str, Any] = await self._run(
             "create",
             self._call,
@@ -688,6 +691,13 @@ class DockerRuntime:
         container_id = str(created["Id"])
         log.info("container_created", container=spec.name, id=container_id[:12], image=spec.image)
         return container_id
+
+    def _resolved_bind(self, bind: BindMount) -> BindMount:
+        """``bind`` with its host path's symlinks resolved on this host (`hostpaths`)."""
+        if bind.within is None:
+            return bind
+        real = resolve_bind(bind.host_path, bind.within, local=self._socket is not None)
+        return replace(bind, host_path=real)
 
     def _managed_network(self, spec: ContainerSpec) -> str | None:
         """The network trueup puts the container on, or None for ``host``/``none``/... modes."""

@@ -294,7 +294,9 @@ class SwarmRuntime(DockerRuntime):
             )
             for v in spec.volumes
         ] + [
-            types.Mount(b.mount_path, b.host_path, type="bind", read_only=b.read_only)
+            types.Mount(
+                b.mount_path, self._resolved_bind(b).host_path, type="bind", read_only=b.read_only
+            )
             for b in spec.binds
         ]
         healthcheck = None

@@ -193,3 +193,39 @@ def test_upgrade_keeps_the_volume_under_its_old_name(host: Host, volumes: list[s
     (db,) = host.containers("db")
     assert mounted(db) == [old] and read_file(db) == "kept"
     assert host.client.volumes.list(filters={"name": f"trueup-{host.instance}_"}) == []
+
+
+# -- bind paths ------------------------------------------------------------------------
+
+
+def bind(path: Path) -> str:
+    return f"binds: [{{hostPath: {path}, mountPath: /mnt, readOnly: true}}]"
+
+
+def test_a_symlink_out_of_the_allowed_path_is_refused(host: Host, tmp_path: Path) -> None:
+    """``/allowed/x -> /etc`` passes the string check but would mount the host's /etc: the
+    controller resolves it, refuses the app naming where it leads, and creates nothing."""
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    (allowed / "x").symlink_to("/etc")
+    host.commit({"apps/peek.yaml": sleeper("peek", bind(allowed / "x"))})
+    refused = host.trueup("apply", "--allow-bind", str(allowed))
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert f"bind {allowed / 'x'}: resolves to /etc through a symlink, outside" in refused.stdout
+    assert host.containers("peek") == []
+
+
+def test_a_symlink_inside_the_allowed_path_is_mounted_resolved(host: Host, tmp_path: Path) -> None:
+    """A link that stays below the allowed path (``current -> releases/2``) is fine; the
+    engine is given the resolved path, so the container sees that release."""
+    allowed = tmp_path / "allowed"
+    (allowed / "releases" / "2").mkdir(parents=True)
+    (allowed / "releases" / "2" / "file").write_text("two\n")
+    (allowed / "current").symlink_to(allowed / "releases" / "2")
+    host.commit({"apps/site.yaml": sleeper("site", bind(allowed / "current"))})
+    result = host.trueup("apply", "--allow-bind", str(allowed))
+    assert result.returncode == 0, result.stdout + result.stderr
+    (site,) = host.containers("site")
+    (mount,) = [m for m in site.attrs["Mounts"] if m["Type"] == "bind"]
+    assert mount["Source"] == str((allowed / "releases" / "2").resolve())
+    assert site.exec_run(["cat", "/mnt/file"]).output == b"two\n"
