@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 
 import structlog
@@ -25,7 +25,7 @@ from controller.errors import (
     TrueupError,
 )
 from controller.plan import Change, Plan, ReplicaStep
-from controller.runtime.base import BuildRequest, Runtime
+from controller.runtime.base import BuildRequest, Runtime, volume_name
 from controller.slots import Slots
 
 log = structlog.get_logger(__name__)
@@ -200,8 +200,10 @@ class Applier(PlanRunner):
         health_slack_s: float = 5.0,
         settle_s: float = RUNNING_SETTLE_S,
         routes_changed: RoutesHook = _no_routes,
+        bind_paths: Sequence[str] = (),
     ) -> None:
         self.runtime = runtime
+        self.bind_paths = tuple(bind_paths)
         self.desired = desired
         self.instance = instance
         self.read_context = read_context
@@ -226,8 +228,11 @@ class Applier(PlanRunner):
         built = False
         if want is not None and any(s.start for s in change.steps):
             built = await self._ensure_image(want)
+            # before anything is retired: a volume that is not this instance's stops the change
             for volume in want.manifest.spec.volumes:
-                await self.runtime.ensure_volume(volume.name)
+                await self.runtime.ensure_volume(
+                    volume_name(self.instance, volume.name), legacy=volume.name
+                )
         for container in change.remove:
             await self._retire(container, grace=None)
         if want is not None:
@@ -279,7 +284,11 @@ class Applier(PlanRunner):
             for old in step.retire:
                 await self._retire(old, grace=grace)
         spec = container_spec(
-            want, replica=step.index, instance=self.instance, revision=self.desired.revision
+            want,
+            replica=step.index,
+            instance=self.instance,
+            revision=self.desired.revision,
+            bind_paths=self.bind_paths,
         )
         new_id = await self.runtime.create(spec)
         try:

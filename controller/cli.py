@@ -222,6 +222,13 @@ def engine_options(f: Any) -> Any:
         "--allow-cap", "allow_caps", multiple=True, help="A capability manifests may add."
     )(f)
     f = click.option(
+        "--allow-host-port",
+        "allow_host_ports",
+        multiple=True,
+        callback=_port_ranges,
+        help="A host port (8080) or range (8000-9000) manifests may publish; repeatable.",
+    )(f)
+    f = click.option(
         "--output",
         type=click.Choice(["text", "json"]),
         default="text",
@@ -229,6 +236,17 @@ def engine_options(f: Any) -> Any:
         help="Text for people, JSON for scripts.",
     )(f)
     return f
+
+
+def _port_ranges(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> tuple[tuple[int, int], ...]:
+    from controller.policy import parse_port_range
+
+    try:
+        return tuple(parse_port_range(v) for v in values)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
 
 
 def _policy(kw: dict[str, Any]) -> Any:
@@ -239,6 +257,7 @@ def _policy(kw: dict[str, Any]) -> Any:
         allow_host_network=kw["allow_host_network"],
         allowed_capabilities=frozenset(kw["allow_caps"]),
         allowed_bind_paths=tuple(kw["allow_binds"]),
+        allowed_host_ports=kw["allow_host_ports"],
     )
 
 

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+import shlex
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
 from controller import labels as L
 from controller.errors import PolicyError, SourceError, TrueupError
-from controller.policy import Policy, violations
+from controller.policy import Policy, allowed_root, violations
 from controller.runtime.base import (
     BindMount,
     ContainerSpec,
@@ -26,6 +27,7 @@ from controller.runtime.base import (
     PortSpec,
     RestartPolicy,
     VolumeMount,
+    volume_name,
 )
 from controller.secrets import SecretStore, digest
 
@@ -255,9 +257,17 @@ def container_name(instance: str, app: str, replica: int, short_hash: str) -> st
 
 
 def container_spec(
-    desired: DesiredApp, *, replica: int, instance: str, revision: str | None
+    desired: DesiredApp,
+    *,
+    replica: int,
+    instance: str,
+    revision: str | None,
+    bind_paths: Sequence[str] = (),
 ) -> ContainerSpec:
-    """The runtime's view of one replica of ``desired``, with every ownership label."""
+    """The runtime's view of one replica of ``desired``, with every ownership label.
+
+    Each bind carries the allowed path of ``bind_paths`` (the policy's) it lies under, or its
+    own path when none: the runtime refuses it when its symlinks lead out of that path."""
     spec = desired.manifest.spec
     env = {k: v for k, v in spec.env.items() if isinstance(v, str)}
     env.update(desired.secret_env)
@@ -287,8 +297,11 @@ def container_spec(
         healthcheck=healthcheck_spec(spec),
         memory=spec.resources.memory,
         cpus=spec.resources.cpus,
-        volumes=tuple(VolumeMount(v.name, v.mount_path, v.read_only) for v in spec.volumes),
-        binds=tuple(BindMount(b.host_path, b.mount_path, b.read_only) for b in spec.binds),
+        volumes=tuple(
+            VolumeMount(volume_name(instance, v.name), v.mount_path, v.read_only, legacy=v.name)
+            for v in spec.volumes
+        ),
+        binds=bind_mounts(spec, bind_paths),
         restart_policy=spec.restart_policy,
         init=spec.init,
         stop_signal=spec.stop_signal,
@@ -297,6 +310,19 @@ def container_spec(
         privileged=spec.privileged,
         network_mode=None if spec.network_mode == "bridge" else spec.network_mode,
         cap_add=tuple(spec.cap_add),
+    )
+
+
+def bind_mounts(spec: Spec, bind_paths: Sequence[str]) -> tuple[BindMount, ...]:
+    """``spec``'s binds, each with the allowed path it must stay within once resolved."""
+    return tuple(
+        BindMount(
+            b.host_path,
+            b.mount_path,
+            b.read_only,
+            within=allowed_root(b.host_path, bind_paths) or b.host_path,
+        )
+        for b in spec.binds
     )
 
 
@@ -311,7 +337,8 @@ def healthcheck_spec(spec: Spec) -> HealthCheckSpec | None:
     # static busybox builds crash on `wget -T`).
     if check.http is not None:
         port = check.http.port if isinstance(check.http.port, int) else ports[check.http.port]
-        url = f"http://127.0.0.1:{port}{check.http.path}"
+        # one shell word: a path's '&', ';' or '$' must reach wget as part of the URL
+        url = shlex.quote(f"http://127.0.0.1:{port}{check.http.path}")
         test = ("CMD-SHELL", f"wget -q -O /dev/null {url} || curl -fsS -o /dev/null {url}")
     elif check.tcp is not None:
         port = check.tcp.port if isinstance(check.tcp.port, int) else ports[check.tcp.port]

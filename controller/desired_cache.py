@@ -57,6 +57,7 @@ def cache_key(path: str, tree_id: str, policy: Policy) -> str:
                 "allow_host_network": policy.allow_host_network,
                 "allowed_capabilities": sorted(policy.allowed_capabilities),
                 "allowed_bind_paths": list(policy.allowed_bind_paths),
+                "allowed_host_ports": [list(r) for r in policy.allowed_host_ports],
             },
         }
     )

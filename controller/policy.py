@@ -1,13 +1,15 @@
 """Host-level powers a manifest may ask for, and whether the controller's config allows them.
 
 Whoever can commit to the repository is not automatically an admin of the host: privileged
-mode, host networking, added capabilities and bind mounts of host paths are refused unless the
-controller's own settings allow them. Pure: ``violations`` takes values and returns messages.
+mode, host networking, added capabilities, bind mounts of host paths and published host ports
+are refused unless the controller's own settings allow them. Pure: ``violations`` takes values
+and returns messages; ``parse_port_range`` reads ``--allow-host-port`` / ``allowed_host_ports``.
 """
 
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -23,6 +25,22 @@ class Policy:
     allow_host_network: bool = False
     allowed_capabilities: frozenset[str] = frozenset()
     allowed_bind_paths: tuple[str, ...] = ()
+    allowed_host_ports: tuple[tuple[int, int], ...] = ()
+    """Inclusive (first, last) ranges of host ports manifests may publish (``hostPort``)."""
+
+
+def parse_port_range(value: str | int) -> tuple[int, int]:
+    """``8080`` or ``"8000-9000"`` as an inclusive (first, last) range; ValueError otherwise."""
+    text = str(value).strip()
+    first, sep, last = text.partition("-")
+    try:
+        low = int(first)
+        high = int(last) if sep else low
+    except ValueError:
+        raise ValueError(f"{text!r} is not a port or a port range (e.g. 8080, 8000-9000)") from None
+    if not 1 <= low <= high <= 65535:
+        raise ValueError(f"{text!r} is not a port range within 1-65535 (first <= last)")
+    return low, high
 
 
 def violations(spec: Spec, policy: Policy) -> list[str]:
@@ -40,13 +58,27 @@ def violations(spec: Spec, policy: Policy) -> list[str]:
             problems.append(
                 f"spec.binds: host path {bind.host_path} is not under an allowed bind path"
             )
+    for i, port in enumerate(spec.ports):
+        if port.host_port is not None and not any(
+            low <= port.host_port <= high for low, high in policy.allowed_host_ports
+        ):
+            problems.append(
+                f"spec.ports[{i}].hostPort: host port {port.host_port} is not allowed by the "
+                "controller"
+            )
     return problems
 
 
 def _allowed_path(path: str, allowed: tuple[str, ...]) -> bool:
+    return allowed_root(path, allowed) is not None
+
+
+def allowed_root(path: str, allowed: Sequence[str]) -> str | None:
+    """The allowed bind path ``path`` is (or lies below) as written, longest first; None if
+    none. The symlinks below it are resolved on the host when the container is created."""
     normal = posixpath.normpath(path)
-    for root in allowed:
+    for root in sorted(allowed, key=len, reverse=True):
         base = posixpath.normpath(root)
         if normal == base or normal.startswith(base.rstrip("/") + "/"):
-            return True
-    return False
+            return base
+    return None

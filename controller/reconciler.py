@@ -276,6 +276,7 @@ class Reconciler:
                     instance=self.instance,
                     read_context=read,
                     concurrency=self.concurrency,
+                    bind_paths=self.policy.allowed_bind_paths,
                 )
             else:
                 applier = Applier(
@@ -285,6 +286,7 @@ class Reconciler:
                     read_context=read,
                     concurrency=self.concurrency,
                     routes_changed=sync.retiring,
+                    bind_paths=self.policy.allowed_bind_paths,
                 )
             result.outcomes = await applier.run(replace(plan, changes=container_changes))
         if apply:

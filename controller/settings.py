@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from controller.errors import ConfigError
 from controller.manifests.models import Duration
-from controller.policy import Policy
+from controller.policy import Policy, parse_port_range
 
 
 class Settings(BaseModel):
@@ -67,6 +67,15 @@ class Settings(BaseModel):
     allow_host_network: bool = False
     allowed_bind_paths: tuple[str, ...] = ()
     allowed_capabilities: tuple[str, ...] = ()
+    allowed_host_ports: tuple[str | int, ...] = ()
+    """Host ports manifests may publish: ports (``8080``) and ranges (``"8000-9000"``)."""
+
+    @field_validator("allowed_host_ports")
+    @classmethod
+    def _port_ranges(cls, value: tuple[str | int, ...]) -> tuple[str | int, ...]:
+        for item in value:
+            parse_port_range(item)
+        return value
 
     @field_validator("allowed_bind_paths")
     @classmethod
@@ -82,10 +91,11 @@ class Settings(BaseModel):
             allow_host_network=self.allow_host_network,
             allowed_capabilities=frozenset(self.allowed_capabilities),
             allowed_bind_paths=self.allowed_bind_paths,
+            allowed_host_ports=tuple(parse_port_range(p) for p in self.allowed_host_ports),
         )
 
 
-_LIST_KEYS = {"allowed_bind_paths", "allowed_capabilities"}
+_LIST_KEYS = {"allowed_bind_paths", "allowed_capabilities", "allowed_host_ports"}
 
 
 def from_environment(env: Mapping[str, str]) -> dict[str, Any]:

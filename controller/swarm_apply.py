@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import structlog
@@ -28,8 +29,8 @@ from controller.errors import (
     TrueupError,
 )
 from controller.plan import Change, Plan
-from controller.runtime.swarm_base import FAILED_ROLLOUT, ServiceSpec, TaskInfo
-from controller.swarm_plan import registry_image, service_spec
+from controller.runtime.swarm_base import FAILED_ROLLOUT, ServiceInfo, ServiceSpec, TaskInfo
+from controller.swarm_plan import registry_image, service_name, service_spec
 
 if TYPE_CHECKING:
     from controller.runtime.swarm import SwarmRuntime
@@ -54,8 +55,10 @@ class SwarmApplier(PlanRunner):
         concurrency: int = 4,
         slack_s: float = SLACK_S,
         poll_s: float = POLL_S,
+        bind_paths: Sequence[str] = (),
     ) -> None:
         self.runtime = runtime
+        self.bind_paths = tuple(bind_paths)
         self.desired = desired
         self.instance = instance
         self.read_context = read_context
@@ -82,17 +85,22 @@ class SwarmApplier(PlanRunner):
             if change.action != "scale":
                 built = await self._ensure_image(want)
             image = registry_image(self.runtime.registry, want.image)
+        current: ServiceInfo | None = None
+        if change.action != "create":
+            try:
+                current = await self.runtime.inspect_service(service_name(self.instance, want.name))
+            except ContainerNotFound:  # removed since the plan was made: create it again
+                current = None
         spec = service_spec(
-            want, instance=self.instance, revision=self.desired.revision, image=image
+            want,
+            instance=self.instance,
+            revision=self.desired.revision,
+            image=image,
+            mounted=current.volumes if current is not None else (),
+            bind_paths=self.bind_paths,
         )
         secret_ids = {s.name: await self.runtime.ensure_secret(s) for s in spec.secrets}
-        if change.action == "create":
-            service_id = await self.runtime.create_service(spec, secret_ids)
-            await self._await_tasks(service_id, want, spec, seen=frozenset())
-            return built
-        try:
-            current = await self.runtime.inspect_service(spec.name)
-        except ContainerNotFound:  # removed since the plan was made: create it again
+        if current is None:
             service_id = await self.runtime.create_service(spec, secret_ids)
             await self._await_tasks(service_id, want, spec, seen=frozenset())
             return built

@@ -22,7 +22,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from controller import labels as L
-from controller.desired import DesiredApp, DesiredState, canonical_json, healthcheck_spec
+from controller.desired import (
+    DesiredApp,
+    DesiredState,
+    bind_mounts,
+    canonical_json,
+    healthcheck_spec,
+)
 from controller.errors import PolicyError
 from controller.manifests.models import SecretValue
 from controller.observed import ObservedState
@@ -36,7 +42,7 @@ from controller.plan import (
     why_not_prune,
 )
 from controller.routes.table import RouteTable
-from controller.runtime.base import BindMount, PortSpec, VolumeMount
+from controller.runtime.base import PortSpec, VolumeMount, volume_name
 from controller.runtime.swarm_base import (
     FAILED_ROLLOUT,
     TASK_INSTANCE,
@@ -70,9 +76,20 @@ def registry_image(registry: str | None, image: str) -> str:
 
 
 def service_spec(
-    want: DesiredApp, *, instance: str, revision: str | None, image: str | None = None
+    want: DesiredApp,
+    *,
+    instance: str,
+    revision: str | None,
+    image: str | None = None,
+    mounted: Sequence[tuple[str, str]] = (),
+    bind_paths: Sequence[str] = (),
 ) -> ServiceSpec:
     """The Swarm service of ``want``: labels, replicas, env, secrets, limits, health, mounts.
+
+    A named volume is the instance's `volume_name`; only when the running service already
+    mounts the volume under its old, unscoped name at the same path (``mounted``: its
+    (source, target) pairs) is that name kept, so an upgrade never moves an app to an empty
+    volume.
 
     A secretRef variable ``VAR`` becomes a Swarm secret mounted at ``/run/secrets/VAR``, and
     ``VAR_FILE`` names that file (Swarm has no secret environment variables; the value never
@@ -83,6 +100,12 @@ def service_spec(
         raise PolicyError("privileged is not supported by Swarm services")
     if spec.network_mode != "bridge":
         raise PolicyError(f"networkMode {spec.network_mode} is not supported on swarm")
+    for i, port in enumerate(spec.ports):
+        if port.host_ip is not None:
+            raise PolicyError(
+                f"spec.ports[{i}].hostIp: not supported on swarm (the routing mesh publishes "
+                f"hostPort {port.host_port} on every node's addresses)"
+            )
     env = {k: v for k, v in spec.env.items() if isinstance(v, str)}
     secrets: list[SecretMount] = []
     for var, value in sorted(spec.env.items()):
@@ -127,8 +150,15 @@ def service_spec(
         healthcheck=healthcheck_spec(spec),
         memory=spec.resources.memory,
         cpus=spec.resources.cpus,
-        volumes=tuple(VolumeMount(v.name, v.mount_path, v.read_only) for v in spec.volumes),
-        binds=tuple(BindMount(b.host_path, b.mount_path, b.read_only) for b in spec.binds),
+        volumes=tuple(
+            VolumeMount(
+                v.name if (v.name, v.mount_path) in mounted else volume_name(instance, v.name),
+                v.mount_path,
+                v.read_only,
+            )
+            for v in spec.volumes
+        ),
+        binds=bind_mounts(spec, bind_paths),
         secrets=tuple(secrets),
         restart_policy=spec.restart_policy,
         init=spec.init,

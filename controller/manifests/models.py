@@ -9,6 +9,7 @@ JSON Schema in ``schemas/`` is generated from these models (``trueup schema``).
 
 from __future__ import annotations
 
+import ipaddress
 import posixpath
 import re
 import signal
@@ -38,6 +39,7 @@ _HOSTNAME = re.compile(
     r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 )
 _LABEL_KEY = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$")
+_HTTP_PATH = re.compile(r"^/[^\s\x00-\x1f\x7f]*$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 _SIGNALS = sorted(s.name for s in signal.Signals if not s.name.startswith("SIG_"))
 
@@ -81,6 +83,23 @@ def _hostname(value: str) -> str:
     if not _HOSTNAME.match(lowered) or len(lowered) > 253:
         raise ValueError(f"{value!r} is not a valid host name")
     return lowered
+
+
+def _ip_address(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not an IP address (e.g. 127.0.0.1, 0.0.0.0 or ::1)"
+        ) from None
+
+
+def _http_path(value: str) -> str:
+    if not _HTTP_PATH.match(value):
+        raise ValueError(
+            f"{value!r} is not a URL path: start with '/', no spaces or control characters"
+        )
+    return value
 
 
 def _signal_name(value: str) -> str:
@@ -183,12 +202,12 @@ class ContainerPort(Model):
     container_port: Port
     protocol: Literal["tcp", "udp"] = "tcp"
     host_port: Port | None = None
-    host_ip: str | None = None
+    host_ip: Annotated[str, AfterValidator(_ip_address)] | None = None
 
     @model_validator(mode="after")
     def _host_ip_needs_port(self) -> ContainerPort:
         if self.host_ip is not None and self.host_port is None:
-            raise rule("hostIP is only meaningful together with hostPort", "hostIP")
+            raise rule("hostIp is only meaningful together with hostPort", "hostIp")
         return self
 
 
@@ -201,9 +220,13 @@ class Route(Model):
 
 
 class HttpCheck(Model):
-    """Healthy when ``GET path`` on ``port`` answers 2xx or 3xx."""
+    """Healthy when ``GET path`` on ``port`` answers 2xx or 3xx (``path`` may carry a query)."""
 
-    path: Annotated[str, Field(pattern=r"^/[^\s]*$")] = "/"
+    path: Annotated[
+        str,
+        AfterValidator(_http_path),
+        WithJsonSchema({"type": "string", "pattern": _HTTP_PATH.pattern}),
+    ] = "/"
     port: str | Port
 
 

@@ -29,6 +29,15 @@ def network_name(instance: str) -> str:
     return f"trueup-{instance}"
 
 
+def volume_name(instance: str, name: str) -> str:
+    """The engine name of the named volume ``name`` of ``instance``: ``trueup-<instance>_<name>``.
+
+    Instance and volume names are both ``a-z0-9-``, so the ``_`` keeps two instances from ever
+    meeting on one name (``a`` + ``b-data`` and ``a-b`` + ``data`` stay apart).
+    """
+    return f"trueup-{instance}_{name}"
+
+
 def claim_name(instance: str) -> str:
     """The engine object whose existence says a controller drives ``instance``."""
     return f"trueup-claim-{instance}"
@@ -60,20 +69,32 @@ class HealthCheckSpec:
 
 @dataclass(frozen=True)
 class VolumeMount:
-    """A named volume mounted at ``mount_path``; created on demand, never deleted by trueup."""
+    """A named volume mounted at ``mount_path``; created on demand, never deleted by trueup.
+
+    ``name`` is the engine's name (`volume_name`). ``legacy`` is the name the same volume had
+    before names were scoped to the instance (the manifest's name): while no volume ``name``
+    exists, a volume ``legacy`` that carries this instance's label is kept in use.
+    """
 
     name: str
     mount_path: str
     read_only: bool = False
+    legacy: str | None = None
 
 
 @dataclass(frozen=True)
 class BindMount:
-    """A host path mounted into the container (policy decides which host paths are allowed)."""
+    """A host path mounted into the container (policy decides which host paths are allowed).
+
+    ``within`` is the allowed host path the bind was admitted under: the adapter resolves
+    ``host_path``'s symlinks on the host and refuses the mount when it leads out of ``within``
+    (`runtime.hostpaths`). None: no such check (a bind made by trueup itself).
+    """
 
     host_path: str
     mount_path: str
     read_only: bool = False
+    within: str | None = None
 
 
 @dataclass(frozen=True)
@@ -296,8 +317,10 @@ class Runtime(Protocol):
         """Create the managed bridge network if missing; return its name."""
         ...
 
-    async def ensure_volume(self, name: str) -> str:
-        """Create a named volume if missing; return its name."""
+    async def ensure_volume(self, name: str, *, legacy: str | None = None) -> str:
+        """The engine volume to mount for ``name`` (see `VolumeMount`), created with this
+        instance's label when neither exists. `RuntimeRejected` when the volume there does not
+        carry this instance's label: a manifest never mounts another owner's data."""
         ...
 
     async def claim_instance(self, holder: Mapping[str, str]) -> dict[str, str] | None:

@@ -28,6 +28,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -47,6 +48,7 @@ from controller.runtime import unixhttp
 from controller.runtime.base import (
     CLAIM_LABEL_PREFIX,
     EVENT_KINDS,
+    BindMount,
     BuildLogSink,
     BuildRequest,
     BuildResult,
@@ -63,6 +65,7 @@ from controller.runtime.base import (
     parse_health,
     parse_state,
 )
+from controller.runtime.hostpaths import resolve_bind
 
 log = structlog.get_logger(__name__)
 
@@ -611,30 +614,71 @@ class DockerRuntime:
 
         await self._run("release_instance", run, subject=name)
 
-    async def ensure_volume(self, name: str) -> str:
-        """Create a named volume when missing; trueup never deletes volumes."""
+    async def ensure_volume(self, name: str, *, legacy: str | None = None) -> str:
+        """The volume to mount for ``name``: it, when it carries this instance's label; else
+        an existing ``legacy`` volume (pre-scoping name) with that label; else ``name``, created
+        with the label. A volume there without the label is refused (`RuntimeRejected`), and
+        so is an unlabelled or foreign ``legacy`` one: it may hold this app's data, and the app
+        must not start on an empty volume beside it (README, "Named volumes"). Trueup never
+        deletes volumes."""
 
-        def run() -> None:
-            try:
-                self._call("GET", "/volumes/{}", name)
-            except unixhttp.EngineHTTPError as exc:
-                if exc.status != 404:
-                    raise
-                body = {"Name": name, "Labels": {L.INSTANCE: self.instance}}
-                self._call("POST", "/volumes/create", body=body)
-                log.info("volume_created", volume=name)
+        def run() -> str:
+            found = self._volume(name)
+            if found is not None:
+                owner = self._volume_owner(found)
+                if owner != self.instance:
+                    raise RuntimeRejected(
+                        f"volume {name}: exists but {_owned_by(owner)}, not by instance "
+                        f"{self.instance}; refusing to mount it"
+                    )
+                return name
+            if legacy is not None and legacy != name:
+                old = self._volume(legacy)
+                if old is not None:
+                    owner = self._volume_owner(old)
+                    if owner == self.instance:
+                        log.info("volume_kept_old_name", volume=legacy, scoped=name)
+                        return legacy
+                    raise RuntimeRejected(
+                        f"volume {legacy}: exists but {_owned_by(owner)}, not by instance "
+                        f"{self.instance}; refusing to mount it, or to start on a new empty "
+                        f"volume {name} while it may hold this app's data: copy what it should "
+                        f"keep into {name} (created with label {L.INSTANCE}={self.instance}), "
+                        "see README, Named volumes"
+                    )
+            body = {"Name": name, "Labels": {L.INSTANCE: self.instance}}
+            self._call("POST", "/volumes/create", body=body)
+            log.info("volume_created", volume=name)
+            return name
 
-        await self._run("ensure_volume", run, subject=name)
-        return name
+        return await self._run("ensure_volume", run, subject=name)
+
+    def _volume(self, name: str) -> dict[str, Any] | None:
+        """The engine's volume ``name`` (blocking), None when there is none."""
+        try:
+            found: dict[str, Any] = self._call("GET", "/volumes/{}", name) or {}
+        except unixhttp.EngineHTTPError as exc:
+            if exc.status != 404:
+                raise
+            return None
+        return found
+
+    @staticmethod
+    def _volume_owner(volume: Mapping[str, Any]) -> str | None:
+        labels = volume.get("Labels") or {}
+        owner = labels.get(L.INSTANCE)
+        return str(owner) if owner is not None else None
 
     async def create(self, spec: ContainerSpec) -> str:
         """Create a container from ``spec`` on the managed network; returns its id."""
         network = self._managed_network(spec)
         if network is not None:
             await self.ensure_network(network)
-        for volume in spec.volumes:
-            await self.ensure_volume(volume.name)
-        body = self._create_body(spec)
+        binds = tuple(self._resolved_bind(b) for b in spec.binds)
+        volumes = [
+            replace(v, name=await self.ensure_volume(v.name, legacy=v.legacy)) for v in spec.volumes
+        ]
+        body = self._create_body(replace(spec, volumes=tuple(volumes), binds=binds))
         created: dict[str, Any] = await self._run(
             "create",
             self._call,
@@ -647,6 +691,13 @@ class DockerRuntime:
         container_id = str(created["Id"])
         log.info("container_created", container=spec.name, id=container_id[:12], image=spec.image)
         return container_id
+
+    def _resolved_bind(self, bind: BindMount) -> BindMount:
+        """``bind`` with its host path's symlinks resolved on this host (`hostpaths`)."""
+        if bind.within is None:
+            return bind
+        real = resolve_bind(bind.host_path, bind.within, local=self._socket is not None)
+        return replace(bind, host_path=real)
 
     def _managed_network(self, spec: ContainerSpec) -> str | None:
         """The network trueup puts the container on, or None for ``host``/``none``/... modes."""
@@ -913,6 +964,10 @@ class DockerRuntime:
         for client in (self._sdk_client, self._stream_client):
             if client is not None:
                 await asyncio.to_thread(client.close)
+
+
+def _owned_by(owner: str | None) -> str:
+    return f"is owned by instance {owner}" if owner else "was not created by trueup"
 
 
 def stats_from(data: Mapping[str, Any]) -> Stats:

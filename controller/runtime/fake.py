@@ -378,7 +378,7 @@ class FakeRuntime:
         self.networks.add(net)
         return net
 
-    async def ensure_volume(self, name: str) -> str:
+    async def ensure_volume(self, name: str, *, legacy: str | None = None) -> str:
         """Record the volume."""
         self._enter("ensure_volume")
         self.volumes.add(name)

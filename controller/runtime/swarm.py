@@ -283,11 +283,20 @@ class SwarmRuntime(DockerRuntime):
     ) -> dict[str, Any]:
         """The SDK arguments of create/update: deterministic, so an unchanged spec never rolls."""
         types = docker.types
+        # labels reach the volume a node creates for the first task that mounts it
         mounts = [
-            types.Mount(v.mount_path, v.name, type="volume", read_only=v.read_only)
+            types.Mount(
+                v.mount_path,
+                v.name,
+                type="volume",
+                read_only=v.read_only,
+                labels={L.INSTANCE: self.instance},
+            )
             for v in spec.volumes
         ] + [
-            types.Mount(b.mount_path, b.host_path, type="bind", read_only=b.read_only)
+            types.Mount(
+                b.mount_path, self._resolved_bind(b).host_path, type="bind", read_only=b.read_only
+            )
             for b in spec.binds
         ]
         healthcheck = None
@@ -524,6 +533,11 @@ def service_info(row: Mapping[str, Any]) -> ServiceInfo:
             if ref.get("SecretName")
         ),
         template_changed=_template_changed(row),
+        volumes=tuple(
+            (str(m.get("Source")), str(m.get("Target")))
+            for m in (template.get("ContainerSpec") or {}).get("Mounts") or []
+            if m.get("Type") == "volume" and m.get("Source")
+        ),
     )
 
 

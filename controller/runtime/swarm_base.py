@@ -108,6 +108,8 @@ class ServiceInfo:
     """Names of the Swarm secrets the service's spec references."""
     template_changed: bool = False
     """True when the last update changed the task template (Swarm rolls tasks for it)."""
+    volumes: tuple[tuple[str, str], ...] = ()
+    """(source, target) of the service's named-volume mounts."""
 
     @property
     def app(self) -> str | None:

@@ -234,8 +234,8 @@ def test_heal_after_rm(deployment: Deployment) -> None:
 
 def test_prune_keeps_volumes(deployment: Deployment) -> None:
     """Deleting an app's manifest removes its containers but never its named volume."""
-    volume = f"data-{deployment.instance}"
-    extra = f"volumes: [{{name: {volume}, mountPath: /data}}]\n"
+    extra = "volumes: [{name: data, mountPath: /data}]\n"
+    volume = f"trueup-{deployment.instance}_data"  # the engine name: scoped to the instance
     deployment.commit({"apps/db.yaml": sleeper("db", extra), "apps/web.yaml": http_app("web")})
     deployment.trueup("apply", check=True)
     (db,) = deployment.containers("db")

@@ -89,7 +89,9 @@ def test_create_converges_then_in_sync(deployment: SwarmDeployment) -> None:
     assert template["Networks"][0]["Aliases"] == ["web"]
     job = deployment.service("job")["Spec"]
     assert job["UpdateConfig"]["Order"] == "stop-first"  # volumes: stop-first by default
-    assert job["TaskTemplate"]["ContainerSpec"]["Mounts"][0]["Source"] == "trueup-swarm-test-data"
+    (mount,) = job["TaskTemplate"]["ContainerSpec"]["Mounts"]
+    assert mount["Source"] == f"trueup-{deployment.instance}_trueup-swarm-test-data"  # scoped
+    assert mount["VolumeOptions"]["Labels"] == {"trueup.instance": deployment.instance}
     assert len(deployment.running_tasks("web")) == 2
     # observation filters tasks by the instance label (set on the service) in one call
     mine = deployment.api.tasks(filters={"label": f"trueup.instance={deployment.instance}"})
