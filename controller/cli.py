@@ -703,6 +703,13 @@ def logs(app: str, follow: bool, tail: int | None, **kw: Any) -> None:
     help="A capability manifests may add; repeatable (replaces the config's).",
 )
 @click.option(
+    "--allow-host-port",
+    "allowed_host_ports",
+    multiple=True,
+    callback=lambda c, p, v: v or None,
+    help="A host port or range (8000-9000) manifests may publish; repeatable.",
+)
+@click.option(
     "--api-token-file",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,

@@ -20,7 +20,7 @@ from tests.gitutil import make_repo
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: A value for each placeholder of the README's "common:" line (a choice takes its first).
+#: A value for each placeholder of the README's "common:" line (else a choice's first).
 SAMPLES = {
     "NAME": "t-common",
     "DIR": "{tmp}/state",
@@ -31,6 +31,7 @@ SAMPLES = {
     "PATH": "/srv",
     "CAP": "NET_ADMIN",
     "ADDR": "127.0.0.1:8080",
+    "PORT|FIRST-LAST": "8000-9000",
 }
 
 
@@ -47,7 +48,7 @@ def common_args(tmp: Path) -> list[str]:
     for option, placeholder in readme_common_options():
         args.append(option)
         if placeholder is not None:
-            value = placeholder.split("|")[0] if "|" in placeholder else SAMPLES[placeholder]
+            value = SAMPLES.get(placeholder) or placeholder.split("|")[0]
             args.append(value.format(tmp=tmp))
     return args
 
@@ -110,8 +111,9 @@ def test_validate_and_schema_with_common_options_still_work(tmp_path: Path) -> N
 def test_run_takes_policy_and_https_flags_over_its_config(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`trueup run --allow-bind/--allow-cap/--allow-privileged/--allow-host-network/
-    --proxy-https` reach the controller's settings; a flag not given keeps the config's value."""
+    """`trueup run --allow-bind/--allow-cap/--allow-host-port/--allow-privileged/
+    --allow-host-network/--proxy-https` reach the controller's settings; a flag not given
+    keeps the config's value."""
     from controller import daemon
 
     seen: list[Any] = []
@@ -130,10 +132,12 @@ def test_run_takes_policy_and_https_flags_over_its_config(
     assert kept.allow_privileged and kept.allowed_capabilities == ("SYS_TIME",)
     assert not kept.allow_host_network and kept.allowed_bind_paths == () and not kept.proxy_https
     flags = ["--allow-host-network", "--allow-bind", "/srv", "--allow-bind", "/data",
-             "--allow-cap", "NET_ADMIN", "--proxy-https"]  # fmt: skip
+             "--allow-cap", "NET_ADMIN", "--allow-host-port", "8000-9000",
+             "--proxy-https"]  # fmt: skip
     result = runner.invoke(main, ["run", "--config", str(config), "--state-dir", state, *flags])
     assert result.exit_code == 0, result.output
     given = seen.pop()
     assert given.allow_privileged and given.allow_host_network and given.proxy_https
     assert given.allowed_bind_paths == ("/srv", "/data")
     assert given.allowed_capabilities == ("NET_ADMIN",)
+    assert given.policy().allowed_host_ports == ((8000, 9000),)
