@@ -22,6 +22,18 @@ EXIT_CHANGES = 1  # diff: changes pending; validate: invalid; apply: an app fail
 EXIT_ERROR = 2
 
 
+def checked_instance(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--instance`` (or ``TRUEUP_INSTANCE``), checked as the config file's ``instance`` is."""
+    from controller.labels import check_instance
+
+    if value is None:
+        return None
+    try:
+        return check_instance(value)
+    except TrueupError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
 def common_options(f: Any) -> Any:
     """Options every command that touches an engine or the state dir accepts."""
     f = click.option(
@@ -29,6 +41,7 @@ def common_options(f: Any) -> Any:
         default="default",
         envvar="TRUEUP_INSTANCE",
         show_default=True,
+        callback=checked_instance,
         help="Controller instance name; instances never touch each other's containers.",
     )(f)
     f = click.option(
@@ -51,7 +64,8 @@ def common_options(f: Any) -> Any:
         "--runtime-url",
         default=None,
         envvar="TRUEUP_RUNTIME_URL",
-        help="Engine API URL (default: DOCKER_HOST, then the Docker socket, then Podman's).",
+        help="Engine API URL; when set (or DOCKER_HOST is) the only engine tried (default: "
+        "the Docker socket, then Podman's).",
     )(f)
     f = click.option(
         "--swarm/--no-swarm",
@@ -634,10 +648,14 @@ def logs(app: str, follow: bool, tail: int | None, **kw: Any) -> None:
 @click.option("--path", default=None, help="Folder of manifests, relative to the root.")
 @click.option("--interval", default=None, help="Resync (and remote poll) period, e.g. 30s.")
 @click.option("--listen", default=None, help="HTTP address for metrics and the API.")
-@click.option("--instance", default=None, help="Controller instance name.")
+@click.option(
+    "--instance", default=None, callback=checked_instance, help="Controller instance name."
+)
 @click.option("--state-dir", type=click.Path(path_type=Path), default=None, help="State dir.")
 @click.option("--runtime", type=click.Choice(["auto", "docker", "podman", "swarm"]), default=None)
-@click.option("--runtime-url", default=None, help="Engine API URL.")
+@click.option(
+    "--runtime-url", default=None, help="Engine API URL; when set, the only engine tried."
+)
 @click.option("--router", type=click.Choice(["caddy", "none"]), default=None, help="Proxy.")
 @click.option("--caddy-admin", default=None, help="Caddy's admin API URL.")
 @click.option("--proxy-listen", default=None, help="Address of trueup's Caddy server.")

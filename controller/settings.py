@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from controller.errors import ConfigError
+from controller.labels import check_instance
 from controller.manifests.models import Duration
 from controller.policy import Policy
 
@@ -38,10 +39,11 @@ class Settings(BaseModel):
     """Bearer token for ``POST /api/v1/reconcile``; without it that endpoint is disabled."""
     webhook_secret_file: Path | None = None
     """Shared secret of the webhooks (``/hooks/*``); without it webhooks are refused."""
-    instance: str = Field(default="default", pattern=r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
+    instance: str = "default"
     state_dir: Path = Path(".trueup")
     runtime: Literal["auto", "docker", "podman", "swarm"] = "auto"
     runtime_url: str | None = None
+    """Engine API URL; when set (or ``DOCKER_HOST`` is) it is the only engine tried."""
     swarm: bool = False
     """With ``runtime: auto``, drive Swarm services when the engine is a swarm manager."""
     swarm_registry: str | None = None
@@ -67,6 +69,14 @@ class Settings(BaseModel):
     allow_host_network: bool = False
     allowed_bind_paths: tuple[str, ...] = ()
     allowed_capabilities: tuple[str, ...] = ()
+
+    @field_validator("instance")
+    @classmethod
+    def _instance(cls, value: str) -> str:
+        try:
+            return check_instance(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from exc
 
     @field_validator("allowed_bind_paths")
     @classmethod
