@@ -463,7 +463,14 @@ def apply(**kw: Any) -> None:
     type=click.Path(path_type=Path, dir_okay=False, exists=True),
     default=None,
     envvar="TRUEUP_CONFIG",
-    help="The controller's settings file (its listen address is tried).",
+    help="The controller's settings file (its listen address and read token are used).",
+)
+@click.option(
+    "--api-read-token-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    envvar="TRUEUP_API_READ_TOKEN_FILE",
+    help="The controller's read token (default: the config's api_read_token_file).",
 )
 def status(**kw: Any) -> None:
     """Sync, health and replicas of this instance's apps.
@@ -492,7 +499,7 @@ def status(**kw: Any) -> None:
         finally:
             await runtime.close()
 
-    live = _api_status(_api_urls(kw), kw["instance"])
+    live = _api_status(_api_urls(kw), kw["instance"], _read_token(kw))
     if live is None:
         live = _controller_status(kw["state_dir"])
     if live is not None:
@@ -534,6 +541,25 @@ def _api_urls(kw: dict[str, Any]) -> list[str]:
     return [u for u in dict.fromkeys(urls) if u]
 
 
+def _read_token(kw: dict[str, Any]) -> bytes | None:
+    """The token to read the API with: ``--api-read-token-file``, else the config's."""
+    from controller.server import read_secret
+
+    path = kw["api_read_token_file"]
+    if path is None and kw["config_file"] is not None:
+        from controller.settings import load_settings
+
+        try:
+            path = load_settings(kw["config_file"], {}).api_read_token_file
+        except TrueupError as exc:
+            fail(str(exc))
+    try:
+        return read_secret(path, "API read token")
+    except TrueupError as exc:
+        fail(str(exc))
+        return None
+
+
 def _listen_url(listen: str) -> str | None:
     from controller.server import parse_listen
 
@@ -548,14 +574,16 @@ def _listen_url(listen: str) -> str | None:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def _api_status(urls: list[str], instance: str) -> list[Any] | None:
+def _api_status(urls: list[str], instance: str, token: bytes | None = None) -> list[Any] | None:
     """Apps as the first API that answers for ``instance`` reports them; None if none does."""
     import json
     import urllib.request
 
+    headers = {"Authorization": f"Bearer {token.decode('utf-8', 'replace')}"} if token else {}
     for url in urls:
         try:
-            with urllib.request.urlopen(f"{url}/api/v1/status", timeout=2) as response:
+            request = urllib.request.Request(f"{url}/api/v1/status", headers=headers)
+            with urllib.request.urlopen(request, timeout=2) as response:
                 doc = json.loads(response.read())
             if doc.get("instance") != instance:
                 continue  # another instance's controller on that address
@@ -674,6 +702,22 @@ def logs(app: str, follow: bool, tail: int | None, **kw: Any) -> None:
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
     help="Shared secret of the /hooks/* webhooks (without it, webhooks are refused).",
+)
+@click.option(
+    "--api-read-token-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Bearer token that GETs of /metrics and /api/v1/* need (the API token works too).",
+)
+@click.option(
+    "--hooks-listen",
+    default=None,
+    help="Serve /hooks/* alone on this address (and no longer on --listen).",
+)
+@click.option(
+    "--webhook-max-body",
+    default=None,
+    help="Largest webhook body accepted, e.g. 256Ki (the default) or 1Mi.",
 )
 def run(config_file: Path | None, **flags: Any) -> None:
     """Keep the host converged with git until stopped (SIGTERM/SIGINT exit 0; apps keep running)."""

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from controller.errors import ConfigError
 from controller.labels import check_instance
-from controller.manifests.models import Duration
+from controller.manifests.models import Duration, Size
 from controller.policy import Policy
 
 
@@ -39,6 +39,13 @@ class Settings(BaseModel):
     """Bearer token for ``POST /api/v1/reconcile``; without it that endpoint is disabled."""
     webhook_secret_file: Path | None = None
     """Shared secret of the webhooks (``/hooks/*``); without it webhooks are refused."""
+    api_read_token_file: Path | None = None
+    """Bearer token every GET of ``/metrics`` and ``/api/v1/*`` needs (the API token works
+    too); without it reads need none. ``/healthz`` and ``/readyz`` stay open."""
+    hooks_listen: str | None = None
+    """Address serving ``/hooks/*`` alone; when set, ``listen`` no longer serves them."""
+    webhook_max_body: Size = Field(default=256 * 1024, ge=1024, le=32 * 1024 * 1024)
+    """Largest webhook body accepted (``256Ki``, ``1Mi``, or bytes); larger ones get 413."""
     instance: str = "default"
     state_dir: Path = Path(".trueup")
     runtime: Literal["auto", "docker", "podman", "swarm"] = "auto"
