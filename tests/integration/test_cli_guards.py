@@ -182,3 +182,26 @@ def test_an_invalid_instance_is_refused_from_every_source(
     assert "invalid instance name 'x/../../..'" in result.stderr
     assert "Traceback" not in result.stderr
     assert admin.paths == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--listen", "off", "--hooks-listen", "127.0.0.1:0"], "hooks_listen needs the main"),
+        (["--listen", "127.0.0.1:0", "--hooks-listen", "nowhere"], "invalid listen address"),
+        (["--listen", "127.0.0.1:0", "--webhook-max-body", "10"], "webhook_max_body"),
+        (["--listen", "127.0.0.1:0", "--webhook-max-body", "lots"], "webhook_max_body"),
+    ],
+)
+def test_run_refuses_unusable_http_settings(
+    tmp_path: Path, instance: str, args: list[str], message: str
+) -> None:
+    """A hooks listener without the main one, a bad hooks address or body cap: exit 2 with
+    the reason, before any engine is contacted."""
+    make_repo(tmp_path / "repo", {"apps/web.yaml": APP})
+    result = trueup("run", "--repo", str(tmp_path / "repo"), "--instance", instance,
+                    "--state-dir", str(tmp_path / "state"), *args,
+                    env={"DOCKER_HOST": NOWHERE})  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
