@@ -42,6 +42,11 @@ log = structlog.get_logger(__name__)
 
 PING_TIMEOUT_S = 3.0
 BIND_RETRY_MAX_S = 30.0
+RUNNER_OPTIONS: dict[str, Any] = {"access_log": None, "handle_signals": False, "lingering_time": 0}
+"""How both listeners run. ``lingering_time: 0``: after answering a request whose body it did
+not read (a webhook refused on its headers, too large, or past the concurrency bound),
+aiohttp closes the connection instead of reading and discarding the rest for up to 10 s (its
+default), which would still pull every refused body through the controller's memory."""
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -92,9 +97,7 @@ class _HooksListener:
         self._binder: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(
-            self.server.make_hooks_app(), access_log=None, handle_signals=False
-        )
+        self._runner = web.AppRunner(self.server.make_hooks_app(), **RUNNER_OPTIONS)
         await self._runner.setup()
         if not await self._bind():
             self._binder = asyncio.create_task(self._keep_binding(), name="hooks-bind")
@@ -204,7 +207,7 @@ class Server:
 
     async def start(self) -> None:
         """Bind now if possible; otherwise keep trying in the background."""
-        self._runner = web.AppRunner(self.make_app(), access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(self.make_app(), **RUNNER_OPTIONS)
         await self._runner.setup()
         if not await self._bind():
             self._binder = asyncio.create_task(self._keep_binding(), name="http-bind")

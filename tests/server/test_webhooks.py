@@ -133,6 +133,18 @@ async def test_unauthenticated_posts_are_refused_before_their_body_is_sent(
             writer.close()
 
 
+async def test_a_refused_sender_is_disconnected_not_drained(served: Served) -> None:
+    """After refusing an unsigned post on its headers, the server closes the connection at
+    once instead of reading (and discarding) the announced 200 KiB for up to 10 s."""
+    headers = {"X-GitHub-Event": "push", "Content-Length": str(200 * 1024)}
+    reader, writer = await raw_post(served.url, "/hooks/github", headers, b"x" * 1024)
+    try:
+        assert await status_of(reader) == 401
+        await asyncio.wait_for(reader.read(), 2)  # the rest of the answer, then end of stream
+    finally:
+        writer.close()
+
+
 async def test_content_length_over_the_cap_is_413_at_once(served: Served) -> None:
     """A well-formed signature with a Content-Length over the cap gets 413 before the body
     is sent (the cap is 256 KiB; 300 KiB was accepted for reading before)."""
