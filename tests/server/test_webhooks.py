@@ -194,7 +194,9 @@ async def test_concurrent_webhooks_past_the_bound_get_503_unread(tmp_path) -> No
             "Content-Length": str(len(body)),
         }
         slow = [await raw_post(s.url, "/hooks/github", headers, body[:10]) for _ in range(2)]
-        await asyncio.sleep(0.3)  # both are in their handlers, waiting for the rest
+        async with asyncio.timeout(5):  # both are in their handlers, waiting for the rest
+            while not s.server.webhooks._slots.locked():  # the bound itself, not a sleep
+                await asyncio.sleep(0.02)
         async with s.http.post(f"{s.url}/hooks/github", data=body, headers=headers) as r:
             assert r.status == 503
             assert r.headers["Retry-After"] == "1"
