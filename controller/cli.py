@@ -22,6 +22,18 @@ EXIT_CHANGES = 1  # diff: changes pending; validate: invalid; apply: an app fail
 EXIT_ERROR = 2
 
 
+def checked_instance(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--instance`` (or ``TRUEUP_INSTANCE``), checked as the config file's ``instance`` is."""
+    from controller.labels import check_instance
+
+    if value is None:
+        return None
+    try:
+        return check_instance(value)
+    except TrueupError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
 def common_options(f: Any) -> Any:
     """Options every command that touches an engine or the state dir accepts."""
     f = click.option(
@@ -29,6 +41,7 @@ def common_options(f: Any) -> Any:
         default="default",
         envvar="TRUEUP_INSTANCE",
         show_default=True,
+        callback=checked_instance,
         help="Controller instance name; instances never touch each other's containers.",
     )(f)
     f = click.option(
@@ -51,7 +64,8 @@ def common_options(f: Any) -> Any:
         "--runtime-url",
         default=None,
         envvar="TRUEUP_RUNTIME_URL",
-        help="Engine API URL (default: DOCKER_HOST, then the Docker socket, then Podman's).",
+        help="Engine API URL; when set (or DOCKER_HOST is) the only engine tried (default: "
+        "the Docker socket, then Podman's).",
     )(f)
     f = click.option(
         "--swarm/--no-swarm",
@@ -489,7 +503,14 @@ def apply(**kw: Any) -> None:
     type=click.Path(path_type=Path, dir_okay=False, exists=True),
     default=None,
     envvar="TRUEUP_CONFIG",
-    help="The controller's settings file (its listen address is tried).",
+    help="The controller's settings file (its listen address and read token are used).",
+)
+@click.option(
+    "--api-read-token-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    envvar="TRUEUP_API_READ_TOKEN_FILE",
+    help="The controller's read token (default: the config's api_read_token_file).",
 )
 def status(**kw: Any) -> None:
     """Sync, health and replicas of this instance's apps.
@@ -518,7 +539,7 @@ def status(**kw: Any) -> None:
         finally:
             await runtime.close()
 
-    live = _api_status(_api_urls(kw), kw["instance"])
+    live = _api_status(_api_urls(kw), kw["instance"], _read_token(kw))
     if live is None:
         live = _controller_status(kw["state_dir"])
     if live is not None:
@@ -560,6 +581,25 @@ def _api_urls(kw: dict[str, Any]) -> list[str]:
     return [u for u in dict.fromkeys(urls) if u]
 
 
+def _read_token(kw: dict[str, Any]) -> bytes | None:
+    """The token to read the API with: ``--api-read-token-file``, else the config's."""
+    from controller.server import read_secret
+
+    path = kw["api_read_token_file"]
+    if path is None and kw["config_file"] is not None:
+        from controller.settings import load_settings
+
+        try:
+            path = load_settings(kw["config_file"], {}).api_read_token_file
+        except TrueupError as exc:
+            fail(str(exc))
+    try:
+        return read_secret(path, "API read token")
+    except TrueupError as exc:
+        fail(str(exc))
+        return None
+
+
 def _listen_url(listen: str) -> str | None:
     from controller.server import parse_listen
 
@@ -574,14 +614,16 @@ def _listen_url(listen: str) -> str | None:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def _api_status(urls: list[str], instance: str) -> list[Any] | None:
+def _api_status(urls: list[str], instance: str, token: bytes | None = None) -> list[Any] | None:
     """Apps as the first API that answers for ``instance`` reports them; None if none does."""
     import json
     import urllib.request
 
+    headers = {"Authorization": f"Bearer {token.decode('utf-8', 'replace')}"} if token else {}
     for url in urls:
         try:
-            with urllib.request.urlopen(f"{url}/api/v1/status", timeout=2) as response:
+            request = urllib.request.Request(f"{url}/api/v1/status", headers=headers)
+            with urllib.request.urlopen(request, timeout=2) as response:
                 doc = json.loads(response.read())
             if doc.get("instance") != instance:
                 continue  # another instance's controller on that address
@@ -674,10 +716,14 @@ def logs(app: str, follow: bool, tail: int | None, **kw: Any) -> None:
 @click.option("--path", default=None, help="Folder of manifests, relative to the root.")
 @click.option("--interval", default=None, help="Resync (and remote poll) period, e.g. 30s.")
 @click.option("--listen", default=None, help="HTTP address for metrics and the API.")
-@click.option("--instance", default=None, help="Controller instance name.")
+@click.option(
+    "--instance", default=None, callback=checked_instance, help="Controller instance name."
+)
 @click.option("--state-dir", type=click.Path(path_type=Path), default=None, help="State dir.")
 @click.option("--runtime", type=click.Choice(["auto", "docker", "podman", "swarm"]), default=None)
-@click.option("--runtime-url", default=None, help="Engine API URL.")
+@click.option(
+    "--runtime-url", default=None, help="Engine API URL; when set, the only engine tried."
+)
 @click.option("--router", type=click.Choice(["caddy", "none"]), default=None, help="Proxy.")
 @click.option("--caddy-admin", default=None, help="Caddy's admin API URL.")
 @click.option("--proxy-listen", default=None, help="Address of trueup's Caddy server.")
@@ -720,6 +766,22 @@ def logs(app: str, follow: bool, tail: int | None, **kw: Any) -> None:
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
     help="Shared secret of the /hooks/* webhooks (without it, webhooks are refused).",
+)
+@click.option(
+    "--api-read-token-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Bearer token that GETs of /metrics and /api/v1/* need (the API token works too).",
+)
+@click.option(
+    "--hooks-listen",
+    default=None,
+    help="Serve /hooks/* alone on this address (and no longer on --listen).",
+)
+@click.option(
+    "--webhook-max-body",
+    default=None,
+    help="Largest webhook body accepted, e.g. 256Ki (the default) or 1Mi.",
 )
 def run(config_file: Path | None, **flags: Any) -> None:
     """Keep the host converged with git until stopped (SIGTERM/SIGINT exit 0; apps keep running)."""

@@ -38,7 +38,12 @@ async def serve(settings: Settings) -> None:
     serving = settings.listen != "off"
     if serving:
         parse_listen(settings.listen)  # a bad address is a config error, before anything starts
+    if settings.hooks_listen is not None:
+        if not serving:
+            raise ConfigError("hooks_listen needs the main listener: listen is off")
+        parse_listen(settings.hooks_listen)
     api_token = read_secret(settings.api_token_file, "API token")
+    read_token = read_secret(settings.api_read_token_file, "API read token")
     webhook_secret = read_secret(settings.webhook_secret_file, "webhook secret")
     metrics = Metrics()
     stop = asyncio.Event()
@@ -115,6 +120,9 @@ async def serve(settings: Settings) -> None:
                 webhook_secret=webhook_secret,
                 history=history,
                 fetch_budget_s=max(60.0, 3 * settings.interval),
+                read_token=read_token,
+                hooks_listen=settings.hooks_listen,
+                webhook_max_body=settings.webhook_max_body,
             )
             await server.start()
         log.info(

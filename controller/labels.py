@@ -7,6 +7,10 @@ container, which app and replica it is, which spec and revision it runs. See arc
 
 from __future__ import annotations
 
+import re
+
+from controller.errors import ConfigError
+
 INSTANCE = "trueup.instance"
 APP = "trueup.app"
 REPLICA = "trueup.replica"
@@ -14,6 +18,24 @@ SPEC_HASH = "trueup.spec-hash"
 REVISION = "trueup.revision"
 SPEC = "trueup.spec"
 USER_PREFIX = "trueup.label."
+
+
+INSTANCE_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?")
+"""An instance name: it goes into labels, engine object names and Caddy's admin API paths."""
+
+
+def check_instance(name: str) -> str:
+    """``name`` when it can name an instance, else `ConfigError` saying what is allowed.
+
+    The one check for every source of the setting (flag, environment, config file) and for
+    every adapter that builds a name or a URL from it.
+    """
+    if not INSTANCE_NAME.fullmatch(name):
+        raise ConfigError(
+            f"invalid instance name {name!r}: use 1 to 32 lower-case letters, digits and '-', "
+            "starting and ending with a letter or digit"
+        )
+    return name
 
 
 def instance_filter(instance: str) -> str:

@@ -9,6 +9,11 @@ engine), ``GET /api/v1/status`` and ``GET /api/v1/apps/{name}`` (the documented 
 the webhooks of ``webhooks.py`` under ``/hooks/``. Handlers only read the controller's state or
 mark work; nothing here reconciles by itself.
 
+With a read token (``--api-read-token-file``), every GET of ``/metrics`` and under
+``/api/v1/`` needs ``Authorization: Bearer <read or API token>``; ``/healthz`` and ``/readyz``
+stay open (probes carry no credentials). With ``--hooks-listen``, ``/hooks/*`` is served on a
+listener of its own, where nothing else is, and no longer on the main one.
+
 Started by `trueup run` (``cli._run_controller``). A listen address already in use does not
 stop reconciling: the server logs ``http_listen_failed`` and keeps trying to bind in the
 background (the ``http-bind`` helper, supervised by the controller's ``Supervisor``).
@@ -20,6 +25,7 @@ import asyncio
 import contextlib
 import hmac
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,7 +38,7 @@ from controller.errors import ConfigError, PermanentError
 from controller.history import History
 from controller.loop import Controller
 from controller.metrics import Metrics
-from controller.webhooks import MAX_BODY, FetchCoalescer, Webhooks
+from controller.webhooks import MAX_BODY, MAX_CONCURRENT, FetchCoalescer, Webhooks
 
 log = structlog.get_logger(__name__)
 
@@ -40,6 +46,11 @@ PING_TIMEOUT_S = 3.0
 ENGINE_CHECK_TTL_S = 1.0
 """How long /readyz reuses the engine's last ping answer."""
 BIND_RETRY_MAX_S = 30.0
+RUNNER_OPTIONS: dict[str, Any] = {"access_log": None, "handle_signals": False, "lingering_time": 0}
+"""How both listeners run. ``lingering_time: 0``: after answering a request whose body it did
+not read (a webhook refused on its headers, too large, or past the concurrency bound),
+aiohttp closes the connection instead of reading and discarding the rest for up to 10 s (its
+default), which would still pull every refused body through the controller's memory."""
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -64,6 +75,64 @@ def read_secret(path: Path | None, what: str) -> bytes | None:
     return value
 
 
+def bearer_ok(request: web.Request, *tokens: bytes | None) -> bool:
+    """True when the request's ``Authorization: Bearer`` is one of ``tokens`` (constant time;
+    every token is compared, so the timing does not say which one matched)."""
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    value = given.strip().encode("utf-8", "replace")
+    matched = False
+    for token in tokens:
+        if token is not None and hmac.compare_digest(token, value):
+            matched = True
+    return matched
+
+
+class _HooksListener:
+    """``--hooks-listen``: the webhooks on an address of their own (bound like the main one:
+    now if possible, else retried in the background)."""
+
+    def __init__(self, server: Server, listen: str) -> None:
+        self.server = server
+        self.host, self.port = parse_listen(listen)
+        self.url: str | None = None
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(self.server.make_hooks_app(), **RUNNER_OPTIONS)
+        await self._runner.setup()
+        if not await self._bind():
+            self.server.controller.helpers.start("hooks-bind", self._keep_binding, forever=False)
+
+    async def _bind(self) -> bool:
+        assert self._runner is not None
+        try:
+            await web.TCPSite(self._runner, self.host, self.port).start()
+        except OSError as exc:
+            log.error("hooks_listen_failed", host=self.host, port=self.port, error=str(exc))
+            return False
+        addresses = self._runner.addresses
+        port = int(addresses[-1][1]) if addresses else self.port
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        self.url = f"http://{'127.0.0.1' if self.host == '0.0.0.0' else host}:{port}"
+        log.info("hooks_listening", url=f"http://{host}:{port}")
+        return True
+
+    async def _keep_binding(self) -> None:
+        delay = 1.0
+        while True:
+            await asyncio.sleep(delay)
+            if await self._bind():
+                return
+            delay = min(delay * 2, BIND_RETRY_MAX_S)
+
+    async def close(self) -> None:
+        await self.server.controller.helpers.stop("hooks-bind")
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
 def _iso(ts: float | None) -> str | None:
     if ts is None:
         return None
@@ -85,21 +154,33 @@ class Server:
         history: History | None = None,
         fetch_budget_s: float = 300.0,
         engine_check_ttl_s: float = ENGINE_CHECK_TTL_S,
+        read_token: bytes | None = None,
+        hooks_listen: str | None = None,
+        webhook_max_body: int = MAX_BODY,
+        webhook_concurrency: int = MAX_CONCURRENT,
     ) -> None:
         self.controller = controller
         self.metrics = metrics
         self.host, self.port = parse_listen(listen)
         self.instance = instance
         self.api_token = api_token
+        self.read_token = read_token
         self.history = history
         self.fetch_budget_s = fetch_budget_s
         self.engine_check_ttl_s = engine_check_ttl_s
         self._engine_answer: tuple[float, bool] | None = None  # (monotonic time, answered)
         self._engine_ping: asyncio.Task[bool] | None = None
         self.fetcher = FetchCoalescer(controller.watcher, controller.work.mark)
+        self.webhook_max_body = webhook_max_body
         self.webhooks = Webhooks(
-            webhook_secret, self.fetcher, branch=self._branch, count=metrics.webhook
+            webhook_secret,
+            self.fetcher,
+            branch=self._branch,
+            count=metrics.webhook,
+            max_body=webhook_max_body,
+            max_concurrent=webhook_concurrency,
         )
+        self.hooks = _HooksListener(self, hooks_listen) if hooks_listen is not None else None
         self.started = time.monotonic()
         self.url: str | None = None
         self._runner: web.AppRunner | None = None
@@ -107,7 +188,7 @@ class Server:
     # -- lifecycle -------------------------------------------------------------------------
 
     def make_app(self) -> web.Application:
-        app = web.Application(client_max_size=MAX_BODY)
+        app = web.Application(client_max_size=self.webhook_max_body, middlewares=[self._reads])
         app.add_routes(
             [
                 web.get("/metrics", self.get_metrics),
@@ -116,17 +197,25 @@ class Server:
                 web.get("/api/v1/status", self.get_status),
                 web.get("/api/v1/apps/{name}", self.get_app),
                 web.post("/api/v1/reconcile", self.reconcile),
-                *self.webhooks.routes(),
+                *(self.webhooks.routes() if self.hooks is None else []),
             ]
         )
         return app
 
+    def make_hooks_app(self) -> web.Application:
+        """The app of ``--hooks-listen``: the webhooks and nothing else."""
+        app = web.Application(client_max_size=self.webhook_max_body)
+        app.add_routes(self.webhooks.routes())
+        return app
+
     async def start(self) -> None:
         """Bind now if possible; otherwise keep trying in the background."""
-        self._runner = web.AppRunner(self.make_app(), access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(self.make_app(), **RUNNER_OPTIONS)
         await self._runner.setup()
         if not await self._bind():
             self.controller.helpers.start("http-bind", self._keep_binding, forever=False)
+        if self.hooks is not None:
+            await self.hooks.start()
 
     async def _bind(self) -> bool:
         assert self._runner is not None
@@ -154,6 +243,8 @@ class Server:
             delay = min(delay * 2, BIND_RETRY_MAX_S)
 
     async def close(self) -> None:
+        if self.hooks is not None:
+            await self.hooks.close()
         await self.controller.helpers.stop("http-bind")
         if self._engine_ping is not None:
             self._engine_ping.cancel()
@@ -162,6 +253,29 @@ class Server:
         await self.fetcher.close()
         if self._runner is not None:
             await self._runner.cleanup()
+
+    @web.middleware
+    async def _reads(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """With a read token, GETs of /metrics and /api/v1/* need it (or the API token).
+
+        Judged by the route that matched, not by the raw path, so no spelling of a path
+        reaches a protected handler without the token.
+        """
+        if self.read_token is not None and request.method in ("GET", "HEAD"):
+            resource = request.match_info.route.resource
+            canonical = resource.canonical if resource is not None else ""
+            if (canonical == "/metrics" or canonical.startswith("/api/v1/")) and not bearer_ok(
+                request, self.read_token, self.api_token
+            ):
+                log.warning("api_unauthorized", path=request.path)
+                return web.json_response(
+                    {"error": "missing or wrong bearer token (--api-read-token-file)"},
+                    status=401,
+                    headers={"WWW-Authenticate": 'Bearer realm="trueup"'},
+                )
+        return await handler(request)
 
     # -- probes and metrics ----------------------------------------------------------------
 

@@ -17,7 +17,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from controller.errors import ConfigError
-from controller.manifests.models import Duration
+from controller.labels import check_instance
+from controller.manifests.models import Duration, Size
 from controller.policy import Policy, parse_port_range
 
 
@@ -38,10 +39,18 @@ class Settings(BaseModel):
     """Bearer token for ``POST /api/v1/reconcile``; without it that endpoint is disabled."""
     webhook_secret_file: Path | None = None
     """Shared secret of the webhooks (``/hooks/*``); without it webhooks are refused."""
-    instance: str = Field(default="default", pattern=r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
+    api_read_token_file: Path | None = None
+    """Bearer token every GET of ``/metrics`` and ``/api/v1/*`` needs (the API token works
+    too); without it reads need none. ``/healthz`` and ``/readyz`` stay open."""
+    hooks_listen: str | None = None
+    """Address serving ``/hooks/*`` alone; when set, ``listen`` no longer serves them."""
+    webhook_max_body: Size = Field(default=256 * 1024, ge=1024, le=32 * 1024 * 1024)
+    """Largest webhook body accepted (``256Ki``, ``1Mi``, or bytes); larger ones get 413."""
+    instance: str = "default"
     state_dir: Path = Path(".trueup")
     runtime: Literal["auto", "docker", "podman", "swarm"] = "auto"
     runtime_url: str | None = None
+    """Engine API URL; when set (or ``DOCKER_HOST`` is) it is the only engine tried."""
     swarm: bool = False
     """With ``runtime: auto``, drive Swarm services when the engine is a swarm manager."""
     swarm_registry: str | None = None
@@ -76,6 +85,14 @@ class Settings(BaseModel):
         for item in value:
             parse_port_range(item)
         return value
+
+    @field_validator("instance")
+    @classmethod
+    def _instance(cls, value: str) -> str:
+        try:
+            return check_instance(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from exc
 
     @field_validator("allowed_bind_paths")
     @classmethod

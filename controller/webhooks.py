@@ -6,10 +6,17 @@ HMAC-SHA256 (``X-Hub-Signature-256: sha256=<hex>``), GitLab sends the shared sec
 (``X-Gitlab-Token``), and the generic endpoint takes GitHub's scheme under its own header
 (``X-Trueup-Signature-256``). Every comparison is constant-time (``hmac.compare_digest``).
 
-Bodies are read in chunks up to :data:`MAX_BODY`; a larger one (by ``Content-Length`` or as it
-streams in) gets 413 and is never held in memory. A burst of webhooks coalesces into at most
-two fetches: :class:`FetchCoalescer` runs one fetch at a time and folds every request that
-arrives meanwhile into a single follow-up.
+A request is judged on its headers before a byte of its body is read: GitLab's token is
+compared then, and a GitHub or generic request without a signature header of the right form
+(``sha256=`` and 64 hex digits) gets 401 at once. Only then is the body read, in chunks, up to
+``max_body`` (``webhook_max_body``, default :data:`MAX_BODY`) and within
+:data:`BODY_TIMEOUT_S`; a larger one (by ``Content-Length``, at once, or as it streams in) gets
+413 and is never held in memory. At most ``max_concurrent`` (:data:`MAX_CONCURRENT`) requests
+are past the header check at a time (a semaphore); one more gets 503 with ``Retry-After`` at
+once, unread. A payload that is not JSON, or nested too deep to parse, is 400.
+
+A burst of webhooks coalesces into at most two fetches: :class:`FetchCoalescer` runs one fetch
+at a time and folds every request that arrives meanwhile into a single follow-up.
 
 Used by ``server.py``, which mounts :class:`Webhooks` at ``/hooks/{github,gitlab,generic}``.
 """
@@ -21,7 +28,8 @@ import contextlib
 import hashlib
 import hmac
 import json
-from collections.abc import Callable
+import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -32,9 +40,16 @@ from controller.source import RevisionWatcher
 
 log = structlog.get_logger(__name__)
 
-MAX_BODY = 1024 * 1024
-"""Largest webhook body accepted (GitHub caps its payloads at 25 MB, but pushes are small)."""
+MAX_BODY = 256 * 1024
+"""Default largest webhook body (``webhook_max_body``): a push event of a few commits is a few
+KiB; GitHub caps its payloads at 25 MB, and a push of hundreds of commits may need more."""
+MAX_CONCURRENT = 64
+"""Webhook requests handled (past the header check) at once; more get 503 unread. With
+:data:`MAX_BODY` that bounds what bodies in flight can hold to 16 MiB."""
+BODY_TIMEOUT_S = 10.0
+"""How long a body may take to arrive once its headers passed (a slow sender holds a slot)."""
 _CHUNK = 64 * 1024
+_SIGNATURE_FORM = re.compile(r"sha256=[0-9a-f]{64}")
 
 GENERIC_HEADER = "X-Trueup-Signature-256"
 
@@ -52,6 +67,12 @@ def signature_valid(secret: bytes, body: bytes, header: str | None) -> bool:
     return hmac.compare_digest(sign(secret, body).encode(), given)
 
 
+def signature_well_formed(header: str | None) -> bool:
+    """True when ``header`` looks like a signature (``sha256=`` + 64 lower-case hex digits);
+    checked before the body is read, so a request without one costs nothing."""
+    return header is not None and _SIGNATURE_FORM.fullmatch(header.strip()) is not None
+
+
 def token_valid(secret: bytes, header: str | None) -> bool:
     """True when ``header`` equals the shared secret (GitLab's scheme; constant time)."""
     if header is None:
@@ -60,7 +81,7 @@ def token_valid(secret: bytes, header: str | None) -> bool:
 
 
 class TooLarge(Exception):
-    """The body is over :data:`MAX_BODY`."""
+    """The body is over the limit."""
 
 
 async def read_limited(request: web.Request, limit: int = MAX_BODY) -> bytes:
@@ -117,8 +138,13 @@ class FetchCoalescer:
                 await self._task
 
 
-def _reply(status: int, result: str, message: str) -> web.Response:
-    return web.json_response({"result": result, "message": message}, status=status)
+def _reply(
+    status: int, result: str, message: str, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.json_response({"result": result, "message": message}, status=status, headers=headers)
+
+
+Handler = Callable[[web.Request, bytes], Awaitable[web.Response]]
 
 
 class Webhooks:
@@ -131,11 +157,15 @@ class Webhooks:
         *,
         branch: Callable[[], str | None],
         count: Callable[[str, str], None],
+        max_body: int = MAX_BODY,
+        max_concurrent: int = MAX_CONCURRENT,
     ) -> None:
         self.secret = secret
         self.fetcher = fetcher
         self.branch = branch
         self.count = count
+        self.max_body = max_body
+        self._slots = asyncio.Semaphore(max_concurrent)
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -144,23 +174,39 @@ class Webhooks:
             web.post("/hooks/generic", self.generic),
         ]
 
-    async def _receive(
-        self, request: web.Request, provider: str
-    ) -> tuple[bytes, None] | tuple[None, web.Response]:
-        """The body, or the response refusing it (disabled, too large)."""
+    async def _handle(
+        self, request: web.Request, provider: str, refuse: str | None, handler: Handler
+    ) -> web.Response:
+        """Judge the headers (``refuse``: why they fail), take a slot, read the body, handle.
+
+        Every refusal here answers without reading the body.
+        """
         if self.secret is None:
             self.count(provider, "disabled")
-            return None, _reply(
+            return _reply(
                 403,
                 "disabled",
                 "webhooks are disabled: start `trueup run` with --webhook-secret-file",
             )
-        try:
-            body = await read_limited(request)
-        except TooLarge:
-            self.count(provider, "too_large")
-            return None, _reply(413, "too_large", f"body over {MAX_BODY} bytes")
-        return body, None
+        if refuse is not None:
+            return self._unauthorized(provider, refuse)
+        if self._slots.locked():
+            self.count(provider, "busy")
+            log.warning("webhook_busy", provider=provider)
+            return _reply(
+                503, "busy", "too many webhooks at once; retry", headers={"Retry-After": "1"}
+            )
+        async with self._slots:
+            try:
+                async with asyncio.timeout(BODY_TIMEOUT_S):
+                    body = await read_limited(request, self.max_body)
+            except TooLarge:
+                self.count(provider, "too_large")
+                return _reply(413, "too_large", f"body over {self.max_body} bytes")
+            except TimeoutError:
+                self.count(provider, "timeout")
+                return _reply(408, "timeout", f"body not received within {BODY_TIMEOUT_S:.0f}s")
+            return await handler(request, body)
 
     def _unauthorized(self, provider: str, what: str) -> web.Response:
         self.count(provider, "unauthorized")
@@ -189,10 +235,12 @@ class Webhooks:
         return None
 
     async def github(self, request: web.Request) -> web.Response:
-        body, refused = await self._receive(request, "github")
-        if body is None:
-            assert refused is not None
-            return refused
+        refuse = None
+        if not signature_well_formed(request.headers.get("X-Hub-Signature-256")):
+            refuse = "missing or wrong X-Hub-Signature-256"
+        return await self._handle(request, "github", refuse, self._github)
+
+    async def _github(self, request: web.Request, body: bytes) -> web.Response:
         assert self.secret is not None
         if not signature_valid(self.secret, body, request.headers.get("X-Hub-Signature-256")):
             return self._unauthorized("github", "missing or wrong X-Hub-Signature-256")
@@ -211,20 +259,18 @@ class Webhooks:
         return self._accept("github", event)
 
     async def gitlab(self, request: web.Request) -> web.Response:
-        body, refused = await self._receive(request, "gitlab")
-        if body is None:
-            assert refused is not None
-            return refused
-        assert self.secret is not None
-        if not token_valid(self.secret, request.headers.get("X-Gitlab-Token")):
-            return self._unauthorized("gitlab", "missing or wrong X-Gitlab-Token")
+        refuse = None
+        if self.secret is not None and not token_valid(
+            self.secret, request.headers.get("X-Gitlab-Token")
+        ):
+            refuse = "missing or wrong X-Gitlab-Token"
+        return await self._handle(request, "gitlab", refuse, self._gitlab)
+
+    async def _gitlab(self, request: web.Request, body: bytes) -> web.Response:
         event = request.headers.get("X-Gitlab-Event", "")
         if event != "Push Hook":
             return self._ignore("gitlab", f"event {event or '(none)'} is not a push")
-        try:
-            payload = json.loads(body)
-        except ValueError:
-            payload = None
+        payload = _json(body)
         if not isinstance(payload, dict):
             self.count("gitlab", "bad_request")
             return _reply(400, "bad_request", "push payload is not a JSON object")
@@ -233,23 +279,33 @@ class Webhooks:
         return self._accept("gitlab", event)
 
     async def generic(self, request: web.Request) -> web.Response:
-        body, refused = await self._receive(request, "generic")
-        if body is None:
-            assert refused is not None
-            return refused
+        refuse = None
+        if not signature_well_formed(request.headers.get(GENERIC_HEADER)):
+            refuse = f"missing or wrong {GENERIC_HEADER}"
+        return await self._handle(request, "generic", refuse, self._generic)
+
+    async def _generic(self, request: web.Request, body: bytes) -> web.Response:
         assert self.secret is not None
         if not signature_valid(self.secret, body, request.headers.get(GENERIC_HEADER)):
             return self._unauthorized("generic", f"missing or wrong {GENERIC_HEADER}")
         return self._accept("generic", "generic")
 
 
+def _json(body: bytes) -> Any:
+    """``body`` parsed as JSON; None when it is not JSON or nests too deep to parse."""
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+
+
 def _github_payload(body: bytes, content_type: str) -> dict[str, Any] | None:
     """The push payload, sent as JSON or as a form field ``payload`` (both are allowed)."""
-    try:
-        if content_type == "application/x-www-form-urlencoded":
+    if content_type == "application/x-www-form-urlencoded":
+        try:
             fields = parse_qs(body.decode("utf-8"))
-            body = fields.get("payload", [""])[0].encode("utf-8")
-        payload = json.loads(body)
-    except ValueError:
-        return None
+        except ValueError:
+            return None
+        body = fields.get("payload", [""])[0].encode("utf-8")
+    payload = _json(body)
     return payload if isinstance(payload, dict) else None

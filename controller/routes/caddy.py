@@ -22,11 +22,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import structlog
 
 from controller.errors import RouterUnavailable
+from controller.labels import check_instance
 from controller.routes.table import RouteEntry, RouteTable, normalize_path
 
 log = structlog.get_logger(__name__)
@@ -169,11 +171,12 @@ class CaddyRouter:
         timeout: float = 5.0,
     ) -> None:
         self.admin_url = admin_url.rstrip("/")
-        self.instance = instance
+        self.instance = check_instance(instance)  # it becomes a path segment of the admin API
         self.listen = listen
         self.https = https
         self.timeout = timeout
-        self.url = f"{self.admin_url}/config/apps/http/servers/{server_name(instance)}"
+        server = quote(server_name(self.instance), safe="")
+        self.url = f"{self.admin_url}/config/apps/http/servers/{server}"
         self._session: aiohttp.ClientSession | None = None
 
     def render(self, table: RouteTable) -> dict[str, Any]:

@@ -1,8 +1,11 @@
 """Container runtimes behind one contract, and `connect()`, which picks and opens one.
 
-`--runtime auto` tries, in order, ``--runtime-url``, ``DOCKER_HOST``, the Docker socket, then
-Podman's rootful and rootless sockets, and takes the first engine that answers (logging
-``runtime_selected``). An engine that names itself Podman gets the `PodmanRuntime` quirks.
+An engine named by the user (``--runtime-url``, the ``runtime_url`` setting, else
+``DOCKER_HOST``) is the only candidate, as with the docker CLI: when it does not answer, that is
+an error naming it, never a fall-back to another engine. Only when nothing is named does
+`--runtime auto` look for one: the Docker socket, then Podman's rootful and rootless sockets,
+taking the first that answers (logging ``runtime_selected``). An engine that names itself
+Podman gets the `PodmanRuntime` quirks.
 `auto` picks `SwarmRuntime` only when asked to (``swarm=True``: the ``swarm`` setting) and the
 engine is a swarm manager; `--runtime swarm` always does.
 """
@@ -15,6 +18,7 @@ from collections.abc import Mapping
 import structlog
 
 from controller.errors import ConfigError, RuntimeUnavailable
+from controller.labels import check_instance
 from controller.runtime.base import (
     BindMount,
     BuildRequest,
@@ -49,20 +53,35 @@ def podman_urls(env: Mapping[str, str] | None = None) -> list[str]:
     return urls
 
 
+def named_engine(
+    kind: str, url: str | None = None, env: Mapping[str, str] | None = None
+) -> tuple[str, str] | None:
+    """The engine the user named for ``kind``, and where it was named; None: look for one.
+
+    ``url`` (``--runtime-url`` / ``runtime_url``) names it for every kind; ``DOCKER_HOST``
+    for every kind but ``podman`` (which, like the podman CLI, does not read it).
+    """
+    env = os.environ if env is None else env
+    if url:
+        return url, "--runtime-url/runtime_url"
+    if kind != "podman" and env.get("DOCKER_HOST"):
+        return env["DOCKER_HOST"], "DOCKER_HOST"
+    return None
+
+
 def candidate_urls(
     kind: str, url: str | None = None, env: Mapping[str, str] | None = None
 ) -> list[str]:
-    """Where ``kind`` looks for its engine, in order (an explicit ``url`` is the only one)."""
+    """Where ``kind`` looks for its engine, in order; a named engine is the only candidate."""
     env = os.environ if env is None else env
-    if url:
-        return [url]
-    docker_urls = [env["DOCKER_HOST"]] if env.get("DOCKER_HOST") else []
-    docker_urls.append(DOCKER_SOCKET)
-    if kind == "docker":
-        return docker_urls
+    named = named_engine(kind, url, env)
+    if named is not None:
+        return [named[0]]
     if kind == "podman":
         return podman_urls(env)
-    return list(dict.fromkeys(docker_urls + podman_urls(env)))
+    if kind in ("docker", "swarm"):
+        return [DOCKER_SOCKET]
+    return list(dict.fromkeys([DOCKER_SOCKET, *podman_urls(env)]))
 
 
 def _is_swarm_manager(url: str) -> bool:
@@ -90,13 +109,15 @@ def connect(
     ``docker``, ``podman`` and ``swarm`` do no I/O here (the first call finds out whether the
     engine answers, and for swarm whether it is a manager). ``auto`` probes each candidate
     (blocking, at most 2 s each) and raises `RuntimeUnavailable` naming them all when none
-    answers; with ``swarm`` it picks Swarm services on a swarm manager. ``registry`` is where
-    the swarm runtime pushes locally built images.
+    answers, or naming the one engine the user named (see `named_engine`) when that one does
+    not; with ``swarm`` it picks Swarm services on a swarm manager. ``registry`` is where the
+    swarm runtime pushes locally built images.
     """
     from controller.runtime.docker import DockerRuntime, probe
 
     if kind not in KINDS:
         raise ConfigError(f"unknown runtime {kind!r}; expected one of {', '.join(KINDS)}")
+    check_instance(instance)  # it goes into labels and engine object names
     urls = candidate_urls(kind, url, env)
     if kind == "docker":
         return DockerRuntime(urls[0], instance=instance, timeout=timeout)
@@ -128,6 +149,15 @@ def connect(
 
             return PodmanRuntime(candidate, instance=instance, timeout=timeout)
         return DockerRuntime(candidate, instance=instance, timeout=timeout)
+    named = named_engine(kind, url, env)
+    if named is not None:
+        where, source = named
+        why = f"no socket at {where.removeprefix('unix://')}" if _socket_missing(where) else ""
+        raise RuntimeUnavailable(
+            f"the container engine named by {source} ({where}) does not answer"
+            f"{f' ({why})' if why else ''}; trueup uses only the named engine and looks for "
+            "another only when neither --runtime-url/runtime_url nor DOCKER_HOST is set"
+        )
     raise RuntimeUnavailable(f"no container engine answered at {', '.join(urls)}")
 
 
@@ -147,5 +177,6 @@ __all__ = [
     "VolumeMount",
     "candidate_urls",
     "connect",
+    "named_engine",
     "network_name",
 ]

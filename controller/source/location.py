@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
@@ -40,17 +40,33 @@ _SCP = re.compile(r"^(?:(?P<user>[^@/:]+)@)?(?P<host>\[[^\]/]+\]|[^@/:\[\]]+):(?
 DEFAULT_TOKEN_USER = "x-access-token"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Credentials:
-    """A user name and password (or token) for HTTP basic authentication."""
+    """A user name and password (or token) for HTTP basic authentication.
+
+    Its repr says which are set, never their values: a token is often given as the user name
+    (``https://TOKEN@host/repo.git``), so the user name is as secret as the password.
+    """
 
     username: str | None
-    password: str | None = field(repr=False)
+    password: str | None
+
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{name}={'***' if value is not None else None}"
+            for name, value in (("username", self.username), ("password", self.password))
+        )
+        return f"Credentials({shown})"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class RepoLocation:
-    """A parsed ``--repo``: its kind, a credential-free address and any URL credentials."""
+    """A parsed ``--repo``: its kind, its address and any URL credentials.
+
+    ``address`` is what git is asked for: it has no user info, but keeps the query string,
+    which may carry a token (``?private_token=...``). Show ``display`` (or the repr), never
+    ``address``.
+    """
 
     kind: Kind
     address: str
@@ -63,8 +79,11 @@ class RepoLocation:
 
     @property
     def display(self) -> str:
-        """The address for messages and logs: it never contains a password."""
-        return self.address
+        """The address for messages and logs: no password, and query values as ``***``."""
+        return _redact_query(self.address)
+
+    def __repr__(self) -> str:
+        return f"RepoLocation(kind={self.kind!r}, display={self.display!r})"
 
     @property
     def mirror_name(self) -> str:
@@ -136,5 +155,20 @@ def _parse_url(repo: str, scheme: str) -> RepoLocation:
 
 
 def _redact(url: str) -> str:
-    """``url`` with anything between ``://`` and ``@`` replaced, for error messages."""
-    return re.sub(r"://[^/@]*@", "://***@", url)
+    """``url`` with anything between ``://`` and ``@`` and every query value replaced, for
+    error messages."""
+    return _redact_query(re.sub(r"://[^/@]*@", "://***@", url))
+
+
+def _redact_query(url: str) -> str:
+    """``url`` with the value of every query parameter (a bare one entirely) as ``***``; a
+    query in a repository URL is there for a token (``?private_token=...``), if at all."""
+    base, sep, query = url.partition("?")
+    if not sep:
+        return url
+    query, hash_sep, _fragment = query.partition("#")
+    items = []
+    for item in query.split("&"):
+        key, eq, _value = item.partition("=")
+        items.append(f"{key}=***" if eq else ("***" if item else ""))
+    return f"{base}?{'&'.join(items)}{'#***' if hash_sep else ''}"

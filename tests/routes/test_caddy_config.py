@@ -51,3 +51,18 @@ def test_reading_back_gives_the_same_table_and_ignores_foreign_routes() -> None:
     server["routes"].append(other)
     assert parse_server(server, instance="prod") == tuple(sorted(TABLE))
     assert parse_server(None, instance="prod") == ()
+
+
+def test_the_admin_client_only_addresses_its_own_server() -> None:
+    """The admin URL names exactly `servers/trueup-<instance>`; an instance name that would
+    climb out of it (`x/../../..` is `/config/apps/`) is refused before any request."""
+    import pytest
+
+    from controller.errors import ConfigError
+    from controller.routes.caddy import CaddyRouter
+
+    router = CaddyRouter("http://127.0.0.1:2019/", instance="prod")
+    assert router.url == "http://127.0.0.1:2019/config/apps/http/servers/trueup-prod"
+    for bad in ("x/../../..", "a%2F..", "a?b", "A", ""):
+        with pytest.raises(ConfigError, match="invalid instance name"):
+            CaddyRouter("http://127.0.0.1:2019", instance=bad)

@@ -15,17 +15,36 @@ from controller.runtime.swarm import SwarmRuntime
 from tests.runtime.conftest import docker_url
 
 
-def test_candidates_follow_docker_host_then_docker_then_podman() -> None:
-    """auto tries DOCKER_HOST, the Docker socket, then Podman rootful and rootless."""
+def test_a_named_engine_is_the_only_candidate() -> None:
+    """DOCKER_HOST (like --runtime-url) is the only place auto looks, as with the docker CLI;
+    only when nothing is named does it try the Docker socket, then Podman rootful and
+    rootless."""
     env = {"DOCKER_HOST": "tcp://10.0.0.1:2375", "XDG_RUNTIME_DIR": "/run/user/1000"}
-    assert candidate_urls("auto", env=env) == [
-        "tcp://10.0.0.1:2375",
+    assert candidate_urls("auto", env=env) == ["tcp://10.0.0.1:2375"]
+    assert candidate_urls("docker", env=env) == ["tcp://10.0.0.1:2375"]
+    assert candidate_urls("auto", "unix:///x.sock", env=env) == ["unix:///x.sock"]
+    assert candidate_urls("auto", env={"XDG_RUNTIME_DIR": "/run/user/1000"}) == [
         "unix:///var/run/docker.sock",
         "unix:///run/podman/podman.sock",
         "unix:///run/user/1000/podman/podman.sock",
     ]
-    assert candidate_urls("podman", env={}) == ["unix:///run/podman/podman.sock"]
+    assert candidate_urls("podman", env=env) == [
+        "unix:///run/podman/podman.sock",
+        "unix:///run/user/1000/podman/podman.sock",
+    ]
     assert candidate_urls("docker", "unix:///x.sock", env=env) == ["unix:///x.sock"]
+
+
+def test_unreachable_docker_host_never_falls_back_to_the_local_engine(
+    docker_engine: None,
+) -> None:
+    """With DOCKER_HOST naming a socket that is not there, auto refuses, naming DOCKER_HOST
+    and the socket, although the local Docker socket answers."""
+    env = {"DOCKER_HOST": "unix:///nonexistent.sock"}
+    with pytest.raises(RuntimeUnavailable, match=r"DOCKER_HOST \(unix:///nonexistent\.sock\)"):
+        connect("auto", instance="i", env=env)
+    with pytest.raises(RuntimeUnavailable, match=r"--runtime-url.*unix:///nonexistent\.sock"):
+        connect("auto", "unix:///nonexistent.sock", instance="i", env={})
 
 
 def test_explicit_kinds_make_their_adapter_without_io() -> None:
@@ -42,6 +61,13 @@ def test_swarm_connects_lazily_and_unknown_kinds_are_config_errors() -> None:
     assert isinstance(rt, SwarmRuntime) and rt.kind == "swarm" and rt.registry == "reg:5000"
     with pytest.raises(ConfigError):
         connect("kubernetes", instance="i")
+
+
+@pytest.mark.parametrize("instance", ["x/../../..", "", "UPPER", "a_b", "-a", "a" * 33])
+def test_an_invalid_instance_name_is_refused_before_any_engine_call(instance: str) -> None:
+    """connect refuses an instance name that cannot be a label value and object name."""
+    with pytest.raises(ConfigError, match="invalid instance name"):
+        connect("docker", "unix:///nowhere.sock", instance=instance)
 
 
 def test_auto_with_nothing_answering_names_the_urls(tmp_socket_dir: Path) -> None:

@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -66,7 +67,10 @@ class Served:
                 await asyncio.sleep(0.02)
 
 
-async def serve(tmp_path: Path, *, token: bool = True, secret: bool = True) -> Served:
+async def serve(
+    tmp_path: Path, *, token: bool = True, secret: bool = True, **options: Any
+) -> Served:
+    """A controller and its server (not started); ``options`` go to `Server`."""
     repo = tmp_path / "repo"
     make_repo(repo, {"apps/web.yaml": manifest("web")})
     runtime = FakeRuntime(instance="t", images=["busybox:1.36", "busybox:1.37"])
@@ -95,6 +99,7 @@ async def serve(tmp_path: Path, *, token: bool = True, secret: bool = True) -> S
         api_token=TOKEN.encode() if token else None,
         webhook_secret=SECRET.encode() if secret else None,
         history=history,
+        **options,
     )
     await server.start()
     return Served(repo, runtime, controller, server, metrics, aiohttp.ClientSession(), fetches)

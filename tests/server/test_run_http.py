@@ -187,3 +187,76 @@ def test_signed_push_webhook_converges_a_remote_commit_now(
     took = wait_for(lambda: settled(ctl, "2"), 45, "the pushed commit to converge")
     assert took < 30
     assert http.metric("trueup_webhook_requests_total", provider="github", result="accepted") == 1
+
+
+def test_read_token_hooks_listener_and_body_cap_of_a_real_controller(
+    tmp_path: Path, instance: str
+) -> None:
+    """`trueup run --api-read-token-file --hooks-listen --webhook-max-body 1Ki`: reads need
+    the token (probes do not), `trueup status` reads with it, the hooks answer only on their
+    own port, an unsigned post is refused before its body is sent, and a signed body over
+    1 KiB gets 413 by its Content-Length alone."""
+    client = docker.from_env()
+    repo = tmp_path / "repo"
+    make_repo(repo, {"apps/web.yaml": web("1", replicas=1)})
+    (tmp_path / "read").write_text("read-token-for-tests\n")
+    (tmp_path / "secret").write_text(SECRET + "\n")
+    ctl = Controller(repo, tmp_path / "state", instance, client, tmp_path / "controller.log")
+    port, hooks_port = free_port(), free_port()
+    ctl.start("--repo", f"file://{repo}", "--listen", f"127.0.0.1:{port}",
+              "--hooks-listen", f"127.0.0.1:{hooks_port}",
+              "--api-read-token-file", str(tmp_path / "read"),
+              "--webhook-secret-file", str(tmp_path / "secret"),
+              "--webhook-max-body", "1Ki")  # fmt: skip
+    http, hooks = Http(port), Http(hooks_port)
+    read = {"Authorization": "Bearer read-token-for-tests"}
+    try:
+        wait_for(lambda: http.call("GET", "/healthz")[0] == 200, 30, "the main listener")
+        assert http.call("GET", "/api/v1/status")[0] == 401
+        assert http.call("GET", "/metrics")[0] == 401
+        assert http.call("GET", "/api/v1/status", headers={"Authorization": "Bearer x"})[0] == 401
+
+        def synced() -> bool:
+            status, body = http.call("GET", "/api/v1/status", headers=read)
+            apps = json.loads(body)["apps"] if status == 200 else []
+            return bool(apps) and all(a["sync"] == "Synced" for a in apps)
+
+        wait_for(synced, 60, "first convergence, read with the token")
+        assert http.call("GET", "/metrics", headers=read)[0] == 200
+        assert http.call("GET", "/readyz")[0] == 200
+
+        out = subprocess.run(
+            [sys.executable, "-m", "controller", "status", "--output", "json",
+             "--instance", instance, "--state-dir", str(tmp_path / "elsewhere"),
+             "--listen", f"127.0.0.1:{port}",
+             "--api-read-token-file", str(tmp_path / "read")],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        assert [(a["name"], a["sync"]) for a in json.loads(out.stdout)["apps"]] == [
+            ("web", "Synced")
+        ]
+
+        body = json.dumps({"ref": "refs/heads/main"}).encode()
+        signed = {"X-GitHub-Event": "push", "Content-Type": "application/json",
+                  "X-Hub-Signature-256": sign(SECRET.encode(), body)}  # fmt: skip
+        assert http.call("POST", "/hooks/github", body, signed)[0] == 404
+        assert hooks.call("GET", "/api/v1/status", headers=read)[0] == 404
+        assert hooks.call("GET", "/healthz")[0] == 404
+        assert hooks.call("POST", "/hooks/github", body, signed)[0] == 202
+
+        for headers, want in (
+            ({"X-GitHub-Event": "push", "Content-Length": "900"}, b" 401 "),
+            ({**signed, "Content-Length": "2048"}, b" 413 "),
+        ):
+            with socket.create_connection(("127.0.0.1", hooks_port), timeout=5) as raw:
+                head = "POST /hooks/github HTTP/1.1\r\nHost: x\r\n" + "".join(
+                    f"{k}: {v}\r\n" for k, v in headers.items()
+                )
+                raw.sendall(head.encode() + b"\r\n")  # the body never follows
+                assert want in raw.recv(200).split(b"\r\n")[0] + b" "
+        assert ctl.stop() == 0
+    finally:
+        if ctl.process is not None and ctl.process.poll() is None:
+            ctl.process.kill()
+            ctl.process.wait()
+        client.close()

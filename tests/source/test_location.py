@@ -109,3 +109,34 @@ def test_ssh_remote_is_not_contacted_until_fetch(tmp_path: Path) -> None:
         assert not (tmp_path / "mirrors").exists()
         with pytest.raises(SourceUnavailable, match=r"git@host\.invalid:org/app\.git"):
             source.fetch()
+
+
+def test_query_string_token_never_shows(tmp_path: Path) -> None:
+    """A token in the URL's query is `***` in the display form, the repr, the fetch error,
+    the log events and the mirror's recorded remote URL."""
+    from structlog.testing import capture_logs
+
+    token = "glpat-q7Secret"
+    repo = f"http://127.0.0.1:1/org/app.git?private_token={token}&ref=main"
+    location = parse_location(repo)
+    assert location.display == "http://127.0.0.1:1/org/app.git?private_token=***&ref=***"
+    assert token not in repr(location)
+    with capture_logs() as logs, GitSource(repo, state_dir=tmp_path, timeout=2) as source:
+        assert token not in source.display
+        with pytest.raises(SourceUnavailable) as info:
+            source.fetch()
+    assert token not in str(info.value)
+    assert logs and token not in repr(logs)
+    configs = list((tmp_path / "mirrors").glob("*/config"))
+    assert configs and all(token not in c.read_text() for c in configs)
+
+
+def test_token_given_as_user_name_is_not_in_a_repr() -> None:
+    """`https://TOKEN@host/repo.git` (GitHub's token-as-user form) keeps the token for the
+    fetch, but neither the location's repr nor its credentials' repr shows it."""
+    location = parse_location("https://ghp_Tok3nAsUser@example.com/org/app.git")
+    assert location.url_credentials.username == "ghp_Tok3nAsUser"
+    assert "ghp_Tok3nAsUser" not in repr(location)
+    assert "ghp_Tok3nAsUser" not in repr(location.url_credentials)
+    assert "ghp_Tok3nAsUser" not in f"{location.url_credentials}"
+    assert "ghp_Tok3nAsUser" not in location.display
