@@ -1,4 +1,5 @@
-"""`trueup apply`, `diff`, `status` and `logs` with `--runtime swarm` on a single-node swarm.
+"""`trueup apply`, `diff`, `status` and `logs` with `--runtime swarm` on a single-node swarm
+(an engine of the tests' own, see conftest.py).
 
 Each test drives the CLI as an operator would (a subprocess, commits made with the git CLI)
 and checks the swarm itself with the docker SDK: services, their tasks and secrets.
@@ -198,7 +199,9 @@ def test_run_converges_and_recreates_a_removed_service(deployment: SwarmDeployme
     cmd = [sys.executable, "-m", "controller", "run", "--runtime", "swarm", "--listen", "off"]
     cmd += ["--repo", str(deployment.repo), "--instance", deployment.instance]
     cmd += ["--state-dir", str(deployment.state), "--interval", "60s"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=deployment.env
+    )
     try:
         first = wait_for(lambda: deployment.running_tasks("job"))
         deployment.api.remove_service(f"{deployment.instance}-job")
