@@ -108,6 +108,8 @@ class ServiceInfo:
     """Names of the Swarm secrets the service's spec references."""
     template_changed: bool = False
     """True when the last update changed the task template (Swarm rolls tasks for it)."""
+    template_digest: str = ""
+    """Digest of the current task template; a task with the same digest runs this spec."""
 
     @property
     def app(self) -> str | None:
@@ -133,6 +135,8 @@ class TaskInfo:
     timestamp: datetime
     container_id: str | None = None
     exit_code: int | None = None
+    template_digest: str = ""
+    """Digest of the task template the task was made from (see `ServiceInfo`)."""
 
 
 @dataclass(frozen=True)

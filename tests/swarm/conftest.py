@@ -139,6 +139,12 @@ class SwarmDeployment:
         )
         return {t["Slot"]: t["ID"] for t in rows if t["Status"]["State"] == "running"}
 
+    def live_tasks(self, app: str) -> list[dict[str, Any]]:
+        """Every task whose container runs now, whatever Swarm wants of it (an old task that
+        is still shutting down counts: it still serves)."""
+        rows = self.api.tasks(filters={"service": f"{self.instance}-{app}"})
+        return [t for t in rows if t["Status"]["State"] in ("running", "starting")]
+
     def secret_names(self) -> list[str]:
         rows = self.api.secrets(filters={"label": f"trueup.instance={self.instance}"})
         return sorted(r["Spec"]["Name"] for r in rows)

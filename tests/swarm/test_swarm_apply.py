@@ -148,6 +148,30 @@ def test_env_change_rolls_then_scale_keeps_tasks(deployment: SwarmDeployment) ->
     assert deployment.trueup("diff").returncode == 0
 
 
+def test_apply_returns_once_no_old_task_runs(deployment: SwarmDeployment) -> None:
+    """Like `kubectl rollout status`: right after apply returns, the tasks that run are exactly
+    the replicas and all carry the new spec, after a rolling update and after a scale down."""
+
+    def live_greetings() -> list[str]:
+        return sorted(
+            next(e for e in t["Spec"]["ContainerSpec"]["Env"] if e.startswith("GREETING="))
+            for t in deployment.live_tasks("web")
+        )
+
+    deployment.commit({"apps/web.yaml": web(replicas=2)})
+    deployment.trueup("apply", check=True)
+    assert live_greetings() == ["GREETING=hello"] * 2
+
+    deployment.commit({"apps/web.yaml": web(replicas=2, greeting="bonjour")})
+    deployment.trueup("apply", check=True)
+    assert live_greetings() == ["GREETING=bonjour"] * 2
+
+    deployment.commit({"apps/web.yaml": web(replicas=1, greeting="bonjour")})
+    scale = deployment.trueup("apply", check=True)
+    assert "web scale" in scale.stdout
+    assert live_greetings() == ["GREETING=bonjour"]
+
+
 def test_removed_app_is_pruned(deployment: SwarmDeployment) -> None:
     """An app deleted from git loses its service (and its secrets); the others stay."""
     (deployment.secrets / "db.env").write_text("password=one\n")
