@@ -18,6 +18,9 @@ Needs root and iproute2 (``ip``), util-linux (``unshare``) and dockerd. As a com
     python3 -m tests.engines check [--nodes N] [--swarm]   # start, show, stop (exit 1 on leftovers)
     python3 -m tests.engines up [--nodes N] [--swarm] [--dir D]   # start, print the sockets
     python3 -m tests.engines down --dir D                  # stop what `up` started
+
+A lab belongs to the process that made it (except `up`'s); `Lab.sweep_stale` stops labs whose
+process is gone (a test run killed before its teardown), and the Swarm fixture calls it first.
 """
 
 from __future__ import annotations
@@ -115,6 +118,7 @@ class Lab:
         base: Path | None = None,
         net: str = "10.213.0",
         insecure_registries: Sequence[str] = (),
+        detached: bool = False,
     ) -> None:
         if not 1 <= nodes <= 9:
             raise ValueError("a lab has 1 to 9 nodes")
@@ -131,6 +135,11 @@ class Lab:
         self.timings: dict[str, float] = {}
         self._netns_existed = NETNS_DIR.exists()
         self._namespaces: list[str] = []
+        # who the lab belongs to: once that process is gone, `sweep_stale` may remove it
+        # (None: started to stay, `down` removes it)
+        me = os.getpid()
+        self._owner: list[int | str | None] | None = None if detached else [me, _proc_start(me)]
+        self._baseline: tuple[list[str], int] | None = _host_traces(net)
 
     # -- start ------------------------------------------------------------------------------
 
@@ -138,11 +147,13 @@ class Lab:
         """Namespaces, wiring and one ready engine per node; `stop` on any failure."""
         _require_root_tools()
         try:
+            self._save()
             with self._timed("network"):
                 self._network_up()
             with self._timed("engines"):
                 for node in self.nodes:
                     self._start_engine(node)
+                self._save()
                 for node in self.nodes:
                     self._await_engine(node, timeout)
             self._save()
@@ -175,8 +186,9 @@ class Lab:
             # deliberately no default route: nothing leaves the lab
 
     def _add_netns(self, name: str) -> None:
-        _run(["ip", "netns", "add", name])
         self._namespaces.append(name)
+        self._save()
+        _run(["ip", "netns", "add", name])
 
     def _start_engine(self, node: Node) -> None:
         d = node.dir
@@ -329,8 +341,13 @@ class Lab:
         left += [f"dockerd pid {n.pid}" for n in self.nodes if n.pid is not None and n.alive()]
         left += [f"mount {m}" for m in _mounts_under(self.base)]
         left += [f"mount {m}" for m in _host_mounts() if f"tu-{self.tag}-" in m]
-        if not self._netns_existed and NETNS_DIR.exists():
-            left.append(f"{NETNS_DIR} (did not exist before)")
+        if not self._netns_existed and NETNS_DIR.is_dir() and not any(NETNS_DIR.iterdir()):
+            left.append(f"{NETNS_DIR} (empty; did not exist before)")  # not empty: someone's
+        if self._baseline is not None:
+            links, rules = _host_traces(self.net) or ((), 0)
+            left += [f"host interface {x}" for x in sorted(set(links) - set(self._baseline[0]))]
+            if rules > self._baseline[1]:
+                left.append(f"{rules - self._baseline[1]} host iptables rule(s) naming {self.net}")
         if self.base.exists():
             left.append(f"directory {self.base}")
         return left
@@ -381,8 +398,11 @@ class Lab:
         return ", ".join(f"{k} {v:.1f}s" for k, v in self.timings.items())
 
     def _save(self) -> None:
+        if not self.base.is_dir():
+            return
         state = {
             "tag": self.tag,
+            "owner": self._owner,
             "net": self.net,
             "netns_existed": self._netns_existed,
             "namespaces": self._namespaces,
@@ -410,7 +430,26 @@ class Lab:
         lab.timings = {}
         lab._netns_existed = state["netns_existed"]
         lab._namespaces = list(state["namespaces"])
+        lab._owner = state.get("owner")
+        lab._baseline = None
         return lab
+
+    @classmethod
+    def sweep_stale(cls, root: Path | None = None) -> list[Path]:
+        """Stop labs (under the temp dir) whose owning process is gone: a test run that was
+        killed before its teardown. Labs of live processes and detached ones (`up`) stay."""
+        swept: list[Path] = []
+        for state in sorted((root or Path(tempfile.gettempdir())).glob("tu-*/lab.json")):
+            try:
+                owner = json.loads(state.read_text()).get("owner")
+            except (OSError, ValueError):
+                continue
+            if not owner or _proc_start(int(owner[0])) == owner[1]:
+                continue
+            with contextlib.suppress(Exception):  # best effort; what is left shows in leftovers
+                cls.load(state.parent).stop()
+                swept.append(state.parent)
+        return swept
 
     def __enter__(self) -> Lab:
         self.start()
@@ -452,6 +491,30 @@ def _run(cmd: Sequence[str], *, check: bool = True, timeout: float = 30.0) -> st
     if check and result.returncode != 0:
         raise LabError(f"{' '.join(cmd)} exited {result.returncode}: {result.stderr.strip()}")
     return result.stdout
+
+
+def _proc_start(pid: int) -> str | None:
+    """The start time of process ``pid`` (tells a pid apart from a later one of that number)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _host_traces(net: str) -> tuple[list[str], int] | None:
+    """What a lab leaking into the host's network namespace would leave: interfaces named as
+    the lab's (inside its namespaces) and iptables rules naming its addresses."""
+    names = {"br0", *(f"v{i}" for i in range(1, 10))}
+    try:
+        links = sorted(p.name for p in Path("/sys/class/net").iterdir() if p.name in names)
+    except OSError:
+        links = []
+    prefix = net.rsplit(".", 1)[0] + "."
+    try:
+        dump = subprocess.run(["iptables-save"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return links, sum(1 for line in dump.stdout.splitlines() if prefix in line)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -655,7 +718,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     base = getattr(args, "dir", None)
     if base is not None:
         base.mkdir(parents=True, exist_ok=False)
-    lab = Lab(args.nodes, base=base)
+    lab = Lab(args.nodes, base=base, detached=args.command == "up")
     try:
         lab.start()
         if not args.no_image:

@@ -44,6 +44,8 @@ class SwarmEngine:
 @pytest.fixture(scope="session")
 def swarm_engine(docker_engine: None) -> Iterator[SwarmEngine]:
     """A one-node swarm on a dockerd of its own, for the whole session; removed afterwards."""
+    for stale in Lab.sweep_stale():
+        _TIMINGS.append(f"removed a swarm engine a killed run left behind: {stale}")
     lab = Lab(nodes=1)
     try:
         lab.start()

@@ -6,8 +6,10 @@ the host afterwards: no namespace, process, mount or directory of the lab is lef
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -67,3 +69,27 @@ def test_stop_after_the_engine_was_killed_leaves_nothing_behind(docker_engine: N
         time.sleep(0.1)
     assert not Path(f"/proc/{pid}").exists(), "the lab's container outlived the lab"
     assert _lab_links() == links
+
+
+def test_a_lab_whose_run_was_killed_is_swept_by_the_next_run() -> None:
+    """A lab whose owning process died without a teardown is stopped and removed by the next
+    `sweep_stale`; a lab whose owner lives is left alone."""
+    stale, live = Lab(nodes=1), Lab(nodes=1)
+    try:
+        stale.start()
+        live.start()
+        gone = subprocess.run(["sh", "-c", "echo $$"], capture_output=True, text=True, check=True)
+        state = stale.base / "lab.json"
+        doc = json.loads(state.read_text())
+        doc["owner"] = [int(gone.stdout), "0"]  # a process that has exited
+        state.write_text(json.dumps(doc))
+        swept = Lab.sweep_stale()
+        assert stale.base in swept and live.base not in swept
+        assert not stale.base.exists()
+        assert not any((NETNS_DIR / n).exists() for n in (stale.switch, stale.nodes[0].name))
+        assert not stale.nodes[0].alive()  # its dockerd ended (reaped here: our child)
+        assert live.nodes[0].alive() and live.base.exists()
+    finally:
+        stale.stop()
+        live.stop()
+    assert stale.leftovers() == [] and live.leftovers() == []
