@@ -6,9 +6,12 @@ rolls tasks itself (start-first or stop-first, one at a time, rolling back on fa
 update here is: ensure the image (build, and push when a registry is configured) and the
 secrets, replace the service spec, then wait until Swarm's UpdateStatus says ``completed``
 (converged) or that it rolled back (a failed outcome: the old version serves, the app shows
-Degraded), within a deadline derived from the health check. A create or scale waits until the
-desired number of tasks run (running means healthy: Swarm holds a task in ``starting`` until
-its check passes). After the changes, secrets of this instance no service uses are removed.
+Degraded), within a deadline derived from the health check. Every change then waits, like
+`kubectl rollout status`, until the desired number of tasks run, all of the service's current
+spec (a task's template digest equals the service's), and no other task runs any more: an old
+task still stopping after the update, a task beyond a lower replica count (running means
+healthy: Swarm holds a task in ``starting`` until its check passes). After the changes, secrets
+of this instance no service uses are removed.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 POLL_S = 0.5
+_LIVE = ("starting", "running")
+"""Task states whose container runs (``starting``: running, its health check not passed yet)."""
 SLACK_S = 60.0
 """Added to every wait: scheduling, image pulls on other nodes, Swarm's own bookkeeping."""
 
@@ -132,14 +137,28 @@ class SwarmApplier(PlanRunner):
     async def _await_tasks(
         self, service_id: str, want: DesiredApp, spec: ServiceSpec, *, seen: frozenset[str]
     ) -> None:
-        """Until exactly ``spec.replicas`` tasks run; fail early when new tasks keep failing
-        (two failures, or one rejection: a missing image, an impossible mount)."""
-        budget = self._task_budget(want) + spec.monitor + self.slack_s
+        """Until exactly ``spec.replicas`` tasks run, all of the service's current spec, and no
+        other task runs any more (an old task still stopping after an update, a task beyond a
+        lower replica count): like `kubectl rollout status`. Fails early when new tasks keep
+        failing (two failures, or one rejection: a missing image, an impossible mount)."""
+        grace = spec.stop_grace_period if spec.stop_grace_period is not None else 10.0
+        budget = self._task_budget(want) + spec.monitor + grace + self.slack_s
         deadline = time.monotonic() + budget
         while True:
+            service = await self.runtime.inspect_service(service_id)
             tasks = await self.runtime.service_tasks(service_id)
             wanted = [t for t in tasks if t.desired_state == "running"]
-            if len(wanted) == spec.replicas and all(t.state == "running" for t in wanted):
+            live = [t for t in tasks if t.state in _LIVE]
+            stale = [
+                t
+                for t in live
+                if t.desired_state != "running" or t.template_digest != service.template_digest
+            ]
+            if (
+                len(wanted) == spec.replicas
+                and all(t.state == "running" for t in wanted)
+                and not stale
+            ):
                 return
             failed = [t for t in tasks if t.id not in seen and t.state in ("failed", "rejected")]
             if any(t.state == "rejected" for t in failed) or len(failed) >= 2:
@@ -148,9 +167,10 @@ class SwarmApplier(PlanRunner):
                 )
             if time.monotonic() > deadline:
                 running = sum(1 for t in wanted if t.state == "running")
+                old = f"; {len(stale)} old task(s) still running" if stale else ""
                 raise RuntimeTimeout(
                     f"service {spec.name}: {running}/{spec.replicas} task(s) running after "
-                    f"{budget:.0f}s"
+                    f"{budget:.0f}s{old}"
                 )
             await asyncio.sleep(self.poll_s)
 

@@ -2,13 +2,21 @@
 
 Integration tests skip when no engine answers, unless TRUEUP_REQUIRE_DOCKER is set (CI sets
 it), in which case a missing engine fails the run instead of silently skipping.
+
+The run never inits, joins or leaves a swarm on the host's engine (that wipes the embedded DNS
+of its bridge networks): `tests.engines.install_swarm_guard` makes the SDK and the ``docker``
+CLI refuse it for the whole session, and the session fails if the host engine's swarm state
+changed anyway. Swarm tests run on an engine of their own (tests/swarm/conftest.py).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -30,6 +38,35 @@ def _engine_reachable() -> str | None:
     except Exception as exc:  # any failure means "no usable engine"; the reason is reported
         return f"{type(exc).__name__}: {exc}"
     return None
+
+
+_GUARD: list[tuple[Path, Callable[[], None]]] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from tests.engines import install_swarm_guard
+
+    shim = Path(tempfile.mkdtemp(prefix="trueup-guard-"))
+    _GUARD.append((shim, install_swarm_guard(shim)))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    while _GUARD:
+        shim, undo = _GUARD.pop()
+        undo()
+        shutil.rmtree(shim, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _host_swarm_unchanged() -> Iterator[None]:
+    """Fail the session, loudly, if the host engine's swarm state is not what it was."""
+    from tests.engines import host_swarm_state
+
+    before = host_swarm_state()
+    yield
+    after = host_swarm_state()
+    if before is not None and after != before:
+        pytest.fail(f"the host's engine went from swarm {before!r} to {after!r} during the tests")
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,8 @@ Observation is two requests: the service list and the task list, both filtered b
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -538,6 +540,7 @@ def service_info(row: Mapping[str, Any]) -> ServiceInfo:
             for m in (template.get("ContainerSpec") or {}).get("Mounts") or []
             if m.get("Type") == "volume" and m.get("Source")
         ),
+        template_digest=template_digest(template),
     )
 
 
@@ -548,6 +551,27 @@ def _template_changed(row: Mapping[str, Any]) -> bool:
         return False
     current = (row.get("Spec") or {}).get("TaskTemplate") or {}
     return bool(previous.get("TaskTemplate") != current)
+
+
+#: Parts of a task template that say what a task runs. The digest covers these, not the whole
+#: template: a task's copy lacks ``Runtime``, which the engine reports only on the service.
+_TASK_DEFINING = (
+    "ContainerSpec",
+    "Resources",
+    "RestartPolicy",
+    "Placement",
+    "Networks",
+    "LogDriver",
+    "ForceUpdate",
+)
+
+
+def template_digest(template: Mapping[str, Any]) -> str:
+    """sha256 over what a task template says a task runs: equal for a service's current
+    template and the tasks made from it, different for tasks of an earlier spec."""
+    parts = {key: template.get(key) for key in _TASK_DEFINING}
+    canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def task_info(row: Mapping[str, Any]) -> TaskInfo:
@@ -568,6 +592,7 @@ def task_info(row: Mapping[str, Any]) -> TaskInfo:
         timestamp=parse_time(str(status.get("Timestamp") or row.get("CreatedAt") or "")) or _EPOCH,
         container_id=str(container["ContainerID"]) if container.get("ContainerID") else None,
         exit_code=int(code) if isinstance(code, int) else None,
+        template_digest=template_digest(row.get("Spec") or {}),
     )
 
 

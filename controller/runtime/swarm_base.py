@@ -110,6 +110,8 @@ class ServiceInfo:
     """True when the last update changed the task template (Swarm rolls tasks for it)."""
     volumes: tuple[tuple[str, str], ...] = ()
     """(source, target) of the service's named-volume mounts."""
+    template_digest: str = ""
+    """Digest of the current task template; a task with the same digest runs this spec."""
 
     @property
     def app(self) -> str | None:
@@ -135,6 +137,8 @@ class TaskInfo:
     timestamp: datetime
     container_id: str | None = None
     exit_code: int | None = None
+    template_digest: str = ""
+    """Digest of the task template the task was made from (see `ServiceInfo`)."""
 
 
 @dataclass(frozen=True)

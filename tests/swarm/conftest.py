@@ -1,14 +1,18 @@
-"""A single-node swarm on the test engine, for as short a window as possible.
+"""A single-node swarm on an engine of the suite's own, never on the host's engine.
 
-`swarm` is module-scoped: when the engine is not in a swarm, it runs
-`docker swarm init --advertise-addr 127.0.0.1` and `docker swarm leave --force` afterwards;
-when the engine already is a swarm manager it is used as it is and never left. Leaving does not
-touch bridge networks or plain containers, so other tests on the same engine are unaffected.
+`swarm_engine` is session-scoped: it starts one dockerd in a network namespace of its own
+(`tests.engines.Lab`: own socket, data-root, exec-root; the host's networks, iptables and
+engine are untouched), loads busybox:1.36 into it from the host's engine and inits a swarm
+there. At the end of the session it stops that engine and removes everything it made, and
+fails loudly if anything of it is left on the host. The set-up time is printed in the
+summary. The tests reach that engine through DOCKER_HOST (the trueup subprocess) and a
+low-level SDK client on its socket (the checks).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import sys
 import time
@@ -20,37 +24,53 @@ from typing import Any
 import docker
 import pytest
 
+from tests.conftest import REQUIRE_DOCKER
+from tests.engines import Lab, LabError
 from tests.gitutil import commit_files, git, make_repo
 
-
-def _swarm_state(client: docker.DockerClient) -> tuple[str, bool]:
-    swarm = client.info().get("Swarm") or {}
-    return str(swarm.get("LocalNodeState") or "inactive"), bool(swarm.get("ControlAvailable"))
+_TIMINGS: list[str] = []
 
 
-@pytest.fixture(scope="module")
-def swarm(docker_engine: None) -> Iterator[None]:
-    """The engine as a swarm manager; initialised (and left afterwards) only if it was not."""
-    client = docker.from_env()
+@dataclass(frozen=True)
+class SwarmEngine:
+    """The swarm manager the tests talk to: its engine API URL (a unix socket)."""
+
+    url: str
+
+    def api(self) -> docker.APIClient:
+        return docker.APIClient(base_url=self.url, version="1.41", timeout=60)
+
+
+@pytest.fixture(scope="session")
+def swarm_engine(docker_engine: None) -> Iterator[SwarmEngine]:
+    """A one-node swarm on a dockerd of its own, for the whole session; removed afterwards."""
+    for stale in Lab.sweep_stale():
+        _TIMINGS.append(f"removed a swarm engine a killed run left behind: {stale}")
+    lab = Lab(nodes=1)
     try:
-        state, manager = _swarm_state(client)
-        initialised = False
-        if state == "active" and not manager:
-            pytest.skip("the engine is a swarm worker; the swarm tests need a manager")
-        if state != "active":
-            subprocess.run(
-                ["docker", "swarm", "init", "--advertise-addr", "127.0.0.1"],
-                check=True,
-                capture_output=True,
-            )
-            initialised = True
-        try:
-            yield
-        finally:
-            if initialised:
-                subprocess.run(["docker", "swarm", "leave", "--force"], capture_output=True)
+        lab.start()
+        lab.load_image()
+        manager = lab.init_swarm()
+    except LabError as exc:
+        lab.stop()
+        message = f"no swarm engine of the tests' own: {exc}"
+        if REQUIRE_DOCKER:
+            pytest.fail(message)
+        pytest.skip(message)
+    _TIMINGS.append(f"swarm engine set up in {lab.setup_seconds():.1f}s ({lab.describe_timings()})")
+    try:
+        yield SwarmEngine(manager.url)
     finally:
-        client.close()
+        lab.stop()
+        _TIMINGS.append(f"swarm engine torn down in {lab.timings['stop']:.1f}s")
+        left = lab.leftovers()
+        if left:
+            pytest.fail(f"the swarm engine left things on the host: {'; '.join(left)}")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for line in _TIMINGS:
+        terminalreporter.write_line(line)
 
 
 def remove_instance(client: docker.APIClient, instance: str) -> None:
@@ -79,13 +99,19 @@ class SwarmDeployment:
     state: Path
     secrets: Path
     api: docker.APIClient
+    url: str
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment of a trueup subprocess: DOCKER_HOST is the swarm engine."""
+        return {**os.environ, "DOCKER_HOST": self.url}
 
     def trueup(self, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
         cmd = [sys.executable, "-m", "controller", *args, "--runtime", "swarm"]
         cmd += ["--instance", self.instance, "--state-dir", str(self.state)]
         if args[0] in ("diff", "apply"):
             cmd += ["--repo", str(self.repo), "--secrets-dir", str(self.secrets)]
-        result = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=self.env)
         if check and result.returncode != 0:
             raise AssertionError(
                 f"{args} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
@@ -115,20 +141,28 @@ class SwarmDeployment:
         )
         return {t["Slot"]: t["ID"] for t in rows if t["Status"]["State"] == "running"}
 
+    def live_tasks(self, app: str) -> list[dict[str, Any]]:
+        """Every task whose container runs now, whatever Swarm wants of it (an old task that
+        is still shutting down counts: it still serves)."""
+        rows = self.api.tasks(filters={"service": f"{self.instance}-{app}"})
+        return [t for t in rows if t["Status"]["State"] in ("running", "starting")]
+
     def secret_names(self) -> list[str]:
         rows = self.api.secrets(filters={"label": f"trueup.instance={self.instance}"})
         return sorted(r["Spec"]["Name"] for r in rows)
 
 
 @pytest.fixture
-def deployment(swarm: None, tmp_path: Path, instance: str) -> Iterator[SwarmDeployment]:
-    api = docker.APIClient(version="1.41")
+def deployment(
+    swarm_engine: SwarmEngine, tmp_path: Path, instance: str
+) -> Iterator[SwarmDeployment]:
+    api = swarm_engine.api()
     repo = tmp_path / "repo"
     make_repo(repo, {"README.md": "deployment repo\n"})
     secrets = tmp_path / "secrets"
     secrets.mkdir()
     try:
-        yield SwarmDeployment(repo, instance, tmp_path / "state", secrets, api)
+        yield SwarmDeployment(repo, instance, tmp_path / "state", secrets, api, swarm_engine.url)
     finally:
         try:
             remove_instance(api, instance)

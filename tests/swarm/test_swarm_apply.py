@@ -1,4 +1,5 @@
-"""`trueup apply`, `diff`, `status` and `logs` with `--runtime swarm` on a single-node swarm.
+"""`trueup apply`, `diff`, `status` and `logs` with `--runtime swarm` on a single-node swarm
+(an engine of the tests' own, see conftest.py).
 
 Each test drives the CLI as an operator would (a subprocess, commits made with the git CLI)
 and checks the swarm itself with the docker SDK: services, their tasks and secrets.
@@ -149,6 +150,30 @@ def test_env_change_rolls_then_scale_keeps_tasks(deployment: SwarmDeployment) ->
     assert deployment.trueup("diff").returncode == 0
 
 
+def test_apply_returns_once_no_old_task_runs(deployment: SwarmDeployment) -> None:
+    """Like `kubectl rollout status`: right after apply returns, the tasks that run are exactly
+    the replicas and all carry the new spec, after a rolling update and after a scale down."""
+
+    def live_greetings() -> list[str]:
+        return sorted(
+            next(e for e in t["Spec"]["ContainerSpec"]["Env"] if e.startswith("GREETING="))
+            for t in deployment.live_tasks("web")
+        )
+
+    deployment.commit({"apps/web.yaml": web(replicas=2)})
+    deployment.trueup("apply", check=True)
+    assert live_greetings() == ["GREETING=hello"] * 2
+
+    deployment.commit({"apps/web.yaml": web(replicas=2, greeting="bonjour")})
+    deployment.trueup("apply", check=True)
+    assert live_greetings() == ["GREETING=bonjour"] * 2
+
+    deployment.commit({"apps/web.yaml": web(replicas=1, greeting="bonjour")})
+    scale = deployment.trueup("apply", check=True)
+    assert "web scale" in scale.stdout
+    assert live_greetings() == ["GREETING=bonjour"]
+
+
 def test_removed_app_is_pruned(deployment: SwarmDeployment) -> None:
     """An app deleted from git loses its service (and its secrets); the others stay."""
     (deployment.secrets / "db.env").write_text("password=one\n")
@@ -200,7 +225,9 @@ def test_run_converges_and_recreates_a_removed_service(deployment: SwarmDeployme
     cmd = [sys.executable, "-m", "controller", "run", "--runtime", "swarm", "--listen", "off"]
     cmd += ["--repo", str(deployment.repo), "--instance", deployment.instance]
     cmd += ["--state-dir", str(deployment.state), "--interval", "60s"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=deployment.env
+    )
     try:
         first = wait_for(lambda: deployment.running_tasks("job"))
         deployment.api.remove_service(f"{deployment.instance}-job")

@@ -141,3 +141,31 @@ def test_task_view_health_follows_tasks_and_swarm_rollouts() -> None:
     rows = task_rows(SwarmSnapshot((service(web, vip="10.0.1.2"),), running))
     assert {r.ip_address for r in rows} == {"10.0.1.2"}
     assert sorted(r.replica or 0 for r in rows) == [1, 2]
+
+
+def test_a_task_of_the_current_spec_has_the_services_template_digest() -> None:
+    """A task's copy of the template (the engine leaves out ``Runtime``) digests like the
+    service's template; a task of an earlier spec (another env) does not."""
+    from controller.runtime.swarm import service_info, task_info
+
+    template = {
+        "ContainerSpec": {"Image": "busybox:1.36", "Env": ["GREETING=bonjour"], "Init": True},
+        "Resources": {"Limits": {"MemoryBytes": 67108864}},
+        "RestartPolicy": {"Condition": "any", "Delay": 5_000_000_000, "MaxAttempts": 0},
+        "Networks": [{"Target": "net1", "Aliases": ["web"]}],
+        "ForceUpdate": 0,
+    }
+    service = service_info(
+        {
+            "ID": "s1",
+            "Spec": {"Name": "t-web", "TaskTemplate": {**template, "Runtime": "container"}},
+        }
+    )
+    current = task_info({"ID": "t1", "ServiceID": "s1", "Spec": template})
+    old_env = {
+        **template,
+        "ContainerSpec": {**template["ContainerSpec"], "Env": ["GREETING=hello"]},
+    }
+    old = task_info({"ID": "t0", "ServiceID": "s1", "Spec": old_env})
+    assert service.template_digest and current.template_digest == service.template_digest
+    assert old.template_digest != service.template_digest
