@@ -4,7 +4,9 @@
 ``run`` never do. Called through ``GitSource.read_worktree`` (which knows the deployment root
 of a local repository) or directly with a folder. The same rules as for a commit apply: only
 ``*.yaml``/``*.yml`` files, keys relative to the deployment root, no escaping it (a symlink
-that resolves outside the root is skipped), and ``.git`` folders are never read.
+that resolves outside the root is skipped), ``.git`` folders are never read, and a file larger
+than ``MAX_MANIFEST_BYTES`` is never read (it is given as ``OVERSIZED``, which the loader
+refuses as too large).
 """
 
 from __future__ import annotations
@@ -16,7 +18,13 @@ import structlog
 
 from controller.errors import SourceError
 from controller.source.model import ManifestFiles
-from controller.source.tree import clean_subpath, is_manifest_name, join
+from controller.source.tree import (
+    MAX_MANIFEST_BYTES,
+    OVERSIZED,
+    clean_subpath,
+    is_manifest_name,
+    join,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -50,6 +58,11 @@ def _read_into(files: dict[str, bytes], real_root: Path, file: Path, key: str) -
         log.warning("manifest_symlink_skipped", file=join(key))
         return
     try:
-        files[key] = real.read_bytes()
+        with real.open("rb") as f:
+            if os.fstat(f.fileno()).st_size > MAX_MANIFEST_BYTES:
+                files[key] = OVERSIZED
+                return
+            data = f.read(MAX_MANIFEST_BYTES + 1)  # a file that grew meanwhile: still bounded
+        files[key] = OVERSIZED if len(data) > MAX_MANIFEST_BYTES else data
     except OSError as exc:
         raise SourceError(f"cannot read {key}: {exc.strerror}") from exc
