@@ -279,6 +279,7 @@ async def _pass(kw: dict[str, Any], *, apply: bool, worktree: bool) -> Any:
     from controller.reconciler import Reconciler
     from controller.routes import connect_router
     from controller.runtime import connect
+    from controller.secrets import load_digest_key
     from controller.source import GitSource
 
     with GitSource(
@@ -308,6 +309,7 @@ async def _pass(kw: dict[str, Any], *, apply: bool, worktree: bool) -> Any:
                 policy=_policy(kw),
                 router=router,
                 cache_dir=kw["state_dir"],
+                digest_key=load_digest_key(kw["state_dir"]),
             )
             return await reconciler.run_pass(
                 rev=kw["rev"],

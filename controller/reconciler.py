@@ -87,6 +87,7 @@ class Reconciler:
         concurrency: int = 4,
         router: Router | None = None,
         cache_dir: Path | None = None,
+        digest_key: bytes | None = None,
     ) -> None:
         self.source = source
         self.runtime = runtime
@@ -97,6 +98,8 @@ class Reconciler:
         self.concurrency = concurrency
         self.router: Router = router or NoRouter()
         self.cache_dir = cache_dir
+        self.digest_key = digest_key
+        """The instance's secret digest key (``secrets.load_digest_key``); None: per process."""
         self._parsed: dict[str, LoadResult] = {}
         self._resolved: tuple[str, DesiredState] | None = None
 
@@ -124,7 +127,7 @@ class Reconciler:
         A clean state is remembered by ``--path``'s tree id (in memory, and in ``cache_dir``
         when given) and reused while its build contexts and secrets are unchanged (see
         ``desired_cache``)."""
-        secrets = load_secrets(self.secrets_dir)
+        secrets = load_secrets(self.secrets_dir, digest_key=self.digest_key)
         key = (
             desired_cache.cache_key(self.path, files.tree_id, self.policy)
             if files.tree_id
