@@ -127,7 +127,9 @@ class Reconciler:
         A clean state is remembered by ``--path``'s tree id (in memory, and in ``cache_dir``
         when given) and reused while its build contexts and secrets are unchanged (see
         ``desired_cache``)."""
-        secrets = load_secrets(self.secrets_dir, digest_key=self.digest_key)
+        secrets = await asyncio.to_thread(
+            load_secrets, self.secrets_dir, digest_key=self.digest_key
+        )
         key = (
             desired_cache.cache_key(self.path, files.tree_id, self.policy)
             if files.tree_id
@@ -138,7 +140,7 @@ class Reconciler:
             if reused is not None:
                 self._resolved = (key, reused)
                 return reused, []
-        loaded = self.load(files)
+        loaded = await asyncio.to_thread(self.load, files)  # parsing never stalls the loop
         desired = await self.resolve(files, loaded, secrets)
         problems = sorted(list(loaded.problems) + resolution_problems(desired, loaded))
         if key is not None and not problems:
@@ -181,7 +183,8 @@ class Reconciler:
                 log.warning("build_context_unavailable", context=context, error=str(exc))
                 if isinstance(exc, TrueupError):
                     failed[context] = str(exc)
-        desired = resolve(
+        desired = await asyncio.to_thread(
+            resolve,
             loaded,
             revision=files.revision,
             secrets=secrets,
