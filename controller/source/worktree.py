@@ -35,6 +35,9 @@ from controller.source.tree import (
 
 log = structlog.get_logger(__name__)
 
+# Opening never blocks (a FIFO swapped in after the check) and never follows a symlink.
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+
 
 def read_worktree(root: Path, path: str = ".") -> ManifestFiles:
     """The manifest files on disk under ``root/path``, keyed relative to ``root``."""
@@ -65,8 +68,12 @@ def _read_into(files: dict[str, bytes], real_root: Path, file: Path, key: str) -
         log.warning("manifest_symlink_skipped", file=join(key))
         return
     try:
-        with real.open("rb") as f:
-            if os.fstat(f.fileno()).st_size > MAX_MANIFEST_BYTES:
+        with os.fdopen(os.open(real, _READ_FLAGS), "rb") as f:
+            info = os.fstat(f.fileno())
+            if not stat.S_ISREG(info.st_mode):  # swapped for a FIFO or device since the check
+                log.warning("manifest_symlink_skipped", file=join(key))
+                return
+            if info.st_size > MAX_MANIFEST_BYTES:
                 files[key] = OVERSIZED
                 return
             data = f.read(MAX_MANIFEST_BYTES + 1)  # a file that grew meanwhile: still bounded
@@ -109,9 +116,8 @@ def context_id(root: Path, context: str) -> str:
 
 def _read_regular(path: Path, context: str, shown: str) -> bytes:
     """The bytes of ``path``, opened so that it cannot block or follow a swapped-in link."""
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(path, flags)
+        fd = os.open(path, _READ_FLAGS)
     except OSError as exc:
         why = exc.strerror or str(exc)
         raise SourceError(f"build context {context!r}: cannot read {shown}: {why}") from exc
