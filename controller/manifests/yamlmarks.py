@@ -27,6 +27,7 @@ Path = tuple[str | int, ...]
 
 MAX_NODES = 50_000
 MAX_DEPTH = 64
+MAX_CHARS = 4 * 1024 * 1024  # of all scalars once aliases are expanded (a file has 1 MiB)
 MAX_INT_DIGITS = 4300  # as Python's int/str conversion limit: every accepted int can be printed
 _MAX_INT_BITS = int(MAX_INT_DIGITS * math.log2(10))
 
@@ -138,6 +139,7 @@ class _Builder:
         self.loader = loader
         self.doc = doc
         self.count = 0
+        self.chars = 0
 
     def build(self, node: yaml.Node, path: Path, depth: int) -> object:
         self.count += 1
@@ -204,6 +206,12 @@ class _Builder:
             node.tag = _TAG + "str"
         if node.tag not in _SCALAR_TAGS:
             raise DocumentError(f"YAML tag {_short(node.tag)} is not allowed", _mark(node))
+        self.chars += len(node.value)
+        if self.chars > MAX_CHARS:  # one long string repeated through aliases
+            raise DocumentError(
+                f"document expands to more than {MAX_CHARS // 1024 // 1024} MiB of text (aliases?)",
+                _mark(node),
+            )
         try:
             value = self.loader.construct_object(node, deep=True)
         except yaml.YAMLError:

@@ -50,6 +50,10 @@ BOMB = "a: &a [x,x,x,x,x,x,x,x,x,x]\n" + "".join(
 MERGE_BOMB = "a0: &a0 {k: 1}\n" + "".join(
     f"x{i}: {{<<: [&a{i + 1} {{<<: [*a{i}, *a{i}]}}]}}\n" for i in range(40)
 )
+LONG_STRING_BOMB = (
+    "apiVersion: trueup/v1\nkind: App\nmetadata: {name: bomb}\nspec:\n  image: busybox:1.36\n"
+    f"  workingDir: &a /{'x' * 900_000}\n  command: [{', '.join(['*a'] * 40)}]\n"
+)  # 36 MB once expanded; with 50,000 aliases of a shorter string, gigabytes of spec JSON
 NESTED_MERGE_BOMB = "x: " + "".join(f"{{<<: [&m{i} " for i in range(30)) + "{k: v}"
 NESTED_MERGE_BOMB += "".join(f", *m{i}]}}" for i in reversed(range(30)))
 
@@ -72,8 +76,8 @@ def test_hostile_value_is_a_located_problem(value: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    [BOMB, MERGE_BOMB, NESTED_MERGE_BOMB, "- " * 200_000 + "x\n"],
-    ids=["aliases", "merges", "nested-merges", "block-nesting"],
+    [BOMB, MERGE_BOMB, NESTED_MERGE_BOMB, LONG_STRING_BOMB, "- " * 200_000 + "x\n"],
+    ids=["aliases", "merges", "nested-merges", "long-string", "block-nesting"],
 )
 def test_bombs_are_refused_quickly(text: str) -> None:
     """Alias and merge-key expansion and nesting are bounded: a problem, not a hung process."""
