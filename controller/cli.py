@@ -329,6 +329,7 @@ async def _pass(kw: dict[str, Any], *, apply: bool, worktree: bool) -> Any:
     from controller.reconciler import Reconciler
     from controller.routes import connect_router
     from controller.runtime import connect
+    from controller.secrets import load_digest_key
     from controller.source import GitSource
 
     with GitSource(
@@ -358,6 +359,7 @@ async def _pass(kw: dict[str, Any], *, apply: bool, worktree: bool) -> Any:
                 policy=_policy(kw),
                 router=router,
                 cache_dir=kw["state_dir"],
+                digest_key=load_digest_key(kw["state_dir"]),
             )
             return await reconciler.run_pass(
                 rev=kw["rev"],

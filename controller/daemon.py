@@ -25,6 +25,7 @@ from controller.reconciler import Reconciler
 from controller.routes import connect_router
 from controller.runtime import connect
 from controller.runtime.base import Runtime, claim_name
+from controller.secrets import load_digest_key
 from controller.server import Server, parse_listen, read_secret
 from controller.settings import Settings
 from controller.source import GitSource, RevisionWatcher
@@ -45,6 +46,7 @@ async def serve(settings: Settings) -> None:
     api_token = read_secret(settings.api_token_file, "API token")
     read_token = read_secret(settings.api_read_token_file, "API read token")
     webhook_secret = read_secret(settings.webhook_secret_file, "webhook secret")
+    digest_key = load_digest_key(settings.state_dir)
     metrics = Metrics()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -95,6 +97,7 @@ async def serve(settings: Settings) -> None:
                 policy=settings.policy(),
                 concurrency=settings.concurrency,
                 router=router,
+                digest_key=digest_key,
             ),
             runtime,
             watcher=RevisionWatcher(

@@ -29,7 +29,7 @@ from controller.runtime.base import (
     VolumeMount,
     volume_name,
 )
-from controller.secrets import SecretStore, digest
+from controller.secrets import SecretStore
 
 if TYPE_CHECKING:  # the models load only where manifests are parsed (see desired_cache)
     from controller.manifests.loader import LoadResult
@@ -196,7 +196,7 @@ def resolve_app(
         for var, v in spec.env.items()
         if isinstance(v, SecretValue)
     }
-    resolved = _resolved_spec(app, image, secret_env)
+    resolved = _resolved_spec(app, image, secret_env, secrets)
     ports = {p.name: p.container_port for p in spec.ports}
     return DesiredApp(
         name=app.name,
@@ -220,7 +220,9 @@ def resolve_app(
     )
 
 
-def _resolved_spec(app: App, image: str, secret_env: Mapping[str, str]) -> dict[str, Any]:
+def _resolved_spec(
+    app: App, image: str, secret_env: Mapping[str, str], secrets: SecretStore
+) -> dict[str, Any]:
     from controller.manifests.models import SecretValue
 
     dumped = app.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -231,7 +233,7 @@ def _resolved_spec(app: App, image: str, secret_env: Mapping[str, str]) -> dict[
             ref = value.secret_ref
             env[var] = {
                 "secretRef": f"{ref.name}/{ref.key}",
-                "digest": digest(app.name, var, secret_env[var]),
+                "digest": secrets.digest(app.name, var, secret_env[var]),
             }  # read back by `stored_secret`
         else:
             env[var] = value

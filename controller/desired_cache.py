@@ -37,7 +37,7 @@ from controller.desired import (
 )
 from controller.errors import TrueupError
 from controller.policy import Policy
-from controller.secrets import SecretStore, digest
+from controller.secrets import SecretStore
 
 log = structlog.get_logger(__name__)
 
@@ -150,7 +150,7 @@ def _current(
             continue
         secret, secret_key, stored_digest = ref
         current = secrets.get(secret, secret_key)
-        if digest(app.name, variable, current) != stored_digest:
+        if secrets.digest(app.name, variable, current) != stored_digest:
             return None  # the secret's value changed: the spec hash changes
         secret_env[variable] = current
     if secret_env == app.secret_env:

@@ -423,18 +423,37 @@ def _path_name(prefix: str, key: str) -> str:
 def _diff(prefix: str, before: Any, after: Any, out: list[FieldChange]) -> None:
     if _is_secret(before) or _is_secret(after):
         if before != after:
-            shown_before = SECRET if _is_secret(before) else before
-            shown_after = after
-            if _is_secret(after):
-                shown_after = SECRET_CHANGED if _is_secret(before) else SECRET
+            shown_before = SECRET if _is_secret(before) else _masked(before)
+            shown_after = _masked(after)
+            if _is_secret(after):  # a secret that is new or other than it was: "changed"
+                plain_before = before is not None and not _is_secret(before)
+                shown_after = SECRET if plain_before else SECRET_CHANGED
             out.append(FieldChange(prefix, shown_before, shown_after))
         return
     if isinstance(before, dict) and isinstance(after, dict):
         for key in sorted(set(before) | set(after)):
             _diff(_path_name(prefix, str(key)), before.get(key), after.get(key), out)
         return
+    if (before is None and _holds_secret(after)) or (after is None and _holds_secret(before)):
+        _diff(prefix, before or {}, after or {}, out)  # a stored spec without `env`, say
+        return
     if before != after:
-        out.append(FieldChange(prefix, before, after))
+        out.append(FieldChange(prefix, _masked(before), _masked(after)))
+
+
+def _holds_secret(value: Any) -> bool:
+    return isinstance(value, dict) and any(_is_secret(v) for v in value.values())
+
+
+def _masked(value: Any) -> Any:
+    """``value`` with every secret in it shown as ``(secret)``: no digest is ever printed."""
+    if _is_secret(value):
+        return SECRET
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v) for v in value]
+    return value
 
 
 def _is_secret(value: Any) -> bool:

@@ -13,9 +13,6 @@ so a one-shot pass whose manifests are cached, on a plain engine, never loads th
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import os
-import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -36,6 +33,7 @@ from controller.routes import NoRouter, Router, RouteSync, RouteTable, kept_apps
 from controller.runtime.base import ContainerInfo, Runtime
 from controller.secrets import SecretStore, load_secrets
 from controller.source import GitSource, ManifestFiles
+from controller.source.worktree import context_id as worktree_context_id
 
 if TYPE_CHECKING:
     from controller.manifests.loader import LoadResult
@@ -89,6 +87,7 @@ class Reconciler:
         concurrency: int = 4,
         router: Router | None = None,
         cache_dir: Path | None = None,
+        digest_key: bytes | None = None,
     ) -> None:
         self.source = source
         self.runtime = runtime
@@ -99,6 +98,8 @@ class Reconciler:
         self.concurrency = concurrency
         self.router: Router = router or NoRouter()
         self.cache_dir = cache_dir
+        self.digest_key = digest_key
+        """The instance's secret digest key (``secrets.load_digest_key``); None: per process."""
         self._parsed: dict[str, LoadResult] = {}
         self._resolved: tuple[str, DesiredState] | None = None
 
@@ -126,7 +127,9 @@ class Reconciler:
         A clean state is remembered by ``--path``'s tree id (in memory, and in ``cache_dir``
         when given) and reused while its build contexts and secrets are unchanged (see
         ``desired_cache``)."""
-        secrets = load_secrets(self.secrets_dir)
+        secrets = await asyncio.to_thread(
+            load_secrets, self.secrets_dir, digest_key=self.digest_key
+        )
         key = (
             desired_cache.cache_key(self.path, files.tree_id, self.policy)
             if files.tree_id
@@ -137,7 +140,7 @@ class Reconciler:
             if reused is not None:
                 self._resolved = (key, reused)
                 return reused, []
-        loaded = self.load(files)
+        loaded = await asyncio.to_thread(self.load, files)  # parsing never stalls the loop
         desired = await self.resolve(files, loaded, secrets)
         problems = sorted(list(loaded.problems) + resolution_problems(desired, loaded))
         if key is not None and not problems:
@@ -172,24 +175,33 @@ class Reconciler:
             if item.app.spec.build is not None
         }
         context_ids: dict[str, str] = {}
+        failed: dict[str, str] = {}
         for context in sorted(contexts):
             try:
                 context_ids[context] = await asyncio.to_thread(self._context_id, files, context)
             except Exception as exc:  # a missing context fails that app only (see resolve)
                 log.warning("build_context_unavailable", context=context, error=str(exc))
-        return resolve(
+                if isinstance(exc, TrueupError):
+                    failed[context] = str(exc)
+        desired = await asyncio.to_thread(
+            resolve,
             loaded,
             revision=files.revision,
             secrets=secrets,
             context_ids=context_ids,
             policy=self.policy,
         )
+        for name, item in loaded.apps.items():  # say why a context is unusable, not "not found"
+            build = item.app.spec.build
+            if build is not None and build.context in failed and name in desired.errors:
+                desired.errors[name] = failed[build.context]
+        return desired
 
     def _context_id(self, files: ManifestFiles, context: str) -> str:
         if files.revision is None:
             root = self.source.worktree_root
             assert root is not None
-            return worktree_context_id(root / context)
+            return worktree_context_id(root, context)
         return self.source.context_id(files.revision, context)
 
     async def read_context(self, revision: str, context: str, dockerfile: str) -> bytes:
@@ -379,22 +391,3 @@ def resolution_problems(desired: DesiredState, loaded: LoadResult) -> list[Probl
         file, line = (item.file, item.line) if item else ("(unknown)", 1)
         out.append(Problem(file, line, 1, f"app {app}: {message}"))
     return out
-
-
-def worktree_context_id(folder: Path) -> str:
-    """A content id for a build context on disk (``--worktree`` previews only)."""
-    digest = hashlib.sha256()
-    if not folder.is_dir():
-        raise FileNotFoundError(folder)
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames.sort()
-        for name in sorted(filenames):
-            path = Path(dirpath) / name
-            info = path.lstat()
-            digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
-            digest.update(f"{stat.S_IMODE(info.st_mode):o}\0".encode())
-            if path.is_symlink():
-                digest.update(os.readlink(path).encode())
-            else:
-                digest.update(path.read_bytes())
-    return "wt" + digest.hexdigest()[:38]

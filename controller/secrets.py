@@ -2,26 +2,47 @@
 
 Read at the edge (this module does file I/O) into a ``SecretStore`` that the pure ``desired``
 stage looks values up in. Values never reach logs, diffs or labels: only their digests do.
+
+A digest is an HMAC-SHA256 keyed per instance (``<state-dir>/secret-digest.key``, 32 random
+bytes made on first use, mode 0600), so a digest on a container label cannot be checked
+against guessed values by whoever can ``docker inspect``. A ``*.env`` file that cannot be read
+(not UTF-8, unreadable) fails the apps that read it, naming the file, and no other app.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import hmac
+import os
+import stat
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from controller.errors import SecretError
+from controller.errors import ConfigError, SecretError
+
+KEY_FILE = "secret-digest.key"
+_PROCESS_KEY = os.urandom(32)
+"""The key of a store made without one (tests, library use): digests stay comparable within
+the process and are never stable across processes, so a forgotten key rolls, never leaks."""
 
 
 @dataclass(frozen=True)
 class SecretStore:
-    """Secret values by secret name and key."""
+    """Secret values by secret name and key, the files that could not be read, and the key
+    digests are made with."""
 
-    values: dict[str, dict[str, str]] = field(default_factory=dict)
+    values: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
     source: str = "(no secrets dir)"
+    unreadable: dict[str, str] = field(default_factory=dict)
+    """Secret name → why its file could not be read."""
+    digest_key: bytes = field(default=_PROCESS_KEY, repr=False)
 
     def get(self, name: str, key: str) -> str:
         """The value of ``key`` in secret ``name``; ``SecretError`` naming what is missing."""
+        if name in self.unreadable:
+            raise SecretError(f"secret {name!r}: {self.unreadable[name]}")
         secret = self.values.get(name)
         if secret is None:
             raise SecretError(f"secret {name!r} not found in {self.source} (expected {name}.env)")
@@ -29,11 +50,50 @@ class SecretStore:
             raise SecretError(f"secret {name!r} has no key {key!r}")
         return secret[key]
 
+    def digest(self, app: str, variable: str, value: str) -> str:
+        """The digest of ``value`` as labels and the desired-state cache carry it."""
+        return digest(self.digest_key, app, variable, value)
 
-def digest(app: str, variable: str, value: str) -> str:
-    """A short, app-scoped digest of a secret value: changes when the value changes."""
+
+def digest(key: bytes, app: str, variable: str, value: str) -> str:
+    """A short, app-scoped, keyed digest of a secret value: changes when the value changes,
+    and cannot be recomputed without ``key``."""
     material = f"trueup-secret\0{app}\0{variable}\0{value}".encode()
-    return "sha256:" + hashlib.sha256(material).hexdigest()[:16]
+    return "hmac-sha256:" + hmac.new(key, material, hashlib.sha256).hexdigest()[:16]
+
+
+def load_digest_key(state_dir: Path) -> bytes:
+    """The instance's digest key from ``state_dir``, made (0600, atomically) when missing.
+
+    ``ConfigError`` when it cannot be made or read: a new key would replace every app that
+    reads a secret, so a damaged key is reported, never silently replaced."""
+    path = state_dir / KEY_FILE
+    if not path.exists():
+        try:
+            state_dir.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=state_dir, prefix=f".{KEY_FILE}.")  # mode 0600
+            try:
+                with os.fdopen(fd, "w", encoding="ascii") as out:
+                    out.write(os.urandom(32).hex() + "\n")
+                    out.flush()
+                    os.fsync(out.fileno())
+                with contextlib.suppress(FileExistsError):  # another process made one first
+                    os.link(tmp, path)
+            finally:
+                os.unlink(tmp)
+        except OSError as exc:
+            raise ConfigError(f"cannot create the secret digest key {path}: {exc}") from exc
+    try:
+        with path.open("r", encoding="ascii") as f:
+            if stat.S_IMODE(os.fstat(f.fileno()).st_mode) & 0o077:
+                os.fchmod(f.fileno(), 0o600)
+            text = f.read(200).strip()
+        key = bytes.fromhex(text)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read the secret digest key {path}: {exc}") from exc
+    if len(key) < 16:
+        raise ConfigError(f"the secret digest key {path} is too short (64 hex digits expected)")
+    return key
 
 
 def parse_env_file(text: str) -> dict[str, str]:
@@ -55,13 +115,22 @@ def parse_env_file(text: str) -> dict[str, str]:
     return values
 
 
-def load_secrets(directory: Path | None) -> SecretStore:
-    """Read every ``*.env`` file of ``directory`` (missing or None: an empty store)."""
+def load_secrets(directory: Path | None, *, digest_key: bytes | None = None) -> SecretStore:
+    """Read every ``*.env`` file of ``directory`` (missing or None: an empty store); a file
+    that cannot be read is recorded in ``unreadable`` (see ``SecretStore.get``)."""
+    key = digest_key if digest_key is not None else _PROCESS_KEY
     if directory is None or not directory.is_dir():
-        return SecretStore(source=str(directory) if directory else "(no secrets dir)")
-    values = {
-        path.stem: parse_env_file(path.read_text(encoding="utf-8"))
-        for path in sorted(directory.glob("*.env"))
-        if path.is_file()
-    }
-    return SecretStore(values=values, source=str(directory))
+        source = str(directory) if directory else "(no secrets dir)"
+        return SecretStore(source=source, digest_key=key)
+    values: dict[str, dict[str, str]] = {}
+    unreadable: dict[str, str] = {}
+    for path in sorted(directory.glob("*.env")):
+        if not path.is_file():
+            continue
+        try:
+            values[path.stem] = parse_env_file(path.read_bytes().decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            unreadable[path.stem] = f"{path} is not UTF-8 text (byte {exc.start})"
+        except OSError as exc:
+            unreadable[path.stem] = f"cannot read {path}: {exc.strerror or exc}"
+    return SecretStore(values=values, source=str(directory), unreadable=unreadable, digest_key=key)

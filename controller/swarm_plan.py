@@ -65,9 +65,10 @@ def service_name(instance: str, app: str) -> str:
 
 
 def secret_name(instance: str, digest: str) -> str:
-    """A Swarm secret's name from the app-scoped digest of its value: a rotation is a new
-    name, so the service spec changes and Swarm rolls it."""
-    return f"trueup-{instance}-{digest.removeprefix('sha256:')}"
+    """A Swarm secret's name from the app-scoped, keyed digest of its value (see
+    ``secrets.digest``): a rotation is a new name, so the service spec changes and Swarm rolls
+    it."""
+    return f"trueup-{instance}-{digest.rpartition(':')[2]}"
 
 
 def registry_image(registry: str | None, image: str) -> str:

@@ -87,6 +87,8 @@ def _load_file(name: str, raw: bytes, result: LoadResult) -> list[_Candidate]:
                 found.append(_Candidate(app, name, doc))
     except DocumentError as exc:
         problem(exc.mark, exc.message)
+    except Exception as exc:  # a validator that raised what it should not: this file only
+        problem(Mark(1, 1), f"cannot read this file ({type(exc).__name__})")
     return found
 
 

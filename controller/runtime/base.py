@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import IO, Literal, Protocol, runtime_checkable
 
@@ -104,13 +104,15 @@ class ContainerSpec:
     ``network=None`` means the instance's managed network; ``aliases=()`` means the app name
     (the ``trueup.app`` label) is the DNS alias there. ``network_mode`` "host" or "none" keeps
     the container off the managed network.
+
+    ``env`` holds resolved secret values, so the repr shows its variable names only.
     """
 
     name: str
     image: str
     command: tuple[str, ...] | None = None
     entrypoint: tuple[str, ...] | None = None
-    env: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
     working_dir: str | None = None
     user: str | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
@@ -129,6 +131,15 @@ class ContainerSpec:
     privileged: bool = False
     network_mode: str | None = None
     cap_add: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        shown = [
+            f"env=<values hidden: {', '.join(sorted(self.env))}>"
+            if f.name == "env"
+            else f"{f.name}={getattr(self, f.name)!r}"
+            for f in fields(self)
+        ]
+        return f"ContainerSpec({', '.join(shown)})"
 
 
 ContainerState = Literal[

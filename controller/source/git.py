@@ -43,6 +43,7 @@ from controller.source.tree import (
     is_manifest_name,
     join,
     lookup,
+    manifest_blob,
     tar_tree,
 )
 from controller.source.worktree import read_worktree
@@ -208,7 +209,7 @@ class GitSource:
                 if stat.S_ISDIR(mode):
                     files = collect_manifests(store, oid, rel)
                 elif stat.S_ISREG(mode) and is_manifest_name(rel):
-                    files = {rel: store[oid].as_raw_string()}
+                    files = {rel: manifest_blob(store, oid)}
                 else:
                     raise SourceError(f"--path {path!r} is neither a folder nor a YAML file")
                 self._manifests.put((oid, rel), files)

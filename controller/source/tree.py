@@ -15,13 +15,15 @@ function of the tree id and the Dockerfile name.
 from __future__ import annotations
 
 import io
+import os
 import posixpath
 import stat
+import zlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import structlog
-from dulwich.object_store import BaseObjectStore
+from dulwich.object_store import BaseObjectStore, DiskObjectStore
 from dulwich.objects import Blob, ObjectID, Tree
 
 from controller.errors import SourceError
@@ -34,6 +36,10 @@ if TYPE_CHECKING:  # imported by tar_tree: reading manifests never loads the doc
 log = structlog.get_logger(__name__)
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
+MAX_MANIFEST_BYTES = 1024 * 1024  # manifests.loader.MAX_FILE_BYTES (the loader refuses more)
+OVERSIZED = bytes(MAX_MANIFEST_BYTES + 1)
+"""The stand-in for a manifest file larger than ``MAX_MANIFEST_BYTES``: never loaded, always
+the same object (many huge files cost nothing), and the loader refuses it as too large."""
 _MAX_SYMLINK_HOPS = 8
 S_IFGITLINK = 0o160000
 
@@ -75,6 +81,75 @@ def lookup(store: BaseObjectStore, tree_id: ObjectID, path: str) -> tuple[int, O
     return mode, oid
 
 
+def blob_size(store: BaseObjectStore, oid: ObjectID) -> int | None:
+    """The size of blob ``oid`` read from its loose-object or pack header, without inflating
+    the blob; None when the store cannot tell that way (the caller then reads it)."""
+    if not isinstance(store, DiskObjectStore):
+        return None
+    try:
+        loose = store._get_shafile_path(oid)  # dulwich has no size API
+        if os.path.exists(loose):
+            with open(loose, "rb") as f:
+                head = zlib.decompressobj().decompress(f.read(512), 64)
+            kind, _, rest = head.partition(b" ")
+            return int(rest.split(b"\0", 1)[0]) if kind == b"blob" else None
+        for pack in store.packs:
+            try:
+                offset = pack.index.object_offset(oid)
+            except KeyError:
+                continue
+            with open(pack.data.path, "rb") as f:
+                f.seek(offset)
+                return _packed_size(f.read(512))
+    except (OSError, ValueError, zlib.error, AttributeError):
+        return None
+    return None
+
+
+def _packed_size(entry: bytes) -> int | None:
+    """The inflated size of the object whose pack entry starts ``entry`` (a delta: the size of
+    the object it makes, from the delta's header)."""
+
+    def varint(data: bytes, pos: int) -> tuple[int, int]:
+        value, shift = 0, 0
+        while True:
+            byte = data[pos]
+            pos += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                return value, pos
+
+    byte = entry[0]
+    kind, size, shift, pos = (byte >> 4) & 7, byte & 0x0F, 4, 1
+    while byte & 0x80:
+        byte = entry[pos]
+        pos += 1
+        size |= (byte & 0x7F) << shift
+        shift += 7
+    if kind in (1, 2, 3, 4):  # commit, tree, blob, tag: the header says
+        return size
+    if kind == 6:  # OFS_DELTA: a base offset, then the deflated delta
+        while entry[pos] & 0x80:
+            pos += 1
+        pos += 1
+    elif kind == 7:  # REF_DELTA: the base's 20-byte id, then the deflated delta
+        pos += 20
+    else:
+        return None
+    delta = zlib.decompressobj().decompress(entry[pos:], 32)
+    _, at = varint(delta, 0)  # the base's size
+    return varint(delta, at)[0]  # the result's size
+
+
+def manifest_blob(store: BaseObjectStore, oid: ObjectID) -> bytes:
+    """A manifest file's bytes, or ``OVERSIZED`` when its header says it is too large."""
+    size = blob_size(store, oid)
+    if size is not None and size > MAX_MANIFEST_BYTES:
+        return OVERSIZED
+    return _blob(store, oid)
+
+
 def _blob(store: BaseObjectStore, oid: ObjectID) -> bytes:
     obj = store[oid]
     if not isinstance(obj, Blob):
@@ -106,7 +181,8 @@ def collect_manifests(store: BaseObjectStore, tree_id: ObjectID, prefix: str) ->
 
     A symlink is followed only while it stays inside ``tree_id`` (so the tree id remains a
     correct cache key); one that leaves it, dangles or names a folder is skipped with a log
-    event. Submodules are skipped.
+    event. Submodules are skipped. A file larger than ``MAX_MANIFEST_BYTES`` (by its git
+    header) is never read: it is given as ``OVERSIZED``.
     """
     files: dict[str, bytes] = {}
     for rel, mode, oid in walk(store, tree_id):
@@ -120,7 +196,7 @@ def collect_manifests(store: BaseObjectStore, tree_id: ObjectID, prefix: str) ->
                 continue
             files[key] = data
         else:
-            files[key] = _blob(store, oid)
+            files[key] = manifest_blob(store, oid)
     return dict(sorted(files.items()))
 
 
@@ -140,7 +216,7 @@ def _follow_symlink(
             return None
         mode, oid = found
         if stat.S_ISREG(mode):
-            return _blob(store, oid)
+            return manifest_blob(store, oid)
         if not stat.S_ISLNK(mode):
             return None
     return None

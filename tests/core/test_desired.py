@@ -118,3 +118,16 @@ def test_env_file_parsing() -> None:
     """Secrets files: KEY=VALUE, comments, export prefix, quotes."""
     text = "# comment\nexport A=1\nB = 'two words'\nC=\"x=y\"\n\nnot a pair\n"
     assert parse_env_file(text) == {"A": "1", "B": "two words", "C": "x=y"}
+
+
+def test_container_spec_repr_hides_env_values() -> None:
+    """A replica's spec (logged, or shown in a traceback) names its variables, never values."""
+    store = SecretStore({"db": {"password": "hunter2"}})
+    ref = {"DB_PASSWORD": {"secretRef": {"name": "db", "key": "password"}}, "MODE": "plain"}
+    want = desired_app("web", store, env=ref)
+    spec = container_spec(want, replica=0, instance="t", revision="r")
+    assert spec.env["DB_PASSWORD"] == "hunter2"
+    shown = repr(spec)
+    assert "hunter2" not in shown
+    assert "DB_PASSWORD" in shown and "MODE" in shown and "busybox:1.36" in shown
+    assert "hunter2" not in str(spec) and "hunter2" not in f"{[spec]}"

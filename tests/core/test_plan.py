@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 import pytest
 
+from controller import labels as L
 from controller.plan import make_plan
+from controller.render import change_lines, plan_json_text
 from controller.secrets import SecretStore
 from tests.core.builders import container, desired, desired_app, observed
 
@@ -234,3 +239,26 @@ def test_plan_is_deterministic() -> None:
     one = make_plan(desired(new), observed(*rows))
     two = make_plan(desired(new), observed(*reversed(rows)))
     assert one == two
+
+
+def test_stored_spec_without_env_never_shows_a_digest() -> None:
+    """A container whose stored spec has no ``env`` at all (an older label): the secret
+    variable shows as ``(secret changed)``, in the plan and in the printed diff."""
+    store = SecretStore({"db": {"password": "hunter2"}})
+    ref = {"DB_PASSWORD": {"secretRef": {"name": "db", "key": "password"}}, "MODE": "x"}
+    new = desired_app("web", store, env=ref)
+    old = container(desired_app("web"), 0)
+    stored = json.loads(old.labels[L.SPEC])
+    del stored["env"]
+    old = dataclasses.replace(old, labels={**old.labels, L.SPEC: json.dumps(stored)})
+    (change,) = make_plan(desired(new), observed(old)).changes
+    assert [(f.path, f.before, f.after) for f in change.fields] == [
+        ("spec.env.DB_PASSWORD", None, "(secret changed)"),
+        ("spec.env.MODE", None, "x"),
+    ]
+    text = "\n".join(change_lines(change, colour=False))
+    assert "spec.env.DB_PASSWORD: (secret changed)" in text
+    digest = new.spec["env"]["DB_PASSWORD"]["digest"]
+    assert digest not in text and digest not in plan_json_text(
+        make_plan(desired(new), observed(old)), []
+    )
