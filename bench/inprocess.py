@@ -20,12 +20,12 @@ from bench import generate
 
 
 async def _measure(repo: Path, state: Path, passes: int) -> dict[str, Any]:
-    from controller.apply import Applier
-    from controller.observed import observe
-    from controller.plan import make_plan
+    from controller.planning import make_plan
     from controller.reconciler import Reconciler
     from controller.runtime.fake import FakeRuntime
     from controller.source import GitSource
+    from controller.targets.containers.apply import Applier
+    from controller.targets.observed import observe
 
     runtime = FakeRuntime(instance="bench", images=[generate.IMAGE])
     with GitSource(str(repo), state_dir=state) as source:

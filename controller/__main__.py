@@ -1,6 +1,6 @@
 """`python -m controller` is the `trueup` command line."""
 
-from controller.cli import main
+from controller.cli.main import main
 
 if __name__ == "__main__":
     main()

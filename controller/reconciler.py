@@ -21,25 +21,25 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from controller import desired_cache
-from controller.apply import Applier, Outcome
-from controller.desired import DesiredState, resolve
+from controller.desired import cache as desired_cache
+from controller.desired.policy import Policy
+from controller.desired.resolve import DesiredState, resolve
+from controller.desired.secrets import SecretStore, load_secrets
 from controller.errors import TrueupError
 from controller.manifests.problems import Problem
-from controller.observed import ObservedState, observe
-from controller.plan import Plan, make_plan
-from controller.policy import Policy
+from controller.planning import Plan, make_plan
 from controller.routes import NoRouter, Router, RouteSync, RouteTable, kept_apps
 from controller.runtime.base import ContainerInfo, Runtime
-from controller.secrets import SecretStore, load_secrets
 from controller.source import GitSource, ManifestFiles
 from controller.source.worktree import context_id as worktree_context_id
+from controller.targets.containers.apply import Applier, Outcome
+from controller.targets.observed import ObservedState, observe
 
 if TYPE_CHECKING:
     from controller.manifests.loader import LoadResult
     from controller.runtime.swarm import SwarmRuntime
     from controller.runtime.swarm_base import ServiceInfo
-    from controller.swarm_apply import SwarmApplier
+    from controller.targets.swarm.apply import SwarmApplier
 
 log = structlog.get_logger(__name__)
 
@@ -231,7 +231,7 @@ class Reconciler:
         observed, services = await self._observe()
         current_routes, routes_error = await self.current_routes()
         if services is not None:  # a swarm: services are the unit (see swarm_plan)
-            from controller.swarm_plan import make_swarm_plan
+            from controller.targets.swarm.plan import make_swarm_plan
 
             plan = make_swarm_plan(
                 desired,
@@ -280,7 +280,7 @@ class Reconciler:
             swarm = _swarm(self.runtime)
             applier: Applier | SwarmApplier
             if swarm is not None:
-                from controller.swarm_apply import SwarmApplier
+                from controller.targets.swarm.apply import SwarmApplier
 
                 applier = SwarmApplier(
                     swarm,

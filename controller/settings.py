@@ -16,10 +16,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from controller.desired.policy import Policy, parse_port_range
 from controller.errors import ConfigError
 from controller.labels import check_instance
 from controller.manifests.models import Duration, Size
-from controller.policy import Policy, parse_port_range
 
 
 class Settings(BaseModel):

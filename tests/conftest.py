@@ -6,7 +6,7 @@ it), in which case a missing engine fails the run instead of silently skipping.
 The run never inits, joins or leaves a swarm on the host's engine (that wipes the embedded DNS
 of its bridge networks): `tests.engines.install_swarm_guard` makes the SDK and the ``docker``
 CLI refuse it for the whole session, and the session fails if the host engine's swarm state
-changed anyway. Swarm tests run on an engine of their own (tests/swarm/conftest.py).
+changed anyway. Swarm tests run on an engine of their own (tests/targets/swarm/conftest.py).
 """
 
 from __future__ import annotations

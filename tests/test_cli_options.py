@@ -14,8 +14,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from controller.cli import main
-from controller.history import ActionRecord, History, PassRecord
+from controller.cli.main import main
+from controller.daemon.history import ActionRecord, History, PassRecord
 from tests.gitutil import make_repo
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,7 +114,7 @@ def test_run_takes_policy_and_https_flags_over_its_config(
     """`trueup run --allow-bind/--allow-cap/--allow-host-port/--allow-privileged/
     --allow-host-network/--proxy-https` reach the controller's settings; a flag not given
     keeps the config's value."""
-    from controller import daemon
+    from controller.daemon import run as daemon
 
     seen: list[Any] = []
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import yaml
 from click.testing import CliRunner
 
-from controller import schema
-from controller.cli import main
+from controller.cli.main import main
+from controller.manifests import schema
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -19,12 +19,12 @@ from collections.abc import Collection
 
 import structlog
 
-from controller.desired import DesiredState
+from controller.desired.resolve import DesiredState
 from controller.errors import TrueupError
-from controller.observed import ObservedState, observe
 from controller.routes.router import Router
 from controller.routes.table import RouteEntry, RouteTable, build_table
 from controller.runtime.base import Runtime
+from controller.targets.observed import ObservedState, observe
 
 log = structlog.get_logger(__name__)
 

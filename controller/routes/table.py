@@ -17,8 +17,8 @@ import ipaddress
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
-from controller.desired import DesiredState
-from controller.observed import ObservedApp, ObservedState, Replica
+from controller.desired.resolve import DesiredState
+from controller.targets.observed import ObservedApp, ObservedState, Replica
 
 
 @dataclass(frozen=True, order=True)

@@ -1,6 +1,6 @@
 """Bind mounts checked where the engine resolves them: on the host, symlinks followed.
 
-The policy (`controller.policy`) admits a bind by its path as written, e.g. ``/srv/data/x``
+The policy (`controller.desired.policy`) admits a bind by its path as written, e.g. ``/srv/data/x``
 under an allowed ``/srv/data``; the engine then follows symlinks on the host, so a link
 ``/srv/data/x -> /etc`` (made by anyone who can write below ``/srv/data``, such as an app
 that binds it read-write) would mount ``/etc``. `resolve_bind` follows the links itself, right

@@ -25,8 +25,8 @@ import docker
 import pytest
 
 from tests.gitutil import commit_files, git, make_repo
+from tests.http.test_run_http import Http, free_port
 from tests.integration.test_controller import BreakableProxy, Controller, wait_for, web
-from tests.server.test_run_http import Http, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("docker_engine")]
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from controller.observed import observe
-from controller.plan import make_plan
-from controller.render import plan_json, plan_text
+from controller.cli.render import plan_json, plan_text
+from controller.planning import make_plan
 from controller.routes.table import RouteEntry
-from tests.core.builders import container, desired, desired_app
+from controller.targets.observed import observe
+from tests.builders import container, desired, desired_app
 
 HTTP = [{"name": "http", "containerPort": 8080}]
 ROUTE = [{"host": "web.example.com", "port": "http"}]

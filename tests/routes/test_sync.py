@@ -7,15 +7,15 @@ pushed table still routes to it. A router failure is recorded and never fails an
 
 from __future__ import annotations
 
-from controller.apply import Applier
-from controller.desired import DesiredApp, DesiredState
+from controller.desired.resolve import DesiredApp, DesiredState
 from controller.errors import RouterUnavailable
-from controller.observed import observe
-from controller.plan import make_plan
+from controller.planning import make_plan
 from controller.routes.sync import RouteSync
 from controller.routes.table import RouteTable
 from controller.runtime.fake import FakeRuntime
-from tests.core.builders import desired, desired_app
+from controller.targets.containers.apply import Applier
+from controller.targets.observed import observe
+from tests.builders import desired, desired_app
 
 
 class MemoryRouter:

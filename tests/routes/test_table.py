@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from controller.desired import DesiredApp, DesiredState
-from controller.observed import observe
+from controller.desired.resolve import DesiredApp, DesiredState
 from controller.routes.table import RouteEntry, build_table, normalize_path
 from controller.runtime.base import ContainerInfo
-from tests.core.builders import container, desired, desired_app
+from controller.targets.observed import observe
+from tests.builders import container, desired, desired_app
 
 HTTP = [{"name": "http", "containerPort": 8080}]
 

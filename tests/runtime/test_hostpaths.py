@@ -58,10 +58,10 @@ def test_a_remote_engine_refuses_binds(tmp_path: Path) -> None:
 
 def test_each_bind_carries_the_allowed_path_it_was_admitted_under() -> None:
     """The longest allowed path that holds the bind as written is the one it must stay in."""
-    from controller.desired import container_spec, resolve_app
-    from controller.policy import Policy
-    from controller.secrets import SecretStore
-    from tests.core.builders import app
+    from controller.desired.policy import Policy
+    from controller.desired.resolve import container_spec, resolve_app
+    from controller.desired.secrets import SecretStore
+    from tests.builders import app
 
     roots = ("/srv", "/srv/data")
     manifest = app("web", binds=[{"hostPath": "/srv/data/x", "mountPath": "/x"}])
@@ -80,11 +80,11 @@ def test_each_bind_carries_the_allowed_path_it_was_admitted_under() -> None:
 
 def test_swarm_binds_carry_the_allowed_path_too() -> None:
     """The Swarm service spec's binds are checked the same way (on the manager's host)."""
-    from controller.desired import resolve_app
-    from controller.policy import Policy
-    from controller.secrets import SecretStore
-    from controller.swarm_plan import service_spec
-    from tests.core.builders import app
+    from controller.desired.policy import Policy
+    from controller.desired.resolve import resolve_app
+    from controller.desired.secrets import SecretStore
+    from controller.targets.swarm.plan import service_spec
+    from tests.builders import app
 
     want = resolve_app(
         app("web", binds=[{"hostPath": "/srv/data/x", "mountPath": "/x"}]),

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 from controller import labels as L
+from controller.daemon.status import app_logs, collect, render_json, render_text
 from controller.runtime import ContainerSpec, HealthCheckSpec
 from controller.runtime.fake import FakeRuntime
-from controller.status import app_logs, collect, render_json, render_text
 
 IMAGE = "busybox:1.36"
 

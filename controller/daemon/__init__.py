@@ -1,0 +1,1 @@
+"""`trueup run`: the loop, status, history, lock, logs and helper supervision."""

@@ -1,0 +1,589 @@
+"""The controller loop: many passes, triggered by commits, engine events, a timer and requests.
+
+Level-triggered: a trigger only marks work (a full pass, or some apps); a pass always compares
+the whole desired state with the whole observed state, then acts on what was marked. Triggers
+that arrive during a pass coalesce into one follow-up pass. Failing apps back off
+exponentially with jitter (1 s doubling to 5 min by default), reset on success or when a new
+revision changes the app; they never hold up other apps. Engine outages back the whole pass
+off and never count as "nothing runs".
+
+No exception ends the loop: the pass boundary (``run_pass``) catches everything but
+cancellation. A ``TransientError`` (the engine went away, even right after apply) retries the
+pass with exponential backoff, a ``PermanentError`` at the next resync, and anything else (a
+bug) is logged as ``reconcile_crashed`` with its traceback and retried with backoff; each is
+recorded in the history, the metrics (result ``error``) and ``last_error``. The helper tasks
+(git watcher, revision and event pumps) run under a ``Supervisor`` that restarts them. Time
+comes from an injected ``Clock`` so tests never sleep through real backoff intervals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import random as random_module
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import structlog
+
+from controller.daemon.history import ActionRecord, History, PassRecord
+from controller.daemon.status import AppStatus, app_status
+from controller.daemon.supervisor import Supervisor, describe
+from controller.desired.resolve import DesiredState
+from controller.errors import TransientError, TrueupError
+from controller.planning import Plan, held_apps, restrict
+from controller.reconciler import PassResult, Reconciler
+from controller.runtime.base import ContainerInfo, Runtime
+from controller.source import RevisionWatcher
+
+log = structlog.get_logger(__name__)
+
+#: Events that say an app may need healing.
+HEAL_EVENTS = frozenset({"die", "destroy", "oom"})
+
+
+class PassObserver(Protocol):
+    """Hears about every finished pass (the metrics); must not raise and must not block."""
+
+    def pass_finished(
+        self, result: PassResult | None, *, outcome: str, duration_s: float, error: str | None
+    ) -> None: ...
+
+
+class Clock(Protocol):
+    """Monotonic time and sleeping; tests inject a manual clock."""
+
+    def now(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    def now(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+@dataclass
+class _AppBackoff:
+    failures: int
+    not_before: float
+    spec_hash: str | None
+
+
+class Backoff:
+    """Per-app exponential backoff with jitter, keyed to the spec that failed."""
+
+    def __init__(
+        self,
+        *,
+        initial: float,
+        maximum: float,
+        clock: Clock,
+        random: Callable[[], float] = random_module.random,
+    ) -> None:
+        self.initial = initial
+        self.maximum = maximum
+        self.clock = clock
+        self.random = random
+        self._apps: dict[str, _AppBackoff] = {}
+
+    def failed(self, app: str, spec_hash: str | None) -> float:
+        """Record a failure; return the delay before the app is tried again."""
+        entry = self._apps.get(app)
+        failures = entry.failures + 1 if entry else 1
+        base = min(self.maximum, self.initial * 2.0 ** (failures - 1))
+        delay = base * (0.5 + self.random() / 2)  # "equal jitter": between half and all of it
+        self._apps[app] = _AppBackoff(failures, self.clock.now() + delay, spec_hash)
+        return delay
+
+    def succeeded(self, app: str) -> None:
+        self._apps.pop(app, None)
+
+    def failures(self, app: str) -> int:
+        entry = self._apps.get(app)
+        return entry.failures if entry else 0
+
+    def blocked(self, desired: DesiredState) -> set[str]:
+        """Apps still waiting out their delay; a changed spec (new revision) retries at once."""
+        now = self.clock.now()
+        held: set[str] = set()
+        for app, entry in list(self._apps.items()):
+            want = desired.apps.get(app)
+            if want is not None and want.spec_hash != entry.spec_hash:
+                del self._apps[app]
+                continue
+            if entry.not_before > now:
+                held.add(app)
+        return held
+
+    def next_deadline(self) -> float | None:
+        return min((e.not_before for e in self._apps.values()), default=None)
+
+    def due(self) -> set[str]:
+        now = self.clock.now()
+        return {a for a, e in self._apps.items() if e.not_before <= now}
+
+
+@dataclass
+class Work:
+    """Marked work: a full pass and/or some apps, and what asked for it."""
+
+    full: bool = False
+    apps: set[str] = field(default_factory=set)
+    triggers: list[str] = field(default_factory=list)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def mark(self, trigger: str, app: str | None = None) -> None:
+        if app is None:
+            self.full = True
+        else:
+            self.apps.add(app)
+        if trigger not in self.triggers:
+            self.triggers.append(trigger)
+        self.wake.set()
+
+    def take(self) -> tuple[bool, set[str], str]:
+        full, apps, trigger = self.full, set(self.apps), ",".join(self.triggers) or "none"
+        self.full, self.apps, self.triggers = False, set(), []
+        self.wake.clear()
+        return full, apps, trigger
+
+    @property
+    def pending(self) -> bool:
+        return self.full or bool(self.apps)
+
+
+@dataclass
+class TrackedStatus:
+    status: AppStatus
+    last_error: str | None
+    last_transition: float
+
+
+class Controller:
+    """Runs passes until stopped; owns triggers, backoff, status and history."""
+
+    def __init__(
+        self,
+        reconciler: Reconciler,
+        runtime: Runtime,
+        *,
+        watcher: RevisionWatcher | None,
+        history: History | None,
+        interval: float,
+        backoff_initial: float = 1.0,
+        backoff_max: float = 300.0,
+        shutdown_grace: float = 10.0,
+        prune: bool = True,
+        allow_empty: bool = False,
+        status_file: Path | None = None,
+        clock: Clock | None = None,
+        random: Callable[[], float] = random_module.random,
+    ) -> None:
+        self.reconciler = reconciler
+        self.runtime = runtime
+        self.watcher = watcher
+        self.history = history
+        self.interval = interval
+        self.shutdown_grace = shutdown_grace
+        self.prune = prune
+        self.allow_empty = allow_empty
+        self.status_file = status_file
+        self.clock: Clock = clock or SystemClock()
+        self.random = random
+        self.backoff = Backoff(
+            initial=backoff_initial, maximum=backoff_max, clock=self.clock, random=random
+        )
+        self.work = Work()
+        self.status: dict[str, TrackedStatus] = {}
+        self.passes = 0
+        self.last_result: PassResult | None = None
+        self.last_error: str | None = None
+        self.first_pass_done = asyncio.Event()
+        self._engine_retry_at: float | None = None
+        self._engine_failures = 0
+        self._retry_trigger = "engine-retry"
+        self.helpers = Supervisor(clock=self.clock, random=random)
+        """The background tasks (this loop's, and the HTTP server's binder); see /readyz."""
+        self._ids = itertools.count(1)
+        self.observers: list[PassObserver] = []
+        """Told about every pass: ``outcome`` is noop, changed, failed (an app) or error."""
+        self.api_url: str | None = None
+        """Where the HTTP API listens (written to status.json for `trueup status`)."""
+
+    # -- running ---------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Reconcile until ``stop`` is set; then let a pass in flight finish (or abandon it
+        after ``shutdown_grace``) and return. Containers are never stopped on shutdown."""
+        helpers = ["events"]
+        self.helpers.start(
+            "events", self._pump_events, on_restart=lambda: self.work.mark("events-reconnect")
+        )
+        if self.watcher is not None:
+            helpers += ["git-watch", "revisions"]
+            self.helpers.start("git-watch", self.watcher.run)
+            self.helpers.start("revisions", self._pump_revisions)
+        self.work.mark("startup")
+        next_resync = self.clock.now() + self._jittered(self.interval)
+        try:
+            while not stop.is_set():
+                await self._wait(stop, next_resync)
+                if stop.is_set():
+                    break
+                now = self.clock.now()
+                if now >= next_resync:
+                    self.work.mark("resync")
+                    next_resync = now + self._jittered(self.interval)
+                for app in self.backoff.due():
+                    self.work.mark("retry", app)
+                if self._engine_retry_at is not None and now >= self._engine_retry_at:
+                    self._engine_retry_at = None
+                    self.work.mark(self._retry_trigger)
+                if not self.work.pending:
+                    continue
+                full, apps, trigger = self.work.take()
+                task = asyncio.create_task(self.run_pass(full=full, apps=apps, trigger=trigger))
+                stopper = asyncio.create_task(stop.wait())
+                await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                stopper.cancel()
+                if not task.done():
+                    log.info("shutdown_waiting_for_pass", grace_s=self.shutdown_grace)
+                    try:
+                        await asyncio.wait_for(asyncio.shield(task), self.shutdown_grace)
+                    except TimeoutError:
+                        task.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await task
+                        log.warning("shutdown_abandoned_pass")
+                elif (error := task.exception()) is not None:
+                    if not isinstance(error, Exception):
+                        raise error  # KeyboardInterrupt, SystemExit: they keep their meaning
+                    self._crashed(error)  # run_pass records every Exception; never reached
+        finally:
+            for name in helpers:
+                await self.helpers.stop(name)
+            log.info("controller_stopped", passes=self.passes)
+
+    async def _wait(self, stop: asyncio.Event, next_resync: float) -> None:
+        deadlines = [next_resync]
+        if (d := self.backoff.next_deadline()) is not None:
+            deadlines.append(d)
+        if self._engine_retry_at is not None:
+            deadlines.append(self._engine_retry_at)
+        timeout = max(0.0, min(deadlines) - self.clock.now())
+        if self.work.pending:
+            return
+        waiters = [
+            asyncio.create_task(self.work.wake.wait()),
+            asyncio.create_task(stop.wait()),
+            asyncio.create_task(self.clock.sleep(timeout)),
+        ]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+
+    def _jittered(self, seconds: float) -> float:
+        return seconds * (0.9 + 0.2 * self.random())
+
+    async def _pump_revisions(self) -> None:
+        assert self.watcher is not None
+        while True:
+            revision = await self.watcher.wait()
+            log.info("revision_seen", revision=revision.sha[:12], branch=revision.branch)
+            self.work.mark("revision")
+
+    async def _pump_events(self) -> None:
+        """Follow the engine's events; reconnect with backoff when the stream breaks."""
+        failures = 0
+        while True:
+            try:
+                async for event in self.runtime.events():
+                    failures = 0
+                    app = event.app
+                    if app is None:
+                        continue
+                    if event.kind in HEAL_EVENTS or (
+                        event.kind == "health_status" and event.health == "unhealthy"
+                    ):
+                        log.info("container_event", app=app, kind=event.kind, name=event.name)
+                        self.work.mark(f"event:{event.kind}", app)
+                # the stream ended without an error (engine restarted): resubscribe
+            except TrueupError as exc:
+                failures += 1
+                log.warning("events_stream_failed", error=str(exc), failures=failures)
+            delay = min(30.0, 0.5 * 2 ** min(failures, 6))
+            await self.clock.sleep(delay)
+            self.work.mark("events-reconnect")  # events may have been missed meanwhile
+
+    # -- one pass --------------------------------------------------------------------------
+
+    async def run_pass(self, *, full: bool, apps: set[str], trigger: str) -> PassResult | None:
+        """One pass over everything observed, acting on ``apps`` (or all when ``full``)."""
+        pass_id = next(self._ids)
+        started_wall = time.time()
+        started = self.clock.now()
+        only = None if full else set(apps)
+
+        def narrow(plan: Plan, desired: DesiredState) -> Plan:
+            return restrict(plan, only=only, exclude=self.backoff.blocked(desired))
+
+        with structlog.contextvars.bound_contextvars(pass_id=pass_id, trigger=trigger):
+            try:
+                result = await self.reconciler.run_pass(
+                    prune=self.prune, allow_empty=self.allow_empty, plan_filter=narrow
+                )
+                self.last_result = result
+                self.last_error = None
+                lost = await self._after_pass(result, trigger, started, started_wall)
+            except asyncio.CancelledError:
+                self._record(
+                    PassRecord(
+                        started_wall,
+                        self.clock.now() - started,
+                        None,
+                        trigger,
+                        "abandoned",
+                        0,
+                        0,
+                        "controller stopping",
+                    ),
+                    [],
+                )
+                raise
+            except Exception as exc:  # the pass boundary: nothing but cancellation passes it
+                self._pass_failed(exc, trigger, started, started_wall)
+                return None
+            self.passes += 1
+            if lost is None:
+                self._engine_failures = 0
+                self.first_pass_done.set()
+            return result
+
+    def _pass_failed(
+        self, exc: Exception, trigger: str, started: float, started_wall: float
+    ) -> None:
+        message = self._schedule_retry(exc)
+        self._record(
+            PassRecord(
+                started_wall, self.clock.now() - started, None, trigger, "error", 0, 0, message
+            ),
+            [],
+        )
+        self.passes += 1
+        self._write_status_file()
+        self._notify(None, "error", self.clock.now() - started, message)
+
+    def _crashed(self, exc: Exception) -> None:
+        """A pass task that raised past ``run_pass`` (it records every Exception itself)."""
+        self._schedule_retry(exc)
+        self.passes += 1
+        self._notify(None, "error", 0.0, self.last_error)
+
+    def _schedule_retry(self, exc: Exception, *, stage: str | None = None) -> str:
+        """Classify a failed pass, log it, set ``last_error`` and schedule the retry: a
+        transient error and an unexpected one (a bug) with exponential backoff, a permanent
+        one at the next resync. Returns the message recorded for it."""
+        if isinstance(exc, TrueupError):
+            kind = "transient" if isinstance(exc, TransientError) else "permanent"
+            message = str(exc)
+        else:
+            kind = "internal"
+            message = f"internal error: {describe(exc)}"
+        if stage is not None:
+            message = f"{stage}: {message}"
+        self.last_error = message
+        if kind == "permanent":
+            delay = self.interval
+        else:
+            self._engine_failures += 1  # consecutive failed passes, whatever failed
+            delay = min(
+                self.backoff.maximum,
+                self.backoff.initial * 2 ** (self._engine_failures - 1),
+            ) * (0.5 + self.random() / 2)
+            self._engine_retry_at = self.clock.now() + delay
+            self._retry_trigger = "engine-retry" if kind == "transient" else "error-retry"
+        if kind == "internal":
+            log.error(
+                "reconcile_crashed",
+                error=message,
+                error_type=type(exc).__name__,
+                retry_in_s=round(delay, 2),
+                exc_info=exc,
+            )
+        else:
+            log.warning(
+                "reconcile_failed",
+                error=message,
+                transient=kind == "transient",
+                retry_in_s=round(delay, 2),
+            )
+        return message
+
+    async def _after_pass(
+        self, result: PassResult, trigger: str, started: float, started_wall: float
+    ) -> TrueupError | None:
+        """Backoff, status, history, status file and metrics of a pass that ran; returns the
+        error when the engine could not be observed after apply (the pass then counts as an
+        error and is retried, but what it applied is recorded)."""
+        desired = result.desired
+        for outcome in result.outcomes:
+            want = desired.apps.get(outcome.app) if desired else None
+            if outcome.ok:
+                self.backoff.succeeded(outcome.app)
+            else:
+                delay = self.backoff.failed(outcome.app, want.spec_hash if want else None)
+                log.warning(
+                    "app_backoff",
+                    app=outcome.app,
+                    failures=self.backoff.failures(outcome.app),
+                    retry_in_s=round(delay, 2),
+                    error=outcome.message.splitlines()[0] if outcome.message else "",
+                )
+        containers = result.after
+        lost: TrueupError | None = None
+        if containers is None and result.outcomes:
+            try:
+                containers = await self.runtime.list()
+            except TrueupError as exc:  # the engine went away right after apply
+                lost = exc
+        if lost is None:  # else the status stays as last seen until the retry observes
+            self._update_status(result, containers)
+        failed = len(result.failed)
+        outcome_word = "failed" if failed else ("changed" if result.outcomes else "noop")
+        message = "; ".join(p.message for p in result.problems[:3])
+        if lost is not None:
+            outcome_word = "error"
+            message = self._schedule_retry(lost, stage="observing the engine after apply")
+        self._record(
+            PassRecord(
+                started_wall,
+                self.clock.now() - started,
+                result.revision,
+                trigger,
+                outcome_word,
+                len(result.outcomes),
+                failed,
+                message,
+            ),
+            [
+                ActionRecord(o.app, o.action, "ok" if o.ok else "failed", o.message, o.duration_s)
+                for o in result.outcomes
+            ],
+        )
+        self._write_status_file()
+        self._notify(result, outcome_word, self.clock.now() - started, self.last_error)
+        return lost
+
+    def _notify(
+        self, result: PassResult | None, outcome: str, duration_s: float, error: str | None
+    ) -> None:
+        for observer in self.observers:
+            try:
+                observer.pass_finished(result, outcome=outcome, duration_s=duration_s, error=error)
+            except Exception as exc:  # metrics are an aid: never let them stop reconciling
+                log.error("pass_observer_failed", error=str(exc))
+
+    def _record(self, record: PassRecord, actions: list[ActionRecord]) -> None:
+        if self.history is None:
+            return
+        try:
+            self.history.record(record, actions)
+        except Exception as exc:  # history is an audit aid: never let it stop reconciling
+            log.error("history_write_failed", error=str(exc))
+
+    # -- status ----------------------------------------------------------------------------
+
+    def _update_status(self, result: PassResult, containers: list[ContainerInfo] | None) -> None:
+        desired = result.desired
+        if desired is None or result.observed is None:
+            return
+        rows = containers
+        if rows is None:
+            rows = [r.info for app in result.observed.apps.values() for r in app.replicas]
+        by_app: dict[str, list[ContainerInfo]] = {}
+        for info in rows:
+            if info.app:
+                by_app.setdefault(info.app, []).append(info)
+        failed = {o.app: o.message for o in result.outcomes if not o.ok}
+        refused = result.plan.refused  # still running: deleting every app was refused
+        pending = {c.app for c in result.plan.changes} | held_apps(result.plan)
+        pending -= {o.app for o in result.outcomes if o.ok}
+        names = set(desired.apps) | set(by_app) | set(desired.errors) | desired.invalid
+        now = self.clock.now()
+        fresh: dict[str, TrackedStatus] = {}
+        for name in sorted(names):
+            want = desired.apps.get(name)
+            base = app_status(name, by_app.get(name, []))
+            sync = "Synced"
+            message = base.message
+            error = failed.get(name) or desired.errors.get(name)
+            if name in desired.invalid or name in desired.errors:
+                sync, message = "Unknown", error or "manifest invalid"
+            elif want is None or name in pending or name in failed:
+                sync = "OutOfSync"
+                message += "".join(f"; {c.reasons[-1]}" for c in refused if c.app == name)
+            health = base.health
+            if want is not None and want.suspend:
+                health = "Suspended"
+            elif want is not None and not by_app.get(name) and want.replicas > 0:
+                health = "Missing"
+            elif name in failed and health == "Healthy":
+                health = "Degraded"  # the old version serves, the new one failed
+            status = AppStatus(
+                name=name,
+                sync=sync,
+                health=health,
+                revision=base.revision,
+                desired=want.replicas if want else base.desired,
+                ready=base.ready,
+                message=(
+                    f"{message}; last error: {error.splitlines()[0]}"
+                    if error and sync != "Unknown"
+                    else message
+                ),
+            )
+            previous = self.status.get(name)
+            changed = previous is None or (previous.status.sync, previous.status.health) != (
+                sync,
+                health,
+            )
+            fresh[name] = TrackedStatus(
+                status,
+                error or (previous.last_error if previous and not changed else None),
+                now if changed or previous is None else previous.last_transition,
+            )
+        self.status = fresh
+
+    def status_json(self) -> dict[str, object]:
+        """``{"apps": [...]}`` as `trueup status --output json` prints it."""
+        return {"apps": [t.status.to_json() for t in self.status.values()]}
+
+    def _write_status_file(self) -> None:
+        if self.status_file is None:
+            return
+        doc = {
+            "pid": os.getpid(),
+            "written_at": time.time(),
+            "revision": self.last_result.revision if self.last_result else None,
+            "api": self.api_url,
+            "last_error": self.last_error,
+            **self.status_json(),
+        }
+        tmp = self.status_file.with_suffix(".tmp")
+        try:
+            tmp.write_text(json.dumps(doc, indent=2, sort_keys=True), encoding="utf-8")
+            tmp.replace(self.status_file)
+        except OSError as exc:  # a full or vanished state dir: status is an aid, keep going
+            log.error("status_write_failed", path=str(self.status_file), error=str(exc))

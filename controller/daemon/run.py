@@ -1,0 +1,202 @@
+"""`trueup run`'s wiring: build every long-lived part from ``Settings`` and run the controller.
+
+Called by the CLI after it took the state-dir lock. Starts the git watcher, the engine
+connection (waiting with backoff while no engine answers), the router, the history, the
+controller loop and the HTTP server, and closes them in reverse order on SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import structlog
+
+from controller.daemon.history import History
+from controller.daemon.loop import Controller
+from controller.desired.secrets import load_digest_key
+from controller.errors import ConfigError, TrueupError
+from controller.http.metrics import Metrics
+from controller.http.server import Server, parse_listen, read_secret
+from controller.reconciler import Reconciler
+from controller.routes import connect_router
+from controller.runtime import connect
+from controller.runtime.base import Runtime, claim_name
+from controller.settings import Settings
+from controller.source import GitSource, RevisionWatcher
+
+log = structlog.get_logger(__name__)
+
+
+async def serve(settings: Settings) -> None:
+    """Wire source, runtime, router, history, controller and HTTP server; run until a
+    SIGTERM/SIGINT; close everything. The apps keep running."""
+    serving = settings.listen != "off"
+    if serving:
+        parse_listen(settings.listen)  # a bad address is a config error, before anything starts
+    if settings.hooks_listen is not None:
+        if not serving:
+            raise ConfigError("hooks_listen needs the main listener: listen is off")
+        parse_listen(settings.hooks_listen)
+    api_token = read_secret(settings.api_token_file, "API token")
+    read_token = read_secret(settings.api_read_token_file, "API read token")
+    webhook_secret = read_secret(settings.webhook_secret_file, "webhook secret")
+    digest_key = load_digest_key(settings.state_dir)
+    metrics = Metrics()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    source = GitSource(
+        settings.repo,
+        state_dir=settings.state_dir,
+        branch=settings.branch,
+        token_file=settings.token_file,
+    )
+    runtime = await connect_with_retry(
+        lambda: connect(
+            settings.runtime,
+            settings.runtime_url,
+            instance=settings.instance,
+            swarm=settings.swarm,
+            registry=settings.swarm_registry,
+        ),
+        stop,
+    )
+    if runtime is None:
+        source.close()
+        return
+    try:
+        await claim_instance(runtime, settings)
+    except TrueupError:
+        await runtime.close()
+        source.close()
+        raise
+    history = History(settings.state_dir / "history.db", keep=settings.history_keep)
+    router = connect_router(
+        settings.router,
+        instance=settings.instance,
+        admin_url=settings.caddy_admin,
+        listen=settings.proxy_listen,
+        https=settings.proxy_https,
+    )
+    server: Server | None = None
+    try:
+        controller = Controller(
+            Reconciler(
+                source,
+                runtime,
+                instance=settings.instance,
+                path=settings.path,
+                secrets_dir=settings.secrets_dir,
+                policy=settings.policy(),
+                concurrency=settings.concurrency,
+                router=router,
+                digest_key=digest_key,
+            ),
+            runtime,
+            watcher=RevisionWatcher(
+                source, interval=settings.interval, on_fetch=metrics.fetch_finished
+            ),
+            history=history,
+            interval=settings.interval,
+            backoff_initial=settings.backoff_initial,
+            backoff_max=settings.backoff_max,
+            shutdown_grace=settings.shutdown_grace,
+            prune=settings.prune,
+            allow_empty=settings.allow_empty,
+            status_file=settings.state_dir / "status.json",
+        )
+        metrics.attach(controller)
+        if serving:
+            server = Server(
+                controller,
+                metrics=metrics,
+                listen=settings.listen,
+                instance=settings.instance,
+                api_token=api_token,
+                webhook_secret=webhook_secret,
+                history=history,
+                fetch_budget_s=max(60.0, 3 * settings.interval),
+                read_token=read_token,
+                hooks_listen=settings.hooks_listen,
+                webhook_max_body=settings.webhook_max_body,
+            )
+            await server.start()
+        log.info(
+            "controller_started",
+            repo=source.display,
+            instance=settings.instance,
+            runtime=runtime.kind,
+            interval_s=settings.interval,
+        )
+        await controller.run(stop)
+    finally:
+        if server is not None:
+            await server.close()
+        await router.close()
+        with contextlib.suppress(TrueupError):  # an engine that is gone keeps the claim
+            await runtime.release_instance()
+        await runtime.close()
+        source.close()
+        history.close()
+
+
+async def claim_instance(runtime: Runtime, settings: Settings) -> None:
+    """Make sure no other controller drives this instance on this engine (whatever its state
+    dir). A claim left by a controller that died on this host (its pid is gone) is taken over;
+    one held from another host is refused with the way to clear it."""
+    me = {
+        "pid": str(os.getpid()),
+        "host": socket.gethostname(),
+        "since": datetime.now(UTC).isoformat(timespec="seconds"),
+        "state-dir": str(settings.state_dir.resolve()),
+    }
+    for _ in range(3):
+        holder = await runtime.claim_instance(me)
+        if holder is None:
+            return
+        pid = holder.get("pid", "")
+        same_host = holder.get("host") == me["host"]
+        if same_host and pid.isdigit() and not _alive(int(pid)):
+            log.warning("instance_claim_taken_over", stale_pid=pid, host=me["host"])
+            await runtime.release_instance()
+            continue
+        if not holder:  # released between our attempt and our look: try again
+            continue
+        raise ConfigError(
+            f"instance {settings.instance!r} on this engine is already driven by a trueup "
+            f"controller (pid {pid or '?'} on host {holder.get('host', '?')}, state dir "
+            f"{holder.get('state-dir', '?')}, since {holder.get('since', '?')}); if that "
+            f"controller is gone, remove the network {claim_name(settings.instance)}"
+        )
+    raise ConfigError(f"could not claim instance {settings.instance!r}; try again")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+async def connect_with_retry(make: Callable[[], Runtime], stop: asyncio.Event) -> Runtime | None:
+    """Open the runtime; while no engine answers, wait with backoff (or until stopped)."""
+    delay = 1.0
+    while not stop.is_set():
+        try:
+            return make()
+        except TrueupError as exc:
+            log.warning("runtime_unavailable", error=str(exc), retry_in_s=delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(delay * 2, 60.0)
+    return None

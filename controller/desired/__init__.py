@@ -1,0 +1,1 @@
+"""Desired state: manifests + revision + secrets + policy -> resolved apps."""

@@ -1,0 +1,196 @@
+"""The desired state remembered, so a pass whose manifests did not change skips parsing,
+validating and resolving them: across processes (a one-shot `trueup apply` or `trueup diff`
+then never loads pydantic) and, in memory, across the controller loop's passes (`reuse`).
+
+One JSON file in the state dir holds the last clean desired state, keyed by ``--path`` and its
+git tree id, the host-power policy and this file's format. The key does not cover what lies
+outside the tree, so a hit is used only after checking it again: every build context's tree id
+is looked up afresh, and every secret is read again from the secrets dir and its digest
+compared with the one in the stored spec. Secret values are never written here: only which
+secret each variable reads, and the digests the container labels carry anyway.
+
+Only a clean state is stored (no manifest problem, no app that failed to resolve), so a hit
+never hides a problem a user must see. Any unreadable, foreign or stale file is a miss.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from controller.desired.policy import Policy
+from controller.desired.resolve import (
+    BuildPlan,
+    DesiredApp,
+    DesiredState,
+    WantedRoute,
+    canonical_json,
+    stored_secret,
+)
+from controller.desired.secrets import SecretStore
+from controller.errors import TrueupError
+
+log = structlog.get_logger(__name__)
+
+FORMAT = 1
+FILE_NAME = "desired-cache.json"
+
+
+def cache_key(path: str, tree_id: str, policy: Policy) -> str:
+    """What the stored state depends on besides build contexts and secrets."""
+    material = canonical_json(
+        {
+            "format": FORMAT,
+            "path": path,
+            "tree": tree_id,
+            "policy": {
+                "allow_privileged": policy.allow_privileged,
+                "allow_host_network": policy.allow_host_network,
+                "allowed_capabilities": sorted(policy.allowed_capabilities),
+                "allowed_bind_paths": list(policy.allowed_bind_paths),
+                "allowed_host_ports": [list(r) for r in policy.allowed_host_ports],
+            },
+        }
+    )
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def store(state_dir: Path, key: str, desired: DesiredState) -> None:
+    """Remember ``desired`` under ``key`` (atomically); a state with errors is not stored."""
+    if desired.errors or desired.invalid or desired.load_failed:
+        return
+    document = {
+        "format": FORMAT,
+        "key": key,
+        "apps": [_app_json(app) for app in desired.apps.values()],
+    }
+    tmp: str | None = None
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=state_dir, prefix=f".{FILE_NAME}.")
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(document, out, separators=(",", ":"))
+        os.replace(tmp, state_dir / FILE_NAME)
+    except OSError as exc:  # a cache that cannot be written only costs speed
+        log.warning("desired_cache_not_written", state_dir=str(state_dir), error=str(exc))
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+def restore(
+    state_dir: Path,
+    key: str,
+    *,
+    revision: str | None,
+    secrets: SecretStore,
+    context_id: Callable[[str], str],
+) -> DesiredState | None:
+    """The stored state for ``key`` at ``revision``, or None when there is none or it is stale
+    (a build context or a secret changed since it was stored)."""
+    try:
+        document = json.loads((state_dir / FILE_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        return None
+    if document.get("key") != key:
+        return None
+    try:
+        apps = [_app_from_json(item) for item in document["apps"]]
+    except (KeyError, TypeError, ValueError):
+        return None
+    stored = DesiredState(revision=None, apps={app.name: app for app in apps})
+    return reuse(stored, revision=revision, secrets=secrets, context_id=context_id)
+
+
+def reuse(
+    state: DesiredState,
+    *,
+    revision: str | None,
+    secrets: SecretStore,
+    context_id: Callable[[str], str],
+) -> DesiredState | None:
+    """``state`` at ``revision`` when every build context and secret it was resolved from is
+    unchanged (apps with their secret values read again), else None.
+
+    The controller loop calls this on every pass for the state it resolved last, so an
+    unchanged tree costs a few digests instead of resolving every app again."""
+    fresh = DesiredState(revision=revision)
+    for name, app in state.apps.items():
+        try:
+            current = _current(app, secrets=secrets, context_id=context_id)
+        except (TrueupError, OSError, KeyError, TypeError):
+            return None  # a secret that is gone: the full path reports it, located
+        if current is None:
+            return None
+        fresh.apps[name] = current
+    return fresh
+
+
+def _current(
+    app: DesiredApp, *, secrets: SecretStore, context_id: Callable[[str], str]
+) -> DesiredApp | None:
+    """``app`` with its secret values read again, or None when a context or secret changed."""
+    if app.build is not None and context_id(app.build.context) != app.build.context_id:
+        return None  # the context changed outside --path: the image tag changes
+    secret_env: dict[str, str] = {}
+    for variable, value in app.spec["env"].items():
+        ref = stored_secret(value)
+        if ref is None:
+            continue
+        secret, secret_key, stored_digest = ref
+        current = secrets.get(secret, secret_key)
+        if secrets.digest(app.name, variable, current) != stored_digest:
+            return None  # the secret's value changed: the spec hash changes
+        secret_env[variable] = current
+    if secret_env == app.secret_env:
+        return app
+    return dataclasses.replace(app, secret_env=secret_env)
+
+
+def _app_json(app: DesiredApp) -> dict[str, Any]:
+    manifest = app.manifest.model_dump(mode="json", by_alias=True)
+    return {
+        "name": app.name,
+        "spec": app.spec,
+        "specHash": app.spec_hash,
+        "replicas": app.replicas,
+        "image": app.image,
+        "build": dataclasses.asdict(app.build) if app.build is not None else None,
+        "dependsOn": list(app.depends_on),
+        "strategy": app.strategy,
+        "suspend": app.suspend,
+        "file": app.file,
+        "restartPolicy": app.restart_policy,
+        "routes": [dataclasses.asdict(r) for r in app.routes],
+        "manifest": manifest,
+    }
+
+
+def _app_from_json(item: Mapping[str, Any]) -> DesiredApp:
+    """A stored app, without its secret values (`reuse` reads them)."""
+    return DesiredApp(
+        name=str(item["name"]),
+        spec=item["spec"],
+        spec_hash=str(item["specHash"]),
+        replicas=int(item["replicas"]),
+        image=str(item["image"]),
+        build=BuildPlan(**item["build"]) if item["build"] is not None else None,
+        depends_on=tuple(item["dependsOn"]),
+        strategy=item["strategy"],
+        suspend=bool(item["suspend"]),
+        file=str(item["file"]),
+        restart_policy=item["restartPolicy"],
+        routes=tuple(WantedRoute(**r) for r in item["routes"]),
+        manifest_source=item["manifest"],
+    )

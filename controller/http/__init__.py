@@ -1,0 +1,1 @@
+"""The HTTP surface of `trueup run`: server, webhooks, metrics."""

@@ -1,0 +1,506 @@
+"""The plan: a pure diff of desired against observed state, as ordered, explained changes.
+
+For every app in desired ∪ observed, at most one ``Change`` whose ``action`` is the headline
+(create, update, scale, heal, delete) and whose ``reasons`` list everything found. Each change
+carries concrete ``ReplicaStep``s (what apply must start, await and retire per replica index)
+and the containers to remove outright, so apply never re-derives decisions. Apps left alone
+(suspended, invalid manifest, prune suspended) are listed in ``skipped`` with the reason. A
+pass that would delete every app is refused (unless allowed): its deletes are kept aside in
+``refused`` and the plan is not in sync, so diff, apply and status say so.
+
+Deterministic: the same inputs always give the same plan (sorted, topologically ordered by
+``dependsOn``, deletes last). No I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from controller.desired.resolve import BuildPlan, DesiredApp, DesiredState, stored_secret
+from controller.routes.table import RouteTable, build_table, kept_apps
+from controller.targets.observed import ObservedApp, ObservedState, Replica
+
+Action = Literal["create", "update", "scale", "heal", "delete", "route"]
+_PRIORITY: dict[Action, int] = {
+    "delete": 0,
+    "create": 1,
+    "update": 2,
+    "scale": 3,
+    "heal": 4,
+    "route": 5,
+}
+
+REFUSED_EMPTY = (
+    "deletion refused: the pass would delete every managed app; "
+    "pass --allow-empty (trueup run: allow_empty: true) if that is intended"
+)
+"""Why an app git no longer declares still runs after a refused pass (plan, diff, status)."""
+
+SECRET = "(secret)"
+SECRET_CHANGED = "(secret changed)"
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One field of the resolved spec that differs: ``path`` as in the manifest."""
+
+    path: str
+    before: Any
+    after: Any
+
+
+@dataclass(frozen=True)
+class ReplicaStep:
+    """What happens to one replica index.
+
+    ``start``: create and start a new container for the index. ``await_id``: an existing
+    container of the desired spec that must become healthy before ``retire`` is removed (an
+    update interrupted half-way). ``retire``: containers of the index removed once the new one
+    is healthy (start-first) or before it starts (stop-first).
+    """
+
+    index: int
+    reason: str
+    start: bool = True
+    await_id: str | None = None
+    retire: tuple[str, ...] = ()
+    start_first: bool = True
+
+
+@dataclass(frozen=True)
+class Change:
+    """Everything that must happen to one app."""
+
+    app: str
+    action: Action
+    reasons: tuple[str, ...]
+    fields: tuple[FieldChange, ...] = ()
+    steps: tuple[ReplicaStep, ...] = ()
+    remove: tuple[str, ...] = ()
+    build: BuildPlan | None = None
+    depends_on: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Skip:
+    """An app the plan leaves alone on purpose, and why."""
+
+    app: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The ordered changes of one pass."""
+
+    revision: str | None
+    changes: tuple[Change, ...] = ()
+    skipped: tuple[Skip, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+    routes: RouteTable = ()
+    """The route table the ready replicas give now (shown even when no router pushes it)."""
+    refused: tuple[Change, ...] = ()
+    """Deletes held back because the pass would delete every app (no ``allow_empty``): the
+    apps keep running although git no longer declares them, so the plan is not in sync."""
+
+    @property
+    def in_sync(self) -> bool:
+        return not self.changes and not self.refused
+
+    def change_for(self, app: str) -> Change | None:
+        return next((c for c in self.changes if c.app == app), None)
+
+
+def make_plan(
+    desired: DesiredState,
+    observed: ObservedState,
+    *,
+    prune: bool = True,
+    allow_empty: bool = False,
+    current_routes: RouteTable | None = None,
+) -> Plan:
+    """Compare ``desired`` with ``observed`` and return what must change, in order.
+
+    ``current_routes`` is the table the proxy serves now; when given, route differences join
+    the plan: in the fields (``spec.routes[host/path]``) of the app's change, or as a change of
+    action ``route`` when nothing else about the app changes. ``None`` (no router to read):
+    routes are computed into ``Plan.routes`` but not compared.
+    """
+    changes: list[Change] = []
+    deletes: list[Change] = []
+    skipped: list[Skip] = []
+    for name in sorted(set(desired.apps) | set(observed.apps) | set(desired.errors)):
+        want = desired.apps.get(name)
+        have = observed.apps.get(name)
+        if want is None:
+            if have is None or not have.replicas:
+                if name in desired.errors:
+                    skipped.append(Skip(name, desired.errors[name]))
+                continue
+            reason = why_not_prune(name, desired, prune)
+            if reason:
+                skipped.append(Skip(name, reason))
+            else:
+                deletes.append(_delete(have))
+            continue
+        if want.suspend:
+            skipped.append(Skip(name, "suspended: reconcile leaves this app alone"))
+            continue
+        change = _diff_app(want, have)
+        if change is not None:
+            changes.append(change)
+    return finish_plan(
+        desired,
+        changes,
+        deletes,
+        skipped,
+        observed_apps=len(observed.apps),
+        allow_empty=allow_empty,
+        routes_from=observed,
+        current_routes=current_routes,
+    )
+
+
+def finish_plan(
+    desired: DesiredState,
+    changes: list[Change],
+    deletes: list[Change],
+    skipped: list[Skip],
+    *,
+    observed_apps: int,
+    allow_empty: bool,
+    routes_from: ObservedState,
+    current_routes: RouteTable | None,
+) -> Plan:
+    """The steps every planner ends with: refuse a pass that deletes every app, add route
+    changes, order (dependencies first, deletes last) and assemble the plan."""
+    notes: list[str] = []
+    refused: tuple[Change, ...] = ()
+    if deletes and not allow_empty and len(deletes) == observed_apps and not desired.apps:
+        notes.append(
+            f"refusing to delete every managed app ({len(deletes)}); "
+            "pass --allow-empty (trueup run: allow_empty: true) if that is really intended"
+        )
+        skipped = skipped + [Skip(d.app, REFUSED_EMPTY) for d in deletes]
+        refused = tuple(
+            replace(d, reasons=(*d.reasons, REFUSED_EMPTY))
+            for d in sorted(deletes, key=lambda c: c.app)
+        )
+        deletes = []
+    keep = kept_apps(desired, (s.app for s in skipped))
+    table = build_table(desired, routes_from, current=current_routes or (), keep=keep)
+    if current_routes is not None:
+        changes, deletes = _with_routes(changes, deletes, route_fields(current_routes, table))
+    ordered = _topological(changes) + sorted(deletes, key=lambda c: c.app, reverse=True)
+    return Plan(
+        desired.revision,
+        tuple(ordered),
+        tuple(sorted(skipped, key=lambda s: s.app)),
+        tuple(notes),
+        routes=table,
+        refused=refused,
+    )
+
+
+def route_fields(current: RouteTable, wanted: RouteTable) -> dict[str, list[FieldChange]]:
+    """Route differences by app: ``spec.routes[host/path]`` added, removed or re-pointed
+    (``app:port``), or ``spec.routes[host/path].upstreams`` when only the ready replicas
+    differ from what the proxy has."""
+    before = {e.key: e for e in current}
+    after = {e.key: e for e in wanted}
+    out: dict[str, list[FieldChange]] = {}
+    for key in sorted(set(before) | set(after)):
+        old, new = before.get(key), after.get(key)
+        path = f"spec.routes[{key}]"
+        if old is None and new is not None:
+            out.setdefault(new.app, []).append(FieldChange(path, None, new.target))
+        elif new is None and old is not None:
+            out.setdefault(old.app, []).append(FieldChange(path, old.target, None))
+        elif old is not None and new is not None:
+            if old.target != new.target:
+                change = FieldChange(path, old.target, new.target)
+                for app in dict.fromkeys((new.app, old.app)):
+                    out.setdefault(app, []).append(change)
+            elif old.upstreams != new.upstreams:
+                out.setdefault(new.app, []).append(
+                    FieldChange(f"{path}.upstreams", list(old.upstreams), list(new.upstreams))
+                )
+    return out
+
+
+def _route_reason(fields: list[FieldChange]) -> str:
+    added = sum(1 for f in fields if f.before is None)
+    removed = sum(1 for f in fields if f.after is None)
+    other = len(fields) - added - removed
+    parts = [
+        f"{n} to {word}"
+        for n, word in ((added, "add"), (removed, "remove"), (other, "update"))
+        if n
+    ]
+    return "routes: " + ", ".join(parts) + " in the proxy"
+
+
+def _with_routes(
+    changes: list[Change], deletes: list[Change], by_app: dict[str, list[FieldChange]]
+) -> tuple[list[Change], list[Change]]:
+    """Fold route differences into the apps' changes; a route-only app gets ``route``."""
+    out_changes, out_deletes = list(changes), list(deletes)
+    for group in (out_changes, out_deletes):
+        for i, change in enumerate(group):
+            fields = by_app.pop(change.app, None)
+            if fields:
+                group[i] = replace(
+                    change,
+                    reasons=(*change.reasons, _route_reason(fields)),
+                    fields=tuple(sorted((*change.fields, *fields), key=lambda f: f.path)),
+                )
+    for app, fields in sorted(by_app.items()):
+        out_changes.append(Change(app, "route", (_route_reason(fields),), fields=tuple(fields)))
+    return out_changes, out_deletes
+
+
+def why_not_prune(name: str, desired: DesiredState, prune: bool) -> str | None:
+    if name in desired.invalid:
+        return "manifest invalid: left running as it is"
+    if name in desired.errors:
+        return f"cannot resolve ({desired.errors[name]}): left running as it is"
+    if desired.load_failed:
+        return "not in git, but pruning is suspended: a manifest failed to load"
+    if not prune:
+        return "not in git; pruning is off"
+    return None
+
+
+def _delete(have: ObservedApp) -> Change:
+    ids = tuple(r.id for r in have.replicas)
+    return Change(
+        app=have.name,
+        action="delete",
+        reasons=(f"not in git: removing {len(ids)} container(s), keeping volumes",),
+        remove=ids,
+    )
+
+
+def _diff_app(want: DesiredApp, have: ObservedApp | None) -> Change | None:
+    replicas = have.replicas if have is not None else []
+    if not replicas:
+        if want.replicas == 0:
+            return None
+        return Change(
+            app=want.name,
+            action="create",
+            reasons=(f"new app: {want.replicas} replica(s)",),
+            steps=tuple(ReplicaStep(i, "new replica") for i in range(want.replicas)),
+            build=want.build,
+            depends_on=want.depends_on,
+        )
+
+    kinds: set[Action] = set()
+    reasons: list[str] = []
+    steps: list[ReplicaStep] = []
+    remove: list[str] = []
+    by_index: dict[int, list[Replica]] = {}
+    for r in replicas:
+        if r.index is None or r.index >= want.replicas:
+            remove.append(r.id)
+            if r.index is None:
+                kinds.add("heal")
+                reasons.append(f"container {r.name} has no replica index")
+            else:
+                kinds.add("scale")
+        else:
+            by_index.setdefault(r.index, []).append(r)
+    newest = max(replicas, key=lambda r: (r.info.created, r.name))
+    stored = newest.stored_spec() or {}
+    deployed_count = stored.get("replicas")
+    scaled_down = sum(1 for r in replicas if r.index is not None and r.index >= want.replicas)
+    if scaled_down:
+        reasons.append(f"scale down: remove {scaled_down} replica(s) above {want.replicas}")
+    start_first = want.strategy == "start-first"
+    scale_up = 0
+
+    for i in range(want.replicas):
+        group = by_index.get(i, [])
+        current = [r for r in group if r.spec_hash == want.spec_hash]
+        old = [r for r in group if r.spec_hash != want.spec_hash]
+        if not group:
+            if isinstance(deployed_count, int) and i < deployed_count:
+                kinds.add("heal")
+                reasons.append(f"replica {i} missing")
+                steps.append(ReplicaStep(i, "missing"))
+            else:
+                kinds.add("scale")
+                scale_up += 1
+                steps.append(ReplicaStep(i, "scale up"))
+            continue
+        if current:
+            best = _best(current)
+            extras = tuple(r.id for r in group if r is not best)
+            sick = _needs_heal(best, want)
+            if sick:
+                kinds.add("heal")
+                reasons.append(f"replica {i} {sick}")
+                steps.append(ReplicaStep(i, sick, retire=(best.id, *extras), start_first=False))
+            elif old:
+                kinds.add("update")
+                reasons.append(f"replica {i}: finishing an interrupted update")
+                steps.append(
+                    ReplicaStep(i, "finish update", start=False, await_id=best.id, retire=extras)
+                )
+            elif extras:
+                kinds.add("heal")
+                reasons.append(f"replica {i} has {len(extras)} duplicate container(s)")
+                remove.extend(extras)
+            continue
+        kinds.add("update")
+        serving = any(r.running for r in old)
+        steps.append(
+            ReplicaStep(
+                i,
+                "spec changed",
+                retire=tuple(r.id for r in old),
+                start_first=start_first and serving,
+            )
+        )
+
+    if not kinds:
+        return None
+    if scale_up:
+        reasons.append(f"scale up: add {scale_up} replica(s) to reach {want.replicas}")
+    fields = diff_specs(stored, want.spec) if ("update" in kinds or "scale" in kinds) else []
+    if "update" in kinds:
+        outdated = sum(1 for r in replicas if r.spec_hash != want.spec_hash)
+        reasons.insert(0, f"spec changed: {outdated} replica(s) run an older spec")
+    action = min(kinds, key=lambda k: _PRIORITY[k])
+    return Change(
+        app=want.name,
+        action=action,
+        reasons=tuple(dict.fromkeys(reasons)),
+        fields=tuple(fields),
+        steps=tuple(steps),
+        remove=tuple(remove),
+        build=want.build if any(s.start for s in steps) else None,
+        depends_on=want.depends_on,
+    )
+
+
+def _best(candidates: list[Replica]) -> Replica:
+    """The replica worth keeping: ready first, then running, then the newest."""
+    return max(candidates, key=lambda r: (r.ready, r.running, r.info.created, r.name))
+
+
+def _needs_heal(replica: Replica, want: DesiredApp) -> str | None:
+    """Why ``replica`` must be replaced, or None when it is fine as it is."""
+    info = replica.info
+    policy = want.restart_policy
+    if info.state in ("exited", "dead"):
+        code = info.exit_code
+        if policy == "never" or (policy == "on-failure" and code == 0):
+            return None
+        return f"exited (code {code})" if code is not None else f"is {info.state}"
+    if info.state == "created":
+        return "was created but never started"
+    if info.state == "running" and info.health == "unhealthy":
+        return "is unhealthy"
+    return None
+
+
+def diff_specs(before: dict[str, Any], after: dict[str, Any]) -> list[FieldChange]:
+    """Field-level differences between two resolved specs, secrets masked, sorted by path."""
+    out: list[FieldChange] = []
+    _diff("", before, after, out)
+    return sorted(out, key=lambda f: f.path)
+
+
+def _path_name(prefix: str, key: str) -> str:
+    if not prefix:
+        return "metadata.labels" if key == "labels" else f"spec.{key}"
+    return f"{prefix}.{key}"
+
+
+def _diff(prefix: str, before: Any, after: Any, out: list[FieldChange]) -> None:
+    if _is_secret(before) or _is_secret(after):
+        if before != after:
+            shown_before = SECRET if _is_secret(before) else _masked(before)
+            shown_after = _masked(after)
+            if _is_secret(after):  # a secret that is new or other than it was: "changed"
+                plain_before = before is not None and not _is_secret(before)
+                shown_after = SECRET if plain_before else SECRET_CHANGED
+            out.append(FieldChange(prefix, shown_before, shown_after))
+        return
+    if isinstance(before, dict) and isinstance(after, dict):
+        for key in sorted(set(before) | set(after)):
+            _diff(_path_name(prefix, str(key)), before.get(key), after.get(key), out)
+        return
+    if (before is None and _holds_secret(after)) or (after is None and _holds_secret(before)):
+        _diff(prefix, before or {}, after or {}, out)  # a stored spec without `env`, say
+        return
+    if before != after:
+        out.append(FieldChange(prefix, _masked(before), _masked(after)))
+
+
+def _holds_secret(value: Any) -> bool:
+    return isinstance(value, dict) and any(_is_secret(v) for v in value.values())
+
+
+def _masked(value: Any) -> Any:
+    """``value`` with every secret in it shown as ``(secret)``: no digest is ever printed."""
+    if _is_secret(value):
+        return SECRET
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v) for v in value]
+    return value
+
+
+def _is_secret(value: Any) -> bool:
+    return stored_secret(value) is not None
+
+
+def _topological(changes: Iterable[Change]) -> list[Change]:
+    """Order changes so dependencies come first; ties (and cycles, which validation forbids)
+    by name."""
+    by_app = {c.app: c for c in changes}
+    done: set[str] = set()
+    ordered: list[Change] = []
+
+    def visit(app: str, trail: frozenset[str]) -> None:
+        if app in done or app in trail or app not in by_app:
+            return
+        for dep in sorted(by_app[app].depends_on):
+            visit(dep, trail | {app})
+        done.add(app)
+        ordered.append(by_app[app])
+
+    for app in sorted(by_app):
+        visit(app, frozenset())
+    return ordered
+
+
+HELD_BACKOFF = "held: backing off after a failure"
+HELD_SCOPE = "held: this pass acts on other apps only"
+
+
+def restrict(
+    plan: Plan, *, only: set[str] | None = None, exclude: frozenset[str] | set[str] = frozenset()
+) -> Plan:
+    """The plan narrowed to ``only`` (None: every app) minus ``exclude``. Changes left out are
+    listed as skipped with a ``held:`` reason: they are still pending (the app is out of sync)."""
+    kept: list[Change] = []
+    held: list[Skip] = []
+    for change in plan.changes:
+        if change.app in exclude:
+            held.append(Skip(change.app, HELD_BACKOFF))
+        elif only is not None and change.app not in only:
+            held.append(Skip(change.app, HELD_SCOPE))
+        else:
+            kept.append(change)
+    return replace(plan, changes=tuple(kept), skipped=plan.skipped + tuple(held))
+
+
+def held_apps(plan: Plan) -> set[str]:
+    """Apps with a change this plan holds back (see ``restrict``)."""
+    return {s.app for s in plan.skipped if s.reason.startswith("held:")}

@@ -1,0 +1,1 @@
+"""Targets: one per kind of engine (containers on Docker/Podman, Swarm services)."""

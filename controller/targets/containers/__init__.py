@@ -1,0 +1,1 @@
+"""The container target: Docker and Podman containers."""

@@ -1,0 +1,354 @@
+"""Apply a plan: run each change through the runtime, one ``Outcome`` per change, never raising.
+
+Independent apps run concurrently (bounded); an app waits until the apps it depends on have
+finished their own change successfully. Within an app, replicas are replaced one by one:
+``start-first`` starts the new container, waits until it is healthy, then retires the old one,
+so a failed rollout leaves the old version serving; ``stop-first`` retires first. Every
+intermediate state is one a later pass can read from labels and finish (see ``plan``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+
+import structlog
+
+from controller.desired.resolve import BuildPlan, DesiredApp, DesiredState, container_spec
+from controller.errors import (
+    BuildFailed,
+    ContainerNotFound,
+    HealthCheckFailed,
+    TransientError,
+    TrueupError,
+)
+from controller.planning import Change, Plan, ReplicaStep
+from controller.runtime.base import BuildRequest, Runtime, volume_name
+from controller.targets.slots import Slots
+
+log = structlog.get_logger(__name__)
+
+ContextReader = Callable[[str, str], Awaitable[bytes]]
+"""(context path, dockerfile) -> tar of the build context at the pass's revision."""
+
+RoutesHook = Callable[[frozenset[str]], Awaitable[None]]
+"""Called when the set of serving replicas changes: after a new replica became healthy and
+before old ones are stopped. The argument names containers about to be retired, which must
+leave the proxy's table now. The default does nothing (no router)."""
+
+
+async def _no_routes(retiring: frozenset[str]) -> None:
+    return None
+
+
+RUNNING_SETTLE_S = 0.5
+POLL_S = 0.25
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one change."""
+
+    app: str
+    action: str
+    ok: bool
+    message: str
+    duration_s: float
+    transient: bool = False
+    built: bool = False
+    build: str | None = None
+    """For an app built from git that needed its image: ``built``, ``cached`` (the
+    content-addressed tag was already on the engine) or ``failed``; else None."""
+    build_s: float = 0.0
+    """Seconds spent building (0 unless ``build`` is ``built`` or ``failed``)."""
+
+
+async def build_image(
+    runtime: Runtime, read_context: ContextReader, app: str, plan: BuildPlan
+) -> None:
+    """Build ``plan.tag`` from the app's build context at the pass's revision."""
+    tar = await read_context(plan.context, plan.dockerfile)
+    log.info("build_started", app=app, tag=plan.tag, context=plan.context)
+    await runtime.build(
+        BuildRequest(
+            context=tar,
+            tag=plan.tag,
+            dockerfile=plan.dockerfile,
+            args=dict(plan.args),
+            target=plan.target,
+            labels={"trueup.app": app, "trueup.context-tree": plan.context_id},
+        ),
+        on_log=lambda line: log.debug("build_output", app=app, line=line),
+    )
+    log.info("build_finished", app=app, tag=plan.tag)
+
+
+class PlanRunner:
+    """How a plan is run, whatever the engine: one task per change, at most ``concurrency``
+    doing engine work at once, each app waiting for the apps it depends on; a failure becomes
+    that change's ``Outcome`` and never stops the others. Subclasses say what a change does."""
+
+    def __init__(self, *, concurrency: int) -> None:
+        self._slots = Slots(concurrency)
+        self._done: dict[str, asyncio.Future[bool]] = {}
+        self._image_locks: dict[str, asyncio.Lock] = {}
+
+    def _image_lock(self, image: str) -> asyncio.Lock:
+        """One lock per image name: apps sharing an image check, pull or build it once."""
+        return self._image_locks.setdefault(image, asyncio.Lock())
+
+    async def run(self, plan: Plan) -> list[Outcome]:
+        """Apply every change of ``plan``; return one outcome per change, in plan order."""
+        if not plan.changes:
+            return []
+        loop = asyncio.get_running_loop()
+        self._done = {c.app: loop.create_future() for c in plan.changes}
+        try:
+            await self._prepare(plan)
+        except TrueupError as exc:
+            return [self._fail(c, exc, 0.0) for c in plan.changes]
+        tasks = [asyncio.create_task(self._run_change(c)) for c in plan.changes]
+        outcomes = list(await asyncio.gather(*tasks))
+        await self._after(outcomes)
+        return outcomes
+
+    async def _prepare(self, plan: Plan) -> None:
+        """Engine setup every change needs (a failure fails them all)."""
+
+    async def _after(self, outcomes: list[Outcome]) -> None:
+        """Clean-up once every change has run."""
+
+    async def _execute(self, change: Change) -> bool:
+        """Do ``change``; return whether an image was built. Raise trueup errors only."""
+        raise NotImplementedError
+
+    def _describe(self, change: Change, outcome: Outcome) -> Outcome:
+        """Add what only the subclass knows to an outcome."""
+        return outcome
+
+    async def _run_change(self, change: Change) -> Outcome:
+        started = time.monotonic()
+        bound = log.bind(app=change.app, action=change.action)
+        for dep in change.depends_on:
+            future = self._done.get(dep)
+            if future is not None and not await asyncio.shield(future):
+                outcome = Outcome(
+                    change.app,
+                    change.action,
+                    False,
+                    f"waiting: dependency {dep} did not converge",
+                    time.monotonic() - started,
+                    transient=True,
+                )
+                self._finish(change, outcome)
+                return outcome
+        await self._slots.take()
+        try:
+            try:
+                built = await self._execute(change)
+            except TrueupError as exc:
+                outcome = self._fail(change, exc, time.monotonic() - started)
+                bound.warning("change_failed", error=str(exc), transient=outcome.transient)
+            else:
+                outcome = Outcome(
+                    change.app,
+                    change.action,
+                    True,
+                    "converged",
+                    time.monotonic() - started,
+                    built=built,
+                )
+                bound.info("change_applied", duration_s=round(outcome.duration_s, 3))
+        finally:
+            self._slots.give()
+        outcome = self._describe(change, outcome)
+        self._finish(change, outcome)
+        return outcome
+
+    def _finish(self, change: Change, outcome: Outcome) -> None:
+        future = self._done.get(change.app)
+        if future is not None and not future.done():
+            future.set_result(outcome.ok)
+
+    def _fail(self, change: Change, exc: TrueupError, duration: float) -> Outcome:
+        message = str(exc)
+        if isinstance(exc, BuildFailed) and exc.log_tail:
+            message += "\n" + "\n".join(exc.log_tail[-20:])
+        return Outcome(
+            change.app,
+            change.action,
+            False,
+            message,
+            duration,
+            transient=isinstance(exc, TransientError),
+        )
+
+
+class Applier(PlanRunner):
+    """Runs one plan against one runtime."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        desired: DesiredState,
+        *,
+        instance: str,
+        read_context: ContextReader,
+        concurrency: int = 4,
+        health_slack_s: float = 5.0,
+        settle_s: float = RUNNING_SETTLE_S,
+        routes_changed: RoutesHook = _no_routes,
+        bind_paths: Sequence[str] = (),
+    ) -> None:
+        self.runtime = runtime
+        self.bind_paths = tuple(bind_paths)
+        self.desired = desired
+        self.instance = instance
+        self.read_context = read_context
+        self.health_slack_s = health_slack_s
+        self.settle_s = settle_s
+        self.routes_changed = routes_changed
+        super().__init__(concurrency=concurrency)
+        self._builds: dict[str, tuple[str, float]] = {}
+        self._images_present: set[str] = set()
+
+    async def _prepare(self, plan: Plan) -> None:
+        if any(c.steps for c in plan.changes):
+            await self.runtime.ensure_network()
+
+    def _describe(self, change: Change, outcome: Outcome) -> Outcome:
+        if (build := self._builds.get(change.app)) is not None:
+            return replace(outcome, build=build[0], build_s=build[1])
+        return outcome
+
+    async def _execute(self, change: Change) -> bool:
+        want = self.desired.apps.get(change.app)
+        built = False
+        if want is not None and any(s.start for s in change.steps):
+            built = await self._ensure_image(want)
+            # before anything is retired: a volume that is not this instance's stops the change
+            for volume in want.manifest.spec.volumes:
+                await self.runtime.ensure_volume(
+                    volume_name(self.instance, volume.name), legacy=volume.name
+                )
+        for container in change.remove:
+            await self._retire(container, grace=None)
+        if want is not None:
+            for step in change.steps:
+                await self._step(want, step)
+        return built
+
+    async def _ensure_image(self, want: DesiredApp) -> bool:
+        """Make ``want.image`` present on the engine; True when it was built.
+
+        Apps that share an image ask the engine (and pull) once per run: the first holds the
+        image's lock while it checks or pulls, the others find it present."""
+        async with self._image_lock(want.image):
+            if want.image in self._images_present or await self.runtime.image_exists(want.image):
+                self._images_present.add(want.image)
+                if want.build is not None:
+                    self._builds[want.name] = ("cached", 0.0)
+                return False
+            if want.build is None:
+                await self.runtime.pull(want.image)  # ImageNotFound when no registry has it
+            else:
+                await self._build(want, want.build)
+            self._images_present.add(want.image)
+            return want.build is not None
+
+    async def _build(self, want: DesiredApp, plan: BuildPlan) -> None:
+        started = time.monotonic()
+        self._builds[want.name] = ("failed", 0.0)  # until the build below returns
+        try:
+            await build_image(self.runtime, self.read_context, want.name, plan)
+            self._builds[want.name] = ("built", 0.0)
+        finally:
+            self._builds[want.name] = (self._builds[want.name][0], time.monotonic() - started)
+
+    async def _step(self, want: DesiredApp, step: ReplicaStep) -> None:
+        if step.await_id is not None:
+            try:
+                await self._await_ready(want, step.await_id)
+            except HealthCheckFailed:
+                await self._retire(step.await_id, grace=0)
+                raise
+            for old in step.retire:
+                await self._retire(old, grace=want.manifest.spec.stop_grace_period)
+            return
+        if not step.start:
+            return
+        grace = want.manifest.spec.stop_grace_period
+        if not step.start_first:
+            for old in step.retire:
+                await self._retire(old, grace=grace)
+        spec = container_spec(
+            want,
+            replica=step.index,
+            instance=self.instance,
+            revision=self.desired.revision,
+            bind_paths=self.bind_paths,
+        )
+        new_id = await self.runtime.create(spec)
+        try:
+            await self.runtime.start(new_id)
+            await self._await_ready(want, new_id)
+        except TrueupError:
+            if step.start_first and step.retire:
+                # keep the old version serving; drop the replacement that did not come up
+                await self._retire(new_id, grace=0)
+            raise
+        if step.start_first:
+            for old in step.retire:
+                await self._retire(old, grace=grace)
+
+    async def _await_ready(self, want: DesiredApp, container: str) -> None:
+        """Wait for health (or, without a check, for the process to stay up briefly)."""
+        check = want.manifest.spec.health_check
+        if check is None:
+            await self._idle(self.settle_s)
+            info = await self.runtime.inspect(container)
+            if info.state != "running":
+                raise HealthCheckFailed(
+                    f"{info.name} is {info.state} right after start (exit code {info.exit_code})"
+                )
+            return
+        budget = check.start_period + check.retries * (check.interval + check.timeout)
+        deadline = time.monotonic() + budget + self.health_slack_s
+        while True:
+            info = await self.runtime.inspect(container)
+            if info.state == "running" and info.health == "healthy":
+                return
+            if info.state in ("exited", "dead"):
+                raise HealthCheckFailed(
+                    f"{info.name} exited (code {info.exit_code}) before becoming healthy"
+                )
+            if info.health == "unhealthy":
+                raise HealthCheckFailed(f"{info.name} failed its health check")
+            if time.monotonic() > deadline:
+                raise HealthCheckFailed(
+                    f"{info.name} not healthy after {budget + self.health_slack_s:.0f}s"
+                )
+            await self._idle(POLL_S)
+
+    async def _idle(self, seconds: float) -> None:
+        """Sleep without holding a concurrency slot (the caller holds one): waiting for a
+        container to settle or get healthy costs the engine nothing, so other apps' creates
+        and starts go ahead meanwhile. The slot is taken back, ahead of changes not yet
+        started, before returning."""
+        self._slots.give()
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            await self._slots.take(resume=True)
+
+    async def _retire(self, container: str, *, grace: float | None) -> None:
+        """Leave the routes, stop (with the grace period) and remove; gone already is fine."""
+        await self.routes_changed(frozenset({container}))
+        try:
+            if grace != 0:
+                await self.runtime.stop(container, grace_period=grace)
+            await self.runtime.remove(container, force=True)
+        except ContainerNotFound:
+            return

@@ -1,0 +1,1 @@
+"""The Swarm target: services on a swarm manager."""

@@ -1,0 +1,292 @@
+"""The plan for a Docker Swarm: desired apps against this instance's services. Pure.
+
+The same `Plan` and `Change` values as the container plan, so `render` and the JSON of
+`trueup diff` are identical: per app at most one change, ``create`` (no service yet),
+``update`` (the ``trueup.spec-hash`` label differs, or the update order; field diffs come from
+the ``trueup.spec`` label), ``scale`` (only the replica count differs), ``heal`` (the service
+runs the desired spec but Swarm still reports a failed rollout: re-applying clears it) or
+``delete`` (the app left git; the service ids are in ``Change.remove``). Swarm restarts and
+reschedules its own tasks, so a missing or failed task is never a change here. Prune guards,
+``dependsOn`` order and route differences are the container plan's own rules, reused from
+`controller.planning`.
+
+Also here: `service_spec`, which turns one desired app into the `ServiceSpec` Swarm runs, with
+the same ownership labels containers get and secretRefs as content-named Swarm secrets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from controller import labels as L
+from controller.desired.resolve import (
+    DesiredApp,
+    DesiredState,
+    bind_mounts,
+    canonical_json,
+    healthcheck_spec,
+)
+from controller.errors import PolicyError
+from controller.manifests.models import SecretValue
+from controller.planning import (
+    Change,
+    FieldChange,
+    Plan,
+    Skip,
+    diff_specs,
+    finish_plan,
+    why_not_prune,
+)
+from controller.routes.table import RouteTable
+from controller.runtime.base import PortSpec, VolumeMount, volume_name
+from controller.runtime.swarm_base import (
+    FAILED_ROLLOUT,
+    TASK_INSTANCE,
+    SecretMount,
+    ServiceInfo,
+    ServiceSpec,
+)
+from controller.targets.observed import ObservedState
+
+SECRET_REF = "trueup.secret-ref"
+_NAME_MAX = 63
+
+
+def service_name(instance: str, app: str) -> str:
+    """``<instance>-<app>``; shortened with a hash when Swarm's 63-character limit needs it."""
+    name = f"{instance}-{app}"
+    if len(name) <= _NAME_MAX:
+        return name
+    short = hashlib.sha256(app.encode()).hexdigest()[:8]
+    return f"{instance}-{app[: _NAME_MAX - len(instance) - 10]}-{short}"
+
+
+def secret_name(instance: str, digest: str) -> str:
+    """A Swarm secret's name from the app-scoped, keyed digest of its value (see
+    ``secrets.digest``): a rotation is a new name, so the service spec changes and Swarm rolls
+    it."""
+    return f"trueup-{instance}-{digest.rpartition(':')[2]}"
+
+
+def registry_image(registry: str | None, image: str) -> str:
+    """Where nodes pull a locally built image from (the image itself without a registry)."""
+    return f"{registry.rstrip('/')}/{image}" if registry else image
+
+
+def service_spec(
+    want: DesiredApp,
+    *,
+    instance: str,
+    revision: str | None,
+    image: str | None = None,
+    mounted: Sequence[tuple[str, str]] = (),
+    bind_paths: Sequence[str] = (),
+) -> ServiceSpec:
+    """The Swarm service of ``want``: labels, replicas, env, secrets, limits, health, mounts.
+
+    A named volume is the instance's `volume_name`; only when the running service already
+    mounts the volume under its old, unscoped name at the same path (``mounted``: its
+    (source, target) pairs) is that name kept, so an upgrade never moves an app to an empty
+    volume.
+
+    A secretRef variable ``VAR`` becomes a Swarm secret mounted at ``/run/secrets/VAR``, and
+    ``VAR_FILE`` names that file (Swarm has no secret environment variables; the value never
+    enters the service spec). Raises `PolicyError` for what Swarm services cannot do.
+    """
+    spec = want.manifest.spec
+    if spec.privileged:
+        raise PolicyError("privileged is not supported by Swarm services")
+    if spec.network_mode != "bridge":
+        raise PolicyError(f"networkMode {spec.network_mode} is not supported on swarm")
+    for i, port in enumerate(spec.ports):
+        if port.host_ip is not None:
+            raise PolicyError(
+                f"spec.ports[{i}].hostIp: not supported on swarm (the routing mesh publishes "
+                f"hostPort {port.host_port} on every node's addresses)"
+            )
+    env = {k: v for k, v in spec.env.items() if isinstance(v, str)}
+    secrets: list[SecretMount] = []
+    for var, value in sorted(spec.env.items()):
+        if not isinstance(value, SecretValue):
+            continue
+        stored = want.spec["env"][var]
+        secrets.append(
+            SecretMount(
+                name=secret_name(instance, str(stored["digest"])),
+                file=var,
+                data=want.secret_env[var],
+                labels={
+                    L.INSTANCE: instance,
+                    L.APP: want.name,
+                    SECRET_REF: str(stored["secretRef"]),
+                },
+            )
+        )
+        env[f"{var}_FILE"] = f"/run/secrets/{var}"
+    user_labels = {f"{L.USER_PREFIX}{k}": v for k, v in want.manifest.metadata.labels.items()}
+    labels = {
+        **user_labels,
+        L.INSTANCE: instance,
+        L.APP: want.name,
+        L.SPEC_HASH: want.spec_hash,
+        L.REVISION: revision or "worktree",
+        L.SPEC: canonical_json(want.spec),
+    }
+    check = spec.health_check
+    return ServiceSpec(
+        name=service_name(instance, want.name),
+        image=image or want.image,
+        labels=labels,
+        container_labels={**user_labels, TASK_INSTANCE: instance, L.APP: want.name},
+        replicas=want.replicas,
+        command=tuple(spec.command) if spec.command is not None else None,
+        entrypoint=tuple(spec.entrypoint) if spec.entrypoint is not None else None,
+        env=env,
+        working_dir=spec.working_dir,
+        user=spec.user,
+        ports=tuple(PortSpec(p.container_port, p.protocol, p.host_port) for p in spec.ports),
+        healthcheck=healthcheck_spec(spec),
+        memory=spec.resources.memory,
+        cpus=spec.resources.cpus,
+        volumes=tuple(
+            VolumeMount(
+                v.name if (v.name, v.mount_path) in mounted else volume_name(instance, v.name),
+                v.mount_path,
+                v.read_only,
+            )
+            for v in spec.volumes
+        ),
+        binds=bind_mounts(spec, bind_paths),
+        secrets=tuple(secrets),
+        restart_policy=spec.restart_policy,
+        init=spec.init,
+        stop_signal=spec.stop_signal,
+        stop_grace_period=spec.stop_grace_period,
+        cap_add=tuple(spec.cap_add),
+        aliases=(want.name,),
+        order=want.strategy,
+        monitor=max(1.0, check.interval) if check is not None else 5.0,
+    )
+
+
+def make_swarm_plan(
+    desired: DesiredState,
+    services: Sequence[ServiceInfo],
+    tasks: ObservedState,
+    *,
+    instance: str,
+    prune: bool = True,
+    allow_empty: bool = False,
+    current_routes: RouteTable | None = None,
+) -> Plan:
+    """Compare ``desired`` with the instance's ``services``; ``tasks`` (the task view) gives
+    the route table's upstreams. Same ordering and guards as `controller.planning.make_plan`."""
+    by_app: dict[str, list[ServiceInfo]] = {}
+    for service in services:
+        if service.app:
+            by_app.setdefault(service.app, []).append(service)
+    changes: list[Change] = []
+    deletes: list[Change] = []
+    skipped: list[Skip] = []
+    for name in sorted(set(desired.apps) | set(by_app) | set(desired.errors)):
+        want = desired.apps.get(name)
+        have = by_app.get(name, [])
+        if want is None:
+            if not have:
+                if name in desired.errors:
+                    skipped.append(Skip(name, desired.errors[name]))
+                continue
+            reason = why_not_prune(name, desired, prune)
+            if reason:
+                skipped.append(Skip(name, reason))
+            else:
+                deletes.append(_delete(name, have))
+            continue
+        if want.suspend:
+            skipped.append(Skip(name, "suspended: reconcile leaves this app alone"))
+            continue
+        change = _diff_service(want, have, service_name(instance, name))
+        if change is not None:
+            changes.append(change)
+    return finish_plan(
+        desired,
+        changes,
+        deletes,
+        skipped,
+        observed_apps=len(by_app),
+        allow_empty=allow_empty,
+        routes_from=tasks,
+        current_routes=current_routes,
+    )
+
+
+def _delete(app: str, have: list[ServiceInfo]) -> Change:
+    names = ", ".join(s.name for s in have)
+    return Change(
+        app=app,
+        action="delete",
+        reasons=(f"not in git: removing service {names}, keeping volumes",),
+        remove=tuple(s.id for s in have),
+    )
+
+
+def stored_spec(service: ServiceInfo) -> dict[str, Any]:
+    """The resolved spec the service was last applied from (its ``trueup.spec`` label)."""
+    try:
+        value = json.loads(service.labels.get(L.SPEC, ""))
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _diff_service(want: DesiredApp, have: list[ServiceInfo], expected: str) -> Change | None:
+    current = next((s for s in have if s.name == expected), None)
+    extras = tuple(s.id for s in have if s is not current)
+    dupes = (f"{len(extras)} service(s) of this app under another name",) if extras else ()
+    if current is None:
+        if want.replicas == 0 and not extras:
+            return None
+        return Change(
+            app=want.name,
+            action="create",
+            reasons=(f"new app: service with {want.replicas} replica(s)", *dupes),
+            remove=extras,
+            build=want.build,
+            depends_on=want.depends_on,
+        )
+    reasons: list[str] = []
+    fields: list[FieldChange] = []
+    update = heal = False
+    if current.spec_hash != want.spec_hash:
+        update = True
+        reasons.append("spec changed: Swarm rolls the service's tasks")
+        fields = [
+            f for f in diff_specs(stored_spec(current), want.spec) if f.path != "spec.replicas"
+        ]
+    if current.update_order is not None and current.update_order != want.strategy:
+        update = True
+        reasons.append(f"update order {current.update_order} → {want.strategy}")
+        fields.append(FieldChange("spec.update.strategy", current.update_order, want.strategy))
+    if current.replicas != want.replicas:
+        verb = "up" if want.replicas > current.replicas else "down"
+        reasons.append(f"scale {verb}: {current.replicas} → {want.replicas} replica(s)")
+        fields.append(FieldChange("spec.replicas", current.replicas, want.replicas))
+    if not reasons and current.update_state in FAILED_ROLLOUT:
+        # runs the desired spec, yet Swarm still reports the failed rollout of another one
+        # (git was reverted to it): an update without task changes clears that state
+        reasons.append(f"Swarm reports a failed rollout ({current.update_state}): clear it")
+        heal = True
+    if not reasons and not extras:
+        return None
+    return Change(
+        app=want.name,
+        action="update" if update or (extras and not reasons) else "heal" if heal else "scale",
+        reasons=(*reasons, *dupes),
+        fields=tuple(sorted(fields, key=lambda f: f.path)),
+        remove=extras,
+        build=want.build if update else None,
+        depends_on=want.depends_on,
+    )

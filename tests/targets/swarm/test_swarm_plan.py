@@ -1,0 +1,171 @@
+"""The swarm plan, the service spec and the task view: pure, no engine."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from controller.cli.render import plan_json
+from controller.daemon.status import app_status
+from controller.desired.resolve import DesiredApp
+from controller.desired.secrets import SecretStore
+from controller.errors import PolicyError
+from controller.runtime.swarm_base import ServiceInfo, SwarmSnapshot, TaskInfo, task_rows
+from controller.targets.observed import ObservedState
+from controller.targets.swarm.plan import make_swarm_plan, service_name, service_spec
+from tests.builders import T0, desired, desired_app
+
+I = "test"  # noqa: E741  # the instance name, short on purpose
+
+
+def service(want: DesiredApp, *, replicas: int | None = None, **kw: Any) -> ServiceInfo:
+    """The service trueup would have created for ``want``."""
+    spec = service_spec(want, instance=I, revision="r0")
+    return ServiceInfo(
+        id=f"id-{spec.name}",
+        name=spec.name,
+        labels=dict(spec.labels),
+        image=spec.image,
+        replicas=spec.replicas if replicas is None else replicas,
+        version=7,
+        update_order=spec.order,
+        **kw,
+    )
+
+
+def test_actions_mirror_the_container_plan() -> None:
+    """New app: create; changed env: update with the field; replica count: scale; gone from
+    git: delete of its service. Same JSON shape as the container plan."""
+    web_old = desired_app("web", env={"GREETING": "hello"})
+    web = desired_app("web", env={"GREETING": "bonjour"})
+    api = desired_app("api", replicas=3)
+    job = desired_app("job")
+    p = make_swarm_plan(
+        desired(web, api, desired_app("new")),
+        (service(web_old), service(api, replicas=2), service(job)),
+        ObservedState(),
+        instance=I,
+    )
+    doc = plan_json(p, [])
+    assert [(c["app"], c["action"]) for c in doc["changes"]] == [
+        ("api", "scale"),
+        ("new", "create"),
+        ("web", "update"),
+        ("job", "delete"),
+    ]
+    by_app = {c["app"]: c for c in doc["changes"]}
+    assert by_app["web"]["fields"] == [
+        {"path": "spec.env.GREETING", "before": "hello", "after": "bonjour"}
+    ]
+    assert by_app["api"]["fields"] == [{"path": "spec.replicas", "before": 2, "after": 3}]
+    delete = p.change_for("job")
+    assert delete is not None and delete.remove == ("id-test-job",)
+
+
+def test_in_sync_services_plan_nothing_and_prune_guards_hold() -> None:
+    """Matching services: no change. Every app gone from git: the delete is refused."""
+    web = desired_app("web", replicas=2)
+    assert make_swarm_plan(desired(web), (service(web),), ObservedState(), instance=I).in_sync
+    refused = make_swarm_plan(desired(), (service(web),), ObservedState(), instance=I)
+    assert refused.changes == () and not refused.in_sync  # nothing deleted, out of sync
+    assert "refusing to delete every managed app" in refused.notes[0]
+
+
+def test_failed_rollout_of_the_desired_spec_is_healed() -> None:
+    """A service on the desired spec that Swarm still reports rolled back gets a heal."""
+    web = desired_app("web")
+    rolled = service(web, update_state="rollback_completed")
+    (change,) = make_swarm_plan(desired(web), (rolled,), ObservedState(), instance=I).changes
+    assert change.action == "heal" and "rollback_completed" in change.reasons[0]
+
+
+def test_service_spec_carries_labels_secrets_and_strategy() -> None:
+    """Ownership labels as on containers; a secretRef is a content-named Swarm secret file
+    (``VAR_FILE`` names it) that changes name when the value rotates; volumes mean
+    stop-first; Swarm-impossible powers are refused."""
+    store = SecretStore({"db": {"password": "one"}})
+    env = {"DB_PASSWORD": {"secretRef": {"name": "db", "key": "password"}}, "A": "1"}
+    web = desired_app("web", secrets=store, env=env)
+    spec = service_spec(web, instance=I, revision="abc")
+    assert spec.name == "test-web" and spec.labels["trueup.spec-hash"] == web.spec_hash
+    assert spec.labels["trueup.revision"] == "abc" and spec.order == "start-first"
+    assert spec.env == {"A": "1", "DB_PASSWORD_FILE": "/run/secrets/DB_PASSWORD"}
+    (secret,) = spec.secrets
+    assert secret.file == "DB_PASSWORD" and secret.data == "one" and "one" not in secret.name
+    rotated = desired_app("web", secrets=SecretStore({"db": {"password": "two"}}), env=env)
+    assert service_spec(rotated, instance=I, revision="abc").secrets[0].name != secret.name
+    with_volume = desired_app("db", volumes=[{"name": "data", "mountPath": "/data"}])
+    assert service_spec(with_volume, instance=I, revision=None).order == "stop-first"
+    with pytest.raises(PolicyError):
+        service_spec(desired_app("p", privileged=True), instance=I, revision=None)
+    assert len(service_name("a" * 32, "b" * 63)) <= 63
+
+
+def _task(slot: int, state: str, desired_state: str = "running", age: int = 0) -> TaskInfo:
+    return TaskInfo(
+        id=f"task-{slot}-{state}-{age}",
+        service_id="id-test-web",
+        slot=slot,
+        node_id="n1",
+        state=state,
+        desired_state=desired_state,
+        message=state,
+        error="task: non-zero exit (1)" if state == "failed" else "",
+        timestamp=T0 + timedelta(seconds=age),
+        exit_code=1 if state == "failed" else None,
+    )
+
+
+def test_task_view_health_follows_tasks_and_swarm_rollouts() -> None:
+    """Running tasks of every slot: Healthy. A crash-looping slot: Degraded. Swarm updating:
+    Progressing; rolled back: Degraded with Swarm's message. Rows carry the VIP."""
+    web = desired_app("web", replicas=2)
+
+    def health(tasks: tuple[TaskInfo, ...], **kw: Any) -> tuple[str, str]:
+        snap = SwarmSnapshot((service(web, vip="10.0.1.2", **kw),), tasks)
+        rows = task_rows(snap)
+        status = app_status("web", rows)
+        return status.health, status.message
+
+    running = (_task(1, "running"), _task(2, "running"))
+    assert health(running)[0] == "Healthy"
+    looping = (_task(1, "running"), _task(2, "failed", "shutdown", 1), _task(2, "ready", age=2))
+    assert health(looping)[0] == "Degraded"
+    assert health(running, update_state="updating")[0] == "Progressing"
+    state, message = health(
+        running, update_state="rollback_completed", update_message="rollback completed"
+    )
+    assert state == "Degraded" and "rollback_completed" in message
+    rows = task_rows(SwarmSnapshot((service(web, vip="10.0.1.2"),), running))
+    assert {r.ip_address for r in rows} == {"10.0.1.2"}
+    assert sorted(r.replica or 0 for r in rows) == [1, 2]
+
+
+def test_a_task_of_the_current_spec_has_the_services_template_digest() -> None:
+    """A task's copy of the template (the engine leaves out ``Runtime``) digests like the
+    service's template; a task of an earlier spec (another env) does not."""
+    from controller.runtime.swarm import service_info, task_info
+
+    template = {
+        "ContainerSpec": {"Image": "busybox:1.36", "Env": ["GREETING=bonjour"], "Init": True},
+        "Resources": {"Limits": {"MemoryBytes": 67108864}},
+        "RestartPolicy": {"Condition": "any", "Delay": 5_000_000_000, "MaxAttempts": 0},
+        "Networks": [{"Target": "net1", "Aliases": ["web"]}],
+        "ForceUpdate": 0,
+    }
+    service = service_info(
+        {
+            "ID": "s1",
+            "Spec": {"Name": "t-web", "TaskTemplate": {**template, "Runtime": "container"}},
+        }
+    )
+    current = task_info({"ID": "t1", "ServiceID": "s1", "Spec": template})
+    old_env = {
+        **template,
+        "ContainerSpec": {**template["ContainerSpec"], "Env": ["GREETING=hello"]},
+    }
+    old = task_info({"ID": "t0", "ServiceID": "s1", "Spec": old_env})
+    assert service.template_digest and current.template_digest == service.template_digest
+    assert old.template_digest != service.template_digest
