@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
-from controller.cli.options import EngineOptions, PolicyOptions, RouterOptions, SourceOptions
+from controller.cli.groups import EngineOptions, PolicyOptions, RouterOptions, SourceOptions
 
 if TYPE_CHECKING:
     from controller.reconciler import Reconciler

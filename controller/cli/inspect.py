@@ -17,22 +17,24 @@ from typing import TYPE_CHECKING
 import click
 
 from controller.cli.exits import fail
-from controller.cli.options import (
-    API_READ_TOKEN_FILE,
-    COMMON,
-    CONFIG,
-    LISTEN,
-    OUTPUT,
+from controller.cli.groups import (
     EngineOptions,
     Params,
     flag,
     optional_int,
     optional_path,
     optional_text,
-    options,
     path,
-    reads,
     text,
+)
+from controller.cli.options import (
+    API_READ_TOKEN_FILE,
+    COMMON,
+    CONFIG,
+    LISTEN,
+    OUTPUT,
+    options,
+    reads,
 )
 from controller.errors import TrueupError
 

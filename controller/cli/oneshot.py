@@ -16,22 +16,17 @@ from typing import TYPE_CHECKING
 import click
 
 from controller.cli.exits import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, fail
-from controller.cli.options import (
-    COMMON,
-    OUTPUT,
-    SOURCE,
-    WORKTREE,
+from controller.cli.groups import (
     EngineOptions,
     Params,
     PolicyOptions,
     RouterOptions,
     SourceOptions,
     flag,
-    options,
     path,
-    reads,
     text,
 )
+from controller.cli.options import COMMON, OUTPUT, SOURCE, WORKTREE, options, reads
 from controller.errors import TrueupError
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""Every command-line option, declared once, and the typed groups the commands read them into.
+"""Every command-line option, declared once, and the decorators that put them on commands.
 
 An `Option` has two forms. Its plain form (``@INSTANCE``) carries the default and the
 ``TRUEUP_*`` variable the one-shot commands use. Its settings form (``INSTANCE.setting``) is
@@ -8,28 +8,23 @@ arrive as None. Each option's destination is its settings key (``--path`` is ``p
 ``--allow-bind`` is ``allowed_bind_paths``) in both forms.
 
 The README's "common:" options are `COMMON`: every command is decorated with it, so one set of
-flags serves them all, and a command ignores those it has no use for. Click hands a command
-its values as a mapping; the frozen groups below (`EngineOptions`, `SourceOptions`,
-`PolicyOptions`, `RouterOptions`) read them with checked types, so the commands work on typed
-objects only.
+flags serves them all, and a command ignores those it has no use for. `reads` hands a command
+one typed object instead of click's mapping of values (see `controller.cli.groups`).
 """
 
 from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
 import click
 
-from controller.desired.policy import Policy, parse_port_range
+from controller.cli.groups import Params
+from controller.desired.policy import parse_port_range
 from controller.errors import TrueupError
-
-#: What click passes a command: each option's destination and its converted value.
-Params = Mapping[str, object]
 
 F = TypeVar("F", bound=Callable[..., object])
 T = TypeVar("T")
@@ -130,67 +125,6 @@ def reads(build: Callable[[Params], T]) -> Callable[[Callable[[T], None]], Calla
         return callback
 
     return decorate
-
-
-# --- typed reads of click's values (click converted them; a mismatch is a bug here) --------
-
-
-def text(params: Params, key: str) -> str:
-    value = params[key]
-    if not isinstance(value, str):
-        raise TypeError(f"option {key}: expected text, got {value!r}")
-    return value
-
-
-def optional_text(params: Params, key: str) -> str | None:
-    return None if params.get(key) is None else text(params, key)
-
-
-def path(params: Params, key: str) -> Path:
-    value = params[key]
-    if not isinstance(value, Path):
-        raise TypeError(f"option {key}: expected a path, got {value!r}")
-    return value
-
-
-def optional_path(params: Params, key: str) -> Path | None:
-    return None if params.get(key) is None else path(params, key)
-
-
-def flag(params: Params, key: str, default: bool | None = None) -> bool:
-    """The flag ``key``; ``default`` when the command has no such option."""
-    if default is not None and key not in params:
-        return default
-    value = params[key]
-    if not isinstance(value, bool):
-        raise TypeError(f"option {key}: expected a flag, got {value!r}")
-    return value
-
-
-def optional_int(params: Params, key: str) -> int | None:
-    value = params.get(key)
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-        raise TypeError(f"option {key}: expected a number, got {value!r}")
-    return value
-
-
-def texts(params: Params, key: str) -> tuple[str, ...]:
-    value = params[key]
-    if not isinstance(value, tuple) or not all(isinstance(v, str) for v in value):
-        raise TypeError(f"option {key}: expected a list of text, got {value!r}")
-    return tuple(str(v) for v in value)
-
-
-def port_ranges(params: Params, key: str) -> tuple[tuple[int, int], ...]:
-    value = params[key]
-    if not isinstance(value, tuple):
-        raise TypeError(f"option {key}: expected port ranges, got {value!r}")
-    ranges: list[tuple[int, int]] = []
-    for item in value:
-        if not (isinstance(item, tuple) and len(item) == 2 and all(type(n) is int for n in item)):
-            raise TypeError(f"option {key}: expected port ranges, got {value!r}")
-        ranges.append((item[0], item[1]))
-    return tuple(ranges)
 
 
 # --- callbacks ---------------------------------------------------------------------------
@@ -397,102 +331,3 @@ POLICY = (
 ROUTING = (ROUTER, CADDY_ADMIN, PROXY_LISTEN, PROXY_HTTPS)
 #: The README's "common:" options: every command takes them.
 COMMON = (*ENGINE, *GIT, *POLICY, *ROUTING)
-
-
-# --- the typed groups --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class EngineOptions:
-    """``--instance``, ``--state-dir``, ``--runtime``, ``--runtime-url``, ``--swarm``,
-    ``--swarm-registry``."""
-
-    instance: str
-    state_dir: Path
-    runtime: str
-    runtime_url: str | None
-    swarm: bool
-    swarm_registry: str | None
-
-    @classmethod
-    def read(cls, params: Params) -> EngineOptions:
-        return cls(
-            instance=text(params, "instance"),
-            state_dir=path(params, "state_dir"),
-            runtime=text(params, "runtime"),
-            runtime_url=optional_text(params, "runtime_url"),
-            swarm=flag(params, "swarm"),
-            swarm_registry=optional_text(params, "swarm_registry"),
-        )
-
-
-@dataclass(frozen=True)
-class SourceOptions:
-    """``--repo``, ``--path``, ``--branch``, ``--rev``, ``--token-file``."""
-
-    repo: str
-    path: str
-    branch: str | None
-    rev: str | None
-    token_file: Path | None
-
-    @classmethod
-    def read(cls, params: Params) -> SourceOptions:
-        return cls(
-            repo=text(params, "repo"),
-            path=text(params, "path"),
-            branch=optional_text(params, "branch"),
-            rev=optional_text(params, "rev"),
-            token_file=optional_path(params, "token_file"),
-        )
-
-
-@dataclass(frozen=True)
-class PolicyOptions:
-    """``--secrets-dir`` and the host powers (``--allow-*``)."""
-
-    secrets_dir: Path | None
-    allow_privileged: bool
-    allow_host_network: bool
-    allowed_bind_paths: tuple[str, ...]
-    allowed_capabilities: tuple[str, ...]
-    allowed_host_ports: tuple[tuple[int, int], ...]
-
-    @classmethod
-    def read(cls, params: Params) -> PolicyOptions:
-        return cls(
-            secrets_dir=optional_path(params, "secrets_dir"),
-            allow_privileged=flag(params, "allow_privileged"),
-            allow_host_network=flag(params, "allow_host_network"),
-            allowed_bind_paths=texts(params, "allowed_bind_paths"),
-            allowed_capabilities=texts(params, "allowed_capabilities"),
-            allowed_host_ports=port_ranges(params, "allowed_host_ports"),
-        )
-
-    def policy(self) -> Policy:
-        return Policy(
-            allow_privileged=self.allow_privileged,
-            allow_host_network=self.allow_host_network,
-            allowed_capabilities=frozenset(self.allowed_capabilities),
-            allowed_bind_paths=self.allowed_bind_paths,
-            allowed_host_ports=self.allowed_host_ports,
-        )
-
-
-@dataclass(frozen=True)
-class RouterOptions:
-    """``--router``, ``--caddy-admin``, ``--proxy-listen``, ``--proxy-https``."""
-
-    router: str
-    caddy_admin: str
-    proxy_listen: str
-    proxy_https: bool
-
-    @classmethod
-    def read(cls, params: Params) -> RouterOptions:
-        return cls(
-            router=text(params, "router"),
-            caddy_admin=text(params, "caddy_admin"),
-            proxy_listen=text(params, "proxy_listen"),
-            proxy_https=flag(params, "proxy_https"),
-        )

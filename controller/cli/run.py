@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from controller.cli.exits import fail
+from controller.cli.groups import Params, optional_path
 from controller.cli.options import (
     API_READ_TOKEN_FILE,
     COMMON,
@@ -22,8 +23,6 @@ from controller.cli.options import (
     PATH,
     REPO,
     Option,
-    Params,
-    optional_path,
     options,
     reads,
 )

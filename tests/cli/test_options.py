@@ -7,12 +7,8 @@ from pathlib import Path
 import click
 import pytest
 
-from controller.cli.main import main
-from controller.cli.options import (
-    COMMON,
-    INSTANCE,
+from controller.cli.groups import (
     EngineOptions,
-    Option,
     PolicyOptions,
     RouterOptions,
     SourceOptions,
@@ -20,13 +16,13 @@ from controller.cli.options import (
     optional_int,
     optional_path,
     optional_text,
-    options,
     path,
     port_ranges,
-    reads,
     text,
     texts,
 )
+from controller.cli.main import main
+from controller.cli.options import COMMON, INSTANCE, Option, options, reads
 
 
 def parse(command: click.Command, args: list[str]) -> dict[str, object]:
