@@ -52,6 +52,13 @@ def flag(params: Params, key: str, default: bool | None = None) -> bool:
     return value
 
 
+def integer(params: Params, key: str) -> int:
+    value = optional_int(params, key)
+    if value is None:
+        raise TypeError(f"option {key}: expected a number, got None")
+    return value
+
+
 def optional_int(params: Params, key: str) -> int | None:
     value = params.get(key)
     if value is not None and (isinstance(value, bool) or not isinstance(value, int)):

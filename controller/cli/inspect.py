@@ -21,6 +21,7 @@ from controller.cli.groups import (
     EngineOptions,
     Params,
     flag,
+    integer,
     optional_int,
     optional_path,
     optional_text,
@@ -90,13 +91,10 @@ class HistoryOptions:
 
     @classmethod
     def read(cls, params: Params) -> HistoryOptions:
-        limit = optional_int(params, "limit")
-        if limit is None:
-            raise TypeError("option limit: expected a number")
         return cls(
             state_dir=path(params, "state_dir"),
             app=optional_text(params, "app"),
-            limit=limit,
+            limit=integer(params, "limit"),
             output=text(params, "output"),
         )
 

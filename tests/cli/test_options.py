@@ -13,6 +13,7 @@ from controller.cli.groups import (
     RouterOptions,
     SourceOptions,
     flag,
+    integer,
     optional_int,
     optional_path,
     optional_text,
@@ -39,13 +40,14 @@ def test_typed_reads_return_click_values() -> None:
     assert path(params, "p") == Path("/a") and optional_path(params, "n") is None
     assert flag(params, "b") is True and flag(params, "missing", default=True) is True
     assert optional_int(params, "i") == 3 and optional_int(params, "n") is None
+    assert integer(params, "i") == 3
     assert texts(params, "t") == ("a", "b")
     assert port_ranges(params, "r") == ((80, 80), (8000, 9000))
 
 
 @pytest.mark.parametrize(
     ("read", "value"),
-    [(text, 1), (path, "/a"), (flag, "yes"), (optional_int, True), (texts, ["a"]),
+    [(text, 1), (path, "/a"), (flag, "yes"), (optional_int, True), (integer, None), (texts, ["a"]),
      (port_ranges, ("80",))],
 )  # fmt: skip
 def test_a_value_of_another_type_is_a_bug_not_a_guess(read: object, value: object) -> None:
