@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 
 import click
 
@@ -23,7 +22,7 @@ _COLOUR = {
 }
 
 
-def _change_json(c: Change) -> dict[str, Any]:
+def _change_json(c: Change) -> dict[str, object]:
     return {
         "app": c.app,
         "action": c.action,
@@ -32,10 +31,10 @@ def _change_json(c: Change) -> dict[str, Any]:
     }
 
 
-def plan_json(plan: Plan, problems: Sequence[Problem]) -> dict[str, Any]:
+def plan_json(plan: Plan, problems: Sequence[Problem]) -> dict[str, object]:
     """The documented JSON shape of ``trueup diff --output json``; ``refused`` (deletes held
     back because the pass would delete every app, same shape as a change) only when any."""
-    doc: dict[str, Any] = {
+    doc: dict[str, object] = {
         "revision": plan.revision,
         "in_sync": plan.in_sync and not problems,
         "changes": [_change_json(c) for c in plan.changes],
@@ -53,7 +52,7 @@ def plan_json_text(plan: Plan, problems: Sequence[Problem]) -> str:
     return json.dumps(plan_json(plan, problems), indent=2, sort_keys=False, ensure_ascii=False)
 
 
-def _value(value: Any) -> str:
+def _value(value: object) -> str:
     if value is None:
         return "(none)"
     if isinstance(value, str) and value.startswith("(secret"):
@@ -79,7 +78,11 @@ def change_lines(change: Change, *, colour: bool) -> list[str]:
 
 
 def plan_text(
-    plan: Plan, problems: Sequence[Problem], *, colour: bool = False, file_label: Any = str
+    plan: Plan,
+    problems: Sequence[Problem],
+    *,
+    colour: bool = False,
+    file_label: Callable[[str], str] = str,
 ) -> str:
     """A plan as a person reads it before anything happens."""
     out: list[str] = []

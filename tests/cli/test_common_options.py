@@ -18,7 +18,7 @@ from controller.cli.main import main
 from controller.daemon.history import ActionRecord, History, PassRecord
 from tests.gitutil import make_repo
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 #: A value for each placeholder of the README's "common:" line (else a choice's first).
 SAMPLES = {

@@ -1,0 +1,341 @@
+"""The commands that look and change nothing: `status`, `logs` and `history`.
+
+`status` asks, in this order, a running controller's API for this instance, the status that
+controller last wrote to the state dir, and finally the engine alone (no sync then). `logs`
+streams an app's replicas from the engine; `history` reads the state dir's pass history.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from controller.cli.exits import fail
+from controller.cli.groups import (
+    EngineOptions,
+    Params,
+    flag,
+    integer,
+    optional_int,
+    optional_path,
+    optional_text,
+    path,
+    text,
+)
+from controller.cli.options import (
+    API_READ_TOKEN_FILE,
+    COMMON,
+    CONFIG,
+    LISTEN,
+    OUTPUT,
+    options,
+    reads,
+)
+from controller.errors import TrueupError
+
+if TYPE_CHECKING:
+    from controller.daemon.status import AppStatus
+    from controller.settings import Settings
+
+DEFAULT_API = "127.0.0.1:9090"
+
+
+@dataclass(frozen=True)
+class StatusOptions:
+    engine: EngineOptions
+    output: str
+    listen: str | None
+    config_file: Path | None
+    api_read_token_file: Path | None
+
+    @classmethod
+    def read(cls, params: Params) -> StatusOptions:
+        return cls(
+            engine=EngineOptions.read(params),
+            output=text(params, "output"),
+            listen=optional_text(params, "listen"),
+            config_file=optional_path(params, "config_file"),
+            api_read_token_file=optional_path(params, "api_read_token_file"),
+        )
+
+
+@dataclass(frozen=True)
+class LogsOptions:
+    engine: EngineOptions
+    app: str
+    follow: bool
+    tail: int | None
+
+    @classmethod
+    def read(cls, params: Params) -> LogsOptions:
+        return cls(
+            engine=EngineOptions.read(params),
+            app=text(params, "app"),
+            follow=flag(params, "follow"),
+            tail=optional_int(params, "tail"),
+        )
+
+
+@dataclass(frozen=True)
+class HistoryOptions:
+    state_dir: Path
+    app: str | None
+    limit: int
+    output: str
+
+    @classmethod
+    def read(cls, params: Params) -> HistoryOptions:
+        return cls(
+            state_dir=path(params, "state_dir"),
+            app=optional_text(params, "app"),
+            limit=integer(params, "limit"),
+            output=text(params, "output"),
+        )
+
+
+@click.command()
+@options(COMMON)
+@OUTPUT
+@LISTEN.with_help(
+    "Address of a running controller's API (default: the config's, else the one it "
+    f"recorded in the state dir, else {DEFAULT_API})."
+)
+@CONFIG.with_help("The controller's settings file (its listen address and read token are used).")
+@API_READ_TOKEN_FILE.with_help(
+    "The controller's read token (default: the config's api_read_token_file)."
+)
+@reads(StatusOptions.read)
+def status(opts: StatusOptions) -> None:
+    """Sync, health and replicas of this instance's apps.
+
+    Asks the running controller's API when one answers for this instance, else reads the
+    status it last wrote to the state dir, else asks the container engine alone.
+    """
+    from controller.daemon import status as status_module
+    from controller.daemon.logs import configure
+
+    configure()  # log events go to stderr; stdout carries only the status
+    engine = opts.engine
+    apps = _api_status(_api_urls(opts), engine.instance, _read_token(opts))
+    if apps is None:
+        apps = _controller_status(engine.state_dir)
+    if apps is None:
+        apps = _engine_status(engine)
+    if opts.output == "json":
+        click.echo(status_module.render_json(apps))
+    else:
+        click.echo(status_module.render_text(apps))
+
+
+def _engine_status(engine: EngineOptions) -> list[AppStatus]:
+    """The apps as the engine alone shows them; an engine error exits 2."""
+    import asyncio
+
+    from controller.cli.connect import connect_runtime
+    from controller.daemon import status as status_module
+
+    async def collect() -> list[AppStatus]:
+        runtime = connect_runtime(engine)
+        try:
+            return await status_module.collect(runtime)
+        finally:
+            await runtime.close()
+
+    try:
+        return asyncio.run(collect())
+    except TrueupError as exc:
+        fail(str(exc))
+
+
+def _configured(config_file: Path) -> Settings:
+    """The controller's settings (its listen address, its read token); a bad one exits 2."""
+    from controller.settings import load_settings
+
+    try:
+        return load_settings(config_file, {})
+    except TrueupError as exc:
+        fail(str(exc))
+
+
+def _api_urls(opts: StatusOptions) -> list[str]:
+    """Where a running controller's API may be: flag/env/config, the state dir's record, default."""
+    listens: list[str] = []
+    if opts.listen:
+        listens.append(opts.listen)
+    elif opts.config_file is not None:
+        listens.append(_configured(opts.config_file).listen)
+    urls = [_listen_url(listen) for listen in listens]
+    try:
+        status_file = opts.engine.state_dir / "status.json"
+        recorded = json.loads(status_file.read_text(encoding="utf-8"))
+        urls.append(str(recorded["api"]) if recorded.get("api") else None)
+    except (OSError, ValueError, AttributeError, KeyError):
+        pass
+    if not listens:
+        urls.append(_listen_url(DEFAULT_API))
+    return [u for u in dict.fromkeys(urls) if u]
+
+
+def _read_token(opts: StatusOptions) -> bytes | None:
+    """The token to read the API with: ``--api-read-token-file``, else the config's."""
+    from controller.http.server import read_secret
+
+    token_file = opts.api_read_token_file
+    if token_file is None and opts.config_file is not None:
+        token_file = _configured(opts.config_file).api_read_token_file
+    try:
+        return read_secret(token_file, "API read token")
+    except TrueupError as exc:
+        fail(str(exc))
+
+
+def _listen_url(listen: str) -> str | None:
+    from controller.http.server import parse_listen
+
+    if listen == "off":
+        return None
+    try:
+        host, port = parse_listen(listen)
+    except TrueupError:
+        return None
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _api_status(urls: list[str], instance: str, token: bytes | None) -> list[AppStatus] | None:
+    """Apps as the first API that answers for ``instance`` reports them; None if none does."""
+    import urllib.request
+
+    headers = {"Authorization": f"Bearer {token.decode('utf-8', 'replace')}"} if token else {}
+    for url in urls:
+        try:
+            request = urllib.request.Request(f"{url}/api/v1/status", headers=headers)
+            with urllib.request.urlopen(request, timeout=2) as response:
+                doc = json.loads(response.read())
+            if doc.get("instance") != instance:
+                continue  # another instance's controller on that address
+            return _apps_from_json(doc)
+        except (OSError, ValueError, AttributeError):
+            continue
+    return None
+
+
+def _apps_from_json(doc: object) -> list[AppStatus] | None:
+    """The apps of a status document (the API's or the state dir's); None if it is not one."""
+    from controller.daemon.status import AppStatus
+
+    if not isinstance(doc, dict):
+        return None
+    try:
+        return [
+            AppStatus(
+                name=a["name"], sync=a["sync"], health=a["health"], revision=a["revision"],
+                desired=a["replicas"]["desired"], ready=a["replicas"]["ready"],
+                message=a["message"],
+            )
+            for a in doc["apps"]
+        ]  # fmt: skip
+    except (KeyError, TypeError):
+        return None
+
+
+def _controller_status(state_dir: Path) -> list[AppStatus] | None:
+    """The running controller's view (sync included), when one holds ``state_dir``."""
+    from controller.daemon.lock import holder
+
+    status_file = state_dir / "status.json"
+    if holder(state_dir) is None or not status_file.exists():
+        return None
+    try:
+        doc = json.loads(status_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return _apps_from_json(doc)
+
+
+@click.command()
+@options(COMMON)
+@click.argument("app")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines.")
+@click.option("--tail", type=click.IntRange(min=0), default=None, help="Last N lines per replica.")
+@reads(LogsOptions.read)
+def logs(opts: LogsOptions) -> None:
+    """Print the output of every replica of APP, each line prefixed with its replica."""
+    import asyncio
+
+    from controller.cli.connect import connect_runtime
+    from controller.daemon.logs import configure
+    from controller.daemon.status import app_logs
+
+    configure()  # log events go to stderr; stdout carries only the app's lines
+
+    async def follow() -> None:
+        runtime = connect_runtime(opts.engine)
+        try:
+            async for line in app_logs(runtime, opts.app, follow=opts.follow, tail=opts.tail):
+                click.echo(line)
+        finally:
+            await runtime.close()
+
+    try:
+        asyncio.run(follow())
+    except TrueupError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        pass
+
+
+@click.command()
+@options(COMMON)
+@click.argument("app", required=False)
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@OUTPUT
+@reads(HistoryOptions.read)
+def history(opts: HistoryOptions) -> None:
+    """Past passes (or, for APP, its actions), newest first."""
+    from controller.daemon.history import History
+
+    db = opts.state_dir / "history.db"
+    if not db.exists():
+        fail(f"no history in {opts.state_dir} (has `trueup run` used this state dir?)")
+    store = History(db)
+    try:
+        rows = (
+            store.actions(opts.app, limit=opts.limit)
+            if opts.app
+            else store.passes(limit=opts.limit)
+        )
+    finally:
+        store.close()
+    if opts.output == "json":
+        click.echo(json.dumps({"actions" if opts.app else "passes": rows}, indent=2))
+        return
+    for row in rows:
+        click.echo(history_line(row, app=opts.app is not None))
+
+
+def history_line(row: Mapping[str, object], *, app: bool) -> str:
+    """One line of `trueup history`: a pass, or (for an app) one of its actions."""
+    when = datetime.fromtimestamp(_number(row["started_at"]), UTC).strftime("%Y-%m-%d %H:%M:%S")
+    rev = str(row["revision"] or "-")[:12]
+    duration = _number(row["duration_s"])
+    if app:
+        message = str(row["message"]).splitlines()[0] if row["message"] else ""
+        return f"{when}  {rev:12}  {row['kind']:7} {row['result']:7} {duration:6.1f}s  {message}"
+    return (
+        f"{when}  {rev:12}  {row['result']:8} changes={row['changes']} failed={row['failed']} "
+        f"{duration:.2f}s trigger={row['trigger']}"
+    )
+
+
+def _number(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"history: expected a number, got {value!r}")
+    return float(value)

@@ -1,0 +1,259 @@
+"""The commands that read git once and exit: `validate`, `diff`, `apply` and `schema`.
+
+Each parses its options into one typed object, runs the stages (`validate` the manifests alone;
+`diff` and `apply` a whole pass through `connect.pass_reconciler`), renders the result and
+maps it to the README's exit codes.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from controller.cli.exits import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, fail
+from controller.cli.groups import (
+    EngineOptions,
+    Params,
+    PolicyOptions,
+    RouterOptions,
+    SourceOptions,
+    flag,
+    path,
+    text,
+)
+from controller.cli.options import COMMON, OUTPUT, SOURCE, WORKTREE, options, reads
+from controller.errors import TrueupError
+
+if TYPE_CHECKING:
+    from controller.reconciler import PassResult
+
+
+@dataclass(frozen=True)
+class ValidateOptions:
+    source: SourceOptions
+    state_dir: Path
+    worktree: bool
+
+    @classmethod
+    def read(cls, params: Params) -> ValidateOptions:
+        return cls(SourceOptions.read(params), path(params, "state_dir"), flag(params, "worktree"))
+
+
+@dataclass(frozen=True)
+class PassOptions:
+    """What `diff` and `apply` are given; ``worktree`` is diff's, ``prune`` and
+    ``allow_empty`` apply's."""
+
+    engine: EngineOptions
+    source: SourceOptions
+    policy: PolicyOptions
+    routing: RouterOptions
+    output: str
+    worktree: bool
+    prune: bool
+    allow_empty: bool
+
+    @classmethod
+    def read(cls, params: Params) -> PassOptions:
+        return cls(
+            engine=EngineOptions.read(params),
+            source=SourceOptions.read(params),
+            policy=PolicyOptions.read(params),
+            routing=RouterOptions.read(params),
+            output=text(params, "output"),
+            worktree=flag(params, "worktree", default=False),
+            prune=flag(params, "prune", default=True),
+            allow_empty=flag(params, "allow_empty", default=False),
+        )
+
+
+def display_path(repo: str, name: str) -> str:
+    """How to show a manifest file name: relative to the current directory for local repos."""
+    local = Path(repo)
+    if "://" in repo or not local.exists():
+        return name
+    try:
+        return os.path.relpath(local / name)
+    except ValueError:
+        return name
+
+
+@click.command()
+@options(COMMON, SOURCE, (WORKTREE,))
+@reads(ValidateOptions.read)
+def validate(opts: ValidateOptions) -> None:
+    """Check the manifests; print every problem as FILE:LINE:COLUMN: message.
+
+    Exit 0 when all are valid, 1 when any is not, 2 when the repository cannot be read.
+    """
+    from controller.manifests.loader import load_files
+    from controller.source import GitSource
+
+    source = opts.source
+    try:
+        with GitSource(
+            source.repo,
+            state_dir=opts.state_dir,
+            branch=source.branch,
+            token_file=source.token_file,
+        ) as git:
+            if opts.worktree:
+                files = git.read_worktree(source.path)
+            else:
+                files = git.manifest_files(git.resolve(source.rev).sha, source.path)
+    except TrueupError as exc:
+        fail(str(exc))
+    result = load_files(files.files)
+    for problem in result.problems:
+        shown = display_path(source.repo, problem.file)
+        click.echo(f"{shown}:{problem.line}:{problem.column}: {problem.message}")
+    where = f"at {files.revision[:12]}" if files.revision else "in the working tree"
+    n_files = len(files.files)
+    if result.problems:
+        click.echo(
+            f"{len(result.problems)} problem(s) in {len(result.failed_files)} of {n_files} "
+            f"file(s) {where}; {len(result.apps)} app(s) valid",
+            err=True,
+        )
+        sys.exit(EXIT_CHANGES)
+    click.echo(f"{len(result.apps)} app(s) in {n_files} file(s) {where}: valid", err=True)
+
+
+@click.command()
+@options(COMMON)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("schemas"),
+    show_default=True,
+    help="Folder to write app.v1.json into.",
+)
+@reads(lambda params: path(params, "out"))
+def schema(out: Path) -> None:
+    """Write the JSON Schema of manifest v1 (for editors and CI linters)."""
+    from controller.manifests import schema as schema_module
+
+    target = schema_module.write(out)
+    click.echo(str(target))
+
+
+def run_pass(opts: PassOptions, *, apply: bool) -> PassResult:
+    """One pass (planning only unless ``apply``); a trueup error exits 2 naming it."""
+    import asyncio
+
+    from controller.cli.connect import pass_reconciler
+    from controller.daemon import logs
+
+    async def one_pass() -> PassResult:
+        async with pass_reconciler(opts.engine, opts.source, opts.policy, opts.routing) as rec:
+            return await rec.run_pass(
+                rev=opts.source.rev,
+                worktree=opts.worktree,
+                apply=apply,
+                prune=opts.prune,
+                allow_empty=opts.allow_empty,
+            )
+
+    logs.configure(level="info" if apply and opts.output == "text" else "warning")
+    try:
+        return asyncio.run(one_pass())
+    except TrueupError as exc:
+        fail(str(exc))
+
+
+def show_plan(result: PassResult, opts: PassOptions) -> None:
+    from controller.cli import render
+
+    if opts.output == "json":
+        click.echo(render.plan_json_text(result.plan, result.problems))
+        return
+    click.echo(
+        render.plan_text(
+            result.plan,
+            result.problems,
+            colour=sys.stdout.isatty(),
+            file_label=lambda name: display_path(opts.source.repo, name),
+        )
+    )
+
+
+def show_routes(result: PassResult, opts: PassOptions, *, applied: bool) -> None:
+    """The route table (text output) and how the routes stage went (stderr with json)."""
+    from controller.cli import render
+
+    table = result.routes or ()
+    to_stderr = opts.output == "json"
+    if not to_stderr and table:
+        click.echo(render.routes_text(table))
+    if opts.routing.router == "none":
+        if table:
+            click.echo(f"routes: {len(table)} computed, not pushed (--router none)", err=to_stderr)
+        return
+    if result.routes_error is not None:
+        if applied:
+            click.echo(
+                f"FAILED routes: {result.routes_error}; the proxy serves stale routes "
+                "(containers were reconciled; the next pass pushes them again)",
+                err=to_stderr,
+            )
+        else:
+            click.echo(f"warning: routes not compared: {result.routes_error}", err=True)
+    elif applied:
+        state = "pushed" if result.routes_pushed else "unchanged"
+        click.echo(f"{'ok':6} routes: {len(table)} route(s) in caddy ({state})", err=to_stderr)
+
+
+@click.command()
+@options(COMMON, SOURCE, (WORKTREE, OUTPUT))
+@reads(PassOptions.read)
+def diff(opts: PassOptions) -> None:
+    """Show what apply would change; change nothing.
+
+    Exit 0 in sync, 1 changes pending (or deleting every app refused: out of sync, nothing
+    deleted), 2 error (including a manifest that failed to load).
+    With --router caddy, routes that differ from what Caddy serves are changes too (action
+    "route" when nothing else about the app changes); an unreachable Caddy is a warning.
+    """
+    result = run_pass(opts, apply=False)
+    show_plan(result, opts)
+    show_routes(result, opts, applied=False)
+    if result.problems:
+        sys.exit(EXIT_ERROR)
+    sys.exit(EXIT_OK if result.plan.in_sync else EXIT_CHANGES)
+
+
+@click.command()
+@options(COMMON, SOURCE, (OUTPUT,))
+@click.option(
+    "--prune/--no-prune", default=True, show_default=True, help="Remove apps gone from git."
+)
+@click.option("--allow-empty", is_flag=True, help="Allow a pass that deletes every app.")
+@reads(PassOptions.read)
+def apply(opts: PassOptions) -> None:
+    """Make the host match git at the branch tip (or --rev), once.
+
+    Exit 0 when everything converged, 1 when an app failed, the routes could not be pushed
+    (the containers still converge) or deleting every app was refused (no --allow-empty), 2 on
+    an error (a manifest that failed to load is an error: the valid apps are applied first).
+    """
+    result = run_pass(opts, apply=True)
+    show_plan(result, opts)
+    to_stderr = opts.output == "json"
+    for outcome in result.outcomes:
+        mark = "ok" if outcome.ok else "FAILED"
+        line = f"{mark:6} {outcome.app} {outcome.action} ({outcome.duration_s:.1f}s)"
+        if not outcome.ok:
+            line += f": {outcome.message}"
+        click.echo(line, err=to_stderr)
+    for change in result.plan.refused:  # still running although git no longer declares them
+        click.echo(f"REFUSED {change.app} delete: {change.reasons[-1]}", err=to_stderr)
+    show_routes(result, opts, applied=True)
+    if result.problems:
+        sys.exit(EXIT_ERROR)
+    failed = result.failed or result.routes_error or result.plan.refused
+    sys.exit(EXIT_CHANGES if failed else EXIT_OK)
