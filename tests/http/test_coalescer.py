@@ -42,7 +42,7 @@ async def test_a_fetch_that_raises_is_logged_and_its_pass_still_runs() -> None:
     asked for still gets its pass, and the next webhook fetches again."""
     watcher = Watcher(failures=1)
     marks: list[str] = []
-    coalescer = FetchCoalescer(watcher, marks.append, quiet_s=0.05)  # type: ignore[arg-type]
+    coalescer = FetchCoalescer(watcher, marks.append, quiet_s=0.05)
     try:
         with capture_logs() as logs:
             coalescer.request(mark="api")
@@ -60,7 +60,7 @@ async def test_a_fetch_that_raises_is_logged_and_its_pass_still_runs() -> None:
 async def test_one_request_fetches_at_once() -> None:
     """A lone webhook does not wait for the quiet period: its fetch starts right away."""
     watcher = Watcher()
-    coalescer = FetchCoalescer(watcher, lambda _: None, quiet_s=5.0)  # type: ignore[arg-type]
+    coalescer = FetchCoalescer(watcher, lambda _: None, quiet_s=5.0)
     try:
         coalescer.request()
         await asyncio.sleep(0.1)
@@ -74,7 +74,7 @@ async def test_a_sustained_burst_costs_two_fetches_one_at_a_time() -> None:
     and one more after the burst, never two at the same time."""
     watcher = Watcher(duration=0.002)
     marks: list[str] = []
-    coalescer = FetchCoalescer(watcher, marks.append, quiet_s=0.05)  # type: ignore[arg-type]
+    coalescer = FetchCoalescer(watcher, marks.append, quiet_s=0.05)
     try:
         for _ in range(100):
             coalescer.request(mark="api")
