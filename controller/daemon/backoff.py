@@ -86,13 +86,17 @@ class Backoff:
         self.random = random
         self._apps: dict[str, _AppBackoff] = {}
 
+    def delay(self, failures: int) -> float:
+        """The jittered delay after ``failures`` consecutive failures."""
+        return backoff_delay(
+            failures, initial=self.initial, maximum=self.maximum, draw=self.random()
+        )
+
     def failed(self, app: str, spec_hash: str | None) -> float:
         """Record a failure; return the delay before the app is tried again."""
         entry = self._apps.get(app)
         failures = entry.failures + 1 if entry else 1
-        delay = backoff_delay(
-            failures, initial=self.initial, maximum=self.maximum, draw=self.random()
-        )
+        delay = self.delay(failures)
         self._apps[app] = _AppBackoff(failures, self.clock.now() + delay, spec_hash)
         return delay
 
@@ -125,20 +129,11 @@ class Backoff:
 
 
 class PassRetry:
-    """When a failed pass is tried again: ``retry_at`` and the trigger it is marked with."""
+    """When a failed pass is tried again: ``retry_at`` and the trigger it is marked with.
+    It backs off with the apps' settings (``backoff``'s initial, maximum, clock, jitter)."""
 
-    def __init__(
-        self,
-        *,
-        initial: float,
-        maximum: float,
-        clock: Clock,
-        random: Callable[[], float] = random_module.random,
-    ) -> None:
-        self.initial = initial
-        self.maximum = maximum
-        self.clock = clock
-        self.random = random
+    def __init__(self, backoff: Backoff) -> None:
+        self.backoff = backoff
         self.failures = 0
         """Consecutive failed passes, whatever failed."""
         self.retry_at: float | None = None
@@ -148,10 +143,8 @@ class PassRetry:
         """A pass failed on a transient error (or, ``internal``, a bug): schedule its retry
         and return the delay."""
         self.failures += 1
-        delay = backoff_delay(
-            self.failures, initial=self.initial, maximum=self.maximum, draw=self.random()
-        )
-        self.retry_at = self.clock.now() + delay
+        delay = self.backoff.delay(self.failures)
+        self.retry_at = self.backoff.clock.now() + delay
         self.trigger = "error-retry" if internal else "engine-retry"
         return delay
 

@@ -102,9 +102,7 @@ class Controller:
         self.backoff = Backoff(
             initial=backoff_initial, maximum=backoff_max, clock=self.clock, random=random
         )
-        self.pass_retry = PassRetry(
-            initial=backoff_initial, maximum=backoff_max, clock=self.clock, random=random
-        )
+        self.pass_retry = PassRetry(self.backoff)
         self.work = Work()
         self.status: dict[str, TrackedStatus] = {}
         self.passes = 0

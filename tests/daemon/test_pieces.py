@@ -10,7 +10,7 @@ from pathlib import Path
 from structlog.testing import capture_logs
 
 from controller import labels as L
-from controller.daemon.backoff import PassRetry, backoff_delay, classify
+from controller.daemon.backoff import Backoff, PassRetry, backoff_delay, classify
 from controller.daemon.loop import actions_of
 from controller.daemon.pumps import needs_healing
 from controller.daemon.status import AppStatus
@@ -44,7 +44,7 @@ def test_pass_retry_backs_off_over_consecutive_failures_and_fires_once() -> None
     """Each failed pass doubles the delay; the retry is due once, with the trigger of its
     kind; a pass that observed the engine starts the backoff afresh."""
     clock = Clock()
-    retry = PassRetry(initial=1.0, maximum=60.0, clock=clock, random=lambda: 1.0)
+    retry = PassRetry(Backoff(initial=1.0, maximum=60.0, clock=clock, random=lambda: 1.0))
     assert retry.failed(internal=False) == 1.0
     assert retry.failed(internal=True) == 2.0
     assert retry.due(clock.now()) is None
@@ -59,7 +59,7 @@ def test_failed_pass_is_classified_logged_and_named_by_its_stage() -> None:
     """A transient error is retried with backoff and logged as reconcile_failed; a
     permanent one waits for the resync; a bug is reconcile_crashed, named internal."""
     clock = Clock()
-    retry = PassRetry(initial=1.0, maximum=60.0, clock=clock, random=lambda: 1.0)
+    retry = PassRetry(Backoff(initial=1.0, maximum=60.0, clock=clock, random=lambda: 1.0))
     with capture_logs() as logs:
         lost = retry.failed_pass(RuntimeUnavailable("gone"), stage="observing", resync_s=600)
         bad = retry.failed_pass(ConfigError("no"), stage=None, resync_s=600)
