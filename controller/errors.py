@@ -2,18 +2,19 @@
 
 Foreign exceptions (docker, dulwich, yaml, OS errors) are translated where they arise, in the
 adapter module that talks to the foreign library, with ``raise ... from exc`` so the cause is kept.
-The split between transient and permanent *is* the retry policy: the loop retries a transient
-error after its ``delay`` (with backoff), and records a permanent one until the input changes.
+The split between transient and permanent *is* the retry policy: the controller loop retries
+a pass that failed on a transient error with exponential backoff (1 s doubling, as the
+per-app backoff), and one that failed on a permanent error at the next resync; an app whose
+apply failed backs off the same way either way (``daemon/loop.py``).
 
     TrueupError
-    ├── TransientError(delay)          retry later: the world may fix itself
+    ├── TransientError                 retry later: the world may fix itself
     │   ├── SourceUnavailable          git remote unreachable, fetch failed, timeout
     │   ├── RuntimeUnavailable         engine socket gone, 5xx, connection refused
     │   ├── RuntimeTimeout             an engine call exceeded its deadline
     │   └── RouterUnavailable          reverse proxy admin API unreachable
     └── PermanentError                 retrying the same input fails the same way
         ├── ConfigError                controller settings are invalid
-        ├── ManifestError              manifests failed to load (carries located problems)
         ├── RevisionNotFound           a --rev / --branch that git does not have
         ├── SourceError                the repository is unusable (not a repo, bad path)
         ├── PolicyError                a manifest asks for a host power the config refuses
@@ -33,11 +34,7 @@ class TrueupError(Exception):
 
 
 class TransientError(TrueupError):
-    """A failure that may go away by itself; retry after ``delay`` seconds (a hint)."""
-
-    def __init__(self, message: str, *, delay: float = 1.0) -> None:
-        super().__init__(message)
-        self.delay = delay
+    """A failure that may go away by itself; retry later, with backoff."""
 
 
 class PermanentError(TrueupError):
@@ -62,14 +59,6 @@ class RouterUnavailable(TransientError):
 
 class ConfigError(PermanentError):
     """The controller's own settings are invalid."""
-
-
-class ManifestError(PermanentError):
-    """One or more manifests failed to load; ``problems`` says where and why."""
-
-    def __init__(self, message: str, problems: list[object] | None = None) -> None:
-        super().__init__(message)
-        self.problems = problems or []
 
 
 class RevisionNotFound(PermanentError):

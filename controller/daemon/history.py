@@ -1,7 +1,8 @@
 """The audit log: every pass and every action, in SQLite under the state dir (WAL mode).
 
 Written by the controller loop after each pass, read by `trueup history`. Retention is
-bounded: only the newest ``keep`` passes (and their actions) are kept. Standard library only.
+bounded: only the newest ``keep`` passes (and their actions) are kept. A file SQLite cannot
+open is a ``ConfigError`` naming it. Standard library only.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from controller.errors import ConfigError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS passes (
@@ -67,14 +70,10 @@ class History:
     """The SQLite history of one state dir; safe to share between threads."""
 
     def __init__(self, path: Path, *, keep: int = 5000) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.keep = keep
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, timeout=10)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(SCHEMA)
+        self._db = _open(path)
         self._writes = 0
 
     def close(self) -> None:
@@ -145,3 +144,20 @@ class History:
         keys = ("id", "pass_id", "started_at", "revision", "trigger", "app", "kind", "result",
                 "message", "duration_s")  # fmt: skip
         return [dict(zip(keys, row, strict=True)) for row in rows]
+
+
+def _open(path: Path) -> sqlite3.Connection:
+    """The history database at ``path``, created with its schema when new; ``ConfigError``
+    naming the file when it cannot be (not a database, a directory, no permission)."""
+    db: sqlite3.Connection | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(path, check_same_thread=False, timeout=10)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA foreign_keys=ON")
+        db.executescript(SCHEMA)
+    except (OSError, sqlite3.Error) as exc:
+        if db is not None:
+            db.close()
+        raise ConfigError(f"cannot open the history {path}: {exc}") from exc
+    return db

@@ -12,8 +12,14 @@ cancellation. A ``TransientError`` (the engine went away, even right after apply
 pass with exponential backoff, a ``PermanentError`` at the next resync, and anything else (a
 bug) is logged as ``reconcile_crashed`` with its traceback and retried with backoff; each is
 recorded in the history, the metrics (result ``error``) and ``last_error``. The helper tasks
-(git watcher, revision and event pumps) run under a ``Supervisor`` that restarts them. Time
-comes from an injected ``Clock`` so tests never sleep through real backoff intervals.
+(git watcher, revision and event pumps) run under a ``Supervisor`` that restarts them.
+
+This module holds the loop itself (:class:`Controller`: wait, mark what is due, run a pass,
+record it). Beside it: ``work.py`` (marked work and coalescing), ``backoff.py`` (the clock,
+the per-app backoff and the retry of a failed pass), ``pumps.py`` (engine events and new
+revisions turned into marked work), ``tracking.py`` (per-app status between passes and
+``status.json``). Time comes from an injected ``Clock`` so tests never sleep through real
+backoff intervals.
 """
 
 from __future__ import annotations
@@ -21,31 +27,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
-import os
 import random as random_module
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 import structlog
 
+from controller.daemon.backoff import Backoff, Clock, PassRetry, SystemClock
 from controller.daemon.history import ActionRecord, History, PassRecord
+from controller.daemon.pumps import pump_events, pump_revisions
 from controller.daemon.status import AppStatus, app_status
-from controller.daemon.supervisor import Supervisor, describe
+from controller.daemon.supervisor import Supervisor
+from controller.daemon.tracking import TrackedStatus, status_document, track, write_status_file
+from controller.daemon.work import Work
 from controller.desired.resolve import DesiredState
-from controller.errors import TransientError, TrueupError
+from controller.errors import TrueupError
 from controller.planning import Plan, held_apps, restrict
 from controller.reconciler import PassResult, Reconciler
 from controller.runtime.base import ContainerInfo, Runtime
 from controller.source import RevisionWatcher
 
 log = structlog.get_logger(__name__)
-
-#: Events that say an app may need healing.
-HEAL_EVENTS = frozenset({"die", "destroy", "oom"})
 
 
 class PassObserver(Protocol):
@@ -56,117 +60,12 @@ class PassObserver(Protocol):
     ) -> None: ...
 
 
-class Clock(Protocol):
-    """Monotonic time and sleeping; tests inject a manual clock."""
-
-    def now(self) -> float: ...
-
-    async def sleep(self, seconds: float) -> None: ...
-
-
-class SystemClock:
-    def now(self) -> float:
-        return time.monotonic()
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
-
-
-@dataclass
-class _AppBackoff:
-    failures: int
-    not_before: float
-    spec_hash: str | None
-
-
-class Backoff:
-    """Per-app exponential backoff with jitter, keyed to the spec that failed."""
-
-    def __init__(
-        self,
-        *,
-        initial: float,
-        maximum: float,
-        clock: Clock,
-        random: Callable[[], float] = random_module.random,
-    ) -> None:
-        self.initial = initial
-        self.maximum = maximum
-        self.clock = clock
-        self.random = random
-        self._apps: dict[str, _AppBackoff] = {}
-
-    def failed(self, app: str, spec_hash: str | None) -> float:
-        """Record a failure; return the delay before the app is tried again."""
-        entry = self._apps.get(app)
-        failures = entry.failures + 1 if entry else 1
-        base = min(self.maximum, self.initial * 2.0 ** (failures - 1))
-        delay = base * (0.5 + self.random() / 2)  # "equal jitter": between half and all of it
-        self._apps[app] = _AppBackoff(failures, self.clock.now() + delay, spec_hash)
-        return delay
-
-    def succeeded(self, app: str) -> None:
-        self._apps.pop(app, None)
-
-    def failures(self, app: str) -> int:
-        entry = self._apps.get(app)
-        return entry.failures if entry else 0
-
-    def blocked(self, desired: DesiredState) -> set[str]:
-        """Apps still waiting out their delay; a changed spec (new revision) retries at once."""
-        now = self.clock.now()
-        held: set[str] = set()
-        for app, entry in list(self._apps.items()):
-            want = desired.apps.get(app)
-            if want is not None and want.spec_hash != entry.spec_hash:
-                del self._apps[app]
-                continue
-            if entry.not_before > now:
-                held.add(app)
-        return held
-
-    def next_deadline(self) -> float | None:
-        return min((e.not_before for e in self._apps.values()), default=None)
-
-    def due(self) -> set[str]:
-        now = self.clock.now()
-        return {a for a, e in self._apps.items() if e.not_before <= now}
-
-
-@dataclass
-class Work:
-    """Marked work: a full pass and/or some apps, and what asked for it."""
-
-    full: bool = False
-    apps: set[str] = field(default_factory=set)
-    triggers: list[str] = field(default_factory=list)
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def mark(self, trigger: str, app: str | None = None) -> None:
-        if app is None:
-            self.full = True
-        else:
-            self.apps.add(app)
-        if trigger not in self.triggers:
-            self.triggers.append(trigger)
-        self.wake.set()
-
-    def take(self) -> tuple[bool, set[str], str]:
-        full, apps, trigger = self.full, set(self.apps), ",".join(self.triggers) or "none"
-        self.full, self.apps, self.triggers = False, set(), []
-        self.wake.clear()
-        return full, apps, trigger
-
-    @property
-    def pending(self) -> bool:
-        return self.full or bool(self.apps)
-
-
-@dataclass
-class TrackedStatus:
-    status: AppStatus
-    last_error: str | None
-    last_transition: float
+def actions_of(result: PassResult) -> list[ActionRecord]:
+    """The history rows of a pass's outcomes."""
+    return [
+        ActionRecord(o.app, o.action, "ok" if o.ok else "failed", o.message, o.duration_s)
+        for o in result.outcomes
+    ]
 
 
 class Controller:
@@ -203,15 +102,13 @@ class Controller:
         self.backoff = Backoff(
             initial=backoff_initial, maximum=backoff_max, clock=self.clock, random=random
         )
+        self.pass_retry = PassRetry(self.backoff)
         self.work = Work()
         self.status: dict[str, TrackedStatus] = {}
         self.passes = 0
         self.last_result: PassResult | None = None
         self.last_error: str | None = None
         self.first_pass_done = asyncio.Event()
-        self._engine_retry_at: float | None = None
-        self._engine_failures = 0
-        self._retry_trigger = "engine-retry"
         self.helpers = Supervisor(clock=self.clock, random=random)
         """The background tasks (this loop's, and the HTTP server's binder); see /readyz."""
         self._ids = itertools.count(1)
@@ -225,14 +122,7 @@ class Controller:
     async def run(self, stop: asyncio.Event) -> None:
         """Reconcile until ``stop`` is set; then let a pass in flight finish (or abandon it
         after ``shutdown_grace``) and return. Containers are never stopped on shutdown."""
-        helpers = ["events"]
-        self.helpers.start(
-            "events", self._pump_events, on_restart=lambda: self.work.mark("events-reconnect")
-        )
-        if self.watcher is not None:
-            helpers += ["git-watch", "revisions"]
-            self.helpers.start("git-watch", self.watcher.run)
-            self.helpers.start("revisions", self._pump_revisions)
+        helpers = self._start_helpers()
         self.work.mark("startup")
         next_resync = self.clock.now() + self._jittered(self.interval)
         try:
@@ -240,46 +130,68 @@ class Controller:
                 await self._wait(stop, next_resync)
                 if stop.is_set():
                     break
-                now = self.clock.now()
-                if now >= next_resync:
-                    self.work.mark("resync")
-                    next_resync = now + self._jittered(self.interval)
-                for app in self.backoff.due():
-                    self.work.mark("retry", app)
-                if self._engine_retry_at is not None and now >= self._engine_retry_at:
-                    self._engine_retry_at = None
-                    self.work.mark(self._retry_trigger)
-                if not self.work.pending:
-                    continue
-                full, apps, trigger = self.work.take()
-                task = asyncio.create_task(self.run_pass(full=full, apps=apps, trigger=trigger))
-                stopper = asyncio.create_task(stop.wait())
-                await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
-                stopper.cancel()
-                if not task.done():
-                    log.info("shutdown_waiting_for_pass", grace_s=self.shutdown_grace)
-                    try:
-                        await asyncio.wait_for(asyncio.shield(task), self.shutdown_grace)
-                    except TimeoutError:
-                        task.cancel()
-                        with contextlib.suppress(asyncio.CancelledError):
-                            await task
-                        log.warning("shutdown_abandoned_pass")
-                elif (error := task.exception()) is not None:
-                    if not isinstance(error, Exception):
-                        raise error  # KeyboardInterrupt, SystemExit: they keep their meaning
-                    self._crashed(error)  # run_pass records every Exception; never reached
+                next_resync = self._mark_due(next_resync)
+                if self.work.pending:
+                    await self._run_marked(stop)
         finally:
             for name in helpers:
                 await self.helpers.stop(name)
             log.info("controller_stopped", passes=self.passes)
 
+    def _start_helpers(self) -> list[str]:
+        """Start the engine event pump and, with a watcher, the git watch and revision pump."""
+        helpers = ["events"]
+        self.helpers.start(
+            "events",
+            lambda: pump_events(self.runtime, self.work, self.clock),
+            on_restart=lambda: self.work.mark("events-reconnect"),
+        )
+        if (watcher := self.watcher) is not None:
+            helpers += ["git-watch", "revisions"]
+            self.helpers.start("git-watch", watcher.run)
+            self.helpers.start("revisions", lambda: pump_revisions(watcher, self.work))
+        return helpers
+
+    def _mark_due(self, next_resync: float) -> float:
+        """Mark what the clock made due (the resync, app retries, a pass retry); returns the
+        next resync time."""
+        now = self.clock.now()
+        if now >= next_resync:
+            self.work.mark("resync")
+            next_resync = now + self._jittered(self.interval)
+        for app in self.backoff.due():
+            self.work.mark("retry", app)
+        if (trigger := self.pass_retry.due(now)) is not None:
+            self.work.mark(trigger)
+        return next_resync
+
+    async def _run_marked(self, stop: asyncio.Event) -> None:
+        """Run one pass over the marked work; on ``stop``, give it ``shutdown_grace``."""
+        full, apps, trigger = self.work.take()
+        task = asyncio.create_task(self.run_pass(full=full, apps=apps, trigger=trigger))
+        stopper = asyncio.create_task(stop.wait())
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
+        if not task.done():
+            log.info("shutdown_waiting_for_pass", grace_s=self.shutdown_grace)
+            try:
+                await asyncio.wait_for(asyncio.shield(task), self.shutdown_grace)
+            except TimeoutError:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                log.warning("shutdown_abandoned_pass")
+        elif (error := task.exception()) is not None:
+            if not isinstance(error, Exception):
+                raise error  # KeyboardInterrupt, SystemExit: they keep their meaning
+            self._crashed(error)  # run_pass records every Exception; never reached
+
     async def _wait(self, stop: asyncio.Event, next_resync: float) -> None:
         deadlines = [next_resync]
         if (d := self.backoff.next_deadline()) is not None:
             deadlines.append(d)
-        if self._engine_retry_at is not None:
-            deadlines.append(self._engine_retry_at)
+        if self.pass_retry.retry_at is not None:
+            deadlines.append(self.pass_retry.retry_at)
         timeout = max(0.0, min(deadlines) - self.clock.now())
         if self.work.pending:
             return
@@ -296,36 +208,6 @@ class Controller:
 
     def _jittered(self, seconds: float) -> float:
         return seconds * (0.9 + 0.2 * self.random())
-
-    async def _pump_revisions(self) -> None:
-        assert self.watcher is not None
-        while True:
-            revision = await self.watcher.wait()
-            log.info("revision_seen", revision=revision.sha[:12], branch=revision.branch)
-            self.work.mark("revision")
-
-    async def _pump_events(self) -> None:
-        """Follow the engine's events; reconnect with backoff when the stream breaks."""
-        failures = 0
-        while True:
-            try:
-                async for event in self.runtime.events():
-                    failures = 0
-                    app = event.app
-                    if app is None:
-                        continue
-                    if event.kind in HEAL_EVENTS or (
-                        event.kind == "health_status" and event.health == "unhealthy"
-                    ):
-                        log.info("container_event", app=app, kind=event.kind, name=event.name)
-                        self.work.mark(f"event:{event.kind}", app)
-                # the stream ended without an error (engine restarted): resubscribe
-            except TrueupError as exc:
-                failures += 1
-                log.warning("events_stream_failed", error=str(exc), failures=failures)
-            delay = min(30.0, 0.5 * 2 ** min(failures, 6))
-            await self.clock.sleep(delay)
-            self.work.mark("events-reconnect")  # events may have been missed meanwhile
 
     # -- one pass --------------------------------------------------------------------------
 
@@ -348,26 +230,19 @@ class Controller:
                 self.last_error = None
                 lost = await self._after_pass(result, trigger, started, started_wall)
             except asyncio.CancelledError:
-                self._record(
-                    PassRecord(
-                        started_wall,
-                        self.clock.now() - started,
-                        None,
-                        trigger,
-                        "abandoned",
-                        0,
-                        0,
-                        "controller stopping",
-                    ),
-                    [],
+                duration = self.clock.now() - started
+                stopping = "controller stopping"
+                record = PassRecord(
+                    started_wall, duration, None, trigger, "abandoned", 0, 0, stopping
                 )
+                self._record(record, [])
                 raise
             except Exception as exc:  # the pass boundary: nothing but cancellation passes it
                 self._pass_failed(exc, trigger, started, started_wall)
                 return None
             self.passes += 1
             if lost is None:
-                self._engine_failures = 0
+                self.pass_retry.succeeded()
                 self.first_pass_done.set()
             return result
 
@@ -392,44 +267,10 @@ class Controller:
         self._notify(None, "error", 0.0, self.last_error)
 
     def _schedule_retry(self, exc: Exception, *, stage: str | None = None) -> str:
-        """Classify a failed pass, log it, set ``last_error`` and schedule the retry: a
-        transient error and an unexpected one (a bug) with exponential backoff, a permanent
-        one at the next resync. Returns the message recorded for it."""
-        if isinstance(exc, TrueupError):
-            kind = "transient" if isinstance(exc, TransientError) else "permanent"
-            message = str(exc)
-        else:
-            kind = "internal"
-            message = f"internal error: {describe(exc)}"
-        if stage is not None:
-            message = f"{stage}: {message}"
-        self.last_error = message
-        if kind == "permanent":
-            delay = self.interval
-        else:
-            self._engine_failures += 1  # consecutive failed passes, whatever failed
-            delay = min(
-                self.backoff.maximum,
-                self.backoff.initial * 2 ** (self._engine_failures - 1),
-            ) * (0.5 + self.random() / 2)
-            self._engine_retry_at = self.clock.now() + delay
-            self._retry_trigger = "engine-retry" if kind == "transient" else "error-retry"
-        if kind == "internal":
-            log.error(
-                "reconcile_crashed",
-                error=message,
-                error_type=type(exc).__name__,
-                retry_in_s=round(delay, 2),
-                exc_info=exc,
-            )
-        else:
-            log.warning(
-                "reconcile_failed",
-                error=message,
-                transient=kind == "transient",
-                retry_in_s=round(delay, 2),
-            )
-        return message
+        """Classify a failed pass, log it, set ``last_error`` and schedule the retry (see
+        ``PassRetry.failed_pass``). Returns the message recorded for it."""
+        self.last_error = self.pass_retry.failed_pass(exc, stage=stage, resync_s=self.interval)
+        return self.last_error
 
     async def _after_pass(
         self, result: PassResult, trigger: str, started: float, started_wall: float
@@ -466,22 +307,12 @@ class Controller:
         if lost is not None:
             outcome_word = "error"
             message = self._schedule_retry(lost, stage="observing the engine after apply")
-        self._record(
-            PassRecord(
-                started_wall,
-                self.clock.now() - started,
-                result.revision,
-                trigger,
-                outcome_word,
-                len(result.outcomes),
-                failed,
-                message,
-            ),
-            [
-                ActionRecord(o.app, o.action, "ok" if o.ok else "failed", o.message, o.duration_s)
-                for o in result.outcomes
-            ],
-        )
+        duration = self.clock.now() - started
+        record = PassRecord(
+            started_wall, duration, result.revision, trigger, outcome_word,
+            len(result.outcomes), failed, message,
+        )  # fmt: skip
+        self._record(record, actions_of(result))
         self._write_status_file()
         self._notify(result, outcome_word, self.clock.now() - started, self.last_error)
         return lost
@@ -554,16 +385,7 @@ class Controller:
                     else message
                 ),
             )
-            previous = self.status.get(name)
-            changed = previous is None or (previous.status.sync, previous.status.health) != (
-                sync,
-                health,
-            )
-            fresh[name] = TrackedStatus(
-                status,
-                error or (previous.last_error if previous and not changed else None),
-                now if changed or previous is None else previous.last_transition,
-            )
+            fresh[name] = track(self.status.get(name), status, error, now)
         self.status = fresh
 
     def status_json(self) -> dict[str, object]:
@@ -573,17 +395,7 @@ class Controller:
     def _write_status_file(self) -> None:
         if self.status_file is None:
             return
-        doc = {
-            "pid": os.getpid(),
-            "written_at": time.time(),
-            "revision": self.last_result.revision if self.last_result else None,
-            "api": self.api_url,
-            "last_error": self.last_error,
-            **self.status_json(),
-        }
-        tmp = self.status_file.with_suffix(".tmp")
-        try:
-            tmp.write_text(json.dumps(doc, indent=2, sort_keys=True), encoding="utf-8")
-            tmp.replace(self.status_file)
-        except OSError as exc:  # a full or vanished state dir: status is an aid, keep going
-            log.error("status_write_failed", path=str(self.status_file), error=str(exc))
+        revision = self.last_result.revision if self.last_result else None
+        apps = [t.status.to_json() for t in self.status.values()]
+        doc = status_document(apps, revision=revision, api=self.api_url, last_error=self.last_error)
+        write_status_file(self.status_file, doc)

@@ -3,6 +3,10 @@
 Called by the CLI after it took the state-dir lock. Starts the git watcher, the engine
 connection (waiting with backoff while no engine answers), the router, the history, the
 controller loop and the HTTP server, and closes them in reverse order on SIGTERM/SIGINT.
+``serve`` reads as those steps: each part is made by a function of its own and its close is
+pushed on one ``AsyncExitStack`` as soon as it exists, so whatever fails part-way (a claim
+refused, a bad router setting, a port the server cannot use) closes what was opened before
+it, and nothing else: the instance's claim is released only once it was taken.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import os
 import signal
 import socket
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
@@ -24,7 +29,7 @@ from controller.errors import ConfigError, TrueupError
 from controller.http.metrics import Metrics
 from controller.http.server import Server, parse_listen, read_secret
 from controller.reconciler import Reconciler
-from controller.routes import connect_router
+from controller.routes import Router, connect_router
 from controller.runtime import connect
 from controller.runtime.base import Runtime, claim_name
 from controller.settings import Settings
@@ -33,100 +38,44 @@ from controller.source import GitSource, RevisionWatcher
 log = structlog.get_logger(__name__)
 
 
+@dataclass(frozen=True)
+class HttpSecrets:
+    """The tokens and the webhook secret of the HTTP surface, read before anything starts."""
+
+    api_token: bytes | None
+    read_token: bytes | None
+    webhook_secret: bytes | None
+
+
 async def serve(settings: Settings) -> None:
     """Wire source, runtime, router, history, controller and HTTP server; run until a
-    SIGTERM/SIGINT; close everything. The apps keep running."""
-    serving = settings.listen != "off"
-    if serving:
-        parse_listen(settings.listen)  # a bad address is a config error, before anything starts
-    if settings.hooks_listen is not None:
-        if not serving:
-            raise ConfigError("hooks_listen needs the main listener: listen is off")
-        parse_listen(settings.hooks_listen)
-    api_token = read_secret(settings.api_token_file, "API token")
-    read_token = read_secret(settings.api_read_token_file, "API read token")
-    webhook_secret = read_secret(settings.webhook_secret_file, "webhook secret")
+    SIGTERM/SIGINT; close everything (in reverse order, whatever failed). The apps keep
+    running."""
+    check_listen(settings)  # a bad address is a config error, before anything starts
+    secrets = read_http_secrets(settings)
     digest_key = load_digest_key(settings.state_dir)
     metrics = Metrics()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    source = GitSource(
-        settings.repo,
-        state_dir=settings.state_dir,
-        branch=settings.branch,
-        token_file=settings.token_file,
-    )
-    runtime = await connect_with_retry(
-        lambda: connect(
-            settings.runtime,
-            settings.runtime_url,
-            instance=settings.instance,
-            swarm=settings.swarm,
-            registry=settings.swarm_registry,
-        ),
-        stop,
-    )
-    if runtime is None:
-        source.close()
-        return
-    try:
+    stop = stop_on_signals()
+    async with contextlib.AsyncExitStack() as stack:
+        source = open_source(settings)
+        stack.callback(source.close)
+        runtime = await connect_with_retry(lambda: connect_runtime(settings), stop)
+        if runtime is None:  # stopped before any engine answered
+            return
+        stack.push_async_callback(runtime.close)
         await claim_instance(runtime, settings)
-    except TrueupError:
-        await runtime.close()
-        source.close()
-        raise
-    history = History(settings.state_dir / "history.db", keep=settings.history_keep)
-    router = connect_router(
-        settings.router,
-        instance=settings.instance,
-        admin_url=settings.caddy_admin,
-        listen=settings.proxy_listen,
-        https=settings.proxy_https,
-    )
-    server: Server | None = None
-    try:
-        controller = Controller(
-            Reconciler(
-                source,
-                runtime,
-                instance=settings.instance,
-                path=settings.path,
-                secrets_dir=settings.secrets_dir,
-                policy=settings.policy(),
-                concurrency=settings.concurrency,
-                router=router,
-                digest_key=digest_key,
-            ),
-            runtime,
-            watcher=RevisionWatcher(
-                source, interval=settings.interval, on_fetch=metrics.fetch_finished
-            ),
-            history=history,
-            interval=settings.interval,
-            backoff_initial=settings.backoff_initial,
-            backoff_max=settings.backoff_max,
-            shutdown_grace=settings.shutdown_grace,
-            prune=settings.prune,
-            allow_empty=settings.allow_empty,
-            status_file=settings.state_dir / "status.json",
+        stack.push_async_callback(release_instance, runtime)
+        history = History(settings.state_dir / "history.db", keep=settings.history_keep)
+        stack.callback(history.close)
+        router = open_router(settings)
+        stack.push_async_callback(router.close)
+        controller = make_controller(
+            settings, source, runtime, router, history, metrics, digest_key
         )
         metrics.attach(controller)
-        if serving:
-            server = Server(
-                controller,
-                metrics=metrics,
-                listen=settings.listen,
-                instance=settings.instance,
-                api_token=api_token,
-                webhook_secret=webhook_secret,
-                history=history,
-                fetch_budget_s=max(60.0, 3 * settings.interval),
-                read_token=read_token,
-                hooks_listen=settings.hooks_listen,
-                webhook_max_body=settings.webhook_max_body,
-            )
+        if settings.listen != "off":
+            server = make_server(settings, controller, metrics, history, secrets)
+            stack.push_async_callback(server.close)
             await server.start()
         log.info(
             "controller_started",
@@ -136,15 +85,127 @@ async def serve(settings: Settings) -> None:
             interval_s=settings.interval,
         )
         await controller.run(stop)
-    finally:
-        if server is not None:
-            await server.close()
-        await router.close()
-        with contextlib.suppress(TrueupError):  # an engine that is gone keeps the claim
-            await runtime.release_instance()
-        await runtime.close()
-        source.close()
-        history.close()
+
+
+def check_listen(settings: Settings) -> None:
+    """Refuse a bad ``listen`` / ``hooks_listen``, and a hooks listener without the main one."""
+    serving = settings.listen != "off"
+    if serving:
+        parse_listen(settings.listen)
+    if settings.hooks_listen is not None:
+        if not serving:
+            raise ConfigError("hooks_listen needs the main listener: listen is off")
+        parse_listen(settings.hooks_listen)
+
+
+def read_http_secrets(settings: Settings) -> HttpSecrets:
+    return HttpSecrets(
+        api_token=read_secret(settings.api_token_file, "API token"),
+        read_token=read_secret(settings.api_read_token_file, "API read token"),
+        webhook_secret=read_secret(settings.webhook_secret_file, "webhook secret"),
+    )
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+def open_source(settings: Settings) -> GitSource:
+    return GitSource(
+        settings.repo,
+        state_dir=settings.state_dir,
+        branch=settings.branch,
+        token_file=settings.token_file,
+    )
+
+
+def connect_runtime(settings: Settings) -> Runtime:
+    return connect(
+        settings.runtime,
+        settings.runtime_url,
+        instance=settings.instance,
+        swarm=settings.swarm,
+        registry=settings.swarm_registry,
+    )
+
+
+def open_router(settings: Settings) -> Router:
+    return connect_router(
+        settings.router,
+        instance=settings.instance,
+        admin_url=settings.caddy_admin,
+        listen=settings.proxy_listen,
+        https=settings.proxy_https,
+    )
+
+
+def make_controller(
+    settings: Settings,
+    source: GitSource,
+    runtime: Runtime,
+    router: Router,
+    history: History,
+    metrics: Metrics,
+    digest_key: bytes,
+) -> Controller:
+    reconciler = Reconciler(
+        source,
+        runtime,
+        instance=settings.instance,
+        path=settings.path,
+        secrets_dir=settings.secrets_dir,
+        policy=settings.policy(),
+        concurrency=settings.concurrency,
+        router=router,
+        digest_key=digest_key,
+    )
+    watcher = RevisionWatcher(source, interval=settings.interval, on_fetch=metrics.fetch_finished)
+    return Controller(
+        reconciler,
+        runtime,
+        watcher=watcher,
+        history=history,
+        interval=settings.interval,
+        backoff_initial=settings.backoff_initial,
+        backoff_max=settings.backoff_max,
+        shutdown_grace=settings.shutdown_grace,
+        prune=settings.prune,
+        allow_empty=settings.allow_empty,
+        status_file=settings.state_dir / "status.json",
+    )
+
+
+def make_server(
+    settings: Settings,
+    controller: Controller,
+    metrics: Metrics,
+    history: History,
+    secrets: HttpSecrets,
+) -> Server:
+    return Server(
+        controller,
+        metrics=metrics,
+        listen=settings.listen,
+        instance=settings.instance,
+        api_token=secrets.api_token,
+        webhook_secret=secrets.webhook_secret,
+        history=history,
+        fetch_budget_s=max(60.0, 3 * settings.interval),
+        read_token=secrets.read_token,
+        hooks_listen=settings.hooks_listen,
+        webhook_max_body=settings.webhook_max_body,
+    )
+
+
+async def release_instance(runtime: Runtime) -> None:
+    """Give the instance's claim back; an engine that is gone keeps it (taken over later)."""
+    with contextlib.suppress(TrueupError):
+        await runtime.release_instance()
 
 
 async def claim_instance(runtime: Runtime, settings: Settings) -> None:

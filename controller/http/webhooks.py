@@ -15,8 +15,9 @@ compared then, and a GitHub or generic request without a signature header of the
 are past the header check at a time (a semaphore); one more gets 503 with ``Retry-After`` at
 once, unread. A payload that is not JSON, or nested too deep to parse, is 400.
 
-A burst of webhooks coalesces into at most two fetches: :class:`FetchCoalescer` runs one fetch
-at a time and folds every request that arrives meanwhile into a single follow-up.
+A burst of webhooks (each less than :data:`QUIET_S` after the one before) costs at most two
+fetches: :class:`FetchCoalescer` fetches at the first one, and once at the end of the burst
+for all the others; one fetch at a time. A fetch that raises is logged, never silently lost.
 
 Used by ``server.py``, which mounts :class:`Webhooks` at ``/hooks/{github,gitlab,generic}``.
 """
@@ -29,14 +30,15 @@ import hashlib
 import hmac
 import json
 import re
+import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 import structlog
 from aiohttp import web
 
-from controller.source import RevisionWatcher
+from controller.daemon.supervisor import describe
 
 log = structlog.get_logger(__name__)
 
@@ -46,6 +48,8 @@ KiB; GitHub caps its payloads at 25 MB, and a push of hundreds of commits may ne
 MAX_CONCURRENT = 64
 """Webhook requests handled (past the header check) at once; more get 503 unread. With
 :data:`MAX_BODY` that bounds what bodies in flight can hold to 16 MiB."""
+QUIET_S = 0.5
+"""Requests closer together than this are one burst (see :class:`FetchCoalescer`)."""
 BODY_TIMEOUT_S = 10.0
 """How long a body may take to arrive once its headers passed (a slow sender holds a slot)."""
 _CHUNK = 64 * 1024
@@ -98,22 +102,49 @@ async def read_limited(request: web.Request, limit: int = MAX_BODY) -> bytes:
     return b"".join(chunks)
 
 
+class Checker(Protocol):
+    """What the coalescer needs of the git watcher (``RevisionWatcher`` has it)."""
+
+    async def check(self) -> object: ...
+
+
 class FetchCoalescer:
-    """One fetch at a time; requests made during a fetch fold into one more afterwards.
+    """One fetch at a time; a burst of requests costs at most two fetches.
+
+    A burst is a run of requests each less than ``quiet_s`` after the one before. Its first
+    request fetches at once (after the fetch in flight, if any); every later one folds into a
+    single follow-up fetch, made once no request came for ``quiet_s``, so it sees whatever the
+    burst announced. The watcher's own poll keeps its schedule meanwhile.
 
     ``request(mark=...)`` also asks for a pass (``mark(trigger)``) once that fetch is done, so
-    a manual reconcile sees the newest commit. Without a watcher it only marks.
+    a manual reconcile sees the newest commit; without a watcher it only marks. A fetch that
+    raises (the watcher logs and keeps the errors it expects; this is anything else) is logged
+    as ``requested_fetch_failed`` and its passes are still marked: the watcher keeps the last
+    good revision, and the next request fetches again.
     """
 
-    def __init__(self, watcher: RevisionWatcher | None, mark: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        watcher: Checker | None,
+        mark: Callable[[str], None],
+        *,
+        quiet_s: float = QUIET_S,
+    ) -> None:
         self.watcher = watcher
         self.mark = mark
+        self.quiet_s = quiet_s
         self.fetches = 0
         self._wanted = asyncio.Event()
         self._marks: list[str] = []
+        self._last_request: float | None = None
+        self._leading = False
         self._task: asyncio.Task[None] | None = None
 
     def request(self, mark: str | None = None) -> None:
+        now = time.monotonic()
+        if self._last_request is None or now - self._last_request >= self.quiet_s:
+            self._leading = True  # the first of a burst: no reason to wait
+        self._last_request = now
         if mark is not None and mark not in self._marks:
             self._marks.append(mark)
         self._wanted.set()
@@ -123,13 +154,32 @@ class FetchCoalescer:
     async def _run(self) -> None:
         while True:
             await self._wanted.wait()
+            if not self._leading:
+                await self._until_quiet()
+            self._leading = False
             self._wanted.clear()
             marks, self._marks = self._marks, []
-            if self.watcher is not None:
-                await self.watcher.check()  # failures are logged and kept by the watcher
-                self.fetches += 1
+            await self._fetch()
             for trigger in marks:
                 self.mark(trigger)
+
+    async def _until_quiet(self) -> None:
+        """Sleep until no request came for ``quiet_s``."""
+        while self._last_request is not None:
+            left = self._last_request + self.quiet_s - time.monotonic()
+            if left <= 0:
+                return
+            await asyncio.sleep(left)
+
+    async def _fetch(self) -> None:
+        if self.watcher is None:
+            return
+        try:
+            await self.watcher.check()  # the failures it expects are logged and kept by it
+        except Exception as exc:  # anything else: log it; the coalescer keeps serving
+            log.error("requested_fetch_failed", error=describe(exc), exc_info=exc)
+            return
+        self.fetches += 1
 
     async def close(self) -> None:
         if self._task is not None:

@@ -3,7 +3,13 @@
 Input is a mapping of file name to bytes (from git at a commit, or from the working tree);
 output is a ``LoadResult``: the apps that are valid, and a list of ``Problem`` (file, line,
 column, message). A broken file never hides the valid apps of other files: callers apply the
-valid apps and use ``failed_files`` to suspend pruning. This module never raises for bad input.
+valid apps and use ``failed_files`` to suspend pruning.
+
+``load_files`` does not raise for bad input: a file over ``MAX_FILE_BYTES``, not UTF-8, not
+YAML, or whose parsing or validation raises anything unexpected (any ``Exception``) becomes a
+problem of that file only. The repository checks that follow see validated apps only and are
+iterative, so no ``dependsOn`` chain reaches the recursion limit. Only what is not an
+``Exception`` (``KeyboardInterrupt``, ``SystemExit``, cancellation) passes through.
 """
 
 from __future__ import annotations
@@ -308,28 +314,29 @@ def _check_routes(candidates: list[_Candidate], reject: Any) -> None:
 
 def _cycles(graph: dict[str, list[str]]) -> list[list[str]]:
     """Every elementary cycle found by depth-first search, each reported once, rotated to
-    start at its smallest name (deterministic)."""
+    start at its smallest name (deterministic). Iterative: a chain of any length is fine."""
     found: dict[tuple[str, ...], list[str]] = {}
     state: dict[str, int] = {}  # 1 on the stack, 2 done
-    stack: list[str] = []
-
-    def visit(node: str) -> None:
-        state[node] = 1
-        stack.append(node)
-        for dep in graph.get(node, []):
-            if dep not in graph:
+    for root in sorted(graph):
+        if root in state:
+            continue
+        state[root] = 1
+        stack = [root]
+        pending = [iter(graph[root])]
+        while pending:
+            dep = next(pending[-1], None)
+            if dep is None:
+                state[stack.pop()] = 2
+                pending.pop()
+            elif dep not in graph:
                 continue
-            if state.get(dep) == 1:
+            elif state.get(dep) == 1:
                 cycle = stack[stack.index(dep) :]
                 start = cycle.index(min(cycle))
                 rotated = cycle[start:] + cycle[:start]
                 found.setdefault(tuple(rotated), rotated)
             elif dep not in state:
-                visit(dep)
-        stack.pop()
-        state[node] = 2
-
-    for node in sorted(graph):
-        if node not in state:
-            visit(node)
+                state[dep] = 1
+                stack.append(dep)
+                pending.append(iter(graph[dep]))
     return [found[k] for k in sorted(found)]

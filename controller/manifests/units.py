@@ -54,12 +54,3 @@ def parse_size(value: object) -> int:
         if match:
             return int(float(match.group(1)) * _SIZE_FACTORS[match.group(2)])
     raise ValueError(f"{value!r} is not a size; use e.g. 256Mi, 1Gi, 512M or 1G")
-
-
-def format_duration(seconds: float) -> str:
-    """The shortest manifest spelling of ``seconds`` (for diffs people read)."""
-    if seconds and seconds < 1:
-        return f"{round(seconds * 1000)}ms"
-    if seconds >= 60 and seconds % 60 == 0:
-        return f"{int(seconds // 60)}m"
-    return f"{seconds:g}s"

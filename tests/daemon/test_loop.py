@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from controller.daemon.backoff import Backoff
 from controller.daemon.history import History
-from controller.daemon.loop import Backoff, Controller, Work
+from controller.daemon.loop import Controller
+from controller.daemon.work import Work
 from controller.http.metrics import Metrics
 from controller.reconciler import Reconciler
 from controller.runtime.base import ContainerInfo
@@ -299,7 +301,7 @@ async def test_engine_lost_right_after_apply_is_recorded_and_retried(tmp_path: P
     status = json.loads((tmp_path / "state" / "status.json").read_text())
     assert status["last_error"] == controller.last_error
 
-    assert controller._engine_retry_at == clock.now() + 1.0
+    assert controller.pass_retry.retry_at == clock.now() + 1.0
     runtime.unavailable = False
     result = await controller.run_pass(full=True, apps=set(), trigger="engine-retry")
     assert result is not None and result.outcomes == []

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from controller.http.server import ENGINE_CHECK_TTL_S
+from controller.http.probes import ENGINE_CHECK_TTL_S
 from tests.http.conftest import TOKEN, Served, serve
 
 
@@ -155,6 +155,37 @@ async def test_busy_listen_address_does_not_stop_the_controller(tmp_path: Path) 
     finally:
         blocker.close()
         await busy.close()
+        await s.http.close()
+        await s.server.close()
+        s.controller.reconciler.source.close()
+
+
+async def test_busy_hooks_address_is_retried_like_the_main_one(tmp_path: Path) -> None:
+    """A --hooks-listen port in use is logged (hooks_listen_failed) and bound in the
+    background once free; the main listener serves meanwhile."""
+    import socket
+
+    from structlog.testing import capture_logs
+
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen()
+    port = blocker.getsockname()[1]
+    with capture_logs() as logs:
+        s = await serve(tmp_path, hooks_listen=f"127.0.0.1:{port}")
+    try:
+        assert s.server.hooks is not None and s.server.hooks.url is None
+        assert any(e["event"] == "hooks_listen_failed" for e in logs)
+        async with s.http.get(f"{s.url}/healthz") as r:
+            assert r.status == 200
+        blocker.close()
+        async with asyncio.timeout(5):
+            while s.server.hooks.url is None:
+                await asyncio.sleep(0.05)
+        async with s.http.post(f"{s.server.hooks.url}/hooks/generic", data=b"x") as r:
+            assert r.status == 401  # the hooks app answers there now
+    finally:
+        blocker.close()
         await s.http.close()
         await s.server.close()
         s.controller.reconciler.source.close()

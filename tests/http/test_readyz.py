@@ -11,7 +11,7 @@ from typing import Any
 
 from structlog.testing import capture_logs
 
-from controller.http.server import ENGINE_CHECK_TTL_S
+from controller.http.probes import ENGINE_CHECK_TTL_S
 from controller.runtime.base import RuntimeEvent
 from tests.http.conftest import Served, serve
 

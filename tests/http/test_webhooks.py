@@ -1,4 +1,4 @@
-"""Webhooks: who may trigger a fetch, what is ignored, and why a burst costs two fetches."""
+"""Webhooks: who may trigger a fetch, what is ignored, and why a burst costs at most two fetches."""
 
 from __future__ import annotations
 
@@ -239,6 +239,29 @@ async def test_burst_of_fifty_webhooks_costs_at_most_two_fetches(served: Served)
     statuses = await asyncio.gather(*(post_github(served, push()) for _ in range(50)))
     assert statuses == [202] * 50
     await asyncio.sleep(0.5)
+    assert 1 <= len(served.fetches) - before <= 2
+
+
+async def test_a_burst_spread_over_time_costs_at_most_two_fetches(served: Served) -> None:
+    """300 signed pushes 5 ms apart (fetches of a local remote take 2-3 ms) fold into the
+    fetch of the first one and one after the burst, which sees a commit made during it."""
+    from tests.gitutil import commit_files
+    from tests.http.conftest import manifest
+
+    before = len(served.fetches)
+    statuses = []
+    sha = ""
+    for i in range(300):
+        if i == 150:
+            sha = commit_files(served.repo, {"apps/api.yaml": manifest("api")}, "add api")
+        statuses.append(await post_github(served, push()))
+        await asyncio.sleep(0.005)
+    assert statuses == [202] * 300
+    async with asyncio.timeout(10):
+        while "api" not in served.controller.status:
+            await asyncio.sleep(0.05)
+    assert served.controller.last_result is not None
+    assert served.controller.last_result.revision == sha
     assert 1 <= len(served.fetches) - before <= 2
 
 

@@ -151,6 +151,28 @@ def test_dependency_cycle_is_named() -> None:
     assert sorted(result.apps) == ["d"]
 
 
+def test_a_dependency_chain_of_1500_apps_loads_and_its_cycle_is_named() -> None:
+    """A chain longer than Python's recursion limit is checked for cycles like a short one:
+    loaded when it has none, and, closed into a ring, reported in every app of it."""
+    n = 1500
+
+    def chain(ring: bool) -> dict[str, bytes]:
+        docs = []
+        for i in range(n):
+            nxt = i + 1 if i + 1 < n else (0 if ring else None)
+            extra = f"  dependsOn: [a{nxt}]\n" if nxt is not None else ""
+            docs.append(app(f"a{i}", extra))
+        return {"chain.yaml": b"---\n".join(docs)}
+
+    result = load_files(chain(ring=False))
+    assert result.problems == [] and len(result.apps) == n
+    ring = load_files(chain(ring=True))
+    assert len(ring.problems) == n and not ring.apps
+    message = str(ring.problems[0])
+    assert "spec.dependsOn: dependency cycle a0 → a1 → a2 → " in message
+    assert message.endswith("a1498 → a1499 → a0")
+
+
 def test_several_documents_per_file() -> None:
     """A file may hold several apps; a bad one does not hide the good ones."""
     text = app("one") + b"---\n" + app("two", "  replicas: many\n") + b"---\n" + app("three")

@@ -341,7 +341,6 @@ async def test_unreachable_engine_is_a_transient_error_within_the_timeout(
     with pytest.raises(RuntimeUnavailable):
         await broken.create(spec(instance, "x"))
     assert time.monotonic() - started < 5
-    assert caught.value.delay > 0
     if not isinstance(runtime, FakeRuntime):
         assert caught.value.__cause__ is not None
         await broken.close()
