@@ -305,7 +305,10 @@ def history(opts: HistoryOptions) -> None:
     db = opts.state_dir / "history.db"
     if not db.exists():
         fail(f"no history in {opts.state_dir} (has `trueup run` used this state dir?)")
-    store = History(db)
+    try:
+        store = History(db)
+    except TrueupError as exc:  # an unusable history.db (not SQLite, unreadable) is named
+        fail(str(exc))
     try:
         rows = (
             store.actions(opts.app, limit=opts.limit)

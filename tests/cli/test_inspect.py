@@ -61,3 +61,14 @@ def test_status_without_a_controller_asks_the_named_engine_and_exits_2_if_it_is_
     )  # fmt: skip
     assert result.exit_code == 2
     assert "nonexistent.sock" in result.output
+
+
+def test_history_on_an_unusable_history_db_exits_2_naming_it(tmp_path: Path) -> None:
+    """`trueup history` over a history.db that is not SQLite says so (exit 2), no traceback."""
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "history.db").write_bytes(b"this is not a database" * 100)
+    result = CliRunner().invoke(main, ["history", "--state-dir", str(state)])
+    assert result.exit_code == 2, result.output
+    assert "history.db" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
