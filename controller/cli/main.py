@@ -329,13 +329,13 @@ async def _pass(kw: dict[str, Any], *, apply: bool, worktree: bool) -> Any:
     from controller.desired.secrets import load_digest_key
     from controller.reconciler import Reconciler
     from controller.routes import connect_router
-    from controller.runtime import connect
+    from controller.targets import connect
     from controller.source import GitSource
 
     with GitSource(
         kw["repo"], state_dir=kw["state_dir"], branch=kw["branch"], token_file=kw["token_file"]
     ) as source:
-        runtime = connect(
+        target = connect(
             kw["runtime"],
             kw["runtime_url"],
             instance=kw["instance"],
@@ -352,7 +352,7 @@ async def _pass(kw: dict[str, Any], *, apply: bool, worktree: bool) -> Any:
         try:
             reconciler = Reconciler(
                 source,
-                runtime,
+                target,
                 instance=kw["instance"],
                 path=kw["manifest_path"],
                 secrets_dir=kw["secrets_dir"],
@@ -370,7 +370,7 @@ async def _pass(kw: dict[str, Any], *, apply: bool, worktree: bool) -> Any:
             )
         finally:
             await router.close()
-            await runtime.close()
+            await target.engine.close()
 
 
 def _run_pass(kw: dict[str, Any], *, apply: bool, worktree: bool = False) -> Any:
@@ -524,12 +524,12 @@ def status(**kw: Any) -> None:
 
     from controller.daemon import status as status_module
     from controller.daemon.logs import configure
-    from controller.runtime import connect
+    from controller.targets import connect
 
     configure()  # log events go to stderr; stdout carries only the status
 
     async def run() -> list[Any]:
-        runtime = connect(
+        target = connect(
             kw["runtime"],
             kw["runtime_url"],
             instance=kw["instance"],
@@ -537,9 +537,9 @@ def status(**kw: Any) -> None:
             registry=kw["swarm_registry"],
         )
         try:
-            return await status_module.collect(runtime)
+            return await status_module.collect(target)
         finally:
-            await runtime.close()
+            await target.engine.close()
 
     live = _api_status(_api_urls(kw), kw["instance"], _read_token(kw))
     if live is None:
@@ -678,12 +678,12 @@ def logs(app: str, follow: bool, tail: int | None, **kw: Any) -> None:
 
     from controller.daemon.logs import configure
     from controller.daemon.status import app_logs
-    from controller.runtime import connect
+    from controller.targets import connect
 
     configure()  # log events go to stderr; stdout carries only the app's lines
 
     async def run() -> None:
-        runtime = connect(
+        target = connect(
             kw["runtime"],
             kw["runtime_url"],
             instance=kw["instance"],
@@ -691,10 +691,10 @@ def logs(app: str, follow: bool, tail: int | None, **kw: Any) -> None:
             registry=kw["swarm_registry"],
         )
         try:
-            async for line in app_logs(runtime, app, follow=follow, tail=tail):
+            async for line in app_logs(target, app, follow=follow, tail=tail):
                 click.echo(line)
         finally:
-            await runtime.close()
+            await target.engine.close()
 
     try:
         asyncio.run(run())

@@ -25,10 +25,11 @@ from controller.http.metrics import Metrics
 from controller.http.server import Server, parse_listen, read_secret
 from controller.reconciler import Reconciler
 from controller.routes import connect_router
-from controller.runtime import connect
-from controller.runtime.base import Runtime, claim_name
+from controller.runtime.base import Engine, claim_name
 from controller.settings import Settings
 from controller.source import GitSource, RevisionWatcher
+from controller.targets import connect
+from controller.targets.target import Target
 
 log = structlog.get_logger(__name__)
 
@@ -58,7 +59,7 @@ async def serve(settings: Settings) -> None:
         branch=settings.branch,
         token_file=settings.token_file,
     )
-    runtime = await connect_with_retry(
+    target = await connect_with_retry(
         lambda: connect(
             settings.runtime,
             settings.runtime_url,
@@ -68,9 +69,10 @@ async def serve(settings: Settings) -> None:
         ),
         stop,
     )
-    if runtime is None:
+    if target is None:
         source.close()
         return
+    runtime = target.engine
     try:
         await claim_instance(runtime, settings)
     except TrueupError:
@@ -90,7 +92,7 @@ async def serve(settings: Settings) -> None:
         controller = Controller(
             Reconciler(
                 source,
-                runtime,
+                target,
                 instance=settings.instance,
                 path=settings.path,
                 secrets_dir=settings.secrets_dir,
@@ -147,7 +149,7 @@ async def serve(settings: Settings) -> None:
         history.close()
 
 
-async def claim_instance(runtime: Runtime, settings: Settings) -> None:
+async def claim_instance(runtime: Engine, settings: Settings) -> None:
     """Make sure no other controller drives this instance on this engine (whatever its state
     dir). A claim left by a controller that died on this host (its pid is gone) is taken over;
     one held from another host is refused with the way to clear it."""
@@ -188,8 +190,8 @@ def _alive(pid: int) -> bool:
     return True
 
 
-async def connect_with_retry(make: Callable[[], Runtime], stop: asyncio.Event) -> Runtime | None:
-    """Open the runtime; while no engine answers, wait with backoff (or until stopped)."""
+async def connect_with_retry(make: Callable[[], Target], stop: asyncio.Event) -> Target | None:
+    """Open the target; while no engine answers, wait with backoff (or until stopped)."""
     delay = 1.0
     while not stop.is_set():
         try:

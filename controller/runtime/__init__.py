@@ -1,4 +1,5 @@
-"""Container runtimes behind one contract, and `connect()`, which picks and opens one.
+"""Engine adapters behind one contract (`Engine`, `Runtime`), and `connect()`, which picks and
+opens one.
 
 An engine named by the user (``--runtime-url``, the ``runtime_url`` setting, else
 ``DOCKER_HOST``) is the only candidate, as with the docker CLI: when it does not answer, that is
@@ -25,6 +26,7 @@ from controller.runtime.base import (
     BuildResult,
     ContainerInfo,
     ContainerSpec,
+    Engine,
     ExecResult,
     HealthCheckSpec,
     LogLine,
@@ -33,6 +35,7 @@ from controller.runtime.base import (
     RuntimeEvent,
     Stats,
     VolumeMount,
+    Workload,
     network_name,
 )
 
@@ -103,8 +106,10 @@ def connect(
     env: Mapping[str, str] | None = None,
     swarm: bool = False,
     registry: str | None = None,
-) -> Runtime:
-    """Open the runtime ``kind`` (auto, docker, podman, swarm) at ``url`` for ``instance``.
+) -> Engine:
+    """Open the engine ``kind`` (auto, docker, podman, swarm) at ``url`` for ``instance``: a
+    container `Runtime`, or a `SwarmRuntime` (`controller.targets.connect` gives the target
+    that drives it).
 
     ``docker``, ``podman`` and ``swarm`` do no I/O here (the first call finds out whether the
     engine answers, and for swarm whether it is a manager). ``auto`` probes each candidate
@@ -167,6 +172,7 @@ __all__ = [
     "BuildResult",
     "ContainerInfo",
     "ContainerSpec",
+    "Engine",
     "ExecResult",
     "HealthCheckSpec",
     "LogLine",
@@ -175,6 +181,7 @@ __all__ = [
     "RuntimeEvent",
     "Stats",
     "VolumeMount",
+    "Workload",
     "candidate_urls",
     "connect",
     "named_engine",

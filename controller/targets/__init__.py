@@ -1,1 +1,53 @@
-"""Targets: one per kind of engine (containers on Docker/Podman, Swarm services)."""
+"""Targets: one per kind of engine (containers on Docker/Podman, services on a swarm), behind
+the `Target` seam (`targets.target`), and `connect`, the one place that picks one.
+
+Each target observes its engine, plans against what it saw and runs plans on it; the
+engine-neutral parts live beside them: `observed` (the observation), `runner` (running a plan)
+and `controller.planning` (the per-app loop, field diffs, ordering).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from controller.errors import ConfigError
+
+if TYPE_CHECKING:
+    from controller.runtime.base import Engine
+    from controller.targets.target import Target
+
+
+def connect(
+    kind: str = "auto",
+    url: str | None = None,
+    *,
+    instance: str,
+    timeout: float = 30.0,
+    env: Mapping[str, str] | None = None,
+    swarm: bool = False,
+    registry: str | None = None,
+) -> Target:
+    """The target of the engine `controller.runtime.connect` opens with these arguments."""
+    from controller.runtime import connect as connect_engine
+
+    engine = connect_engine(
+        kind, url, instance=instance, timeout=timeout, env=env, swarm=swarm, registry=registry
+    )
+    return target_for(engine)
+
+
+def target_for(engine: Engine) -> Target:
+    """The target that drives ``engine``: containers on a container `Runtime`, services on a
+    swarm manager's engine (whose module, and the docker SDK, load only then)."""
+    from controller.runtime.base import Runtime
+    from controller.targets.containers.target import ContainerTarget
+
+    if isinstance(engine, Runtime):
+        return ContainerTarget(engine)
+    from controller.runtime.swarm import SwarmRuntime
+    from controller.targets.swarm.target import SwarmTarget
+
+    if isinstance(engine, SwarmRuntime):
+        return SwarmTarget(engine)
+    raise ConfigError(f"no target drives the {engine.kind} engine")
