@@ -8,13 +8,18 @@ from typing import Any
 import pytest
 
 from controller.cli.render import plan_json
-from controller.daemon.status import app_status
+from controller.daemon.status import summarize
 from controller.desired.resolve import DesiredApp
 from controller.desired.secrets import SecretStore
 from controller.errors import PolicyError
 from controller.runtime.swarm_base import ServiceInfo, SwarmSnapshot, TaskInfo, task_rows
 from controller.targets.observed import ObservedState
-from controller.targets.swarm.plan import make_swarm_plan, service_name, service_spec
+from controller.targets.swarm.plan import (
+    make_swarm_plan,
+    observation,
+    service_name,
+    service_spec,
+)
 from tests.builders import T0, desired, desired_app
 
 I = "test"  # noqa: E741  # the instance name, short on purpose
@@ -60,8 +65,8 @@ def test_actions_mirror_the_container_plan() -> None:
         {"path": "spec.env.GREETING", "before": "hello", "after": "bonjour"}
     ]
     assert by_app["api"]["fields"] == [{"path": "spec.replicas", "before": 2, "after": 3}]
-    delete = p.change_for("job")
-    assert delete is not None and delete.remove == ("id-test-job",)
+    delete = next(c for c in p.changes if c.app == "job")
+    assert delete.remove == ("id-test-job",)
 
 
 def test_in_sync_services_plan_nothing_and_prune_guards_hold() -> None:
@@ -125,8 +130,7 @@ def test_task_view_health_follows_tasks_and_swarm_rollouts() -> None:
 
     def health(tasks: tuple[TaskInfo, ...], **kw: Any) -> tuple[str, str]:
         snap = SwarmSnapshot((service(web, vip="10.0.1.2", **kw),), tasks)
-        rows = task_rows(snap)
-        status = app_status("web", rows)
+        (status,) = summarize(observation(snap, instance=I))
         return status.health, status.message
 
     running = (_task(1, "running"), _task(2, "running"))
