@@ -329,8 +329,8 @@ async def _pass(kw: dict[str, Any], *, apply: bool, worktree: bool) -> Any:
     from controller.desired.secrets import load_digest_key
     from controller.reconciler import Reconciler
     from controller.routes import connect_router
-    from controller.targets import connect
     from controller.source import GitSource
+    from controller.targets import connect
 
     with GitSource(
         kw["repo"], state_dir=kw["state_dir"], branch=kw["branch"], token_file=kw["token_file"]

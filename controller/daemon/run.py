@@ -28,7 +28,7 @@ from controller.routes import connect_router
 from controller.runtime.base import Engine, claim_name
 from controller.settings import Settings
 from controller.source import GitSource, RevisionWatcher
-from controller.targets import connect
+from controller.targets import open_target
 from controller.targets.target import Target
 
 log = structlog.get_logger(__name__)
@@ -59,16 +59,7 @@ async def serve(settings: Settings) -> None:
         branch=settings.branch,
         token_file=settings.token_file,
     )
-    target = await connect_with_retry(
-        lambda: connect(
-            settings.runtime,
-            settings.runtime_url,
-            instance=settings.instance,
-            swarm=settings.swarm,
-            registry=settings.swarm_registry,
-        ),
-        stop,
-    )
+    target = await connect_with_retry(lambda: open_target(settings), stop)
     if target is None:
         source.close()
         return

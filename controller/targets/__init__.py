@@ -9,13 +9,44 @@ and `controller.planning` (the per-app loop, field diffs, ordering).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from controller.errors import ConfigError
 
 if TYPE_CHECKING:
     from controller.runtime.base import Engine
     from controller.targets.target import Target
+
+
+class EngineOptions(Protocol):
+    """Which engine to drive and where it is: what `Settings` (and the CLI's engine options)
+    carry for `open_target`."""
+
+    @property
+    def runtime(self) -> str: ...
+
+    @property
+    def runtime_url(self) -> str | None: ...
+
+    @property
+    def instance(self) -> str: ...
+
+    @property
+    def swarm(self) -> bool: ...
+
+    @property
+    def swarm_registry(self) -> str | None: ...
+
+
+def open_target(options: EngineOptions) -> Target:
+    """The target ``options`` name (see `connect`)."""
+    return connect(
+        options.runtime,
+        options.runtime_url,
+        instance=options.instance,
+        swarm=options.swarm,
+        registry=options.swarm_registry,
+    )
 
 
 def connect(
