@@ -108,6 +108,17 @@ class Plan:
         return not self.changes and not self.refused
 
 
+@dataclass(frozen=True)
+class PlanOptions:
+    """How a pass plans: prune apps gone from git (unless a guard holds), allow deleting
+    every app, and the route table the proxy serves now (None: routes are computed into
+    ``Plan.routes`` but not compared)."""
+
+    prune: bool = True
+    allow_empty: bool = False
+    current_routes: RouteTable | None = None
+
+
 H = TypeVar("H")
 """What a target observed of one app (its containers, its services)."""
 
@@ -119,19 +130,16 @@ def plan_apps(
     diff: Callable[[DesiredApp, H | None], Change | None],
     delete: Callable[[str, H], Change],
     routes_from: ObservedState,
+    options: PlanOptions,
     observed_apps: int | None = None,
-    prune: bool = True,
-    allow_empty: bool = False,
-    current_routes: RouteTable | None = None,
 ) -> Plan:
     """The per-app loop every target plans with: for each app in desired ∪ observed, skip it
     (suspended, unresolvable, not prunable), delete it (``delete``: gone from git) or ask
     ``diff`` what must change; then `finish_plan`.
 
     ``observed`` holds only apps the engine has something of; ``observed_apps`` counts the
-    apps for the empty-delete refusal (default: ``len(observed)``). ``current_routes`` is the
-    table the proxy serves now; when given, route differences join the plan (see
-    `finish_plan`); ``None`` (no router to read): routes are computed but not compared.
+    apps for the empty-delete refusal (default: ``len(observed)``). With
+    ``options.current_routes``, route differences join the plan (see `finish_plan`).
     """
     changes: list[Change] = []
     deletes: list[Change] = []
@@ -144,7 +152,7 @@ def plan_apps(
                 if name in desired.errors:
                     skipped.append(Skip(name, desired.errors[name]))
                 continue
-            reason = why_not_prune(name, desired, prune)
+            reason = why_not_prune(name, desired, options.prune)
             if reason:
                 skipped.append(Skip(name, reason))
             else:
@@ -162,9 +170,9 @@ def plan_apps(
         deletes,
         skipped,
         observed_apps=len(observed) if observed_apps is None else observed_apps,
-        allow_empty=allow_empty,
+        allow_empty=options.allow_empty,
         routes_from=routes_from,
-        current_routes=current_routes,
+        current_routes=options.current_routes,
     )
 
 

@@ -30,12 +30,12 @@ from controller.desired.resolve import DesiredState, resolve
 from controller.desired.secrets import SecretStore, load_secrets
 from controller.errors import TrueupError
 from controller.manifests.problems import Problem
-from controller.planning import Plan
+from controller.planning import Plan, PlanOptions
 from controller.routes import NoRouter, Router, RouteSync, RouteTable, kept_apps
 from controller.source import GitSource, ManifestFiles
 from controller.source.worktree import context_id as worktree_context_id
 from controller.targets.observed import Observation, ObservedState
-from controller.targets.runner import Outcome
+from controller.targets.runner import Outcome, RunSetup
 from controller.targets.target import Target
 
 if TYPE_CHECKING:
@@ -231,9 +231,7 @@ class Reconciler:
         desired, problems = await self.desire(files)
         observation = await self.target.observe()
         current_routes, routes_error = await self.current_routes()
-        plan = observation.plan(
-            desired, prune=prune, allow_empty=allow_empty, current_routes=current_routes
-        )
+        plan = observation.plan(desired, PlanOptions(prune, allow_empty, current_routes))
         if plan_filter is not None:
             plan = plan_filter(plan, desired)
         plan = await self._drop_cached_builds(plan)
@@ -271,13 +269,13 @@ class Reconciler:
         async def read(context: str, dockerfile: str) -> bytes:
             return await self.read_context(revision, context, dockerfile)
 
-        runner = self.target.runner(
-            desired,
-            read_context=read,
+        setup = RunSetup(
+            read,
             routes_changed=sync.retiring,
             concurrency=self.concurrency,
-            bind_paths=self.policy.allowed_bind_paths,
+            bind_paths=tuple(self.policy.allowed_bind_paths),
         )
+        runner = self.target.runner(desired, setup)
         result.outcomes = await runner.run(replace(result.plan, changes=changes))
 
     async def _observe_after(self, result: PassResult) -> ObservedState | None:

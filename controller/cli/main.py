@@ -329,19 +329,21 @@ async def _pass(kw: dict[str, Any], *, apply: bool, worktree: bool) -> Any:
     from controller.desired.secrets import load_digest_key
     from controller.reconciler import Reconciler
     from controller.routes import connect_router
+    from controller.runtime import connect
     from controller.source import GitSource
-    from controller.targets import connect
+    from controller.targets import target_for
 
     with GitSource(
         kw["repo"], state_dir=kw["state_dir"], branch=kw["branch"], token_file=kw["token_file"]
     ) as source:
-        target = connect(
+        engine = connect(
             kw["runtime"],
             kw["runtime_url"],
             instance=kw["instance"],
             swarm=kw["swarm"],
             registry=kw["swarm_registry"],
         )
+        target = target_for(engine)
         router = connect_router(
             kw["router"],
             instance=kw["instance"],
@@ -524,18 +526,20 @@ def status(**kw: Any) -> None:
 
     from controller.daemon import status as status_module
     from controller.daemon.logs import configure
-    from controller.targets import connect
+    from controller.runtime import connect
+    from controller.targets import target_for
 
     configure()  # log events go to stderr; stdout carries only the status
 
     async def run() -> list[Any]:
-        target = connect(
+        engine = connect(
             kw["runtime"],
             kw["runtime_url"],
             instance=kw["instance"],
             swarm=kw["swarm"],
             registry=kw["swarm_registry"],
         )
+        target = target_for(engine)
         try:
             return await status_module.collect(target)
         finally:
@@ -678,18 +682,20 @@ def logs(app: str, follow: bool, tail: int | None, **kw: Any) -> None:
 
     from controller.daemon.logs import configure
     from controller.daemon.status import app_logs
-    from controller.targets import connect
+    from controller.runtime import connect
+    from controller.targets import target_for
 
     configure()  # log events go to stderr; stdout carries only the app's lines
 
     async def run() -> None:
-        target = connect(
+        engine = connect(
             kw["runtime"],
             kw["runtime_url"],
             instance=kw["instance"],
             swarm=kw["swarm"],
             registry=kw["swarm_registry"],
         )
+        target = target_for(engine)
         try:
             async for line in app_logs(target, app, follow=follow, tail=tail):
                 click.echo(line)

@@ -62,9 +62,9 @@ class SwarmRuntime:
     """Services of one trueup instance on the swarm whose manager answers at ``url``: an
     `Engine` (not a container `Runtime`: Swarm owns its task containers).
 
-    It holds a `DockerRuntime` for the engine's transport (its requests, deadlines, call
-    counting and error translation) and for what a manager shares with a plain engine: ping,
-    builds, image checks, pulls, the instance claim and closing.
+    It holds ``engine``, the `DockerRuntime` of the manager, for the transport (its requests,
+    deadlines, call counting and error translation) and for what a manager shares with a plain
+    engine: ping, builds, image checks, pulls, the instance claim and closing.
 
     ``registry``: where locally built images are pushed so that every node can pull them
     (None: images are used by their local tag, which only a single-node swarm can run).
@@ -72,20 +72,11 @@ class SwarmRuntime:
 
     kind = "swarm"
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        instance: str,
-        timeout: float = 30.0,
-        build_timeout: float = 900.0,
-        registry: str | None = None,
-    ) -> None:
-        engine = DockerRuntime(url, instance=instance, timeout=timeout, build_timeout=build_timeout)
+    def __init__(self, engine: DockerRuntime, *, registry: str | None = None) -> None:
         self._engine = engine
-        self.url = url
-        self.instance = instance
-        self.build_timeout = build_timeout
+        self.url = engine.url
+        self.instance = engine.instance
+        self.build_timeout = engine.build_timeout
         self.registry = registry
         self.calls = engine.calls
         # the transport the service calls share with the engine they run on

@@ -1,5 +1,6 @@
 """Targets: one per kind of engine (containers on Docker/Podman, services on a swarm), behind
-the `Target` seam (`targets.target`), and `connect`, the one place that picks one.
+the `Target` seam (`targets.target`), and `target_for`, the one place that picks one for an
+engine `controller.runtime.connect` opened (`open_target` does both).
 
 Each target observes its engine, plans against what it saw and runs plans on it; the
 engine-neutral parts live beside them: `observed` (the observation), `runner` (running a plan)
@@ -8,7 +9,6 @@ and `controller.planning` (the per-app loop, field diffs, ordering).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from controller.errors import ConfigError
@@ -39,31 +39,15 @@ class EngineOptions(Protocol):
 
 
 def open_target(options: EngineOptions) -> Target:
-    """The target ``options`` name (see `connect`)."""
-    return connect(
+    """The target of the engine ``options`` name (see `controller.runtime.connect`)."""
+    from controller.runtime import connect
+
+    engine = connect(
         options.runtime,
         options.runtime_url,
         instance=options.instance,
         swarm=options.swarm,
         registry=options.swarm_registry,
-    )
-
-
-def connect(
-    kind: str = "auto",
-    url: str | None = None,
-    *,
-    instance: str,
-    timeout: float = 30.0,
-    env: Mapping[str, str] | None = None,
-    swarm: bool = False,
-    registry: str | None = None,
-) -> Target:
-    """The target of the engine `controller.runtime.connect` opens with these arguments."""
-    from controller.runtime import connect as connect_engine
-
-    engine = connect_engine(
-        kind, url, instance=instance, timeout=timeout, env=env, swarm=swarm, registry=registry
     )
     return target_for(engine)
 

@@ -23,8 +23,7 @@ from controller.runtime.base import ContainerInfo
 
 if TYPE_CHECKING:
     from controller.desired.resolve import DesiredState
-    from controller.planning import Plan
-    from controller.routes.table import RouteTable
+    from controller.planning import Plan, PlanOptions
 
 
 @dataclass(frozen=True)
@@ -131,12 +130,5 @@ class Observation(ABC):
         return observe(self.rows)
 
     @abstractmethod
-    def plan(
-        self,
-        desired: DesiredState,
-        *,
-        prune: bool = True,
-        allow_empty: bool = False,
-        current_routes: RouteTable | None = None,
-    ) -> Plan:
+    def plan(self, desired: DesiredState, options: PlanOptions) -> Plan:
         """What must change for this engine to run ``desired`` (see `controller.planning`)."""

@@ -39,6 +39,18 @@ async def no_routes(retiring: frozenset[str]) -> None:
 
 
 @dataclass(frozen=True)
+class RunSetup:
+    """What a pass gives the runner of its plan: the build contexts at its revision, the
+    routes hook (containers about to leave the proxy), the concurrency bound and the allowed
+    bind paths (the policy's)."""
+
+    read_context: ContextReader
+    routes_changed: RoutesHook = no_routes
+    concurrency: int = 4
+    bind_paths: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Outcome:
     """What happened to one change."""
 

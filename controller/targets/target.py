@@ -12,13 +12,13 @@ Targets: `containers.target.ContainerTarget` (Docker, Podman, the fake) and
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from typing import Protocol
 
 from controller.desired.resolve import DesiredState
 from controller.runtime.base import Engine
 from controller.targets.observed import Observation
-from controller.targets.runner import ContextReader, PlanRunner, RoutesHook, no_routes
+from controller.targets.runner import PlanRunner, RunSetup
 
 
 class Target(Protocol):
@@ -33,15 +33,7 @@ class Target(Protocol):
         """One look at this instance's workloads on the engine (as few calls as it allows)."""
         ...
 
-    def runner(
-        self,
-        desired: DesiredState,
-        *,
-        read_context: ContextReader,
-        routes_changed: RoutesHook = no_routes,
-        concurrency: int = 4,
-        bind_paths: Sequence[str] = (),
-    ) -> PlanRunner:
+    def runner(self, desired: DesiredState, setup: RunSetup) -> PlanRunner:
         """What runs a plan of ``desired`` on this engine (`PlanRunner.run`)."""
         ...
 

@@ -14,7 +14,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from controller.desired.resolve import DesiredApp, DesiredState
-from controller.planning import Action, Change, Plan, ReplicaStep, diff_specs, plan_apps
+from controller.planning import (
+    Action,
+    Change,
+    Plan,
+    PlanOptions,
+    ReplicaStep,
+    diff_specs,
+    plan_apps,
+)
 from controller.routes.table import RouteTable
 from controller.targets.observed import Observation, ObservedApp, ObservedState, Replica
 
@@ -33,21 +41,8 @@ _PRIORITY: dict[Action, int] = {
 class ContainerObservation(Observation):
     """The container engine's rows (one list call); plans with `make_plan`."""
 
-    def plan(
-        self,
-        desired: DesiredState,
-        *,
-        prune: bool = True,
-        allow_empty: bool = False,
-        current_routes: RouteTable | None = None,
-    ) -> Plan:
-        return make_plan(
-            desired,
-            self.state,
-            prune=prune,
-            allow_empty=allow_empty,
-            current_routes=current_routes,
-        )
+    def plan(self, desired: DesiredState, options: PlanOptions) -> Plan:
+        return container_plan(desired, self.state, options)
 
 
 def make_plan(
@@ -58,6 +53,11 @@ def make_plan(
     allow_empty: bool = False,
     current_routes: RouteTable | None = None,
 ) -> Plan:
+    """`container_plan` with its options spelt out."""
+    return container_plan(desired, observed, PlanOptions(prune, allow_empty, current_routes))
+
+
+def container_plan(desired: DesiredState, observed: ObservedState, options: PlanOptions) -> Plan:
     """Compare ``desired`` with the observed containers and return what must change, in
     order (see `controller.planning.plan_apps`)."""
     return plan_apps(
@@ -66,10 +66,8 @@ def make_plan(
         diff=diff_app,
         delete=_delete,
         routes_from=observed,
+        options=options,
         observed_apps=len(observed.apps),
-        prune=prune,
-        allow_empty=allow_empty,
-        current_routes=current_routes,
     )
 
 

@@ -7,13 +7,13 @@ replica by replica; its logs are every replica's lines, merged by time (or follo
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 
 from controller.desired.resolve import DesiredState
 from controller.runtime.base import ContainerInfo, LogLine, Runtime
 from controller.targets.containers.apply import Applier
 from controller.targets.containers.plan import ContainerObservation
-from controller.targets.runner import ContextReader, RoutesHook, no_routes
+from controller.targets.runner import RunSetup
 
 
 class ContainerTarget:
@@ -26,23 +26,15 @@ class ContainerTarget:
         """Every container of the instance, from one list call."""
         return ContainerObservation(tuple(await self.engine.list()))
 
-    def runner(
-        self,
-        desired: DesiredState,
-        *,
-        read_context: ContextReader,
-        routes_changed: RoutesHook = no_routes,
-        concurrency: int = 4,
-        bind_paths: Sequence[str] = (),
-    ) -> Applier:
+    def runner(self, desired: DesiredState, setup: RunSetup) -> Applier:
         return Applier(
             self.engine,
             desired,
             instance=self.engine.instance,
-            read_context=read_context,
-            concurrency=concurrency,
-            routes_changed=routes_changed,
-            bind_paths=bind_paths,
+            read_context=setup.read_context,
+            concurrency=setup.concurrency,
+            routes_changed=setup.routes_changed,
+            bind_paths=setup.bind_paths,
         )
 
     async def logs(

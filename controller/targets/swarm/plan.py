@@ -33,7 +33,7 @@ from controller.desired.resolve import (
 )
 from controller.errors import PolicyError
 from controller.manifests.models import SecretValue
-from controller.planning import Change, FieldChange, Plan, diff_specs, plan_apps
+from controller.planning import Change, FieldChange, Plan, PlanOptions, diff_specs, plan_apps
 from controller.routes.table import RouteTable
 from controller.runtime.base import PortSpec, VolumeMount, volume_name
 from controller.runtime.swarm_base import (
@@ -200,23 +200,8 @@ class ServiceObservation(Observation):
     services: tuple[ServiceInfo, ...] = ()
     instance: str = ""
 
-    def plan(
-        self,
-        desired: DesiredState,
-        *,
-        prune: bool = True,
-        allow_empty: bool = False,
-        current_routes: RouteTable | None = None,
-    ) -> Plan:
-        return make_swarm_plan(
-            desired,
-            self.services,
-            self.state,
-            instance=self.instance,
-            prune=prune,
-            allow_empty=allow_empty,
-            current_routes=current_routes,
-        )
+    def plan(self, desired: DesiredState, options: PlanOptions) -> Plan:
+        return service_plan(desired, self.services, self.state, self.instance, options)
 
 
 def observation(snapshot: SwarmSnapshot, *, instance: str) -> ServiceObservation:
@@ -251,6 +236,18 @@ def make_swarm_plan(
     allow_empty: bool = False,
     current_routes: RouteTable | None = None,
 ) -> Plan:
+    """`service_plan` with its options spelt out."""
+    options = PlanOptions(prune, allow_empty, current_routes)
+    return service_plan(desired, services, tasks, instance, options)
+
+
+def service_plan(
+    desired: DesiredState,
+    services: Sequence[ServiceInfo],
+    tasks: ObservedState,
+    instance: str,
+    options: PlanOptions,
+) -> Plan:
     """Compare ``desired`` with the instance's ``services``; ``tasks`` (the task view) gives
     the route table's upstreams. The per-app loop, guards and order are
     `controller.planning.plan_apps`'s."""
@@ -262,16 +259,7 @@ def make_swarm_plan(
     def diff(want: DesiredApp, have: list[ServiceInfo] | None) -> Change | None:
         return _diff_service(want, have or [], service_name(instance, want.name))
 
-    return plan_apps(
-        desired,
-        by_app,
-        diff=diff,
-        delete=_delete,
-        routes_from=tasks,
-        prune=prune,
-        allow_empty=allow_empty,
-        current_routes=current_routes,
-    )
+    return plan_apps(desired, by_app, diff=diff, delete=_delete, routes_from=tasks, options=options)
 
 
 def _delete(app: str, have: list[ServiceInfo]) -> Change:

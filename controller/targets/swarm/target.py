@@ -7,11 +7,11 @@ health; applied by `swarm.apply`; its logs are the service logs, prefixed with e
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 
 from controller.desired.resolve import DesiredState
 from controller.runtime.swarm import SwarmRuntime
-from controller.targets.runner import ContextReader, RoutesHook, no_routes
+from controller.targets.runner import RunSetup
 from controller.targets.swarm.apply import SwarmApplier
 from controller.targets.swarm.plan import ServiceObservation, observation
 
@@ -27,23 +27,15 @@ class SwarmTarget:
         snapshot = await self.engine.snapshot()
         return observation(snapshot, instance=self.engine.instance)
 
-    def runner(
-        self,
-        desired: DesiredState,
-        *,
-        read_context: ContextReader,
-        routes_changed: RoutesHook = no_routes,
-        concurrency: int = 4,
-        bind_paths: Sequence[str] = (),
-    ) -> SwarmApplier:
-        """Swarm moves traffic between tasks itself: ``routes_changed`` is never needed."""
+    def runner(self, desired: DesiredState, setup: RunSetup) -> SwarmApplier:
+        """Swarm moves traffic between tasks itself: ``setup.routes_changed`` is not needed."""
         return SwarmApplier(
             self.engine,
             desired,
             instance=self.engine.instance,
-            read_context=read_context,
-            concurrency=concurrency,
-            bind_paths=bind_paths,
+            read_context=setup.read_context,
+            concurrency=setup.concurrency,
+            bind_paths=setup.bind_paths,
         )
 
     async def logs(
