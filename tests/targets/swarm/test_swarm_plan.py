@@ -12,6 +12,7 @@ from controller.daemon.status import summarize
 from controller.desired.resolve import DesiredApp
 from controller.desired.secrets import SecretStore
 from controller.errors import PolicyError
+from controller.planning import PlanOptions
 from controller.runtime.swarm_base import ServiceInfo, SwarmSnapshot, TaskInfo, task_rows
 from controller.targets.observed import ObservedState
 from controller.targets.swarm.plan import (
@@ -173,3 +174,26 @@ def test_a_task_of_the_current_spec_has_the_services_template_digest() -> None:
     old = task_info({"ID": "t0", "ServiceID": "s1", "Spec": old_env})
     assert service.template_digest and current.template_digest == service.template_digest
     assert old.template_digest != service.template_digest
+
+
+def test_the_swarm_observation_plans_against_its_services_and_carries_rollouts() -> None:
+    """`observation` of a snapshot: the task rows, Swarm's rollout per app (failed: with its
+    message; rolling; none when completed), and a plan equal to `make_swarm_plan`'s."""
+    web, api, db = desired_app("web"), desired_app("api", replicas=2), desired_app("db")
+    snap = SwarmSnapshot(
+        (
+            service(web, update_state="rollback_completed", update_message="task failed"),
+            service(api, update_state="updating"),
+            service(db, update_state="completed"),
+        ),
+        (),
+    )
+    seen = observation(snap, instance=I)
+    assert {app: (r.failed, r.message) for app, r in seen.rollouts.items()} == {
+        "web": (True, "swarm update rollback_completed: task failed"),
+        "api": (False, "swarm update updating"),
+    }
+    state = desired(web, desired_app("api", replicas=3), db)
+    direct = make_swarm_plan(state, snap.services, seen.state, instance=I)
+    assert seen.plan(state, PlanOptions()) == direct
+    assert [(c.app, c.action) for c in direct.changes] == [("api", "scale"), ("web", "heal")]
