@@ -113,14 +113,7 @@ def service_spec(
         healthcheck=healthcheck_spec(spec),
         memory=spec.resources.memory,
         cpus=spec.resources.cpus,
-        volumes=tuple(
-            VolumeMount(
-                v.name if (v.name, v.mount_path) in mounted else volume_name(instance, v.name),
-                v.mount_path,
-                v.read_only,
-            )
-            for v in spec.volumes
-        ),
+        volumes=_volumes(want, instance, mounted),
         binds=bind_mounts(spec, bind_paths),
         secrets=secrets,
         restart_policy=spec.restart_policy,
@@ -131,6 +124,20 @@ def service_spec(
         aliases=(want.name,),
         order=want.strategy,
         monitor=max(1.0, check.interval) if check is not None else 5.0,
+    )
+
+
+def _volumes(
+    want: DesiredApp, instance: str, mounted: Sequence[tuple[str, str]]
+) -> tuple[VolumeMount, ...]:
+    """The instance's named volumes; an old, unscoped name the service mounts is kept."""
+    return tuple(
+        VolumeMount(
+            v.name if (v.name, v.mount_path) in mounted else volume_name(instance, v.name),
+            v.mount_path,
+            v.read_only,
+        )
+        for v in want.manifest.spec.volumes
     )
 
 
