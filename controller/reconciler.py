@@ -231,10 +231,8 @@ class Reconciler:
         desired, problems = await self.desire(files)
         observation = await self.target.observe()
         current_routes, routes_error = await self.current_routes()
-        plan = observation.plan(desired, PlanOptions(prune, allow_empty, current_routes))
-        if plan_filter is not None:
-            plan = plan_filter(plan, desired)
-        plan = await self._drop_cached_builds(plan)
+        options = PlanOptions(prune, allow_empty, current_routes)
+        plan = await self._plan(desired, observation, options, plan_filter)
         result = PassResult(
             files.revision,
             plan,
@@ -257,6 +255,20 @@ class Reconciler:
         result.duration_s = time.monotonic() - started
         _log_pass(result)
         return result
+
+    async def _plan(
+        self,
+        desired: DesiredState,
+        observation: Observation,
+        options: PlanOptions,
+        plan_filter: PlanFilter | None,
+    ) -> Plan:
+        """The observation's plan of ``desired``, narrowed by ``plan_filter``, naming only
+        the builds whose image the engine lacks."""
+        plan = observation.plan(desired, options)
+        if plan_filter is not None:
+            plan = plan_filter(plan, desired)
+        return await self._drop_cached_builds(plan)
 
     async def _apply(self, result: PassResult, desired: DesiredState, sync: RouteSync) -> None:
         """Run the plan's engine changes (route-only changes are the routes stage's)."""
