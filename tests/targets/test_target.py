@@ -77,3 +77,18 @@ def test_both_specs_are_one_workload_and_never_show_a_secret() -> None:
     for spec in (on_docker, on_swarm):
         shown = repr(spec)
         assert "s3cret-value" not in shown and "values hidden: MODE, TOKEN" in shown
+
+
+def test_the_settings_name_the_target_without_the_caller_asking_which() -> None:
+    """`open_target` reads the engine options of `trueup run`'s settings: ``runtime: swarm``
+    gives the Swarm target with its registry, ``docker`` the container target; no I/O."""
+    from controller.settings import Settings
+    from controller.targets import open_target
+
+    url = "unix:///nonexistent/docker.sock"
+    swarm = open_target(
+        Settings(runtime="swarm", runtime_url=url, instance="t", swarm_registry="reg:5000")
+    )
+    assert isinstance(swarm, SwarmTarget) and swarm.engine.registry == "reg:5000"
+    docker = open_target(Settings(runtime="docker", runtime_url=url, instance="t"))
+    assert isinstance(docker, ContainerTarget) and docker.engine.instance == "t"
