@@ -20,16 +20,18 @@ from bench import generate
 
 
 async def _measure(repo: Path, state: Path, passes: int) -> dict[str, Any]:
-    from controller.planning import make_plan
     from controller.reconciler import Reconciler
     from controller.runtime.fake import FakeRuntime
     from controller.source import GitSource
     from controller.targets.containers.apply import Applier
+    from controller.targets.containers.plan import make_plan
+    from controller.targets.containers.target import ContainerTarget
     from controller.targets.observed import observe
 
     runtime = FakeRuntime(instance="bench", images=[generate.IMAGE])
+    target = ContainerTarget(runtime)
     with GitSource(str(repo), state_dir=state) as source:
-        reconciler = Reconciler(source, runtime, instance="bench", path="apps")
+        reconciler = Reconciler(source, target, instance="bench", path="apps")
         desired, problems = await reconciler.desire(await reconciler.manifest_files(rev=None))
         assert not problems, problems[:3]
         plan = make_plan(desired, observe(await runtime.list()))
@@ -40,7 +42,7 @@ async def _measure(repo: Path, state: Path, passes: int) -> dict[str, Any]:
         applier = Applier(runtime, desired, instance="bench", read_context=no_context, settle_s=0)
         outcomes = await applier.run(plan)
         assert all(o.ok for o in outcomes), [o.message for o in outcomes if not o.ok]
-        fresh = Reconciler(source, runtime, instance="bench", path="apps")
+        fresh = Reconciler(source, target, instance="bench", path="apps")
         started = time.perf_counter()
         first = await fresh.run_pass()
         first_s = time.perf_counter() - started

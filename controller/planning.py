@@ -1,12 +1,18 @@
-"""The plan: a pure diff of desired against observed state, as ordered, explained changes.
+"""The plan, whatever the engine: desired apps against what a target observed, as ordered,
+explained changes.
 
 For every app in desired ∪ observed, at most one ``Change`` whose ``action`` is the headline
 (create, update, scale, heal, delete) and whose ``reasons`` list everything found. Each change
-carries concrete ``ReplicaStep``s (what apply must start, await and retire per replica index)
-and the containers to remove outright, so apply never re-derives decisions. Apps left alone
+carries what apply must do (``ReplicaStep``s per replica index on a container engine, the
+engine objects to remove outright), so apply never re-derives decisions. Apps left alone
 (suspended, invalid manifest, prune suspended) are listed in ``skipped`` with the reason. A
 pass that would delete every app is refused (unless allowed): its deletes are kept aside in
 ``refused`` and the plan is not in sync, so diff, apply and status say so.
+
+Engine-neutral: `plan_apps` is the per-app loop every target plans with; a target supplies only
+how one app's observed units differ from its desired state (``targets/*/plan.py``). Also here:
+the field-level diff of two resolved specs (secrets masked), route differences, the ordering
+and `restrict` (the loop's narrowing of a plan).
 
 Deterministic: the same inputs always give the same plan (sorted, topologically ordered by
 ``dependsOn``, deletes last). No I/O, no clock.
@@ -14,23 +20,15 @@ Deterministic: the same inputs always give the same plan (sorted, topologically 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from controller.desired.resolve import BuildPlan, DesiredApp, DesiredState, stored_secret
 from controller.routes.table import RouteTable, build_table, kept_apps
-from controller.targets.observed import ObservedApp, ObservedState, Replica
+from controller.targets.observed import ObservedState
 
 Action = Literal["create", "update", "scale", "heal", "delete", "route"]
-_PRIORITY: dict[Action, int] = {
-    "delete": 0,
-    "create": 1,
-    "update": 2,
-    "scale": 3,
-    "heal": 4,
-    "route": 5,
-}
 
 REFUSED_EMPTY = (
     "deletion refused: the pass would delete every managed app; "
@@ -109,46 +107,61 @@ class Plan:
     def in_sync(self) -> bool:
         return not self.changes and not self.refused
 
-    def change_for(self, app: str) -> Change | None:
-        return next((c for c in self.changes if c.app == app), None)
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """How a pass plans: prune apps gone from git (unless a guard holds), allow deleting
+    every app, and the route table the proxy serves now (None: routes are computed into
+    ``Plan.routes`` but not compared)."""
+
+    prune: bool = True
+    allow_empty: bool = False
+    current_routes: RouteTable | None = None
 
 
-def make_plan(
+H = TypeVar("H")
+"""What a target observed of one app (its containers, its services)."""
+
+
+def plan_apps(
     desired: DesiredState,
-    observed: ObservedState,
+    observed: Mapping[str, H],
     *,
-    prune: bool = True,
-    allow_empty: bool = False,
-    current_routes: RouteTable | None = None,
+    diff: Callable[[DesiredApp, H | None], Change | None],
+    delete: Callable[[str, H], Change],
+    routes_from: ObservedState,
+    options: PlanOptions,
+    observed_apps: int | None = None,
 ) -> Plan:
-    """Compare ``desired`` with ``observed`` and return what must change, in order.
+    """The per-app loop every target plans with: for each app in desired ∪ observed, skip it
+    (suspended, unresolvable, not prunable), delete it (``delete``: gone from git) or ask
+    ``diff`` what must change; then `finish_plan`.
 
-    ``current_routes`` is the table the proxy serves now; when given, route differences join
-    the plan: in the fields (``spec.routes[host/path]``) of the app's change, or as a change of
-    action ``route`` when nothing else about the app changes. ``None`` (no router to read):
-    routes are computed into ``Plan.routes`` but not compared.
+    ``observed`` holds only apps the engine has something of; ``observed_apps`` counts the
+    apps for the empty-delete refusal (default: ``len(observed)``). With
+    ``options.current_routes``, route differences join the plan (see `finish_plan`).
     """
     changes: list[Change] = []
     deletes: list[Change] = []
     skipped: list[Skip] = []
-    for name in sorted(set(desired.apps) | set(observed.apps) | set(desired.errors)):
+    for name in sorted(set(desired.apps) | set(observed) | set(desired.errors)):
         want = desired.apps.get(name)
-        have = observed.apps.get(name)
+        have = observed.get(name)
         if want is None:
-            if have is None or not have.replicas:
+            if have is None:
                 if name in desired.errors:
                     skipped.append(Skip(name, desired.errors[name]))
                 continue
-            reason = why_not_prune(name, desired, prune)
+            reason = why_not_prune(name, desired, options.prune)
             if reason:
                 skipped.append(Skip(name, reason))
             else:
-                deletes.append(_delete(have))
+                deletes.append(delete(name, have))
             continue
         if want.suspend:
             skipped.append(Skip(name, "suspended: reconcile leaves this app alone"))
             continue
-        change = _diff_app(want, have)
+        change = diff(want, have)
         if change is not None:
             changes.append(change)
     return finish_plan(
@@ -156,10 +169,10 @@ def make_plan(
         changes,
         deletes,
         skipped,
-        observed_apps=len(observed.apps),
-        allow_empty=allow_empty,
-        routes_from=observed,
-        current_routes=current_routes,
+        observed_apps=len(observed) if observed_apps is None else observed_apps,
+        allow_empty=options.allow_empty,
+        routes_from=routes_from,
+        current_routes=options.current_routes,
     )
 
 
@@ -270,140 +283,6 @@ def why_not_prune(name: str, desired: DesiredState, prune: bool) -> str | None:
         return "not in git, but pruning is suspended: a manifest failed to load"
     if not prune:
         return "not in git; pruning is off"
-    return None
-
-
-def _delete(have: ObservedApp) -> Change:
-    ids = tuple(r.id for r in have.replicas)
-    return Change(
-        app=have.name,
-        action="delete",
-        reasons=(f"not in git: removing {len(ids)} container(s), keeping volumes",),
-        remove=ids,
-    )
-
-
-def _diff_app(want: DesiredApp, have: ObservedApp | None) -> Change | None:
-    replicas = have.replicas if have is not None else []
-    if not replicas:
-        if want.replicas == 0:
-            return None
-        return Change(
-            app=want.name,
-            action="create",
-            reasons=(f"new app: {want.replicas} replica(s)",),
-            steps=tuple(ReplicaStep(i, "new replica") for i in range(want.replicas)),
-            build=want.build,
-            depends_on=want.depends_on,
-        )
-
-    kinds: set[Action] = set()
-    reasons: list[str] = []
-    steps: list[ReplicaStep] = []
-    remove: list[str] = []
-    by_index: dict[int, list[Replica]] = {}
-    for r in replicas:
-        if r.index is None or r.index >= want.replicas:
-            remove.append(r.id)
-            if r.index is None:
-                kinds.add("heal")
-                reasons.append(f"container {r.name} has no replica index")
-            else:
-                kinds.add("scale")
-        else:
-            by_index.setdefault(r.index, []).append(r)
-    newest = max(replicas, key=lambda r: (r.info.created, r.name))
-    stored = newest.stored_spec() or {}
-    deployed_count = stored.get("replicas")
-    scaled_down = sum(1 for r in replicas if r.index is not None and r.index >= want.replicas)
-    if scaled_down:
-        reasons.append(f"scale down: remove {scaled_down} replica(s) above {want.replicas}")
-    start_first = want.strategy == "start-first"
-    scale_up = 0
-
-    for i in range(want.replicas):
-        group = by_index.get(i, [])
-        current = [r for r in group if r.spec_hash == want.spec_hash]
-        old = [r for r in group if r.spec_hash != want.spec_hash]
-        if not group:
-            if isinstance(deployed_count, int) and i < deployed_count:
-                kinds.add("heal")
-                reasons.append(f"replica {i} missing")
-                steps.append(ReplicaStep(i, "missing"))
-            else:
-                kinds.add("scale")
-                scale_up += 1
-                steps.append(ReplicaStep(i, "scale up"))
-            continue
-        if current:
-            best = _best(current)
-            extras = tuple(r.id for r in group if r is not best)
-            sick = _needs_heal(best, want)
-            if sick:
-                kinds.add("heal")
-                reasons.append(f"replica {i} {sick}")
-                steps.append(ReplicaStep(i, sick, retire=(best.id, *extras), start_first=False))
-            elif old:
-                kinds.add("update")
-                reasons.append(f"replica {i}: finishing an interrupted update")
-                steps.append(
-                    ReplicaStep(i, "finish update", start=False, await_id=best.id, retire=extras)
-                )
-            elif extras:
-                kinds.add("heal")
-                reasons.append(f"replica {i} has {len(extras)} duplicate container(s)")
-                remove.extend(extras)
-            continue
-        kinds.add("update")
-        serving = any(r.running for r in old)
-        steps.append(
-            ReplicaStep(
-                i,
-                "spec changed",
-                retire=tuple(r.id for r in old),
-                start_first=start_first and serving,
-            )
-        )
-
-    if not kinds:
-        return None
-    if scale_up:
-        reasons.append(f"scale up: add {scale_up} replica(s) to reach {want.replicas}")
-    fields = diff_specs(stored, want.spec) if ("update" in kinds or "scale" in kinds) else []
-    if "update" in kinds:
-        outdated = sum(1 for r in replicas if r.spec_hash != want.spec_hash)
-        reasons.insert(0, f"spec changed: {outdated} replica(s) run an older spec")
-    action = min(kinds, key=lambda k: _PRIORITY[k])
-    return Change(
-        app=want.name,
-        action=action,
-        reasons=tuple(dict.fromkeys(reasons)),
-        fields=tuple(fields),
-        steps=tuple(steps),
-        remove=tuple(remove),
-        build=want.build if any(s.start for s in steps) else None,
-        depends_on=want.depends_on,
-    )
-
-
-def _best(candidates: list[Replica]) -> Replica:
-    """The replica worth keeping: ready first, then running, then the newest."""
-    return max(candidates, key=lambda r: (r.ready, r.running, r.info.created, r.name))
-
-
-def _needs_heal(replica: Replica, want: DesiredApp) -> str | None:
-    """Why ``replica`` must be replaced, or None when it is fine as it is."""
-    info = replica.info
-    policy = want.restart_policy
-    if info.state in ("exited", "dead"):
-        code = info.exit_code
-        if policy == "never" or (policy == "on-failure" and code == 0):
-            return None
-        return f"exited (code {code})" if code is not None else f"is {info.state}"
-    if info.state == "created":
-        return "was created but never started"
-    if info.state == "running" and info.health == "unhealthy":
-        return "is unhealthy"
     return None
 
 

@@ -1,13 +1,16 @@
-"""One reconcile pass: fetch → load → desire → observe → plan → apply.
+"""One reconcile pass: fetch → load → desire → observe → plan → apply → routes.
 
-Reads top to bottom; each stage is a function of its own module. The reconciler owns the
-caches that make a no-op pass cheap: manifests are parsed once per git tree id of ``--path``
-(in memory, and with ``cache_dir`` across processes: see ``desired_cache``), build contexts are
-identified by their git tree id without packing them, and the engine is observed with one list
-call. Used by `trueup diff` / `trueup apply` (one pass) and by the controller loop (many).
+`Reconciler.run_pass` reads top to bottom, one method per stage: `manifest_files` (fetch),
+`desire` (load and resolve), the target's `observe` and the observation's `plan`, `_apply` (the
+target's `runner`), `_routes_stage`. The engine is the `Target`'s business: the reconciler
+never asks which kind it drives. It owns the caches that make a no-op pass cheap: manifests
+are parsed once per git tree id of ``--path`` (in memory, and with ``cache_dir`` across
+processes: see ``desired_cache``), build contexts are identified by their git tree id without
+packing them, and the engine is observed once (one list call on a container engine). Used by
+`trueup diff` / `trueup apply` (one pass) and by the controller loop (many).
 
-The manifest loader (pydantic) and the Swarm stages are imported where they are first needed,
-so a one-shot pass whose manifests are cached, on a plain engine, never loads them.
+The manifest loader (pydantic) is imported where it is first needed, so a one-shot pass whose
+manifests are cached never loads it.
 """
 
 from __future__ import annotations
@@ -27,19 +30,16 @@ from controller.desired.resolve import DesiredState, resolve
 from controller.desired.secrets import SecretStore, load_secrets
 from controller.errors import TrueupError
 from controller.manifests.problems import Problem
-from controller.planning import Plan, make_plan
+from controller.planning import Plan, PlanOptions
 from controller.routes import NoRouter, Router, RouteSync, RouteTable, kept_apps
-from controller.runtime.base import ContainerInfo, Runtime
 from controller.source import GitSource, ManifestFiles
 from controller.source.worktree import context_id as worktree_context_id
-from controller.targets.containers.apply import Applier, Outcome
-from controller.targets.observed import ObservedState, observe
+from controller.targets.observed import Observation, ObservedState
+from controller.targets.runner import Outcome, RunSetup
+from controller.targets.target import Target
 
 if TYPE_CHECKING:
     from controller.manifests.loader import LoadResult
-    from controller.runtime.swarm import SwarmRuntime
-    from controller.runtime.swarm_base import ServiceInfo
-    from controller.targets.swarm.apply import SwarmApplier
 
 log = structlog.get_logger(__name__)
 
@@ -55,7 +55,8 @@ class PassResult:
     problems: list[Problem]
     outcomes: list[Outcome] = field(default_factory=list)
     desired: DesiredState | None = None
-    observed: ObservedState | None = None
+    observed: Observation | None = None
+    """What the target saw before planning."""
     duration_s: float = 0.0
     routes: RouteTable | None = None
     """The route table of the pass (after apply: what was pushed, or would have been)."""
@@ -63,8 +64,8 @@ class PassResult:
     """Why the routes stage failed (the proxy serves stale routes); None when it did not."""
     routes_pushed: bool = False
     """True when the pass changed the proxy's config."""
-    after: list[ContainerInfo] | None = None
-    """The engine's containers after apply changed something (None: nothing applied, or the
+    after: Observation | None = None
+    """A look at the engine after apply changed something (None: nothing applied, or the
     engine did not answer); ``observed`` is still current otherwise."""
 
     @property
@@ -73,12 +74,12 @@ class PassResult:
 
 
 class Reconciler:
-    """Strings the stages together for one source, one runtime and one instance."""
+    """Strings the stages together for one source, one target and one instance."""
 
     def __init__(
         self,
         source: GitSource,
-        runtime: Runtime,
+        target: Target,
         *,
         instance: str,
         path: str = ".",
@@ -90,7 +91,7 @@ class Reconciler:
         digest_key: bytes | None = None,
     ) -> None:
         self.source = source
-        self.runtime = runtime
+        self.target = target
         self.instance = instance
         self.path = path
         self.secrets_dir = secrets_dir
@@ -223,121 +224,90 @@ class Reconciler:
         """One whole pass; with ``apply=False`` it only plans (nothing on the host changes).
 
         ``plan_filter`` lets the controller loop narrow the plan (one app after an event,
-        apps backing off left out) after it is made, so observation stays one list call.
+        apps backing off left out) after it is made, so observation stays one look.
         """
         started = time.monotonic()
         files = await self.manifest_files(rev=rev, worktree=worktree)
         desired, problems = await self.desire(files)
-        observed, services = await self._observe()
+        observation = await self.target.observe()
         current_routes, routes_error = await self.current_routes()
-        if services is not None:  # a swarm: services are the unit (see swarm_plan)
-            from controller.targets.swarm.plan import make_swarm_plan
-
-            plan = make_swarm_plan(
-                desired,
-                services,
-                observed,
-                instance=self.instance,
-                prune=prune,
-                allow_empty=allow_empty,
-                current_routes=current_routes,
-            )
-        else:
-            plan = make_plan(
-                desired,
-                observed,
-                prune=prune,
-                allow_empty=allow_empty,
-                current_routes=current_routes,
-            )
-        if plan_filter is not None:
-            plan = plan_filter(plan, desired)
-        plan = await self._drop_cached_builds(plan)
+        options = PlanOptions(prune, allow_empty, current_routes)
+        plan = await self._plan(desired, observation, options, plan_filter)
         result = PassResult(
             files.revision,
             plan,
             problems,
             desired=desired,
-            observed=observed,
+            observed=observation,
             routes=plan.routes,
             routes_error=routes_error,
         )
-        sync = RouteSync(
-            self.router,
-            self.runtime,
-            desired,
-            keep=kept_apps(desired, (s.app for s in plan.skipped)),
-            current=current_routes or (),
-        )
-        container_changes = tuple(c for c in plan.changes if c.action != "route")
-        if apply and container_changes:
-            revision = files.revision
-            assert revision is not None, "apply never runs on the working tree"
-
-            async def read(context: str, dockerfile: str) -> bytes:
-                return await self.read_context(revision, context, dockerfile)
-
-            swarm = _swarm(self.runtime)
-            applier: Applier | SwarmApplier
-            if swarm is not None:
-                from controller.targets.swarm.apply import SwarmApplier
-
-                applier = SwarmApplier(
-                    swarm,
-                    desired,
-                    instance=self.instance,
-                    read_context=read,
-                    concurrency=self.concurrency,
-                    bind_paths=self.policy.allowed_bind_paths,
-                )
-            else:
-                applier = Applier(
-                    self.runtime,
-                    desired,
-                    instance=self.instance,
-                    read_context=read,
-                    concurrency=self.concurrency,
-                    routes_changed=sync.retiring,
-                    bind_paths=self.policy.allowed_bind_paths,
-                )
-            result.outcomes = await applier.run(replace(plan, changes=container_changes))
         if apply:
-            fresh: ObservedState | None = observed
-            if result.outcomes:  # the host changed: observe it once, for routes and status
-                try:
-                    result.after = await self.runtime.list()
-                    fresh = observe(result.after)
-                except TrueupError:
-                    fresh = None  # the routes stage tries again and records the failure
-            await self._routes_stage(sync, result, fresh=fresh)
+            sync = RouteSync(
+                self.router,
+                self.target.engine,
+                desired,
+                keep=kept_apps(desired, (s.app for s in plan.skipped)),
+                current=current_routes or (),
+            )
+            await self._apply(result, desired, sync)
+            await self._routes_stage(sync, result, fresh=await self._observe_after(result))
         result.duration_s = time.monotonic() - started
-        log.info(
-            "reconcile_pass",
-            revision=files.revision,
-            changes=len(plan.changes),
-            failed=len(result.failed),
-            problems=len(problems),
-            routes_error=result.routes_error,
-            duration_s=round(result.duration_s, 3),
-        )
+        _log_pass(result)
         return result
 
-    async def _observe(self) -> tuple[ObservedState, tuple[ServiceInfo, ...] | None]:
-        """Containers (one list call); on a swarm, its services and the task rows (two)."""
-        swarm = _swarm(self.runtime)
-        if swarm is None:
-            return observe(await self.runtime.list()), None
-        from controller.runtime.swarm_base import task_rows
+    async def _plan(
+        self,
+        desired: DesiredState,
+        observation: Observation,
+        options: PlanOptions,
+        plan_filter: PlanFilter | None,
+    ) -> Plan:
+        """The observation's plan of ``desired``, narrowed by ``plan_filter``, naming only
+        the builds whose image the engine lacks."""
+        plan = observation.plan(desired, options)
+        if plan_filter is not None:
+            plan = plan_filter(plan, desired)
+        return await self._drop_cached_builds(plan)
 
-        snapshot = await swarm.snapshot()
-        return observe(task_rows(snapshot)), snapshot.services
+    async def _apply(self, result: PassResult, desired: DesiredState, sync: RouteSync) -> None:
+        """Run the plan's engine changes (route-only changes are the routes stage's)."""
+        changes = tuple(c for c in result.plan.changes if c.action != "route")
+        if not changes:
+            return
+        revision = result.revision
+        assert revision is not None, "apply never runs on the working tree"
+
+        async def read(context: str, dockerfile: str) -> bytes:
+            return await self.read_context(revision, context, dockerfile)
+
+        setup = RunSetup(
+            read,
+            routes_changed=sync.retiring,
+            concurrency=self.concurrency,
+            bind_paths=tuple(self.policy.allowed_bind_paths),
+        )
+        runner = self.target.runner(desired, setup)
+        result.outcomes = await runner.run(replace(result.plan, changes=changes))
+
+    async def _observe_after(self, result: PassResult) -> ObservedState | None:
+        """What the routes stage builds from: the pass's observation while nothing was
+        applied, else a fresh one (kept in ``result.after``); None when the engine did not
+        answer (the routes stage tries again and records the failure)."""
+        if not result.outcomes:
+            return result.observed.state if result.observed is not None else None
+        try:
+            result.after = await self.target.observe()
+        except TrueupError:
+            return None
+        return result.after.state
 
     async def _drop_cached_builds(self, plan: Plan) -> Plan:
         """A change names a build only when its image is not on the engine yet, so the plan
         (and `trueup diff`) says exactly whether a build will happen."""
         changes = []
         for change in plan.changes:
-            if change.build is not None and await self.runtime.image_exists(change.build.tag):
+            if change.build is not None and await self.target.engine.image_exists(change.build.tag):
                 change = replace(change, build=None)
             changes.append(change)
         return replace(plan, changes=tuple(changes))
@@ -374,13 +344,16 @@ class Reconciler:
         )
 
 
-def _swarm(runtime: Runtime) -> SwarmRuntime | None:
-    """The runtime when it drives Swarm services (plan and apply take the swarm path)."""
-    if runtime.kind != "swarm":
-        return None
-    from controller.runtime.swarm import SwarmRuntime
-
-    return runtime if isinstance(runtime, SwarmRuntime) else None
+def _log_pass(result: PassResult) -> None:
+    log.info(
+        "reconcile_pass",
+        revision=result.revision,
+        changes=len(result.plan.changes),
+        failed=len(result.failed),
+        problems=len(result.problems),
+        routes_error=result.routes_error,
+        duration_s=round(result.duration_s, 3),
+    )
 
 
 def resolution_problems(desired: DesiredState, loaded: LoadResult) -> list[Problem]:

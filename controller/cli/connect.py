@@ -1,5 +1,6 @@
-"""Where the command line meets the engine: the one call that opens it, and the one that
-builds the Reconciler of a one-shot pass (its source, engine and router closed afterwards).
+"""Where the command line meets the engine: the one call that opens its target (the seam of
+`controller.targets`), and the one that builds the Reconciler of a one-shot pass (its source,
+engine and router closed afterwards).
 
 Kept apart from the commands so a change of what the engine seam returns, or of how a
 Reconciler is built, is an edit here only.
@@ -15,19 +16,22 @@ from controller.cli.groups import EngineOptions, PolicyOptions, RouterOptions, S
 
 if TYPE_CHECKING:
     from controller.reconciler import Reconciler
-    from controller.runtime import Runtime
+    from controller.targets.target import Target
 
 
-def connect_runtime(engine: EngineOptions) -> Runtime:
-    """The engine ``--runtime``/``--runtime-url`` name, for ``--instance`` (no I/O yet)."""
+def open_target(engine: EngineOptions) -> Target:
+    """The target of the engine ``--runtime``/``--runtime-url`` name, for ``--instance``."""
     from controller.runtime import connect
+    from controller.targets import target_for
 
-    return connect(
-        engine.runtime,
-        engine.runtime_url,
-        instance=engine.instance,
-        swarm=engine.swarm,
-        registry=engine.swarm_registry,
+    return target_for(
+        connect(
+            engine.runtime,
+            engine.runtime_url,
+            instance=engine.instance,
+            swarm=engine.swarm,
+            registry=engine.swarm_registry,
+        )
     )
 
 
@@ -44,7 +48,7 @@ async def pass_reconciler(
     with GitSource(
         source.repo, state_dir=engine.state_dir, branch=source.branch, token_file=source.token_file
     ) as git:
-        runtime = connect_runtime(engine)
+        target = open_target(engine)
         router = connect_router(
             routing.router,
             instance=engine.instance,
@@ -55,7 +59,7 @@ async def pass_reconciler(
         try:
             yield Reconciler(
                 git,
-                runtime,
+                target,
                 instance=engine.instance,
                 path=source.path,
                 secrets_dir=policy.secrets_dir,
@@ -66,4 +70,4 @@ async def pass_reconciler(
             )
         finally:
             await router.close()
-            await runtime.close()
+            await target.engine.close()

@@ -137,15 +137,15 @@ def _engine_status(engine: EngineOptions) -> list[AppStatus]:
     """The apps as the engine alone shows them; an engine error exits 2."""
     import asyncio
 
-    from controller.cli.connect import connect_runtime
+    from controller.cli.connect import open_target
     from controller.daemon import status as status_module
 
     async def collect() -> list[AppStatus]:
-        runtime = connect_runtime(engine)
+        target = open_target(engine)
         try:
-            return await status_module.collect(runtime)
+            return await status_module.collect(target)
         finally:
-            await runtime.close()
+            await target.engine.close()
 
     try:
         return asyncio.run(collect())
@@ -270,19 +270,19 @@ def logs(opts: LogsOptions) -> None:
     """Print the output of every replica of APP, each line prefixed with its replica."""
     import asyncio
 
-    from controller.cli.connect import connect_runtime
+    from controller.cli.connect import open_target
     from controller.daemon.logs import configure
     from controller.daemon.status import app_logs
 
     configure()  # log events go to stderr; stdout carries only the app's lines
 
     async def follow() -> None:
-        runtime = connect_runtime(opts.engine)
+        target = open_target(opts.engine)
         try:
-            async for line in app_logs(runtime, opts.app, follow=opts.follow, tail=opts.tail):
+            async for line in app_logs(target, opts.app, follow=opts.follow, tail=opts.tail):
                 click.echo(line)
         finally:
-            await runtime.close()
+            await target.engine.close()
 
     try:
         asyncio.run(follow())

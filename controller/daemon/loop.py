@@ -38,16 +38,17 @@ import structlog
 from controller.daemon.backoff import Backoff, Clock, PassRetry, SystemClock
 from controller.daemon.history import ActionRecord, History, PassRecord
 from controller.daemon.pumps import pump_events, pump_revisions
-from controller.daemon.status import AppStatus, app_status
+from controller.daemon.status import derive_status
 from controller.daemon.supervisor import Supervisor
 from controller.daemon.tracking import TrackedStatus, status_document, track, write_status_file
 from controller.daemon.work import Work
 from controller.desired.resolve import DesiredState
 from controller.errors import TrueupError
-from controller.planning import Plan, held_apps, restrict
+from controller.planning import Plan, restrict
 from controller.reconciler import PassResult, Reconciler
-from controller.runtime.base import ContainerInfo, Runtime
+from controller.runtime.base import Engine
 from controller.source import RevisionWatcher
+from controller.targets.observed import Observation
 
 log = structlog.get_logger(__name__)
 
@@ -74,7 +75,7 @@ class Controller:
     def __init__(
         self,
         reconciler: Reconciler,
-        runtime: Runtime,
+        runtime: Engine,
         *,
         watcher: RevisionWatcher | None,
         history: History | None,
@@ -292,15 +293,15 @@ class Controller:
                     retry_in_s=round(delay, 2),
                     error=outcome.message.splitlines()[0] if outcome.message else "",
                 )
-        containers = result.after
+        observation = result.after
         lost: TrueupError | None = None
-        if containers is None and result.outcomes:
+        if observation is None and result.outcomes:
             try:
-                containers = await self.runtime.list()
+                observation = await self.reconciler.target.observe()
             except TrueupError as exc:  # the engine went away right after apply
                 lost = exc
         if lost is None:  # else the status stays as last seen until the retry observes
-            self._update_status(result, containers)
+            self._update_status(result, observation)
         failed = len(result.failed)
         outcome_word = "failed" if failed else ("changed" if result.outcomes else "noop")
         message = "; ".join(p.message for p in result.problems[:3])
@@ -336,55 +337,17 @@ class Controller:
 
     # -- status ----------------------------------------------------------------------------
 
-    def _update_status(self, result: PassResult, containers: list[ContainerInfo] | None) -> None:
+    def _update_status(self, result: PassResult, observation: Observation | None) -> None:
         desired = result.desired
-        if desired is None or result.observed is None:
+        seen = observation or result.observed
+        if desired is None or seen is None:
             return
-        rows = containers
-        if rows is None:
-            rows = [r.info for app in result.observed.apps.values() for r in app.replicas]
-        by_app: dict[str, list[ContainerInfo]] = {}
-        for info in rows:
-            if info.app:
-                by_app.setdefault(info.app, []).append(info)
         failed = {o.app: o.message for o in result.outcomes if not o.ok}
-        refused = result.plan.refused  # still running: deleting every app was refused
-        pending = {c.app for c in result.plan.changes} | held_apps(result.plan)
-        pending -= {o.app for o in result.outcomes if o.ok}
-        names = set(desired.apps) | set(by_app) | set(desired.errors) | desired.invalid
         now = self.clock.now()
         fresh: dict[str, TrackedStatus] = {}
-        for name in sorted(names):
-            want = desired.apps.get(name)
-            base = app_status(name, by_app.get(name, []))
-            sync = "Synced"
-            message = base.message
+        for status in derive_status(seen, desired, result.plan, result.outcomes):
+            name = status.name
             error = failed.get(name) or desired.errors.get(name)
-            if name in desired.invalid or name in desired.errors:
-                sync, message = "Unknown", error or "manifest invalid"
-            elif want is None or name in pending or name in failed:
-                sync = "OutOfSync"
-                message += "".join(f"; {c.reasons[-1]}" for c in refused if c.app == name)
-            health = base.health
-            if want is not None and want.suspend:
-                health = "Suspended"
-            elif want is not None and not by_app.get(name) and want.replicas > 0:
-                health = "Missing"
-            elif name in failed and health == "Healthy":
-                health = "Degraded"  # the old version serves, the new one failed
-            status = AppStatus(
-                name=name,
-                sync=sync,
-                health=health,
-                revision=base.revision,
-                desired=want.replicas if want else base.desired,
-                ready=base.ready,
-                message=(
-                    f"{message}; last error: {error.splitlines()[0]}"
-                    if error and sync != "Unknown"
-                    else message
-                ),
-            )
             fresh[name] = track(self.status.get(name), status, error, now)
         self.status = fresh
 

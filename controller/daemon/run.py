@@ -30,10 +30,11 @@ from controller.http.metrics import Metrics
 from controller.http.server import Server, parse_listen, read_secret
 from controller.reconciler import Reconciler
 from controller.routes import Router, connect_router
-from controller.runtime import connect
-from controller.runtime.base import Runtime, claim_name
+from controller.runtime.base import Engine, claim_name
 from controller.settings import Settings
 from controller.source import GitSource, RevisionWatcher
+from controller.targets import open_target
+from controller.targets.target import Target
 
 log = structlog.get_logger(__name__)
 
@@ -59,9 +60,10 @@ async def serve(settings: Settings) -> None:
     async with contextlib.AsyncExitStack() as stack:
         source = open_source(settings)
         stack.callback(source.close)
-        runtime = await connect_with_retry(lambda: connect_runtime(settings), stop)
-        if runtime is None:  # stopped before any engine answered
+        target = await connect_with_retry(lambda: open_target(settings), stop)
+        if target is None:  # stopped before any engine answered
             return
+        runtime = target.engine
         stack.push_async_callback(runtime.close)
         await claim_instance(runtime, settings)
         stack.push_async_callback(release_instance, runtime)
@@ -69,9 +71,7 @@ async def serve(settings: Settings) -> None:
         stack.callback(history.close)
         router = open_router(settings)
         stack.push_async_callback(router.close)
-        controller = make_controller(
-            settings, source, runtime, router, history, metrics, digest_key
-        )
+        controller = make_controller(settings, source, target, router, history, metrics, digest_key)
         metrics.attach(controller)
         if settings.listen != "off":
             server = make_server(settings, controller, metrics, history, secrets)
@@ -124,16 +124,6 @@ def open_source(settings: Settings) -> GitSource:
     )
 
 
-def connect_runtime(settings: Settings) -> Runtime:
-    return connect(
-        settings.runtime,
-        settings.runtime_url,
-        instance=settings.instance,
-        swarm=settings.swarm,
-        registry=settings.swarm_registry,
-    )
-
-
 def open_router(settings: Settings) -> Router:
     return connect_router(
         settings.router,
@@ -147,7 +137,7 @@ def open_router(settings: Settings) -> Router:
 def make_controller(
     settings: Settings,
     source: GitSource,
-    runtime: Runtime,
+    target: Target,
     router: Router,
     history: History,
     metrics: Metrics,
@@ -155,7 +145,7 @@ def make_controller(
 ) -> Controller:
     reconciler = Reconciler(
         source,
-        runtime,
+        target,
         instance=settings.instance,
         path=settings.path,
         secrets_dir=settings.secrets_dir,
@@ -167,7 +157,7 @@ def make_controller(
     watcher = RevisionWatcher(source, interval=settings.interval, on_fetch=metrics.fetch_finished)
     return Controller(
         reconciler,
-        runtime,
+        target.engine,
         watcher=watcher,
         history=history,
         interval=settings.interval,
@@ -202,13 +192,13 @@ def make_server(
     )
 
 
-async def release_instance(runtime: Runtime) -> None:
+async def release_instance(runtime: Engine) -> None:
     """Give the instance's claim back; an engine that is gone keeps it (taken over later)."""
     with contextlib.suppress(TrueupError):
         await runtime.release_instance()
 
 
-async def claim_instance(runtime: Runtime, settings: Settings) -> None:
+async def claim_instance(runtime: Engine, settings: Settings) -> None:
     """Make sure no other controller drives this instance on this engine (whatever its state
     dir). A claim left by a controller that died on this host (its pid is gone) is taken over;
     one held from another host is refused with the way to clear it."""
@@ -249,8 +239,9 @@ def _alive(pid: int) -> bool:
     return True
 
 
-async def connect_with_retry(make: Callable[[], Runtime], stop: asyncio.Event) -> Runtime | None:
-    """Open the runtime; while no engine answers, wait with backoff (or until stopped)."""
+async def connect_with_retry(make: Callable[[], Target], stop: asyncio.Event) -> Target | None:
+    """Open the engine's target; while no engine answers, wait with backoff (or until
+    stopped)."""
     delay = 1.0
     while not stop.is_set():
         try:

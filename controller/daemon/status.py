@@ -1,23 +1,28 @@
-"""`trueup status` and `trueup logs`: what the runtime alone says about this instance's apps.
+"""Status in Argo CD's vocabulary, and `trueup logs`.
 
-Status groups the containers of one list call by their ``trueup.app`` label and reports, per
-app, health and replicas in Argo CD's vocabulary. Without a repository there is no desired
-state to compare with, so sync is ``Unknown`` and the desired replica count comes from the
-``trueup.spec`` label the containers were created with (else the number of containers).
+`summarize` groups the rows of one observation (`Target.observe`) by their ``trueup.app``
+label and reports, per app, health and replicas: what `trueup status` shows from the engine
+alone. Without a repository there is no desired state to compare with, so sync is ``Unknown``
+and the desired replica count comes from the ``trueup.spec`` label the rows carry (else their
+number). `derive_status` adds what a pass knows (desired state, plan, outcomes): sync, and
+health corrected by what was asked for; the controller loop keeps it per app. Both are pure.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from controller import labels as L
-from controller.runtime.base import ContainerInfo, LogLine, Runtime
-from controller.runtime.swarm_base import FAILED_ROLLOUT, ROLLING, ServiceLogs, rollout
+from controller.desired.resolve import DesiredApp, DesiredState
+from controller.planning import Plan, held_apps
+from controller.runtime.base import ContainerInfo
+from controller.targets.observed import Observation, Rollout
+from controller.targets.runner import Outcome
+from controller.targets.target import Target
 
 
 @dataclass(frozen=True)
@@ -67,8 +72,11 @@ def _problem(c: ContainerInfo) -> str | None:
     return None
 
 
-def app_status(name: str, containers: Sequence[ContainerInfo]) -> AppStatus:
-    """Health, replicas and a short message for one app's containers."""
+def app_status(
+    name: str, containers: Sequence[ContainerInfo], rollout: Rollout | None = None
+) -> AppStatus:
+    """Health, replicas and a short message for one app's rows; ``rollout`` is what the
+    engine says of the app's rollout beyond them (see `Rollout`)."""
     desired = _desired(containers)
     ready = sum(1 for c in containers if _ready(c))
     problems = [p for c in sorted(containers, key=lambda c: c.name) if (p := _problem(c))]
@@ -80,31 +88,92 @@ def app_status(name: str, containers: Sequence[ContainerInfo]) -> AppStatus:
         health = "Degraded"
     else:
         health = "Progressing"
-    update, update_message = rollout(containers)  # Swarm's own rollout (swarm rows only)
-    if update in FAILED_ROLLOUT:
-        health = "Degraded"
-        problems.insert(0, f"swarm update {update}: {update_message or 'update failed'}")
-    elif update in ROLLING and health == "Healthy":
-        health = "Progressing"
-        problems.insert(0, f"swarm update {update}")
+    if rollout is not None and containers:
+        if rollout.failed:
+            health = "Degraded"
+            problems.insert(0, rollout.message)
+        elif health == "Healthy":
+            health = "Progressing"
+            problems.insert(0, rollout.message)
     revisions = Counter(c.labels[L.REVISION] for c in containers if c.labels.get(L.REVISION))
     revision = revisions.most_common(1)[0][0] if revisions else None
     message = f"{ready}/{desired} ready" + (f"; {'; '.join(problems)}" if problems else "")
     return AppStatus(name, "Unknown", health, revision, desired, ready, message)
 
 
-def summarize(containers: Iterable[ContainerInfo]) -> list[AppStatus]:
-    """Per-app status, sorted by app name; containers without an app label are ignored."""
+def _by_app(observation: Observation) -> dict[str, list[ContainerInfo]]:
     by_app: dict[str, list[ContainerInfo]] = defaultdict(list)
-    for c in containers:
+    for c in observation.rows:
         if c.app:
             by_app[c.app].append(c)
-    return [app_status(name, by_app[name]) for name in sorted(by_app)]
+    return by_app
 
 
-async def collect(runtime: Runtime) -> list[AppStatus]:
-    """Status of every app of the runtime's instance, from one list call."""
-    return summarize(await runtime.list())
+def summarize(observation: Observation) -> list[AppStatus]:
+    """Per-app status, sorted by app name; rows without an app label are ignored."""
+    by_app = _by_app(observation)
+    return [app_status(n, by_app[n], observation.rollouts.get(n)) for n in sorted(by_app)]
+
+
+async def collect(target: Target) -> list[AppStatus]:
+    """Status of every app of the target's instance, from one observation."""
+    return summarize(await target.observe())
+
+
+def derive_status(
+    observation: Observation,
+    desired: DesiredState,
+    plan: Plan,
+    outcomes: Sequence[Outcome] = (),
+) -> list[AppStatus]:
+    """Every app's status after a pass, sorted by name: the engine's view (`app_status`) of
+    each app desired, observed or failing to load, with sync from the desired state and the
+    plan (``OutOfSync`` while a change is pending, held back or failed; ``Unknown`` when the
+    manifest is invalid or cannot be resolved) and health corrected by what was asked for
+    (``Suspended``, ``Missing``; ``Degraded`` when the new version failed and the old serves).
+    """
+    by_app = _by_app(observation)
+    failed = {o.app: o.message for o in outcomes if not o.ok}
+    pending = {c.app for c in plan.changes} | held_apps(plan)
+    pending -= {o.app for o in outcomes if o.ok}
+    names = set(desired.apps) | set(by_app) | set(desired.errors) | desired.invalid
+    out: list[AppStatus] = []
+    for name in sorted(names):
+        rows = by_app.get(name, [])
+        base = app_status(name, rows, observation.rollouts.get(name))
+        want = desired.apps.get(name)
+        error = failed.get(name) or desired.errors.get(name)
+        sync, message = base.sync, base.message
+        if name in desired.invalid or name in desired.errors:
+            sync, message = "Unknown", error or "manifest invalid"
+        elif want is None or name in pending or name in failed:
+            sync = "OutOfSync"
+            message += "".join(f"; {c.reasons[-1]}" for c in plan.refused if c.app == name)
+        else:
+            sync = "Synced"
+        if error and sync != "Unknown":
+            message = f"{message}; last error: {error.splitlines()[0]}"
+        out.append(
+            replace(
+                base,
+                sync=sync,
+                health=_health(base.health, want, bool(rows), name in failed),
+                desired=want.replicas if want else base.desired,
+                message=message,
+            )
+        )
+    return out
+
+
+def _health(observed: str, want: DesiredApp | None, has_rows: bool, failed: bool) -> str:
+    """An app's health once what was asked for is known."""
+    if want is not None and want.suspend:
+        return "Suspended"
+    if want is not None and not has_rows and want.replicas > 0:
+        return "Missing"
+    if failed and observed == "Healthy":
+        return "Degraded"  # the old version serves, the new one failed
+    return observed
 
 
 def render_json(apps: Sequence[AppStatus]) -> str:
@@ -127,48 +196,9 @@ def render_text(apps: Sequence[AppStatus]) -> str:
     )
 
 
-def replica_name(c: ContainerInfo) -> str:
-    """How a replica is named in log prefixes: ``app-<index>`` (else the container name)."""
-    return f"{c.app}-{c.replica}" if c.app and c.replica is not None else c.name
-
-
 async def app_logs(
-    runtime: Runtime, app: str, *, follow: bool = False, tail: int | None = None
+    target: Target, app: str, *, follow: bool = False, tail: int | None = None
 ) -> AsyncIterator[str]:
-    """Lines of every replica of ``app``, each prefixed with its replica (on a swarm: the
-    service's logs, each line prefixed with its task's slot)."""
-    if runtime.kind == "swarm" and isinstance(runtime, ServiceLogs):
-        async for line in runtime.service_logs(app, follow=follow, tail=tail):
-            yield f"{line.container} | {line.text}"
-        return
-    replicas = sorted((c for c in await runtime.list() if c.app == app), key=replica_name)
-    if not follow:
-        lines: list[tuple[str, LogLine]] = []
-        for c in replicas:
-            lines += [(replica_name(c), line) async for line in runtime.logs(c.id, tail=tail)]
-        lines.sort(key=lambda item: (item[1].time is None, item[1].time or 0))
-        for prefix, line in lines:
-            yield f"{prefix} | {line.text}"
-        return
-    queue: asyncio.Queue[str | None] = asyncio.Queue()
-
-    async def pump(c: ContainerInfo) -> None:
-        try:
-            async for line in runtime.logs(c.id, tail=tail, follow=True):
-                await queue.put(f"{replica_name(c)} | {line.text}")
-        finally:
-            await queue.put(None)
-
-    tasks = [asyncio.create_task(pump(c)) for c in replicas]
-    try:
-        remaining = len(tasks)
-        while remaining:
-            item = await queue.get()
-            if item is None:
-                remaining -= 1
-            else:
-                yield item
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    """Lines of every replica of ``app``, each prefixed with its replica (see `Target.logs`)."""
+    async for line in target.logs(app, follow=follow, tail=tail):
+        yield line

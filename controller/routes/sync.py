@@ -23,7 +23,7 @@ from controller.desired.resolve import DesiredState
 from controller.errors import TrueupError
 from controller.routes.router import Router
 from controller.routes.table import RouteEntry, RouteTable, build_table
-from controller.runtime.base import Runtime
+from controller.runtime.base import Engine
 from controller.targets.observed import ObservedState, observe
 
 log = structlog.get_logger(__name__)
@@ -38,7 +38,7 @@ class RouteSync:
     def __init__(
         self,
         router: Router,
-        runtime: Runtime,
+        runtime: Engine,
         desired: DesiredState,
         *,
         keep: Collection[str] = (),

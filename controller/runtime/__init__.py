@@ -1,4 +1,5 @@
-"""Container runtimes behind one contract, and `connect()`, which picks and opens one.
+"""Engine adapters behind one contract (`Engine`, `Runtime`), and `connect()`, which picks and
+opens one.
 
 An engine named by the user (``--runtime-url``, the ``runtime_url`` setting, else
 ``DOCKER_HOST``) is the only candidate, as with the docker CLI: when it does not answer, that is
@@ -25,6 +26,7 @@ from controller.runtime.base import (
     BuildResult,
     ContainerInfo,
     ContainerSpec,
+    Engine,
     ExecResult,
     HealthCheckSpec,
     LogLine,
@@ -33,6 +35,7 @@ from controller.runtime.base import (
     RuntimeEvent,
     Stats,
     VolumeMount,
+    Workload,
     network_name,
 )
 
@@ -103,8 +106,10 @@ def connect(
     env: Mapping[str, str] | None = None,
     swarm: bool = False,
     registry: str | None = None,
-) -> Runtime:
-    """Open the runtime ``kind`` (auto, docker, podman, swarm) at ``url`` for ``instance``.
+) -> Engine:
+    """Open the engine ``kind`` (auto, docker, podman, swarm) at ``url`` for ``instance``: a
+    container `Runtime`, or a `SwarmRuntime` (`controller.targets.connect` gives the target
+    that drives it).
 
     ``docker``, ``podman`` and ``swarm`` do no I/O here (the first call finds out whether the
     engine answers, and for swarm whether it is a manager). ``auto`` probes each candidate
@@ -113,42 +118,19 @@ def connect(
     not; with ``swarm`` it picks Swarm services on a swarm manager. ``registry`` is where the
     swarm runtime pushes locally built images.
     """
-    from controller.runtime.docker import DockerRuntime, probe
-
     if kind not in KINDS:
         raise ConfigError(f"unknown runtime {kind!r}; expected one of {', '.join(KINDS)}")
     check_instance(instance)  # it goes into labels and engine object names
     urls = candidate_urls(kind, url, env)
-    if kind == "docker":
-        return DockerRuntime(urls[0], instance=instance, timeout=timeout)
     if kind == "podman":
-        from controller.runtime.podman import PodmanRuntime
-
         chosen = next((u for u in urls if not _socket_missing(u)), urls[0])
-        return PodmanRuntime(chosen, instance=instance, timeout=timeout)
-    if kind == "swarm":
-        from controller.runtime.swarm import SwarmRuntime
-
-        return SwarmRuntime(urls[0], instance=instance, timeout=timeout, registry=registry)
-    for candidate in urls:
-        if _socket_missing(candidate):
-            continue
-        engine = probe(candidate)
-        if engine is None:
-            continue
-        is_podman = "podman" in engine.lower()
-        if swarm and not is_podman and _is_swarm_manager(candidate):
-            from controller.runtime.swarm import SwarmRuntime
-
-            log.info("runtime_selected", runtime="swarm", url=candidate, engine=engine)
-            return SwarmRuntime(candidate, instance=instance, timeout=timeout, registry=registry)
-        chosen_kind = "podman" if is_podman else "docker"
-        log.info("runtime_selected", runtime=chosen_kind, url=candidate, engine=engine)
-        if is_podman:
-            from controller.runtime.podman import PodmanRuntime
-
-            return PodmanRuntime(candidate, instance=instance, timeout=timeout)
-        return DockerRuntime(candidate, instance=instance, timeout=timeout)
+        return _open("podman", chosen, instance=instance, timeout=timeout, registry=registry)
+    if kind != "auto":
+        return _open(kind, urls[0], instance=instance, timeout=timeout, registry=registry)
+    found = _probe_candidates(urls, swarm=swarm)
+    if found is not None:
+        chosen_kind, candidate = found
+        return _open(chosen_kind, candidate, instance=instance, timeout=timeout, registry=registry)
     named = named_engine(kind, url, env)
     if named is not None:
         where, source = named
@@ -161,12 +143,49 @@ def connect(
     raise RuntimeUnavailable(f"no container engine answered at {', '.join(urls)}")
 
 
+def _probe_candidates(urls: list[str], *, swarm: bool) -> tuple[str, str] | None:
+    """`auto`: the kind and URL of the first candidate that answers (blocking probes)."""
+    from controller.runtime.docker import probe
+
+    for candidate in urls:
+        if _socket_missing(candidate):
+            continue
+        engine = probe(candidate)
+        if engine is None:
+            continue
+        is_podman = "podman" in engine.lower()
+        if swarm and not is_podman and _is_swarm_manager(candidate):
+            chosen = "swarm"
+        else:
+            chosen = "podman" if is_podman else "docker"
+        log.info("runtime_selected", runtime=chosen, url=candidate, engine=engine)
+        return chosen, candidate
+    return None
+
+
+def _open(kind: str, url: str, *, instance: str, timeout: float, registry: str | None) -> Engine:
+    """The adapter of ``kind`` at ``url`` (no I/O): Swarm's holds the manager's engine."""
+    from controller.runtime.docker import DockerRuntime
+
+    if kind == "podman":
+        from controller.runtime.podman import PodmanRuntime
+
+        return PodmanRuntime(url, instance=instance, timeout=timeout)
+    engine = DockerRuntime(url, instance=instance, timeout=timeout)
+    if kind == "swarm":
+        from controller.runtime.swarm import SwarmRuntime
+
+        return SwarmRuntime(engine, registry=registry)
+    return engine
+
+
 __all__ = [
     "BindMount",
     "BuildRequest",
     "BuildResult",
     "ContainerInfo",
     "ContainerSpec",
+    "Engine",
     "ExecResult",
     "HealthCheckSpec",
     "LogLine",
@@ -175,6 +194,7 @@ __all__ = [
     "RuntimeEvent",
     "Stats",
     "VolumeMount",
+    "Workload",
     "candidate_urls",
     "connect",
     "named_engine",

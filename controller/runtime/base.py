@@ -1,7 +1,10 @@
-"""The runtime contract: one Protocol and trueup's own value types for talking to an engine.
+"""The runtime contract: two Protocols and trueup's own value types for talking to an engine.
 
-The reconciler, `observed.py`, `status.py` and the loop speak only these types; the adapters
-(`docker.py`, `podman.py`, `fake.py`) translate them to and from an engine. Every adapter is
+`Engine` is what every adapter offers (ping, the list of rows, images, logs, events, networks,
+the instance claim); `Runtime` adds the container operations (create, start, stop, remove,
+inspect, exec, stats, volumes) that Docker, Podman and the fake have and Swarm does not. The
+targets, `observed.py` and the loop speak only these types; the adapters (`docker.py`,
+`podman.py`, `swarm.py`, `fake.py`) translate them to and from an engine. Every adapter is
 async; blocking engine calls run off the event loop. Errors are trueup's own (see
 `controller.errors`): `RuntimeUnavailable`/`RuntimeTimeout` are transient, `ImageNotFound`,
 `BuildFailed`, `ContainerNotFound` and `RuntimeRejected` are permanent.
@@ -97,15 +100,15 @@ class BindMount:
     within: str | None = None
 
 
-@dataclass(frozen=True)
-class ContainerSpec:
-    """Everything needed to create one container; the adapter adds the instance label.
+@dataclass(frozen=True, kw_only=True)
+class Workload:
+    """What a container and a Swarm service both run: one description of a workload.
 
-    ``network=None`` means the instance's managed network; ``aliases=()`` means the app name
-    (the ``trueup.app`` label) is the DNS alias there. ``network_mode`` "host" or "none" keeps
-    the container off the managed network.
+    `ContainerSpec` (one container) and `swarm_base.ServiceSpec` (one service) extend it with
+    what only their engine has. ``aliases=()`` means the app name (the ``trueup.app`` label)
+    is the DNS alias on the managed network.
 
-    ``env`` holds resolved secret values, so the repr shows its variable names only.
+    ``env`` may hold resolved secret values, so the repr shows its variable names only.
     """
 
     name: str
@@ -126,10 +129,7 @@ class ContainerSpec:
     init: bool = False
     stop_signal: str | None = None
     stop_grace_period: float | None = None
-    network: str | None = None
     aliases: tuple[str, ...] = ()
-    privileged: bool = False
-    network_mode: str | None = None
     cap_add: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
@@ -139,7 +139,20 @@ class ContainerSpec:
             else f"{f.name}={getattr(self, f.name)!r}"
             for f in fields(self)
         ]
-        return f"ContainerSpec({', '.join(shown)})"
+        return f"{type(self).__name__}({', '.join(shown)})"
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class ContainerSpec(Workload):
+    """Everything needed to create one container; the adapter adds the instance label.
+
+    ``network=None`` means the instance's managed network. ``network_mode`` "host" or "none"
+    keeps the container off the managed network.
+    """
+
+    network: str | None = None
+    privileged: bool = False
+    network_mode: str | None = None
 
 
 ContainerState = Literal[
@@ -250,11 +263,11 @@ BuildLogSink = Callable[[str], None]
 
 
 @runtime_checkable
-class Runtime(Protocol):
-    """What trueup needs from a container engine, for one controller instance.
+class Engine(Protocol):
+    """What every engine adapter offers, whatever its unit of work (containers or services).
 
     ``calls`` counts engine API requests per operation (``list``, ``create``, ...); it feeds
-    ``trueup_runtime_api_calls_total{op}``.
+    ``trueup_runtime_api_calls_total{op}``. The container operations are on `Runtime` only.
     """
 
     kind: str
@@ -266,7 +279,8 @@ class Runtime(Protocol):
         ...
 
     async def list(self) -> list[ContainerInfo]:
-        """Every container of this instance (any state), with one engine call."""
+        """This instance's containers (any state) as rows, with as few engine calls as the
+        engine allows (one for containers)."""
         ...
 
     async def build(self, request: BuildRequest, on_log: BuildLogSink | None = None) -> BuildResult:
@@ -281,6 +295,39 @@ class Runtime(Protocol):
         """Fetch ``image`` from its registry; ``ImageNotFound`` when no registry has it (or
         none answers)."""
         ...
+
+    def logs(
+        self, container: str, *, tail: int | None = None, follow: bool = False
+    ) -> AsyncIterator[LogLine]:
+        """Lines the container printed (stdout and stderr), the last ``tail`` first."""
+        ...
+
+    def events(self) -> AsyncIterator[RuntimeEvent]:
+        """This instance's events from now on, until the iterator is closed."""
+        ...
+
+    async def ensure_network(self, name: str | None = None) -> str:
+        """Create the managed network if missing; return its name."""
+        ...
+
+    async def claim_instance(self, holder: Mapping[str, str]) -> dict[str, str] | None:
+        """Take this instance's engine-wide claim, atomically; None when taken, else the
+        current holder's description (two controllers must never drive one instance)."""
+        ...
+
+    async def release_instance(self) -> None:
+        """Give the claim back (a missing claim is fine)."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections and background tasks."""
+        ...
+
+
+@runtime_checkable
+class Runtime(Engine, Protocol):
+    """A container engine (Docker, Podman, the fake): the `Engine` plus container operations,
+    for one controller instance."""
 
     async def create(self, spec: ContainerSpec) -> str:
         """Create (not start) a container on the managed network; return its id."""
@@ -300,12 +347,6 @@ class Runtime(Protocol):
         """Remove a container (and its anonymous volumes); named volumes are kept."""
         ...
 
-    def logs(
-        self, container: str, *, tail: int | None = None, follow: bool = False
-    ) -> AsyncIterator[LogLine]:
-        """Lines the container printed (stdout and stderr), the last ``tail`` first."""
-        ...
-
     async def inspect(self, container: str) -> ContainerInfo:
         """One container by id or name; `ContainerNotFound` when it is gone."""
         ...
@@ -320,31 +361,10 @@ class Runtime(Protocol):
         """Run ``command`` inside a running container and return its exit code and output."""
         ...
 
-    def events(self) -> AsyncIterator[RuntimeEvent]:
-        """This instance's container events from now on, until the iterator is closed."""
-        ...
-
-    async def ensure_network(self, name: str | None = None) -> str:
-        """Create the managed bridge network if missing; return its name."""
-        ...
-
     async def ensure_volume(self, name: str, *, legacy: str | None = None) -> str:
         """The engine volume to mount for ``name`` (see `VolumeMount`), created with this
         instance's label when neither exists. `RuntimeRejected` when the volume there does not
         carry this instance's label: a manifest never mounts another owner's data."""
-        ...
-
-    async def claim_instance(self, holder: Mapping[str, str]) -> dict[str, str] | None:
-        """Take this instance's engine-wide claim, atomically; None when taken, else the
-        current holder's description (two controllers must never drive one instance)."""
-        ...
-
-    async def release_instance(self) -> None:
-        """Give the claim back (a missing claim is fine)."""
-        ...
-
-    async def close(self) -> None:
-        """Release connections and background tasks."""
         ...
 
 

@@ -2,12 +2,11 @@
 
 Swarm's unit is a service, so this adapter offers service-level operations (`snapshot`,
 `create_service`, `update_service`, `remove_service`, `ensure_secret`, `service_logs`, ...)
-used by `swarm_apply`. Builds, image checks, call counting, deadlines and error translation
-are `DockerRuntime`'s. For the consumers that read containers (status, routes, the loop) it
-also satisfies the read side of the `Runtime` contract as a *task view*: `list()` is one row
-per current task (see `swarm_base.task_rows`), `events()` reports services removed behind
-trueup's back. The container write operations (create, start, stop, remove, exec, stats) are
-refused: Swarm owns its task containers.
+used by the Swarm target. It is an `Engine`, not a container `Runtime`: it has no create,
+start, stop, remove, exec or stats (Swarm owns its task containers). It holds a `DockerRuntime`
+for the transport (requests, deadlines, call counting, error translation) and for builds,
+image checks, pulls and the instance claim. `list()` is the *task view*: one row per current
+task (see `swarm_base.task_rows`); `events()` reports services removed behind trueup's back.
 
 Observation is two requests: the service list and the task list, both filtered by the
 ``trueup.instance`` label. Only this module (and its siblings) imports `docker`.
@@ -18,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,12 +29,12 @@ import structlog
 from controller import labels as L
 from controller.errors import ConfigError, ContainerNotFound, RuntimeRejected
 from controller.runtime.base import (
+    BuildLogSink,
+    BuildRequest,
+    BuildResult,
     ContainerInfo,
-    ContainerSpec,
-    ExecResult,
     LogLine,
     RuntimeEvent,
-    Stats,
     network_name,
 )
 from controller.runtime.docker import API_VERSION, DockerRuntime, parse_time
@@ -52,7 +51,6 @@ log = structlog.get_logger(__name__)
 
 _NS = 1_000_000_000
 _RESTART = {"always": "any", "on-failure": "on-failure", "never": "none"}
-_REFUSED = "Swarm owns its task containers; trueup changes services"
 _EPOCH = datetime.fromtimestamp(0, UTC)
 
 
@@ -60,8 +58,13 @@ def _ns(seconds: float | None) -> int | None:
     return None if seconds is None else int(seconds * _NS)
 
 
-class SwarmRuntime(DockerRuntime):
-    """Services of one trueup instance on the swarm whose manager answers at ``url``.
+class SwarmRuntime:
+    """Services of one trueup instance on the swarm whose manager answers at ``url``: an
+    `Engine` (not a container `Runtime`: Swarm owns its task containers).
+
+    It holds ``engine``, the `DockerRuntime` of the manager, for the transport (its requests,
+    deadlines, call counting and error translation) and for what a manager shares with a plain
+    engine: ping, builds, image checks, pulls, the instance claim and closing.
 
     ``registry``: where locally built images are pushed so that every node can pull them
     (None: images are used by their local tag, which only a single-node swarm can run).
@@ -69,20 +72,49 @@ class SwarmRuntime(DockerRuntime):
 
     kind = "swarm"
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        instance: str,
-        timeout: float = 30.0,
-        build_timeout: float = 900.0,
-        registry: str | None = None,
-    ) -> None:
-        super().__init__(url, instance=instance, timeout=timeout, build_timeout=build_timeout)
+    def __init__(self, engine: DockerRuntime, *, registry: str | None = None) -> None:
+        self._engine = engine
+        self.url = engine.url
+        self.instance = engine.instance
+        self.build_timeout = engine.build_timeout
         self.registry = registry
+        self.calls = engine.calls
+        # the transport the service calls share with the engine they run on
+        self._run = engine._run
+        self._pump = engine._pump
+        self._streams = engine._streams
+        self._resolved_bind = engine._resolved_bind
+        self._networks = engine._networks
         self._manager = False
         self._secrets: dict[str, str] = {}
         self._apps_by_service: dict[str, str] = {}
+
+    @property
+    def _client(self) -> Any:
+        return self._engine._client
+
+    # -- what a manager shares with a plain engine -----------------------------------------
+
+    async def ping(self) -> bool:
+        return await self._engine.ping()
+
+    async def build(self, request: BuildRequest, on_log: BuildLogSink | None = None) -> BuildResult:
+        return await self._engine.build(request, on_log)
+
+    async def image_exists(self, image: str) -> bool:
+        return await self._engine.image_exists(image)
+
+    async def pull(self, image: str) -> None:
+        await self._engine.pull(image)
+
+    async def claim_instance(self, holder: Mapping[str, str]) -> dict[str, str] | None:
+        return await self._engine.claim_instance(holder)
+
+    async def release_instance(self) -> None:
+        await self._engine.release_instance()
+
+    async def close(self) -> None:
+        await self._engine.close()
 
     # -- the swarm -----------------------------------------------------------------------
 
@@ -471,30 +503,6 @@ class SwarmRuntime(DockerRuntime):
                 labels={L.INSTANCE: self.instance, L.APP: app},
                 time=datetime.fromtimestamp(int(nanos) / _NS, UTC) if nanos else _EPOCH,
             )
-
-    # -- refused container operations ------------------------------------------------------
-
-    async def create(self, spec: ContainerSpec) -> str:
-        raise RuntimeRejected(f"create {spec.name}: {_REFUSED}")
-
-    async def start(self, container: str) -> None:
-        raise RuntimeRejected(f"start {container}: {_REFUSED}")
-
-    async def stop(
-        self, container: str, *, grace_period: float | None = None, signal: str | None = None
-    ) -> None:
-        raise RuntimeRejected(f"stop {container}: {_REFUSED}")
-
-    async def remove(self, container: str, *, force: bool = True) -> None:
-        raise RuntimeRejected(f"remove {container}: {_REFUSED}")
-
-    async def exec(
-        self, container: str, command: Sequence[str], *, timeout: float | None = None
-    ) -> ExecResult:
-        raise RuntimeRejected(f"exec {container}: {_REFUSED}")
-
-    async def stats(self, container: str) -> Stats:
-        raise RuntimeRejected(f"stats {container}: {_REFUSED}")
 
 
 def service_info(row: Mapping[str, Any]) -> ServiceInfo:

@@ -1,38 +1,25 @@
 """Docker Swarm's units as trueup's own values: services, tasks, and the spec of a service.
 
-Swarm's unit is a service (Swarm schedules and rolls its tasks), so the swarm path does not go
-through the container contract's create/start/stop: `swarm_plan` compares desired apps with
-`ServiceInfo` rows and `swarm_apply` creates, updates and removes `ServiceSpec`s. The shared
-consumers that read containers (status, the route table, the loop's status) read the swarm
-through `task_rows`: one `ContainerInfo` per current task, labelled like a replica, with the
-service's virtual IP as its address and Swarm's rollout state in two synthetic labels.
+Swarm's unit is a service (Swarm schedules and rolls its tasks), so the Swarm target does not
+go through the container contract's create/start/stop: `targets.swarm.plan` compares desired
+apps with `ServiceInfo` rows and `targets.swarm.apply` creates, updates and removes
+`ServiceSpec`s (a `Workload` with what only a service has). The shared consumers that read
+rows (status, the route table) read the swarm through `task_rows`: one `ContainerInfo` per
+current task, labelled like a replica, with the service's virtual IP as its address.
 
 Pure: no docker import, no I/O (`runtime/swarm.py` fills and consumes these).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal
 
 from controller import labels as L
-from controller.runtime.base import (
-    BindMount,
-    ContainerInfo,
-    ContainerState,
-    Health,
-    HealthCheckSpec,
-    LogLine,
-    PortSpec,
-    RestartPolicy,
-    VolumeMount,
-)
+from controller.runtime.base import ContainerInfo, ContainerState, Health, RestartPolicy, Workload
 
-#: Synthetic labels on task rows (never on an engine object): Swarm's update state and message.
-UPDATE_STATE = "trueup.swarm.update-state"
-UPDATE_MESSAGE = "trueup.swarm.update-message"
 #: The label on task containers (not ``trueup.instance``: the container runtimes of the same
 #: instance must never mistake Swarm's task containers for their own).
 TASK_INSTANCE = "trueup.swarm.instance"
@@ -55,33 +42,15 @@ class SecretMount:
     labels: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class ServiceSpec:
-    """Everything needed to create or update one Swarm service of an app."""
+@dataclass(frozen=True, kw_only=True, repr=False)
+class ServiceSpec(Workload):
+    """Everything needed to create or update one Swarm service of an app: the `Workload`,
+    and what only a service has."""
 
-    name: str
-    image: str
-    labels: Mapping[str, str]
     container_labels: Mapping[str, str]
     replicas: int
-    command: tuple[str, ...] | None = None
-    entrypoint: tuple[str, ...] | None = None
-    env: Mapping[str, str] = field(default_factory=dict)
-    working_dir: str | None = None
-    user: str | None = None
-    ports: tuple[PortSpec, ...] = ()
-    healthcheck: HealthCheckSpec | None = None
-    memory: int | None = None
-    cpus: float | None = None
-    volumes: tuple[VolumeMount, ...] = ()
-    binds: tuple[BindMount, ...] = ()
-    secrets: tuple[SecretMount, ...] = ()
     restart_policy: RestartPolicy = "always"
-    init: bool = False
-    stop_signal: str | None = None
-    stop_grace_period: float | None = None
-    cap_add: tuple[str, ...] = ()
-    aliases: tuple[str, ...] = ()
+    secrets: tuple[SecretMount, ...] = ()
     order: UpdateOrder = "start-first"
     monitor: float = 5.0
     """Seconds Swarm watches a new task (and the finished rollout) for failure."""
@@ -152,15 +121,6 @@ class SwarmSnapshot:
         return [t for t in self.tasks if t.service_id == service_id]
 
 
-@runtime_checkable
-class ServiceLogs(Protocol):
-    """A runtime that can print a whole service's output (Swarm's service logs)."""
-
-    def service_logs(
-        self, app: str, *, tail: int | None = None, follow: bool = False
-    ) -> AsyncIterator[LogLine]: ...
-
-
 _PENDING = ("new", "pending", "assigned", "accepted", "preparing", "ready")
 _GONE = ("failed", "rejected", "shutdown", "complete", "orphaned", "remove")
 
@@ -204,9 +164,6 @@ def task_rows(snapshot: SwarmSnapshot) -> list[ContainerInfo]:
     rows: list[ContainerInfo] = []
     for service in snapshot.services:
         labels = dict(service.labels)
-        if service.update_state:
-            labels[UPDATE_STATE] = service.update_state
-            labels[UPDATE_MESSAGE] = service.update_message
         for task in current_tasks(snapshot.tasks_of(service.id)):
             state, health = _row_state(task)
             row_labels = dict(labels)
@@ -228,13 +185,3 @@ def task_rows(snapshot: SwarmSnapshot) -> list[ContainerInfo]:
                 )
             )
     return sorted(rows, key=lambda r: r.name)
-
-
-def rollout(rows: Iterable[ContainerInfo]) -> tuple[str | None, str]:
-    """Swarm's update state and message carried by an app's task rows (None: not a swarm app,
-    or no rollout recorded)."""
-    for row in rows:
-        state = row.labels.get(UPDATE_STATE)
-        if state:
-            return state, row.labels.get(UPDATE_MESSAGE, "")
-    return None, ""

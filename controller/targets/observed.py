@@ -1,4 +1,8 @@
-"""Observed state: the runtime's one list call, grouped by app and replica via our labels.
+"""Observed state: what a target saw of its engine, grouped by app and replica via our labels.
+
+`Observation` is one look at a target's engine (rows, per-app rollout notes); each target
+extends it with what only it needs to plan (`plan`). `observe` groups rows (containers, or one
+per current task) into an `ObservedState`, which routes, status and the container plan read.
 
 Pure: takes ``ContainerInfo`` rows and returns values. A container without a parsable replica
 label still belongs to its app (it will be replaced); one of another instance never arrives here
@@ -8,12 +12,18 @@ label still belongs to its app (it will be replaced); one of another instance ne
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from controller import labels as L
 from controller.runtime.base import ContainerInfo
+
+if TYPE_CHECKING:
+    from controller.desired.resolve import DesiredState
+    from controller.planning import Plan, PlanOptions
 
 
 @dataclass(frozen=True)
@@ -93,3 +103,32 @@ def observe(containers: Iterable[ContainerInfo]) -> ObservedState:
         )
         state.apps.setdefault(app, ObservedApp(app)).replicas.append(replica)
     return state
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """What an engine that rolls updates itself says about an app beyond its rows: the last
+    rollout ``failed`` (the app is Degraded), or it is still rolling (Progressing while the
+    rows alone look Healthy). ``message`` leads the app's status message."""
+
+    failed: bool
+    message: str
+
+
+@dataclass(frozen=True, eq=False)
+class Observation(ABC):
+    """One look at a target's engine: its rows (containers, or one per current task) and what
+    the engine says of each app's rollout (``rollouts``, by app). A target's own observation
+    plans against itself: `plan` is where an engine's way of diffing an app comes in."""
+
+    rows: tuple[ContainerInfo, ...]
+    rollouts: Mapping[str, Rollout] = field(default_factory=dict)
+
+    @cached_property
+    def state(self) -> ObservedState:
+        """The rows grouped by app and replica."""
+        return observe(self.rows)
+
+    @abstractmethod
+    def plan(self, desired: DesiredState, options: PlanOptions) -> Plan:
+        """What must change for this engine to run ``desired`` (see `controller.planning`)."""

@@ -19,6 +19,7 @@ from controller.reconciler import Reconciler
 from controller.runtime.base import ContainerInfo
 from controller.runtime.fake import FakeRuntime
 from controller.source import GitSource
+from controller.targets.containers.target import ContainerTarget
 from tests.gitutil import commit_files, make_repo
 
 
@@ -75,7 +76,7 @@ def setup(tmp_path: Path) -> tuple[Path, FakeRuntime, ManualClock, Controller]:
     clock = ManualClock()
     source = GitSource(str(repo), state_dir=tmp_path / "state")
     controller = Controller(
-        Reconciler(source, runtime, instance="t"),
+        Reconciler(source, ContainerTarget(runtime), instance="t"),
         runtime,
         watcher=None,
         history=History(tmp_path / "state" / "history.db"),
@@ -216,7 +217,11 @@ async def test_a_pass_that_raises_anything_is_recorded_and_retried_with_backoff(
     clock = ManualClock()
     history = History(tmp_path / "state" / "history.db")
     controller = Controller(
-        Reconciler(GitSource(str(repo), state_dir=tmp_path / "state"), runtime, instance="t"),
+        Reconciler(
+            GitSource(str(repo), state_dir=tmp_path / "state"),
+            ContainerTarget(runtime),
+            instance="t",
+        ),
         runtime,
         watcher=None,
         history=history,
@@ -278,7 +283,11 @@ async def test_engine_lost_right_after_apply_is_recorded_and_retried(tmp_path: P
     clock = ManualClock()
     history = History(tmp_path / "state" / "history.db")
     controller = Controller(
-        Reconciler(GitSource(str(repo), state_dir=tmp_path / "state"), runtime, instance="t"),
+        Reconciler(
+            GitSource(str(repo), state_dir=tmp_path / "state"),
+            ContainerTarget(runtime),
+            instance="t",
+        ),
         runtime,
         watcher=None,
         history=history,
@@ -317,7 +326,11 @@ async def test_keyboard_interrupt_and_system_exit_still_end_a_pass(tmp_path: Pat
     make_repo(repo, {"apps/good.yaml": manifest("good", "busybox:1.36")})
     runtime = FakeRuntime(instance="t", images=["busybox:1.36"])
     controller = Controller(
-        Reconciler(GitSource(str(repo), state_dir=tmp_path / "state"), runtime, instance="t"),
+        Reconciler(
+            GitSource(str(repo), state_dir=tmp_path / "state"),
+            ContainerTarget(runtime),
+            instance="t",
+        ),
         runtime,
         watcher=None,
         history=None,

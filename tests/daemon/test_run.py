@@ -11,6 +11,7 @@ from controller.daemon import run
 from controller.errors import ConfigError
 from controller.runtime.fake import FakeRuntime
 from controller.settings import Settings
+from controller.targets.containers.target import ContainerTarget
 from tests.gitutil import make_repo
 
 MANIFEST = "apiVersion: trueup/v1\nkind: App\nmetadata: {name: web}\nspec: {image: busybox:1.36}\n"
@@ -34,7 +35,7 @@ async def test_an_unusable_history_is_a_config_error_and_the_claim_is_released(
     state = tmp_path / "state"
     (state / "history.db").mkdir(parents=True)
     runtime = Runtime(instance="t", images=["busybox:1.36"])
-    monkeypatch.setattr(run, "connect_runtime", lambda settings: runtime)
+    monkeypatch.setattr(run, "open_target", lambda settings: ContainerTarget(runtime))
     settings = Settings(repo=str(repo), state_dir=state, instance="t", listen="off")
     with pytest.raises(ConfigError, match=r"history\.db"):
         await run.serve(settings)

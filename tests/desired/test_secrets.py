@@ -20,6 +20,7 @@ from controller.errors import ConfigError, SecretError
 from controller.reconciler import Reconciler
 from controller.runtime.fake import FakeRuntime
 from controller.source import GitSource
+from controller.targets.containers.target import ContainerTarget
 from tests.builders import container, desired_app
 from tests.gitutil import make_repo
 
@@ -48,7 +49,9 @@ def test_non_utf8_env_file_fails_only_the_apps_that_read_it(tmp_path: Path) -> N
     async def run() -> tuple[list[str], list[str]]:
         with GitSource(str(repo), state_dir=tmp_path / "state") as source:
             runtime = FakeRuntime(instance="t", images=["busybox:1.36"])
-            reconciler = Reconciler(source, runtime, instance="t", secrets_dir=secrets)
+            reconciler = Reconciler(
+                source, ContainerTarget(runtime), instance="t", secrets_dir=secrets
+            )
             result = await reconciler.run_pass()
             running = sorted(c.labels[L.APP] for c in await runtime.list())
             return [str(p) for p in result.problems], running

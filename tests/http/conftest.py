@@ -24,6 +24,7 @@ from controller.http.server import Server
 from controller.reconciler import Reconciler
 from controller.runtime.fake import FakeRuntime
 from controller.source import GitSource, RevisionWatcher
+from controller.targets.containers.target import ContainerTarget
 from tests.gitutil import make_repo
 
 TOKEN = "s3cret-token"
@@ -84,7 +85,7 @@ async def serve(
 
     history = History(tmp_path / "state" / "history.db")
     controller = Controller(
-        Reconciler(source, runtime, instance="t"),
+        Reconciler(source, ContainerTarget(runtime), instance="t"),
         runtime,
         watcher=RevisionWatcher(source, interval=600, on_fetch=on_fetch),
         history=history,

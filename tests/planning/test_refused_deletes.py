@@ -13,11 +13,12 @@ from controller.cli.render import plan_json, plan_text
 from controller.daemon.loop import Controller
 from controller.desired.resolve import DesiredApp
 from controller.http.metrics import Metrics
-from controller.planning import make_plan
 from controller.reconciler import Reconciler
 from controller.runtime.fake import FakeRuntime
 from controller.runtime.swarm_base import ServiceInfo
 from controller.source import GitSource
+from controller.targets.containers.plan import make_plan
+from controller.targets.containers.target import ContainerTarget
 from controller.targets.observed import ObservedState
 from controller.targets.swarm.plan import make_swarm_plan, service_spec
 from tests.builders import container, desired, desired_app, observed
@@ -94,7 +95,11 @@ async def test_controller_reports_refused_apps_out_of_sync(tmp_path: Path) -> No
     make_repo(repo, {"apps/a.yaml": manifest("a"), "apps/b.yaml": manifest("b")})
     runtime = FakeRuntime(instance="t", images=["busybox:1.36"])
     controller = Controller(
-        Reconciler(GitSource(str(repo), state_dir=tmp_path / "state"), runtime, instance="t"),
+        Reconciler(
+            GitSource(str(repo), state_dir=tmp_path / "state"),
+            ContainerTarget(runtime),
+            instance="t",
+        ),
         runtime,
         watcher=None,
         history=None,

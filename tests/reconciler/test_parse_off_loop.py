@@ -16,6 +16,7 @@ import controller.reconciler as reconciler_module
 from controller.reconciler import Reconciler
 from controller.runtime.fake import FakeRuntime
 from controller.source import GitSource
+from controller.targets.containers.target import ContainerTarget
 from tests.gitutil import make_repo
 
 APPS = 600
@@ -71,7 +72,9 @@ def test_a_coroutine_runs_while_a_big_commit_is_parsed(
         tick = asyncio.create_task(ticker())
         with GitSource(str(repo), state_dir=tmp_path / "state") as source:
             runtime = FakeRuntime(instance="t", images=["busybox:1.36"])
-            result = await Reconciler(source, runtime, instance="t").run_pass(apply=False)
+            result = await Reconciler(source, ContainerTarget(runtime), instance="t").run_pass(
+                apply=False
+            )
         done.set()
         await tick
         assert result.problems == []

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from controller.cli.render import plan_json, plan_text
-from controller.planning import make_plan
 from controller.routes.table import RouteEntry
+from controller.targets.containers.plan import make_plan
 from controller.targets.observed import observe
 from tests.builders import container, desired, desired_app
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from controller.desired.resolve import DesiredApp, DesiredState
 from controller.errors import RouterUnavailable
-from controller.planning import make_plan
 from controller.routes.sync import RouteSync
 from controller.routes.table import RouteTable
 from controller.runtime.fake import FakeRuntime
 from controller.targets.containers.apply import Applier
+from controller.targets.containers.plan import make_plan
 from controller.targets.observed import observe
 from tests.builders import desired, desired_app
 

@@ -414,3 +414,21 @@ def test_split_image_reference() -> None:
     assert split_image("reg:5000/team/app") == ("reg:5000/team/app", "latest")
     assert split_image("reg:5000/team/app:1.2") == ("reg:5000/team/app", "1.2")
     assert split_image("app@sha256:abc") == ("app", "sha256:abc")
+
+
+def test_every_container_runtime_is_a_runtime_and_swarm_only_an_engine() -> None:
+    """Docker, Podman and the fake offer the whole container contract; the Swarm adapter
+    offers the engine part only (it has no create, start, stop, remove, exec or stats to
+    refuse: Swarm owns its task containers) and shares the Docker transport it holds."""
+    from controller.runtime.base import Engine
+    from controller.runtime.swarm import SwarmRuntime
+
+    url = "unix:///nonexistent/docker.sock"
+    docker = DockerRuntime(url, instance="t")
+    for adapter in (docker, PodmanRuntime(url, instance="t"), FakeRuntime(instance="t")):
+        assert isinstance(adapter, Runtime) and isinstance(adapter, Engine)
+    swarm = SwarmRuntime(docker, registry=None)
+    assert isinstance(swarm, Engine) and not isinstance(swarm, Runtime)
+    for op in ("create", "start", "stop", "remove", "exec", "stats"):
+        assert not hasattr(swarm, op), op
+    assert swarm.calls is docker.calls and (swarm.instance, swarm.url) == ("t", url)

@@ -8,6 +8,7 @@ from controller import labels as L
 from controller.daemon.status import app_logs, collect, render_json, render_text
 from controller.runtime import ContainerSpec, HealthCheckSpec
 from controller.runtime.fake import FakeRuntime
+from controller.targets.containers.target import ContainerTarget
 
 IMAGE = "busybox:1.36"
 
@@ -35,7 +36,7 @@ async def test_status_groups_by_app_with_health_and_replicas() -> None:
     await _replica(rt, "worker", 1, 2)
     rt.crash(worker, 1)
 
-    apps = {a.name: a for a in await collect(rt)}
+    apps = {a.name: a for a in await collect(ContainerTarget(rt))}
     assert (apps["web"].health, apps["web"].ready, apps["web"].desired) == ("Healthy", 2, 2)
     assert apps["db"].health == "Progressing" and apps["db"].ready == 0
     assert (
@@ -56,9 +57,9 @@ async def test_logs_prefix_each_line_with_its_replica() -> None:
     rt.write_log(a, "first")
     rt.write_log(b, "second")
     rt.write_log(a, "third")
-    lines = [line async for line in app_logs(rt, "web")]
+    lines = [line async for line in app_logs(ContainerTarget(rt), "web")]
     assert lines == ["web-0 | first", "web-1 | second", "web-0 | third"]
-    assert [line async for line in app_logs(rt, "web", tail=1)] == [
+    assert [line async for line in app_logs(ContainerTarget(rt), "web", tail=1)] == [
         "web-1 | second",
         "web-0 | third",
     ]

@@ -16,6 +16,7 @@ from controller.reconciler import Reconciler
 from controller.runtime.fake import FakeRuntime
 from controller.source import GitSource
 from controller.source.worktree import context_id
+from controller.targets.containers.target import ContainerTarget
 from tests.gitutil import make_repo
 
 BUILT = "apiVersion: trueup/v1\nkind: App\nmetadata: {name: web}\nspec: {build: {context: svc}}\n"
@@ -41,7 +42,7 @@ def _diff_worktree(repo: Path, tmp_path: Path, unblock: Path | None = None) -> l
         async def run() -> list[str]:
             with GitSource(str(repo), state_dir=tmp_path / "state") as source:
                 runtime = FakeRuntime(instance="t", images=["busybox:1.36"])
-                result = await Reconciler(source, runtime, instance="t").run_pass(
+                result = await Reconciler(source, ContainerTarget(runtime), instance="t").run_pass(
                     worktree=True, apply=False
                 )
                 assert [c.app for c in result.plan.changes] == ["api"]

@@ -1,7 +1,8 @@
-"""Apply a plan: run each change through the runtime, one ``Outcome`` per change, never raising.
+"""Apply a plan to a container engine: what each change does to containers (`PlanRunner` runs
+the changes: one ``Outcome`` per change, never raising, independent apps concurrently, an app
+after the apps it depends on).
 
-Independent apps run concurrently (bounded); an app waits until the apps it depends on have
-finished their own change successfully. Within an app, replicas are replaced one by one:
+Within an app, replicas are replaced one by one:
 ``start-first`` starts the new container, waits until it is healthy, then retires the old one,
 so a failed rollout leaves the old version serving; ``stop-first`` retires first. Every
 intermediate state is one a later pass can read from labels and finish (see ``plan``).
@@ -11,179 +12,28 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import replace
 
 import structlog
 
 from controller.desired.resolve import BuildPlan, DesiredApp, DesiredState, container_spec
-from controller.errors import (
-    BuildFailed,
-    ContainerNotFound,
-    HealthCheckFailed,
-    TransientError,
-    TrueupError,
-)
+from controller.errors import ContainerNotFound, HealthCheckFailed, TrueupError
 from controller.planning import Change, Plan, ReplicaStep
-from controller.runtime.base import BuildRequest, Runtime, volume_name
-from controller.targets.slots import Slots
+from controller.runtime.base import Runtime, volume_name
+from controller.targets.runner import (
+    ContextReader,
+    Outcome,
+    PlanRunner,
+    RoutesHook,
+    build_image,
+    no_routes,
+)
 
 log = structlog.get_logger(__name__)
 
-ContextReader = Callable[[str, str], Awaitable[bytes]]
-"""(context path, dockerfile) -> tar of the build context at the pass's revision."""
-
-RoutesHook = Callable[[frozenset[str]], Awaitable[None]]
-"""Called when the set of serving replicas changes: after a new replica became healthy and
-before old ones are stopped. The argument names containers about to be retired, which must
-leave the proxy's table now. The default does nothing (no router)."""
-
-
-async def _no_routes(retiring: frozenset[str]) -> None:
-    return None
-
-
 RUNNING_SETTLE_S = 0.5
 POLL_S = 0.25
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What happened to one change."""
-
-    app: str
-    action: str
-    ok: bool
-    message: str
-    duration_s: float
-    transient: bool = False
-    built: bool = False
-    build: str | None = None
-    """For an app built from git that needed its image: ``built``, ``cached`` (the
-    content-addressed tag was already on the engine) or ``failed``; else None."""
-    build_s: float = 0.0
-    """Seconds spent building (0 unless ``build`` is ``built`` or ``failed``)."""
-
-
-async def build_image(
-    runtime: Runtime, read_context: ContextReader, app: str, plan: BuildPlan
-) -> None:
-    """Build ``plan.tag`` from the app's build context at the pass's revision."""
-    tar = await read_context(plan.context, plan.dockerfile)
-    log.info("build_started", app=app, tag=plan.tag, context=plan.context)
-    await runtime.build(
-        BuildRequest(
-            context=tar,
-            tag=plan.tag,
-            dockerfile=plan.dockerfile,
-            args=dict(plan.args),
-            target=plan.target,
-            labels={"trueup.app": app, "trueup.context-tree": plan.context_id},
-        ),
-        on_log=lambda line: log.debug("build_output", app=app, line=line),
-    )
-    log.info("build_finished", app=app, tag=plan.tag)
-
-
-class PlanRunner:
-    """How a plan is run, whatever the engine: one task per change, at most ``concurrency``
-    doing engine work at once, each app waiting for the apps it depends on; a failure becomes
-    that change's ``Outcome`` and never stops the others. Subclasses say what a change does."""
-
-    def __init__(self, *, concurrency: int) -> None:
-        self._slots = Slots(concurrency)
-        self._done: dict[str, asyncio.Future[bool]] = {}
-        self._image_locks: dict[str, asyncio.Lock] = {}
-
-    def _image_lock(self, image: str) -> asyncio.Lock:
-        """One lock per image name: apps sharing an image check, pull or build it once."""
-        return self._image_locks.setdefault(image, asyncio.Lock())
-
-    async def run(self, plan: Plan) -> list[Outcome]:
-        """Apply every change of ``plan``; return one outcome per change, in plan order."""
-        if not plan.changes:
-            return []
-        loop = asyncio.get_running_loop()
-        self._done = {c.app: loop.create_future() for c in plan.changes}
-        try:
-            await self._prepare(plan)
-        except TrueupError as exc:
-            return [self._fail(c, exc, 0.0) for c in plan.changes]
-        tasks = [asyncio.create_task(self._run_change(c)) for c in plan.changes]
-        outcomes = list(await asyncio.gather(*tasks))
-        await self._after(outcomes)
-        return outcomes
-
-    async def _prepare(self, plan: Plan) -> None:
-        """Engine setup every change needs (a failure fails them all)."""
-
-    async def _after(self, outcomes: list[Outcome]) -> None:
-        """Clean-up once every change has run."""
-
-    async def _execute(self, change: Change) -> bool:
-        """Do ``change``; return whether an image was built. Raise trueup errors only."""
-        raise NotImplementedError
-
-    def _describe(self, change: Change, outcome: Outcome) -> Outcome:
-        """Add what only the subclass knows to an outcome."""
-        return outcome
-
-    async def _run_change(self, change: Change) -> Outcome:
-        started = time.monotonic()
-        bound = log.bind(app=change.app, action=change.action)
-        for dep in change.depends_on:
-            future = self._done.get(dep)
-            if future is not None and not await asyncio.shield(future):
-                outcome = Outcome(
-                    change.app,
-                    change.action,
-                    False,
-                    f"waiting: dependency {dep} did not converge",
-                    time.monotonic() - started,
-                    transient=True,
-                )
-                self._finish(change, outcome)
-                return outcome
-        await self._slots.take()
-        try:
-            try:
-                built = await self._execute(change)
-            except TrueupError as exc:
-                outcome = self._fail(change, exc, time.monotonic() - started)
-                bound.warning("change_failed", error=str(exc), transient=outcome.transient)
-            else:
-                outcome = Outcome(
-                    change.app,
-                    change.action,
-                    True,
-                    "converged",
-                    time.monotonic() - started,
-                    built=built,
-                )
-                bound.info("change_applied", duration_s=round(outcome.duration_s, 3))
-        finally:
-            self._slots.give()
-        outcome = self._describe(change, outcome)
-        self._finish(change, outcome)
-        return outcome
-
-    def _finish(self, change: Change, outcome: Outcome) -> None:
-        future = self._done.get(change.app)
-        if future is not None and not future.done():
-            future.set_result(outcome.ok)
-
-    def _fail(self, change: Change, exc: TrueupError, duration: float) -> Outcome:
-        message = str(exc)
-        if isinstance(exc, BuildFailed) and exc.log_tail:
-            message += "\n" + "\n".join(exc.log_tail[-20:])
-        return Outcome(
-            change.app,
-            change.action,
-            False,
-            message,
-            duration,
-            transient=isinstance(exc, TransientError),
-        )
 
 
 class Applier(PlanRunner):
@@ -199,18 +49,20 @@ class Applier(PlanRunner):
         concurrency: int = 4,
         health_slack_s: float = 5.0,
         settle_s: float = RUNNING_SETTLE_S,
-        routes_changed: RoutesHook = _no_routes,
+        routes_changed: RoutesHook = no_routes,
         bind_paths: Sequence[str] = (),
     ) -> None:
+        super().__init__(
+            desired,
+            instance=instance,
+            read_context=read_context,
+            concurrency=concurrency,
+            bind_paths=bind_paths,
+        )
         self.runtime = runtime
-        self.bind_paths = tuple(bind_paths)
-        self.desired = desired
-        self.instance = instance
-        self.read_context = read_context
         self.health_slack_s = health_slack_s
         self.settle_s = settle_s
         self.routes_changed = routes_changed
-        super().__init__(concurrency=concurrency)
         self._builds: dict[str, tuple[str, float]] = {}
         self._images_present: set[str] = set()
 

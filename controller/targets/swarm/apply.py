@@ -1,17 +1,17 @@
 """Apply a swarm plan: create, update, scale and remove services; one `Outcome` per change.
 
-The swarm counterpart of `apply.Applier`, with the same contract: never raises mid-plan,
-independent apps run concurrently (bounded), an app waits for the apps it depends on. Swarm
-rolls tasks itself (start-first or stop-first, one at a time, rolling back on failure), so an
-update here is: ensure the image (build, and push when a registry is configured) and the
-secrets, replace the service spec, then wait until Swarm's UpdateStatus says ``completed``
-(converged) or that it rolled back (a failed outcome: the old version serves, the app shows
-Degraded), within a deadline derived from the health check. Every change then waits, like
-`kubectl rollout status`, until the desired number of tasks run, all of the service's current
-spec (a task's template digest equals the service's), and no other task runs any more: an old
-task still stopping after the update, a task beyond a lower replica count (running means
-healthy: Swarm holds a task in ``starting`` until its check passes). After the changes, secrets
-of this instance no service uses are removed.
+The Swarm target's `PlanRunner` (the container target's is `containers.apply.Applier`), with
+the same contract: never raises mid-plan, independent apps run concurrently (bounded), an app
+waits for the apps it depends on. Swarm rolls tasks itself (start-first or stop-first, one at a
+time, rolling back on failure), so an update here is: ensure the image (build, and push when a
+registry is configured) and the secrets, replace the service spec, then wait until Swarm's
+UpdateStatus says ``completed`` (converged) or that it rolled back (a failed outcome: the old
+version serves, the app shows Degraded), within a deadline derived from the health check. Every
+change then waits, like `kubectl rollout status`, until the desired number of tasks run, all of
+the service's current spec (a task's template digest equals the service's), and no other task
+runs any more: an old task still stopping after the update, a task beyond a lower replica count
+(running means healthy: Swarm holds a task in ``starting`` until its check passes). After the
+changes, secrets of this instance no service uses are removed.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from controller.errors import (
 )
 from controller.planning import Change, Plan
 from controller.runtime.swarm_base import FAILED_ROLLOUT, ServiceInfo, ServiceSpec, TaskInfo
-from controller.targets.containers.apply import ContextReader, Outcome, PlanRunner, build_image
+from controller.targets.runner import ContextReader, Outcome, PlanRunner, build_image
 from controller.targets.swarm.plan import registry_image, service_name, service_spec
 
 if TYPE_CHECKING:
@@ -62,14 +62,16 @@ class SwarmApplier(PlanRunner):
         poll_s: float = POLL_S,
         bind_paths: Sequence[str] = (),
     ) -> None:
+        super().__init__(
+            desired,
+            instance=instance,
+            read_context=read_context,
+            concurrency=concurrency,
+            bind_paths=bind_paths,
+        )
         self.runtime = runtime
-        self.bind_paths = tuple(bind_paths)
-        self.desired = desired
-        self.instance = instance
-        self.read_context = read_context
         self.slack_s = slack_s
         self.poll_s = poll_s
-        super().__init__(concurrency=concurrency)
 
     async def _prepare(self, plan: Plan) -> None:
         if any(c.action != "delete" for c in plan.changes):

@@ -6,12 +6,13 @@ The same `Plan` and `Change` values as the container plan, so `render` and the J
 the ``trueup.spec`` label), ``scale`` (only the replica count differs), ``heal`` (the service
 runs the desired spec but Swarm still reports a failed rollout: re-applying clears it) or
 ``delete`` (the app left git; the service ids are in ``Change.remove``). Swarm restarts and
-reschedules its own tasks, so a missing or failed task is never a change here. Prune guards,
-``dependsOn`` order and route differences are the container plan's own rules, reused from
-`controller.planning`.
+reschedules its own tasks, so a missing or failed task is never a change here. The per-app loop,
+prune guards, ``dependsOn`` order and route differences are `controller.planning`'s, as for
+containers.
 
 Also here: `service_spec`, which turns one desired app into the `ServiceSpec` Swarm runs, with
-the same ownership labels containers get and secretRefs as content-named Swarm secrets.
+the same ownership labels containers get and secretRefs as content-named Swarm secrets; and
+`observation`, the Swarm target's `Observation` of a snapshot (task rows, services, rollouts).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from controller import labels as L
@@ -31,25 +33,20 @@ from controller.desired.resolve import (
 )
 from controller.errors import PolicyError
 from controller.manifests.models import SecretValue
-from controller.planning import (
-    Change,
-    FieldChange,
-    Plan,
-    Skip,
-    diff_specs,
-    finish_plan,
-    why_not_prune,
-)
+from controller.planning import Change, FieldChange, Plan, PlanOptions, diff_specs, plan_apps
 from controller.routes.table import RouteTable
 from controller.runtime.base import PortSpec, VolumeMount, volume_name
 from controller.runtime.swarm_base import (
     FAILED_ROLLOUT,
+    ROLLING,
     TASK_INSTANCE,
     SecretMount,
     ServiceInfo,
     ServiceSpec,
+    SwarmSnapshot,
+    task_rows,
 )
-from controller.targets.observed import ObservedState
+from controller.targets.observed import Observation, ObservedState, Rollout
 
 SECRET_REF = "trueup.secret-ref"
 _NAME_MAX = 63
@@ -97,6 +94,56 @@ def service_spec(
     enters the service spec). Raises `PolicyError` for what Swarm services cannot do.
     """
     spec = want.manifest.spec
+    _refuse_unsupported(want)
+    env, secrets = _env_and_secrets(want, instance)
+    labels, container_labels = _labels(want, instance, revision)
+    check = spec.health_check
+    return ServiceSpec(
+        name=service_name(instance, want.name),
+        image=image or want.image,
+        labels=labels,
+        container_labels=container_labels,
+        replicas=want.replicas,
+        command=tuple(spec.command) if spec.command is not None else None,
+        entrypoint=tuple(spec.entrypoint) if spec.entrypoint is not None else None,
+        env=env,
+        working_dir=spec.working_dir,
+        user=spec.user,
+        ports=tuple(PortSpec(p.container_port, p.protocol, p.host_port) for p in spec.ports),
+        healthcheck=healthcheck_spec(spec),
+        memory=spec.resources.memory,
+        cpus=spec.resources.cpus,
+        volumes=_volumes(want, instance, mounted),
+        binds=bind_mounts(spec, bind_paths),
+        secrets=secrets,
+        restart_policy=spec.restart_policy,
+        init=spec.init,
+        stop_signal=spec.stop_signal,
+        stop_grace_period=spec.stop_grace_period,
+        cap_add=tuple(spec.cap_add),
+        aliases=(want.name,),
+        order=want.strategy,
+        monitor=max(1.0, check.interval) if check is not None else 5.0,
+    )
+
+
+def _volumes(
+    want: DesiredApp, instance: str, mounted: Sequence[tuple[str, str]]
+) -> tuple[VolumeMount, ...]:
+    """The instance's named volumes; an old, unscoped name the service mounts is kept."""
+    return tuple(
+        VolumeMount(
+            v.name if (v.name, v.mount_path) in mounted else volume_name(instance, v.name),
+            v.mount_path,
+            v.read_only,
+        )
+        for v in want.manifest.spec.volumes
+    )
+
+
+def _refuse_unsupported(want: DesiredApp) -> None:
+    """`PolicyError` for what a Swarm service cannot do."""
+    spec = want.manifest.spec
     if spec.privileged:
         raise PolicyError("privileged is not supported by Swarm services")
     if spec.network_mode != "bridge":
@@ -107,6 +154,13 @@ def service_spec(
                 f"spec.ports[{i}].hostIp: not supported on swarm (the routing mesh publishes "
                 f"hostPort {port.host_port} on every node's addresses)"
             )
+
+
+def _env_and_secrets(
+    want: DesiredApp, instance: str
+) -> tuple[dict[str, str], tuple[SecretMount, ...]]:
+    """Plain variables as they are; each secretRef as a Swarm secret file and ``VAR_FILE``."""
+    spec = want.manifest.spec
     env = {k: v for k, v in spec.env.items() if isinstance(v, str)}
     secrets: list[SecretMount] = []
     for var, value in sorted(spec.env.items()):
@@ -126,6 +180,13 @@ def service_spec(
             )
         )
         env[f"{var}_FILE"] = f"/run/secrets/{var}"
+    return env, tuple(secrets)
+
+
+def _labels(
+    want: DesiredApp, instance: str, revision: str | None
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The service's ownership labels, and the labels its task containers get."""
     user_labels = {f"{L.USER_PREFIX}{k}": v for k, v in want.manifest.metadata.labels.items()}
     labels = {
         **user_labels,
@@ -135,40 +196,40 @@ def service_spec(
         L.REVISION: revision or "worktree",
         L.SPEC: canonical_json(want.spec),
     }
-    check = spec.health_check
-    return ServiceSpec(
-        name=service_name(instance, want.name),
-        image=image or want.image,
-        labels=labels,
-        container_labels={**user_labels, TASK_INSTANCE: instance, L.APP: want.name},
-        replicas=want.replicas,
-        command=tuple(spec.command) if spec.command is not None else None,
-        entrypoint=tuple(spec.entrypoint) if spec.entrypoint is not None else None,
-        env=env,
-        working_dir=spec.working_dir,
-        user=spec.user,
-        ports=tuple(PortSpec(p.container_port, p.protocol, p.host_port) for p in spec.ports),
-        healthcheck=healthcheck_spec(spec),
-        memory=spec.resources.memory,
-        cpus=spec.resources.cpus,
-        volumes=tuple(
-            VolumeMount(
-                v.name if (v.name, v.mount_path) in mounted else volume_name(instance, v.name),
-                v.mount_path,
-                v.read_only,
-            )
-            for v in spec.volumes
-        ),
-        binds=bind_mounts(spec, bind_paths),
-        secrets=tuple(secrets),
-        restart_policy=spec.restart_policy,
-        init=spec.init,
-        stop_signal=spec.stop_signal,
-        stop_grace_period=spec.stop_grace_period,
-        cap_add=tuple(spec.cap_add),
-        aliases=(want.name,),
-        order=want.strategy,
-        monitor=max(1.0, check.interval) if check is not None else 5.0,
+    return labels, {**user_labels, TASK_INSTANCE: instance, L.APP: want.name}
+
+
+@dataclass(frozen=True, eq=False)
+class ServiceObservation(Observation):
+    """A swarm seen through its manager: the task rows (`Observation.rows`), the services
+    they belong to, and Swarm's rollout state of each app (`Observation.rollouts`)."""
+
+    services: tuple[ServiceInfo, ...] = ()
+    instance: str = ""
+
+    def plan(self, desired: DesiredState, options: PlanOptions) -> Plan:
+        return service_plan(desired, self.services, self.state, self.instance, options)
+
+
+def observation(snapshot: SwarmSnapshot, *, instance: str) -> ServiceObservation:
+    """What the two engine calls of a `SwarmSnapshot` say, as the Swarm target's observation:
+    Swarm's own rollout of a service leads its app's health (a failed one: Degraded; one in
+    progress: Progressing)."""
+    rollouts: dict[str, Rollout] = {}
+    for service in snapshot.services:
+        state = service.update_state
+        if not service.app or not state:
+            continue
+        if state in FAILED_ROLLOUT:
+            message = service.update_message or "update failed"
+            rollouts[service.app] = Rollout(True, f"swarm update {state}: {message}")
+        elif state in ROLLING:
+            rollouts[service.app] = Rollout(False, f"swarm update {state}")
+    return ServiceObservation(
+        tuple(task_rows(snapshot)),
+        rollouts,
+        services=snapshot.services,
+        instance=instance,
     )
 
 
@@ -182,45 +243,30 @@ def make_swarm_plan(
     allow_empty: bool = False,
     current_routes: RouteTable | None = None,
 ) -> Plan:
+    """`service_plan` with its options spelt out."""
+    options = PlanOptions(prune, allow_empty, current_routes)
+    return service_plan(desired, services, tasks, instance, options)
+
+
+def service_plan(
+    desired: DesiredState,
+    services: Sequence[ServiceInfo],
+    tasks: ObservedState,
+    instance: str,
+    options: PlanOptions,
+) -> Plan:
     """Compare ``desired`` with the instance's ``services``; ``tasks`` (the task view) gives
-    the route table's upstreams. Same ordering and guards as `controller.planning.make_plan`."""
+    the route table's upstreams. The per-app loop, guards and order are
+    `controller.planning.plan_apps`'s."""
     by_app: dict[str, list[ServiceInfo]] = {}
     for service in services:
         if service.app:
             by_app.setdefault(service.app, []).append(service)
-    changes: list[Change] = []
-    deletes: list[Change] = []
-    skipped: list[Skip] = []
-    for name in sorted(set(desired.apps) | set(by_app) | set(desired.errors)):
-        want = desired.apps.get(name)
-        have = by_app.get(name, [])
-        if want is None:
-            if not have:
-                if name in desired.errors:
-                    skipped.append(Skip(name, desired.errors[name]))
-                continue
-            reason = why_not_prune(name, desired, prune)
-            if reason:
-                skipped.append(Skip(name, reason))
-            else:
-                deletes.append(_delete(name, have))
-            continue
-        if want.suspend:
-            skipped.append(Skip(name, "suspended: reconcile leaves this app alone"))
-            continue
-        change = _diff_service(want, have, service_name(instance, name))
-        if change is not None:
-            changes.append(change)
-    return finish_plan(
-        desired,
-        changes,
-        deletes,
-        skipped,
-        observed_apps=len(by_app),
-        allow_empty=allow_empty,
-        routes_from=tasks,
-        current_routes=current_routes,
-    )
+
+    def diff(want: DesiredApp, have: list[ServiceInfo] | None) -> Change | None:
+        return _diff_service(want, have or [], service_name(instance, want.name))
+
+    return plan_apps(desired, by_app, diff=diff, delete=_delete, routes_from=tasks, options=options)
 
 
 def _delete(app: str, have: list[ServiceInfo]) -> Change:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 
-from controller.planning import make_plan
 from controller.runtime.base import ContainerInfo, ContainerSpec
 from controller.runtime.fake import FakeRuntime
 from controller.targets.containers.apply import Applier
+from controller.targets.containers.plan import make_plan
 from controller.targets.observed import observe
 from tests.builders import desired, desired_app
 

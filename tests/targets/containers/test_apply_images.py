@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from controller.desired.resolve import DesiredState
-from controller.planning import make_plan
 from controller.runtime.fake import FakeRuntime
 from controller.targets.containers.apply import Applier
+from controller.targets.containers.plan import make_plan
 from controller.targets.observed import observe
 from tests.builders import desired_app
 

@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from controller.desired.resolve import DesiredApp, DesiredState
-from controller.planning import make_plan
 from controller.runtime.fake import FakeRuntime
 from controller.targets.containers.apply import Applier
+from controller.targets.containers.plan import make_plan
 from controller.targets.observed import observe
 from tests.builders import desired_app
 

@@ -8,13 +8,19 @@ from typing import Any
 import pytest
 
 from controller.cli.render import plan_json
-from controller.daemon.status import app_status
+from controller.daemon.status import summarize
 from controller.desired.resolve import DesiredApp
 from controller.desired.secrets import SecretStore
 from controller.errors import PolicyError
+from controller.planning import PlanOptions
 from controller.runtime.swarm_base import ServiceInfo, SwarmSnapshot, TaskInfo, task_rows
 from controller.targets.observed import ObservedState
-from controller.targets.swarm.plan import make_swarm_plan, service_name, service_spec
+from controller.targets.swarm.plan import (
+    make_swarm_plan,
+    observation,
+    service_name,
+    service_spec,
+)
 from tests.builders import T0, desired, desired_app
 
 I = "test"  # noqa: E741  # the instance name, short on purpose
@@ -60,8 +66,8 @@ def test_actions_mirror_the_container_plan() -> None:
         {"path": "spec.env.GREETING", "before": "hello", "after": "bonjour"}
     ]
     assert by_app["api"]["fields"] == [{"path": "spec.replicas", "before": 2, "after": 3}]
-    delete = p.change_for("job")
-    assert delete is not None and delete.remove == ("id-test-job",)
+    delete = next(c for c in p.changes if c.app == "job")
+    assert delete.remove == ("id-test-job",)
 
 
 def test_in_sync_services_plan_nothing_and_prune_guards_hold() -> None:
@@ -125,8 +131,7 @@ def test_task_view_health_follows_tasks_and_swarm_rollouts() -> None:
 
     def health(tasks: tuple[TaskInfo, ...], **kw: Any) -> tuple[str, str]:
         snap = SwarmSnapshot((service(web, vip="10.0.1.2", **kw),), tasks)
-        rows = task_rows(snap)
-        status = app_status("web", rows)
+        (status,) = summarize(observation(snap, instance=I))
         return status.health, status.message
 
     running = (_task(1, "running"), _task(2, "running"))
@@ -169,3 +174,26 @@ def test_a_task_of_the_current_spec_has_the_services_template_digest() -> None:
     old = task_info({"ID": "t0", "ServiceID": "s1", "Spec": old_env})
     assert service.template_digest and current.template_digest == service.template_digest
     assert old.template_digest != service.template_digest
+
+
+def test_the_swarm_observation_plans_against_its_services_and_carries_rollouts() -> None:
+    """`observation` of a snapshot: the task rows, Swarm's rollout per app (failed: with its
+    message; rolling; none when completed), and a plan equal to `make_swarm_plan`'s."""
+    web, api, db = desired_app("web"), desired_app("api", replicas=2), desired_app("db")
+    snap = SwarmSnapshot(
+        (
+            service(web, update_state="rollback_completed", update_message="task failed"),
+            service(api, update_state="updating"),
+            service(db, update_state="completed"),
+        ),
+        (),
+    )
+    seen = observation(snap, instance=I)
+    assert {app: (r.failed, r.message) for app, r in seen.rollouts.items()} == {
+        "web": (True, "swarm update rollback_completed: task failed"),
+        "api": (False, "swarm update updating"),
+    }
+    state = desired(web, desired_app("api", replicas=3), db)
+    direct = make_swarm_plan(state, snap.services, seen.state, instance=I)
+    assert seen.plan(state, PlanOptions()) == direct
+    assert [(c.app, c.action) for c in direct.changes] == [("api", "scale"), ("web", "heal")]

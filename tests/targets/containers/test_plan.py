@@ -10,7 +10,7 @@ import pytest
 from controller import labels as L
 from controller.cli.render import change_lines, plan_json_text
 from controller.desired.secrets import SecretStore
-from controller.planning import make_plan
+from controller.targets.containers.plan import make_plan
 from tests.builders import container, desired, desired_app, observed
 
 
