@@ -116,6 +116,40 @@ def test_no_engine_is_an_os_error(tmp_path: Path) -> None:
     assert isinstance(translate(caught.value, op="ping"), RuntimeUnavailable)
 
 
+def test_answers_decode_by_content_type() -> None:
+    """Empty is None, ``text/...`` is text (``/_ping``'s OK), anything else is JSON (Podman's
+    stats come without a content type)."""
+    assert transport.decode_answer("application/json", b"  \r\n") is None
+    assert transport.decode_answer("text/plain; charset=utf-8", b"OK") == "OK"
+    assert transport.decode_answer("", b'{"cpu_stats": {}}') == {"cpu_stats": {}}
+
+
+async def test_calls_are_counted_per_operation_and_errors_translated(
+    engine: tuple[str, list[bytes], list[bytes]],
+) -> None:
+    """Each request run for an operation counts under it, an error answer too, and an error
+    status comes out of `Transport.run` as trueup's error with the engine's message."""
+    path, answers, requests = engine
+    answers.append(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nOK")
+    message = b'{"message":"No such container: gone"}'
+    answers.append(
+        b"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(message), message)
+    )
+    engine_transport = transport.Transport(f"unix://{path}", timeout=5)
+    assert engine_transport.socket == path
+    ok = await engine_transport.run("ping", engine_transport.call, "GET", "/_ping")
+    assert ok == "OK"
+    with pytest.raises(ContainerNotFound, match="inspect gone: No such container: gone"):
+        await engine_transport.run(
+            "inspect", engine_transport.call, "GET", "/containers/{}/json", "gone", subject="gone"
+        )
+    assert engine_transport.calls == {"ping": 1, "inspect": 1}
+    assert requests[0].startswith(b"GET /v1.41/_ping HTTP/1.1\r\n")
+    assert requests[1].startswith(b"GET /v1.41/containers/gone/json HTTP/1.1\r\n")
+    await engine_transport.close()
+
+
 @pytest.mark.integration
 @pytest.mark.usefixtures("docker_engine")
 def test_a_pass_with_nothing_to_do_never_loads_the_sdk() -> None:
