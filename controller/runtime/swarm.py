@@ -15,11 +15,11 @@ Observation is two requests: the service list and the task list, both filtered b
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -285,7 +285,7 @@ class SwarmRuntime(DockerRuntime):
         this host first (`hostpaths`), and ``Name`` goes to the SDK call on its own."""
         binds = tuple(self._resolved_bind(b) for b in spec.binds)
         body = service_body(
-            replace(spec, binds=binds),
+            dataclasses.replace(spec, binds=binds),
             instance=self.instance,
             network=network,
             secret_ids=secret_ids,
