@@ -3,9 +3,9 @@
 Same contract and semantics as the real adapters (the shared contract suite runs against
 all three): a removed container is gone, a stopped one shows ``exited``, builds produce
 content-derived ids, events reach subscribers. Nothing runs, so tests drive what a process
-would do: `crash` (it dies), `set_health`, `write_log`, `exec_handler`. Failures are
-injected with `unavailable` (the engine does not answer) and `fail_next` (one operation
-raises). ``calls`` counts operations like the real adapters count API requests.
+would do: `crash` (it dies), `set_health`, `write_log`, `exec_handler`; an engine that
+does not answer is `unavailable`. ``calls`` counts operations like the real adapters count
+API requests.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from controller.errors import (
     ImageNotFound,
     RuntimeRejected,
     RuntimeUnavailable,
-    TrueupError,
 )
 from controller.runtime.base import (
     BuildLogSink,
@@ -115,17 +114,12 @@ class FakeRuntime:
         """Health a container with a check reports right after start; tests that want
         instant readiness set ``"healthy"``."""
         self.exec_handler: ExecHandler = default_exec
-        self._failures: dict[str, TrueupError] = {}
         self._containers: dict[str, _Container] = {}
         self._events: list[RuntimeEvent] = []
         self._events_changed = asyncio.Event()
         self._ticks = 0
 
     # -- test controls -------------------------------------------------------------------
-
-    def fail_next(self, op: str, error: TrueupError) -> None:
-        """Make the next call of ``op`` raise ``error`` (once)."""
-        self._failures[op] = error
 
     def crash(self, container: str, exit_code: int = 1) -> None:
         """Make a running container's process die with ``exit_code``."""
@@ -152,9 +146,6 @@ class FakeRuntime:
         self.calls[op] += 1
         if self.unavailable:
             raise RuntimeUnavailable(f"{op}: engine unreachable (fake)")
-        error = self._failures.pop(op, None)
-        if error is not None:
-            raise error
 
     def _now(self) -> datetime:
         self._ticks += 1

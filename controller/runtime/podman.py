@@ -26,15 +26,16 @@ import asyncio
 import json
 import time
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import replace
+from typing import Any, Unpack
 
 import structlog
 
 from controller import labels as L
 from controller.errors import RuntimeRejected, RuntimeUnavailable, TrueupError
-from controller.runtime import unixhttp
 from controller.runtime.base import ContainerInfo, ContainerSpec, Health
-from controller.runtime.docker import DockerRuntime
+from controller.runtime.docker import DockerRuntime, EngineOptions
+from controller.runtime.transport import EngineHTTPError
 
 log = structlog.get_logger(__name__)
 
@@ -57,13 +58,11 @@ class PodmanRuntime(DockerRuntime):
         self,
         url: str,
         *,
-        instance: str,
-        timeout: float = 30.0,
-        build_timeout: float = 900.0,
         drive_healthchecks: bool = True,
         health_tick: float = 1.0,
+        **options: Unpack[EngineOptions],
     ) -> None:
-        super().__init__(url, instance=instance, timeout=timeout, build_timeout=build_timeout)
+        super().__init__(url, **options)
         self.drive_healthchecks = drive_healthchecks
         self.health_tick = health_tick
         self._health_task: asyncio.Task[None] | None = None
@@ -84,7 +83,7 @@ class PodmanRuntime(DockerRuntime):
     def _kill(self, container: str, signal: str) -> bool:
         try:
             return super()._kill(container, signal)
-        except unixhttp.EngineHTTPError as exc:
+        except EngineHTTPError as exc:
             if exc.status == 500 and "can only kill running containers" in exc.explanation:
                 return False
             raise
@@ -108,7 +107,7 @@ class PodmanRuntime(DockerRuntime):
     def _run_healthcheck(self, container_id: str) -> None:
         try:
             self._call("GET", "/containers/{}/healthcheck", container_id, prefix=LIBPOD_PREFIX)
-        except unixhttp.EngineHTTPError as exc:
+        except EngineHTTPError as exc:
             if exc.status != 409:  # 409: the container stopped meanwhile
                 raise
 
@@ -129,20 +128,7 @@ class PodmanRuntime(DockerRuntime):
             exit_code = info.exit_code
             if info.state in ("exited", "dead") and row.get("ExitCode") is not None:
                 exit_code = int(row["ExitCode"])
-            merged.append(
-                ContainerInfo(
-                    id=info.id,
-                    name=info.name,
-                    image=info.image,
-                    labels=info.labels,
-                    state=info.state,
-                    health=health,
-                    created=info.created,
-                    ip_address=info.ip_address,
-                    exit_code=exit_code,
-                    status=info.status,
-                )
-            )
+            merged.append(replace(info, health=health, exit_code=exit_code))
         return merged
 
     async def create(self, spec: ContainerSpec) -> str:

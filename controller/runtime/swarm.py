@@ -14,6 +14,7 @@ Observation is two requests: the service list and the task list, both filtered b
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -23,7 +24,6 @@ from typing import Any
 
 import docker
 import docker.errors
-import docker.types
 import structlog
 
 from controller import labels as L
@@ -46,16 +46,12 @@ from controller.runtime.swarm_base import (
     TaskInfo,
     task_rows,
 )
+from controller.runtime.swarm_requests import service_body
 
 log = structlog.get_logger(__name__)
 
 _NS = 1_000_000_000
-_RESTART = {"always": "any", "on-failure": "on-failure", "never": "none"}
 _EPOCH = datetime.fromtimestamp(0, UTC)
-
-
-def _ns(seconds: float | None) -> int | None:
-    return None if seconds is None else int(seconds * _NS)
 
 
 class SwarmRuntime:
@@ -315,91 +311,24 @@ class SwarmRuntime:
     def _service_kwargs(
         self, spec: ServiceSpec, network: str, secret_ids: Mapping[str, str]
     ) -> dict[str, Any]:
-        """The SDK arguments of create/update: deterministic, so an unchanged spec never rolls."""
-        types = docker.types
-        # labels reach the volume a node creates for the first task that mounts it
-        mounts = [
-            types.Mount(
-                v.mount_path,
-                v.name,
-                type="volume",
-                read_only=v.read_only,
-                labels={L.INSTANCE: self.instance},
-            )
-            for v in spec.volumes
-        ] + [
-            types.Mount(
-                b.mount_path, self._resolved_bind(b).host_path, type="bind", read_only=b.read_only
-            )
-            for b in spec.binds
-        ]
-        healthcheck = None
-        if spec.healthcheck is not None:
-            hc = spec.healthcheck
-            healthcheck = types.Healthcheck(
-                test=list(hc.test),
-                interval=_ns(hc.interval),
-                timeout=_ns(hc.timeout),
-                retries=hc.retries,
-                start_period=_ns(hc.start_period),
-            )
-        secrets = [
-            types.SecretReference(
-                secret_ids[s.name], s.name, filename=s.file, uid="0", gid="0", mode=0o444
-            )
-            for s in spec.secrets
-        ]
-        container = types.ContainerSpec(
-            spec.image,
-            command=list(spec.entrypoint) if spec.entrypoint is not None else None,
-            args=list(spec.command) if spec.command is not None else None,
-            env=[f"{k}={v}" for k, v in sorted(spec.env.items())] or None,
-            workdir=spec.working_dir,
-            user=spec.user,
-            labels=dict(spec.container_labels),
-            mounts=mounts or None,
-            stop_grace_period=_ns(spec.stop_grace_period),
-            secrets=secrets or None,
-            stop_signal=spec.stop_signal,
-            healthcheck=healthcheck,
-            init=True if spec.init else None,
-            cap_add=list(spec.cap_add) or None,
+        """The SDK arguments of create/update: deterministic, so an unchanged spec never rolls.
+
+        The body is `swarm_requests.service_body`'s (pure); the bind paths are resolved on
+        this host first (`hostpaths`), and ``Name`` goes to the SDK call on its own."""
+        binds = tuple(self._resolved_bind(b) for b in spec.binds)
+        body = service_body(
+            dataclasses.replace(spec, binds=binds),
+            instance=self.instance,
+            network=network,
+            secret_ids=secret_ids,
         )
-        resources = None
-        if spec.memory or spec.cpus:
-            resources = types.Resources(
-                cpu_limit=int(spec.cpus * _NS) if spec.cpus else None, mem_limit=spec.memory
-            )
-        template = types.TaskTemplate(
-            container,
-            resources=resources,
-            restart_policy=types.RestartPolicy(
-                condition=_RESTART[spec.restart_policy], delay=5 * _NS
-            ),
-            networks=[types.NetworkAttachmentConfig(network, aliases=list(spec.aliases))],
-        )
-        published = {
-            p.host_port: (p.container_port, p.protocol, "ingress")
-            for p in spec.ports
-            if p.host_port is not None
-        }
-        monitor = _ns(spec.monitor)
         return {
-            "task_template": template,
-            "labels": dict(spec.labels),
-            "mode": types.ServiceMode("replicated", replicas=spec.replicas),
-            "update_config": types.UpdateConfig(
-                parallelism=1,
-                delay=0,
-                failure_action="rollback",
-                monitor=monitor,
-                max_failure_ratio=0,
-                order=spec.order,
-            ),
-            "rollback_config": types.RollbackConfig(
-                parallelism=1, delay=0, failure_action="pause", monitor=monitor, order=spec.order
-            ),
-            "endpoint_spec": types.EndpointSpec(mode="vip", ports=published or None),
+            "task_template": body["TaskTemplate"],
+            "labels": body["Labels"],
+            "mode": body["Mode"],
+            "update_config": body["UpdateConfig"],
+            "rollback_config": body["RollbackConfig"],
+            "endpoint_spec": body["EndpointSpec"],
         }
 
     # -- logs ----------------------------------------------------------------------------

@@ -7,9 +7,11 @@ users (``--path``, ``build.context``) are checked by :func:`clean_subpath` befor
 Tar rules (what ``docker build`` would get from a checkout of the same tree):
 regular files keep their executable bit (0644 / 0755), symlinks are stored as symlinks with
 their target (never followed), directories are 0755, a submodule is an empty directory, and
-``.dockerignore`` is applied with the docker SDK's own ``PatternMatcher``, walking the tree the
-way the SDK walks a folder. Every entry has mtime 0 and owner 0:0, so the tar is a pure
-function of the tree id and the Dockerfile name.
+``.dockerignore`` is applied as the docker SDK applies it (`dockerignore.DockerIgnore`),
+walking the tree the way the SDK walks a folder. A pattern that cannot be matched (``[z-a]``)
+is a `SourceError` naming its line, for the apps built from that context only. Every entry
+has mtime 0 and owner 0:0, so the tar is a pure function of the tree id and the Dockerfile
+name.
 """
 
 from __future__ import annotations
@@ -27,11 +29,10 @@ from dulwich.object_store import BaseObjectStore, DiskObjectStore
 from dulwich.objects import Blob, ObjectID, Tree
 
 from controller.errors import SourceError
+from controller.source.dockerignore import BadPattern, DockerIgnore
 
-if TYPE_CHECKING:  # imported by tar_tree: reading manifests never loads the docker SDK
+if TYPE_CHECKING:  # imported by tar_tree: reading manifests never loads tarfile
     import tarfile
-
-    from docker.utils.build import PatternMatcher
 
 log = structlog.get_logger(__name__)
 
@@ -239,10 +240,13 @@ def tar_tree(store: BaseObjectStore, tree_id: ObjectID, *, dockerfile: str = "Do
     """
     import tarfile
 
-    from docker.utils.build import PatternMatcher
-
-    patterns = [*read_dockerignore(store, tree_id), f"!{dockerfile}"]
-    matcher = PatternMatcher(patterns)
+    patterns = read_dockerignore(store, tree_id)
+    try:
+        matcher = DockerIgnore([*patterns, f"!{dockerfile}"])
+    except BadPattern as exc:
+        where = _pattern_line(store, tree_id, exc.pattern) if exc.pattern in patterns else None
+        what = f".dockerignore line {where}" if where else f"dockerfile {dockerfile!r}"
+        raise SourceError(f"build context: {what}: cannot match {exc.pattern!r}: {exc}") from exc
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for path, mode, oid in _walk_included(store, tree_id, "", matcher):
@@ -251,7 +255,7 @@ def tar_tree(store: BaseObjectStore, tree_id: ObjectID, *, dockerfile: str = "Do
 
 
 def _walk_included(
-    store: BaseObjectStore, tree_id: ObjectID, prefix: str, matcher: PatternMatcher
+    store: BaseObjectStore, tree_id: ObjectID, prefix: str, matcher: DockerIgnore
 ) -> Iterator[tuple[str, int, ObjectID]]:
     """The SDK's ``PatternMatcher.walk``, over a git tree instead of a folder on disk."""
     tree = store[tree_id]
@@ -294,3 +298,13 @@ def _add_entry(
         info.mode = 0o755 if mode & 0o111 else 0o644
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
+
+
+def _pattern_line(store: BaseObjectStore, tree_id: ObjectID, pattern: str) -> int | None:
+    """The line of ``.dockerignore`` that holds ``pattern``."""
+    found = lookup(store, tree_id, ".dockerignore")
+    if found is None:
+        return None
+    text = _blob(store, found[1]).decode("utf-8", "replace")
+    lines = (n for n, line in enumerate(text.splitlines(), 1) if line.strip() == pattern)
+    return next(lines, None)

@@ -330,3 +330,19 @@ def test_secret_reaches_container_not_diff(deployment: Deployment, tmp_path: Pat
     assert "DB_PASSWORD=s3cr3t-two" in job.attrs["Config"]["Env"]
     for path in deployment.state.rglob("*"):  # nothing trueup keeps holds the value
         assert not path.is_file() or b"s3cr3t" not in path.read_bytes(), path
+
+
+def test_a_bad_dockerignore_pattern_fails_only_its_app(deployment: Deployment) -> None:
+    """A committed .dockerignore line that is no pattern (``[z-a]``) fails the app built from
+    that context with the line named; the other apps apply, and there is no traceback."""
+    deployment.commit({"apps/site.yaml": BUILT, "services/site/Dockerfile": DOCKERFILE,
+                       "services/site/index.html": "v1\n",
+                       "services/site/.dockerignore": "*.log\n[z-a]\n",
+                       "apps/job.yaml": sleeper("job")})  # fmt: skip
+    result = deployment.trueup("apply")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert ".dockerignore line 2: cannot match '[z-a]'" in result.stdout
+    assert "ok     job create" in result.stdout
+    assert deployment.containers("site") == []
+    assert len(deployment.containers("job")) == 1

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from controller.errors import ContainerNotFound, ImageNotFound, RuntimeUnavailable
-from controller.runtime import unixhttp
-from controller.runtime.docker import translate
+from controller.runtime import transport
+from controller.runtime.transport import translate
 
 
 @pytest.fixture
@@ -49,8 +49,8 @@ def test_chunked_json_answer_is_reassembled(engine: tuple[str, list[bytes], list
         b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
         b"Transfer-Encoding: chunked\r\n\r\n" + chunks + b"0\r\n\r\n"
     )
-    url = unixhttp.api_path("/v1.41/containers/json", query={"all": "1"})
-    assert unixhttp.get_json(path, url, timeout=5) == [{"Id": "a"}, {"Id": "b"}]
+    url = transport.api_path("/v1.41/containers/json", query={"all": "1"})
+    assert transport.get_json(path, url, timeout=5) == [{"Id": "a"}, {"Id": "b"}]
     assert requests[0].startswith(b"GET /v1.41/containers/json?all=1 HTTP/1.1\r\n")
 
 
@@ -66,16 +66,16 @@ def test_a_write_sends_its_json_body_with_type_and_length(
     )
     answers.append(b"HTTP/1.1 204 No Content\r\n\r\n")
     body = b'{"Image":"busybox:1.36"}'
-    url = unixhttp.api_path("/v1.41/containers/create", query={"name": "web-0"})
-    answer = unixhttp.request(path, "POST", url, body=body, timeout=5)
+    url = transport.api_path("/v1.41/containers/create", query={"name": "web-0"})
+    answer = transport.request(path, "POST", url, body=body, timeout=5)
     assert answer == ("application/json", b'{"Id":"c1"}')
     head, _, sent = requests[0].partition(b"\r\n\r\n")
     assert head.startswith(b"POST /v1.41/containers/create?name=web-0 HTTP/1.1\r\n")
     assert b"\r\nContent-Type: application/json\r\n" in head
     assert b"\r\nContent-Length: 24" in head
     assert sent == body
-    url = unixhttp.api_path("/v1.41/containers/{}/start", "c1")
-    assert unixhttp.request(path, "POST", url, timeout=5) == ("", b"")
+    url = transport.api_path("/v1.41/containers/{}/start", "c1")
+    assert transport.request(path, "POST", url, timeout=5) == ("", b"")
     assert b"\r\nContent-Length: 0\r\n" in requests[1]
 
 
@@ -89,12 +89,12 @@ def test_error_status_keeps_the_engine_message(
         b"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n"
         b"Content-Length: %d\r\n\r\n%s" % (len(message), message)
     )
-    with pytest.raises(unixhttp.EngineHTTPError) as caught:
-        unixhttp.get(path, unixhttp.api_path("/v1.41/images/{}/json", "nope:1"), timeout=5)
+    with pytest.raises(transport.EngineHTTPError) as caught:
+        transport.get(path, transport.api_path("/v1.41/images/{}/json", "nope:1"), timeout=5)
     assert (caught.value.status, caught.value.explanation) == (404, "No such image: nope:1")
     assert isinstance(translate(caught.value, op="image_exists"), ImageNotFound)
     assert isinstance(translate(caught.value, op="inspect"), ContainerNotFound)
-    server_error = unixhttp.EngineHTTPError(500, "boom")
+    server_error = transport.EngineHTTPError(500, "boom")
     assert isinstance(translate(server_error, op="list"), RuntimeUnavailable)
 
 
@@ -105,15 +105,49 @@ def test_truncated_answer_is_a_connection_error(
     path, answers, _ = engine
     answers.append(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n[{")
     with pytest.raises(ConnectionError):
-        unixhttp.get(path, "/_ping", timeout=5)
+        transport.get(path, "/_ping", timeout=5)
     assert isinstance(translate(ConnectionError("cut"), op="list"), RuntimeUnavailable)
 
 
 def test_no_engine_is_an_os_error(tmp_path: Path) -> None:
     """A missing socket raises OSError, which translates to an unreachable engine."""
     with pytest.raises(OSError) as caught:
-        unixhttp.get(str(tmp_path / "none.sock"), "/_ping", timeout=1)
+        transport.get(str(tmp_path / "none.sock"), "/_ping", timeout=1)
     assert isinstance(translate(caught.value, op="ping"), RuntimeUnavailable)
+
+
+def test_answers_decode_by_content_type() -> None:
+    """Empty is None, ``text/...`` is text (``/_ping``'s OK), anything else is JSON (Podman's
+    stats come without a content type)."""
+    assert transport.decode_answer("application/json", b"  \r\n") is None
+    assert transport.decode_answer("text/plain; charset=utf-8", b"OK") == "OK"
+    assert transport.decode_answer("", b'{"cpu_stats": {}}') == {"cpu_stats": {}}
+
+
+async def test_calls_are_counted_per_operation_and_errors_translated(
+    engine: tuple[str, list[bytes], list[bytes]],
+) -> None:
+    """Each request run for an operation counts under it, an error answer too, and an error
+    status comes out of `Transport.run` as trueup's error with the engine's message."""
+    path, answers, requests = engine
+    answers.append(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nOK")
+    message = b'{"message":"No such container: gone"}'
+    answers.append(
+        b"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(message), message)
+    )
+    engine_transport = transport.Transport(f"unix://{path}", timeout=5)
+    assert engine_transport.socket == path
+    ok = await engine_transport.run("ping", engine_transport.call, "GET", "/_ping")
+    assert ok == "OK"
+    with pytest.raises(ContainerNotFound, match="inspect gone: No such container: gone"):
+        await engine_transport.run(
+            "inspect", engine_transport.call, "GET", "/containers/{}/json", "gone", subject="gone"
+        )
+    assert engine_transport.calls == {"ping": 1, "inspect": 1}
+    assert requests[0].startswith(b"GET /v1.41/_ping HTTP/1.1\r\n")
+    assert requests[1].startswith(b"GET /v1.41/containers/gone/json HTTP/1.1\r\n")
+    await engine_transport.close()
 
 
 @pytest.mark.integration

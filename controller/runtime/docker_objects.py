@@ -1,0 +1,134 @@
+"""The engine objects trueup owns beside containers: networks, named volumes, the instance claim.
+
+Blocking steps over one `Transport` (the adapters run them off the event loop through
+`Transport.run`), on any Docker-compatible engine: Docker, and Podman's compat API, whose
+answers differ where noted. Bodies and queries come from `docker_requests`. Ownership is a
+label (``trueup.instance``): trueup creates what is missing with it, and refuses a volume that
+lacks it, so a manifest can never reach another instance's or another project's data. Nothing
+here deletes a volume.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+
+from controller import labels as L
+from controller.errors import RuntimeRejected
+from controller.runtime import docker_requests as req
+from controller.runtime.base import CLAIM_LABEL_PREFIX, claim_name
+from controller.runtime.transport import EngineHTTPError, Transport
+
+log = structlog.get_logger(__name__)
+
+
+def find_network(transport: Transport, name: str) -> dict[str, Any] | None:
+    """The network named exactly ``name`` (the engine's name filter also matches parts)."""
+    rows: list[dict[str, Any]] = transport.call("GET", "/networks", query=req.name_filter(name))
+    return next((n for n in rows or [] if n.get("Name") == name), None)
+
+
+def ensure_network(transport: Transport, name: str, *, instance: str) -> None:
+    """Create the bridge network ``name``, labelled for ``instance``, unless it exists."""
+    if find_network(transport, name) is not None:
+        return
+    try:
+        body = req.network_body(name, labels={L.INSTANCE: instance})
+        transport.call("POST", "/networks/create", body=body)
+    except EngineHTTPError as exc:
+        if exc.status != 409:  # created meanwhile by someone else: fine
+            raise
+    log.info("network_created", network=name)
+
+
+def claim(transport: Transport, instance: str, holder: Mapping[str, str]) -> dict[str, str] | None:
+    """Create the claim network of ``instance`` (internal, labelled with ``holder``): None when
+    this call made it, else the labels of the holder that has it. The engine refuses a second
+    network of that name, so two controllers can never both get it."""
+    name = claim_name(instance)
+    labels = {L.INSTANCE: instance}
+    labels.update({f"{CLAIM_LABEL_PREFIX}{k}": v for k, v in holder.items()})
+    try:
+        body = req.network_body(name, labels=labels, internal=True)
+        transport.call("POST", "/networks/create", body=body)
+        return None
+    except EngineHTTPError as exc:
+        # Docker answers 409; Podman 500 "network name ... already used"
+        if exc.status != 409 and "already" not in exc.explanation:
+            raise
+    current = (find_network(transport, name) or {}).get("Labels") or {}
+    return {
+        k.removeprefix(CLAIM_LABEL_PREFIX): str(v)
+        for k, v in current.items()
+        if k.startswith(CLAIM_LABEL_PREFIX)
+    }
+
+
+def release(transport: Transport, instance: str) -> None:
+    """Remove the claim network of ``instance``; none there is fine."""
+    try:
+        transport.call("DELETE", "/networks/{}", claim_name(instance))
+    except EngineHTTPError as exc:
+        if exc.status != 404:  # no claim: nothing to release
+            raise
+
+
+def ensure_volume(transport: Transport, name: str, *, legacy: str | None, instance: str) -> str:
+    """The volume to mount for ``name``: it, when it carries ``instance``'s label; else an
+    existing ``legacy`` volume (pre-scoping name) with that label; else ``name``, created with
+    the label. A volume there without the label is refused (`RuntimeRejected`), and so is an
+    unlabelled or foreign ``legacy`` one: it may hold this app's data, and the app must not
+    start on an empty volume beside it (README, "Named volumes")."""
+    found = _volume(transport, name)
+    if found is not None:
+        owner = _owner(found)
+        if owner != instance:
+            raise RuntimeRejected(
+                f"volume {name}: exists but {_owned_by(owner)}, not by instance "
+                f"{instance}; refusing to mount it"
+            )
+        return name
+    if legacy is not None and legacy != name:
+        old = _volume(transport, legacy)
+        if old is not None:
+            return _legacy_volume(old, legacy, name=name, instance=instance)
+    transport.call("POST", "/volumes/create", body=req.volume_body(name, instance=instance))
+    log.info("volume_created", volume=name)
+    return name
+
+
+def _legacy_volume(old: Mapping[str, Any], legacy: str, *, name: str, instance: str) -> str:
+    """``legacy`` when the existing volume of that name is ``instance``'s, else refused."""
+    owner = _owner(old)
+    if owner == instance:
+        log.info("volume_kept_old_name", volume=legacy, scoped=name)
+        return legacy
+    raise RuntimeRejected(
+        f"volume {legacy}: exists but {_owned_by(owner)}, not by instance "
+        f"{instance}; refusing to mount it, or to start on a new empty "
+        f"volume {name} while it may hold this app's data: copy what it should "
+        f"keep into {name} (created with label {L.INSTANCE}={instance}), "
+        "see README, Named volumes"
+    )
+
+
+def _volume(transport: Transport, name: str) -> dict[str, Any] | None:
+    """The engine's volume ``name``, None when there is none."""
+    try:
+        found: dict[str, Any] = transport.call("GET", "/volumes/{}", name) or {}
+    except EngineHTTPError as exc:
+        if exc.status != 404:
+            raise
+        return None
+    return found
+
+
+def _owner(volume: Mapping[str, Any]) -> str | None:
+    owner = (volume.get("Labels") or {}).get(L.INSTANCE)
+    return str(owner) if owner is not None else None
+
+
+def _owned_by(owner: str | None) -> str:
+    return f"is owned by instance {owner}" if owner else "was not created by trueup"
