@@ -93,7 +93,7 @@ def describe_field(f: FieldChange) -> str:
     """``image 1.4 → 1.5`` (``(unset)`` for a value missing on one side)."""
     before = "(unset)" if f.before is None else _value(f.before)
     after = "(unset)" if f.after is None else _value(f.after)
-    return f"{f.path} {before} → {after}"
+    return f"{f.path.removeprefix('spec.')} {before} → {after}"
 
 
 def describe_change(change: Change) -> str:

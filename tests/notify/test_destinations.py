@@ -118,9 +118,7 @@ async def test_commit_status_endpoints_as_documented(
     """Each provider gets its documented path, auth header, body fields and state names."""
     async with receiver(status=201) as rec:
         api = rec.url + {"github": "", "gitlab": "/api/v4", "gitea": "/api/v1"}[provider]
-        repo = parse_repository(
-            "https://git.example/team/app.git", provider=provider, api_url=api
-        )
+        repo = parse_repository("https://git.example/team/app.git", provider=provider, api_url=api)
         statuses = CommitStatuses(repo, "T0K", "trueup/prod")
         sha = "b" * 40
         assert (await statuses.post(sha, "pending", "applying +1 ~0 -0", None)).outcome == "ok"
