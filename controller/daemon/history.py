@@ -146,6 +146,10 @@ class History:
                 " VALUES (?, ?, ?, ?)",
                 [(k[0], k[1], v[0], v[1]) for k, v in put.items()],
             )
+            self._db.execute(  # commit statuses are kept 30 days: enough never to repeat one
+                "DELETE FROM notify_state WHERE subject LIKE 'status:%'"
+                " AND sent_at < (SELECT MAX(sent_at) FROM notify_state) - 2592000"
+            )
 
     def record_notification(
         self, sent_at: float, destination: str, result: str, detail: str

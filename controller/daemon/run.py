@@ -16,6 +16,7 @@ import contextlib
 import os
 import signal
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -198,9 +199,20 @@ def attach_notifier(
         subject_of=source.commit_subject,
         report=metrics.notification,
     )
+    watcher = controller.watcher
+    if watcher is not None:
+        notifier.git_trouble = lambda: git_trouble(watcher)
     controller.notifier = notifier
     for name, channel in notifier.channels.items():
         controller.helpers.start(f"notify-{name}", channel.run)
+
+
+def git_trouble(watcher: RevisionWatcher) -> tuple[float, str] | None:
+    """How long the watcher's fetches have failed, and why; None while they work."""
+    since = watcher.failing_since
+    if since is None:
+        return None
+    return time.monotonic() - since, str(watcher.error or "git fetch failed")
 
 
 def make_server(

@@ -36,7 +36,9 @@ SEVERITY: dict[Kind, Severity] = {
 }
 FAILING: frozenset[Kind] = frozenset({"failed", "degraded", "deletion_refused", "unreachable"})
 CONTROLLER = "controller"
-"""The pseudo-app of events about the controller itself (git or engine unreachable)."""
+"""The subject of events about the controller's passes (the engine unreachable)."""
+GIT = "git"
+"""The subject of events about the git source (fetches failing)."""
 
 _NOISE = (
     re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)?"),

@@ -21,7 +21,14 @@ from controller.notify.commit_status import CommitStatuses, State
 from controller.notify.dedup import Key, Sent, select
 from controller.notify.delivery import Result
 from controller.notify.destinations import Destination
-from controller.notify.events import CONTROLLER, AppHealth, Event, derive_events, fingerprint
+from controller.notify.events import (
+    CONTROLLER,
+    GIT,
+    AppHealth,
+    Event,
+    derive_events,
+    fingerprint,
+)
 from controller.notify.events import first_line as first
 from controller.notify.message import Notice
 from controller.notify.sender import Channel
@@ -80,6 +87,7 @@ class Notifier:
         subject_of: Callable[[str], str] = lambda sha: "",
         report: Callable[[str, Result], None] = lambda name, result: None,
         now: Callable[[], float] = time.time,
+        git_trouble: Callable[[], tuple[float, str] | None] = lambda: None,
     ) -> None:
         self.config = config
         self.destinations = list(destinations)
@@ -89,6 +97,8 @@ class Notifier:
         self.subject_of = subject_of
         self.now = now
         self._report = report
+        self.git_trouble = git_trouble
+        """(seconds git fetches have failed, the error), or None while they work."""
         self.channels = {
             d.name: Channel(d.name, max_per_minute=d.max_per_minute, report=self.record)
             for d in self.destinations
@@ -158,6 +168,11 @@ class Notifier:
                 errors.update(result.desired.errors)
             events = derive_events(result.plan, result.outcomes, health, errors)
             fine = {a for a, h in health.items() if h.fine} | {CONTROLLER}
+        git = self.git_trouble()
+        if git is None:
+            fine.add(GIT)
+        elif git[0] >= self.config.unreachable_s:
+            events.append(Event(GIT, "unreachable", first(git[1]), fingerprint(git[1])))
 
         def is_fine(subject: str) -> bool:
             if subject.startswith("file:"):

@@ -177,3 +177,67 @@ def test_the_loop_waits_for_no_destination() -> None:
 
     asyncio.run(run())
     assert seen == ["dropped", "dropped"]
+
+
+async def test_an_engine_outage_is_told_past_the_threshold_then_its_recovery(
+    tmp_path: Path,
+) -> None:
+    """Short outages are quiet; one past ``unreachable_after`` is told once, then recovered."""
+    h = host(tmp_path, {"apps/web.yaml": manifest("web", "busybox:1.36")})
+    ctl, notifier = h.controller()
+    await pass_and_flush(ctl, notifier)
+    h.runtime.unavailable = True
+    for _ in range(3):
+        h.clock.advance(100)
+        await pass_and_flush(ctl, notifier)
+    assert len(h.inbox.got) == 1
+    for _ in range(3):
+        h.clock.advance(150)
+        await pass_and_flush(ctl, notifier)
+    assert [e.kind for e in h.inbox.got[1].events] == ["unreachable"]
+    assert len(h.inbox.got) == 2
+    h.runtime.unavailable = False
+    await pass_and_flush(ctl, notifier)
+    assert h.inbox.got[2].lines() == ["controller: recovered"]
+
+
+async def test_git_failing_past_the_threshold_is_told(tmp_path: Path) -> None:
+    """Fetches failing for longer than ``unreachable_after`` are one event; success recovers."""
+    h = host(tmp_path, {"apps/web.yaml": manifest("web", "busybox:1.36")})
+    ctl, notifier = h.controller()
+    trouble: list[tuple[float, str] | None] = [None]
+    notifier.git_trouble = lambda: trouble[0]
+    await pass_and_flush(ctl, notifier)
+    trouble[0] = (60.0, "cannot fetch https://git.example/x: connection refused")
+    await pass_and_flush(ctl, notifier)
+    trouble[0] = (400.0, "cannot fetch https://git.example/x: connection refused")
+    await pass_and_flush(ctl, notifier)
+    await pass_and_flush(ctl, notifier)
+    trouble[0] = None
+    await pass_and_flush(ctl, notifier)
+    assert [n.lines() for n in h.inbox.got[1:]] == [
+        ["git: unreachable: cannot fetch https://git.example/x: connection refused"],
+        ["git: recovered"],
+    ]
+
+
+async def test_a_refused_deletion_is_told_once(tmp_path: Path) -> None:
+    """Removing every manifest is refused, and that is said once."""
+    h = host(tmp_path, {"apps/web.yaml": manifest("web", "busybox:1.36"), "README": "x"})
+    ctl, notifier = h.controller()
+    await pass_and_flush(ctl, notifier)
+    (h.repo / "apps" / "web.yaml").unlink()
+    commit_files(h.repo, {}, "Remove web")
+    await pass_and_flush(ctl, notifier)
+    await pass_and_flush(ctl, notifier)
+    assert [[e.kind for e in n.events] for n in h.inbox.got] == [["deployed"], ["deletion_refused"]]
+
+
+def test_a_destination_gets_only_its_events_and_severities() -> None:
+    """``events`` and ``min_severity`` filter a notice; nothing left means no message."""
+    from controller.notify.events import Event
+
+    notice = Notice("t", None, "", (Event("a", "deployed", "created"), Event("b", "failed", "x")))
+    only = notice.only(frozenset({"deployed", "failed"}), "error")
+    assert only is not None and [e.app for e in only.events] == ["b"]
+    assert notice.only(frozenset({"recovered"}), "info") is None
