@@ -13,23 +13,21 @@ from pathlib import Path
 import click
 
 from controller.cli.exits import fail
+from controller.cli.options import COMMON, CONFIG, options
 from controller.errors import TrueupError
 
 
 @click.group()
-def notify() -> None:
-    """Notification destinations."""
+@options(COMMON, settings=True)
+def notify(**_: object) -> None:
+    """Notification destinations (the common options are accepted; give them to `test`)."""
 
 
 @notify.command("test")
 @click.argument("destination", required=False)
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="YAML settings file (its notifications: section).",
-)
-def test(destination: str | None, config_file: Path | None) -> None:
+@CONFIG.with_help("YAML settings file of `trueup run` (its notifications: section).")
+@options(COMMON, settings=True)
+def test(destination: str | None, config_file: Path | None, **overrides: object) -> None:
     """Send a test message to DESTINATION (default: every destination) and show the answer."""
     from controller.notify.delivery import with_retries
     from controller.notify.events import Event
@@ -38,7 +36,7 @@ def test(destination: str | None, config_file: Path | None) -> None:
     from controller.settings import load_settings
 
     try:
-        settings = load_settings(config_file, {})
+        settings = load_settings(config_file, overrides)
         destinations = make_destinations(settings.notifications)
     except TrueupError as exc:
         fail(str(exc))

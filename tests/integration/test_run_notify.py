@@ -38,6 +38,7 @@ class Recorder:
     messages: list[dict[str, Any]] = field(default_factory=list)
     statuses: list[tuple[str, dict[str, Any], str]] = field(default_factory=list)
     bad_signatures: int = 0
+    broken: int = 0
     hang: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
 
@@ -49,6 +50,12 @@ def serve(rec: Recorder) -> tuple[ThreadingHTTPServer, str]:
 
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            if self.path.startswith("/broken"):
+                rec.broken += 1
+                self.send_response(500)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             if self.path.startswith("/hook"):
                 want = "sha256=" + hmac.new(SECRET, body, hashlib.sha256).hexdigest()
                 if not hmac.compare_digest(self.headers.get("X-Trueup-Signature", ""), want):
@@ -91,6 +98,7 @@ def free_port() -> int:
 def write_config(tmp: Path, url: str, listen: str) -> Path:
     (tmp / "hook.url").write_text(url + "/hook\n")
     (tmp / "hook.secret").write_text(SECRET.decode())
+    (tmp / "broken.url").write_text(url + "/broken\n")
     (tmp / "gh.token").write_text("gh-token-1\n")
     (tmp / "api.token").write_text("api-token-1\n")
     config = {
@@ -104,6 +112,7 @@ def write_config(tmp: Path, url: str, listen: str) -> Path:
                     "url_file": str(tmp / "hook.url"),
                     "secret_file": str(tmp / "hook.secret"),
                 },
+                {"name": "broken", "type": "webhook", "url_file": str(tmp / "broken.url")},
             ],
             "commit_status": {
                 "provider": "github",
@@ -131,6 +140,15 @@ def reconcile(listen: str) -> None:
     )
     with urllib.request.urlopen(request, timeout=5) as answer:
         assert answer.status == 202
+
+
+def failed_deliveries(listen: str) -> float:
+    with urllib.request.urlopen(f"http://{listen}/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    for line in text.splitlines():
+        if line.startswith('trueup_notifications_total{destination="broken",result="failed"}'):
+            return float(line.split()[-1])
+    return 0.0
 
 
 def states(rec: Recorder, sha: str) -> list[str]:
@@ -200,6 +218,8 @@ def test_run_notifies_precisely_and_posts_commit_statuses(
     settle(ctl, rec)
     assert len(rec.messages) == 3
 
+    wait_for(lambda: failed_deliveries(listen) >= 1, 30, "the broken destination's failure")
+    assert rec.broken >= 4  # its retries, all while the passes above went on
     assert ctl.stop() == 0
     posted = len(rec.statuses)
     restarted = passes(ctl)
