@@ -18,7 +18,8 @@ This module holds the loop itself (:class:`Controller`: wait, mark what is due, 
 record it). Beside it: ``work.py`` (marked work and coalescing), ``backoff.py`` (the clock,
 the per-app backoff and the retry of a failed pass), ``pumps.py`` (engine events and new
 revisions turned into marked work), ``tracking.py`` (per-app status between passes and
-``status.json``). Time comes from an injected ``Clock`` so tests never sleep through real
+``status.json``). A ``notifier`` (``controller.notify``), when set, is told before apply
+and after each recorded pass; it never blocks. Time comes from an injected ``Clock`` so tests never sleep through real
 backoff intervals.
 """
 

@@ -241,3 +241,20 @@ def test_a_destination_gets_only_its_events_and_severities() -> None:
     only = notice.only(frozenset({"deployed", "failed"}), "error")
     assert only is not None and [e.app for e in only.events] == ["b"]
     assert notice.only(frozenset({"recovered"}), "info") is None
+
+
+async def test_a_degraded_app_is_told_and_a_heal_is_drift_corrected(tmp_path: Path) -> None:
+    """An app that stays down (restartPolicy never) is degraded once; a healed one is told."""
+    never = manifest("web", "busybox:1.36").replace("spec: {", "spec: {restartPolicy: never, ")
+    h = host(tmp_path, {"apps/web.yaml": never, "apps/api.yaml": manifest("api", "busybox:1.36")})
+    ctl, notifier = h.controller()
+    await pass_and_flush(ctl, notifier)
+    (web,) = [c for c in h.runtime.containers() if c.app == "web"]
+    (api,) = [c for c in h.runtime.containers() if c.app == "api"]
+    h.runtime.crash(web.id, exit_code=3)
+    h.runtime.crash(api.id, exit_code=1)
+    await pass_and_flush(ctl, notifier)
+    await pass_and_flush(ctl, notifier)
+    kinds = [[(e.app, e.kind) for e in n.events] for n in h.inbox.got[1:]]
+    assert kinds == [[("api", "healed"), ("web", "degraded")]]
+    assert "drift corrected" in h.inbox.got[1].lines()[0]
