@@ -196,7 +196,8 @@ class GitSource:
     def commit_subject(self, sha: str) -> str:
         """The first line of a commit's message ("" when the commit is not known)."""
         try:
-            commit = self._require_repo()[sha.encode()]
+            with self._lock:
+                commit = self._require_repo()[sha.encode()]
         except (KeyError, ValueError, SourceError):
             return ""
         message = getattr(commit, "message", b"") or b""
