@@ -258,3 +258,28 @@ async def test_a_degraded_app_is_told_and_a_heal_is_drift_corrected(tmp_path: Pa
     kinds = [[(e.app, e.kind) for e in n.events] for n in h.inbox.got[1:]]
     assert kinds == [[("api", "healed"), ("web", "degraded")]]
     assert "drift corrected" in h.inbox.got[1].lines()[0]
+
+
+async def test_a_channel_spaces_its_sends_by_the_rate_limit() -> None:
+    """At 2 a minute the second send waits about 30 s (on the channel's own clock)."""
+    from controller.notify.sender import Channel
+
+    waits: list[float] = []
+    sent: list[str] = []
+
+    async def sleep(s: float) -> None:
+        waits.append(s)
+
+    channel = Channel("ops", max_per_minute=2, report=lambda n, r: sent.append(r.outcome),
+                      sleep=sleep)  # fmt: skip
+
+    async def job() -> Result:
+        return Result("ok")
+
+    channel.offer(job)
+    channel.offer(job)
+    worker = asyncio.create_task(channel.run())
+    await asyncio.wait_for(channel.drain(), 5)
+    worker.cancel()
+    assert sent == ["ok", "ok"]
+    assert len(waits) == 1 and 29.0 < waits[0] <= 30.0
