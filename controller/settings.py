@@ -21,6 +21,65 @@ from controller.errors import ConfigError
 from controller.labels import check_instance
 from controller.manifests.models import Duration, Size
 
+EVENT_KINDS = (
+    "deployed", "failed", "degraded", "recovered", "healed", "deletion_refused", "unreachable",
+)  # fmt: skip
+
+
+class DestinationSettings(BaseModel):
+    """One place messages go: a signed JSON webhook, or an Apprise URL (chat, push, mail)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    type: Literal["webhook", "apprise"]
+    url_file: Path
+    """A file holding the URL (URLs carry tokens, so never the config text itself)."""
+    secret_file: Path | None = None
+    """webhook: the HMAC-SHA256 key of the ``X-Trueup-Signature`` header."""
+    events: tuple[Literal[EVENT_KINDS], ...] = EVENT_KINDS  # type: ignore[valid-type]
+    min_severity: Literal["info", "warning", "error"] = "info"
+    max_per_minute: int = Field(default=20, ge=1, le=600)
+    timeout: Duration = 10.0
+
+
+class CommitStatusSettings(BaseModel):
+    """Commit statuses posted to the git host (provider from the repo URL unless given)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    provider: Literal["github", "gitlab", "gitea"] | None = None
+    token_file: Path
+    api_url: str | None = None
+    """The API's base (``https://api.github.com``, ``https://gitlab.example/api/v4``,
+    ``https://git.example/api/v1``); default: from the repo URL."""
+    repo_url: str | None = None
+    """The repository's web URL when ``repo`` is a local path (owner/name come from it)."""
+    timeout: Duration = 10.0
+
+
+class NotificationSettings(BaseModel):
+    """The ``notifications:`` section of the config file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    destinations: tuple[DestinationSettings, ...] = ()
+    commit_status: CommitStatusSettings | None = None
+    repeat_after: Duration = 3600.0
+    """An unchanged failure is told again at most this often."""
+    unreachable_after: Duration = 300.0
+    """Git or the engine failing for this long is an ``unreachable`` event."""
+    external_url: str | None = None
+    """The dashboard's external URL: commit statuses link to its pass page."""
+
+    @field_validator("destinations")
+    @classmethod
+    def _unique(cls, value: tuple[DestinationSettings, ...]) -> tuple[DestinationSettings, ...]:
+        names = [d.name for d in value]
+        if len(set(names)) != len(names):
+            raise ValueError("destination names must be unique")
+        return value
+
 
 class Settings(BaseModel):
     """Everything `trueup run` needs; defaults suit a single host."""
@@ -78,6 +137,8 @@ class Settings(BaseModel):
     allowed_capabilities: tuple[str, ...] = ()
     allowed_host_ports: tuple[str | int, ...] = ()
     """Host ports manifests may publish: ports (``8080``) and ranges (``"8000-9000"``)."""
+    notifications: NotificationSettings = NotificationSettings()
+    """Where pass events and commit statuses go (README, "Notifications")."""
 
     @field_validator("allowed_host_ports")
     @classmethod
@@ -119,6 +180,8 @@ def from_environment(env: Mapping[str, str]) -> dict[str, Any]:
     """The settings given as ``TRUEUP_<KEY>`` variables."""
     values: dict[str, Any] = {}
     for key in Settings.model_fields:
+        if key == "notifications":  # a nested section: the config file only
+            continue
         raw = env.get(f"TRUEUP_{key.upper()}")
         if raw is None:
             continue

@@ -4,6 +4,7 @@ scripts and CI depend on its options and exit codes).
 - `controller.cli.oneshot`: validate, diff, apply, schema (read git once, exit);
 - `controller.cli.inspect`: status, logs, history (look, change nothing);
 - `controller.cli.run`: run (the controller);
+- `controller.cli.notify`: notify test (send a test message);
 - `controller.cli.options`: every option, declared once, and the typed groups they are read
   into; `controller.cli.connect`: where a command opens the engine and builds a Reconciler.
 
@@ -17,6 +18,7 @@ import click
 
 from controller import __version__
 from controller.cli.inspect import history, logs, status
+from controller.cli.notify import notify
 from controller.cli.oneshot import apply, diff, schema, validate
 from controller.cli.run import run
 
@@ -27,5 +29,5 @@ def main() -> None:
     """trueup keeps the containers on a host matched to the manifests committed in git."""
 
 
-for _command in (validate, schema, diff, apply, status, logs, run, history):
+for _command in (validate, schema, diff, apply, status, logs, run, history, notify):
     main.add_command(_command)

@@ -38,7 +38,24 @@ CREATE TABLE IF NOT EXISTS actions (
     duration_s REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS actions_app ON actions(app, id);
+CREATE TABLE IF NOT EXISTS notify_state (
+    subject TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    sent_at REAL NOT NULL,
+    PRIMARY KEY (subject, kind)
+);
+CREATE TABLE IF NOT EXISTS notifications (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    sent_at REAL NOT NULL,
+    destination TEXT NOT NULL,
+    result TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT ''
+);
 """
+"""``notify_state``: what the notifier last sent per (subject, kind), and commit statuses
+posted (subject ``status:<sha>``), so a restart sends nothing new. ``notifications``: every
+delivery's result. ``CREATE ... IF NOT EXISTS`` adds both to a database of an older version."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +124,58 @@ class History:
             if self._writes % 50 == 1:
                 self._trim()
             return pass_id
+
+    def notify_state(self) -> dict[tuple[str, str], tuple[str, float]]:
+        """(subject, kind) -> (fingerprint, sent_at) of everything the notifier keeps."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT subject, kind, fingerprint, sent_at FROM notify_state"
+            ).fetchall()
+        return {(r[0], r[1]): (r[2], r[3]) for r in rows}
+
+    def update_notify_state(
+        self, put: dict[tuple[str, str], tuple[str, float]], drop: Iterable[tuple[str, str]]
+    ) -> None:
+        """Keep ``put`` and forget ``drop`` atomically."""
+        with self._lock, self._db:
+            self._db.executemany(
+                "DELETE FROM notify_state WHERE subject = ? AND kind = ?", list(drop)
+            )
+            self._db.executemany(
+                "INSERT OR REPLACE INTO notify_state (subject, kind, fingerprint, sent_at)"
+                " VALUES (?, ?, ?, ?)",
+                [(k[0], k[1], v[0], v[1]) for k, v in put.items()],
+            )
+            self._db.execute(  # commit statuses are kept 30 days: enough never to repeat one
+                "DELETE FROM notify_state WHERE subject LIKE 'status:%'"
+                " AND sent_at < (SELECT MAX(sent_at) FROM notify_state) - 2592000"
+            )
+
+    def record_notification(
+        self, sent_at: float, destination: str, result: str, detail: str
+    ) -> None:
+        """One delivery's result (``ok``, ``failed``, ``dropped``), newest ``keep`` kept."""
+        with self._lock, self._db:
+            self._db.execute(
+                "INSERT INTO notifications (sent_at, destination, result, detail)"
+                " VALUES (?, ?, ?, ?)",
+                (sent_at, destination, result, detail[:500]),
+            )
+            self._db.execute(
+                "DELETE FROM notifications WHERE id <= (SELECT MAX(id) FROM notifications) - ?",
+                (self.keep,),
+            )
+
+    def notifications(self, *, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest deliveries first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT sent_at, destination, result, detail FROM notifications"
+                " ORDER BY id DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        keys = ("sent_at", "destination", "result", "detail")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
 
     def _trim(self) -> None:
         row = self._db.execute(

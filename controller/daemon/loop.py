@@ -18,8 +18,9 @@ This module holds the loop itself (:class:`Controller`: wait, mark what is due, 
 record it). Beside it: ``work.py`` (marked work and coalescing), ``backoff.py`` (the clock,
 the per-app backoff and the retry of a failed pass), ``pumps.py`` (engine events and new
 revisions turned into marked work), ``tracking.py`` (per-app status between passes and
-``status.json``). Time comes from an injected ``Clock`` so tests never sleep through real
-backoff intervals.
+``status.json``). A ``notifier`` (``controller.notify``), when set, is told before apply
+and after each recorded pass; it never blocks. Time comes from an injected ``Clock`` so
+tests never sleep through real backoff intervals.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import contextlib
 import itertools
 import random as random_module
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Protocol
 
@@ -44,6 +45,7 @@ from controller.daemon.tracking import TrackedStatus, status_document, track, wr
 from controller.daemon.work import Work
 from controller.desired.resolve import DesiredState
 from controller.errors import TrueupError
+from controller.notify.events import AppHealth
 from controller.planning import Plan, restrict
 from controller.reconciler import PassResult, Reconciler
 from controller.runtime.base import Engine
@@ -58,6 +60,21 @@ class PassObserver(Protocol):
 
     def pass_finished(
         self, result: PassResult | None, *, outcome: str, duration_s: float, error: str | None
+    ) -> None: ...
+
+
+class PassNotifier(Protocol):
+    """Tells people about passes (``controller.notify.Notifier``); must not raise or block."""
+
+    def pass_planned(self, plan: Plan) -> None: ...
+
+    def pass_recorded(
+        self,
+        result: PassResult | None,
+        health: Mapping[str, AppHealth],
+        *,
+        error: str | None,
+        pass_id: int | None = None,
     ) -> None: ...
 
 
@@ -115,6 +132,8 @@ class Controller:
         self._ids = itertools.count(1)
         self.observers: list[PassObserver] = []
         """Told about every pass: ``outcome`` is noop, changed, failed (an app) or error."""
+        self.notifier: PassNotifier | None = None
+        """Told before apply and after each recorded pass (notifications, commit statuses)."""
         self.api_url: str | None = None
         """Where the HTTP API listens (written to status.json for `trueup status`)."""
 
@@ -220,7 +239,10 @@ class Controller:
         only = None if full else set(apps)
 
         def narrow(plan: Plan, desired: DesiredState) -> Plan:
-            return restrict(plan, only=only, exclude=self.backoff.blocked(desired))
+            narrowed = restrict(plan, only=only, exclude=self.backoff.blocked(desired))
+            if self.notifier is not None:
+                self.notifier.pass_planned(narrowed)
+            return narrowed
 
         with structlog.contextvars.bound_contextvars(pass_id=pass_id, trigger=trigger):
             try:
@@ -251,7 +273,7 @@ class Controller:
         self, exc: Exception, trigger: str, started: float, started_wall: float
     ) -> None:
         message = self._schedule_retry(exc)
-        self._record(
+        pass_id = self._record(
             PassRecord(
                 started_wall, self.clock.now() - started, None, trigger, "error", 0, 0, message
             ),
@@ -259,6 +281,7 @@ class Controller:
         )
         self.passes += 1
         self._write_status_file()
+        self._tell(None, message, pass_id)
         self._notify(None, "error", self.clock.now() - started, message)
 
     def _crashed(self, exc: Exception) -> None:
@@ -313,8 +336,9 @@ class Controller:
             started_wall, duration, result.revision, trigger, outcome_word,
             len(result.outcomes), failed, message,
         )  # fmt: skip
-        self._record(record, actions_of(result))
+        pass_id = self._record(record, actions_of(result))
         self._write_status_file()
+        self._tell(result, self.last_error, pass_id)
         self._notify(result, outcome_word, self.clock.now() - started, self.last_error)
         return lost
 
@@ -327,13 +351,23 @@ class Controller:
             except Exception as exc:  # metrics are an aid: never let them stop reconciling
                 log.error("pass_observer_failed", error=str(exc))
 
-    def _record(self, record: PassRecord, actions: list[ActionRecord]) -> None:
-        if self.history is None:
+    def _tell(self, result: PassResult | None, error: str | None, pass_id: int | None) -> None:
+        if self.notifier is None:
             return
+        health = {
+            name: AppHealth(t.status.health, t.status.sync, t.status.message)
+            for name, t in self.status.items()
+        }
+        self.notifier.pass_recorded(result, health, error=error, pass_id=pass_id)
+
+    def _record(self, record: PassRecord, actions: list[ActionRecord]) -> int | None:
+        if self.history is None:
+            return None
         try:
-            self.history.record(record, actions)
+            return self.history.record(record, actions)
         except Exception as exc:  # history is an audit aid: never let it stop reconciling
             log.error("history_write_failed", error=str(exc))
+            return None
 
     # -- status ----------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ import contextlib
 import os
 import signal
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +29,8 @@ from controller.desired.secrets import load_digest_key
 from controller.errors import ConfigError, TrueupError
 from controller.http.metrics import Metrics
 from controller.http.server import Server, parse_listen, read_secret
+from controller.notify.notifier import Notifier, NotifyConfig
+from controller.notify.setup import make_destinations, make_statuses
 from controller.reconciler import Reconciler
 from controller.routes import Router, connect_router
 from controller.runtime.base import Engine, claim_name
@@ -73,6 +76,7 @@ async def serve(settings: Settings) -> None:
         stack.push_async_callback(router.close)
         controller = make_controller(settings, source, target, router, history, metrics, digest_key)
         metrics.attach(controller)
+        attach_notifier(settings, controller, source, history, metrics)
         if settings.listen != "off":
             server = make_server(settings, controller, metrics, history, secrets)
             stack.push_async_callback(server.close)
@@ -168,6 +172,47 @@ def make_controller(
         allow_empty=settings.allow_empty,
         status_file=settings.state_dir / "status.json",
     )
+
+
+def attach_notifier(
+    settings: Settings,
+    controller: Controller,
+    source: GitSource,
+    history: History,
+    metrics: Metrics,
+) -> None:
+    """Give the controller a notifier when destinations or commit statuses are configured;
+    each destination's channel runs as a supervised helper."""
+    section = settings.notifications
+    destinations = make_destinations(section)
+    statuses = make_statuses(settings)
+    if not destinations and statuses is None:
+        return
+    config = NotifyConfig(
+        settings.instance, section.repeat_after, section.unreachable_after, section.external_url
+    )
+    notifier = Notifier(
+        config,
+        destinations,
+        statuses=statuses,
+        history=history,
+        subject_of=source.commit_subject,
+        report=metrics.notification,
+    )
+    watcher = controller.watcher
+    if watcher is not None:
+        notifier.git_trouble = lambda: git_trouble(watcher)
+    controller.notifier = notifier
+    for name, channel in notifier.channels.items():
+        controller.helpers.start(f"notify-{name}", channel.run)
+
+
+def git_trouble(watcher: RevisionWatcher) -> tuple[float, str] | None:
+    """How long the watcher's fetches have failed, and why; None while they work."""
+    since = watcher.failing_since
+    if since is None:
+        return None
+    return time.monotonic() - since, str(watcher.error or "git fetch failed")
 
 
 def make_server(

@@ -126,6 +126,12 @@ class Metrics:
             ["provider", "result"],
             registry=r,
         )
+        self.notifications_total = Counter(
+            "trueup_notifications",
+            "Notifications and commit statuses by destination and final result.",
+            ["destination", "result"],
+            registry=r,
+        )
         if process:
             ProcessCollector(namespace="trueup", registry=r)
         self._state: StateCollector | None = None
@@ -159,6 +165,10 @@ class Metrics:
             elif o.build in ("built", "failed"):
                 self.builds_total.labels(o.app, "ok" if o.build == "built" else "failed").inc()
                 self.build_duration.observe(o.build_s)
+
+    def notification(self, destination: str, result: object) -> None:
+        """One delivery's final result (``ok``, ``failed``, ``dropped``)."""
+        self.notifications_total.labels(destination, getattr(result, "outcome", "failed")).inc()
 
     def fetch_finished(self, duration_s: float, error: object | None) -> None:
         self.fetch_duration.observe(duration_s)

@@ -193,6 +193,17 @@ class GitSource:
 
     # -- reading ---------------------------------------------------------------------------
 
+    def commit_subject(self, sha: str) -> str:
+        """The first line of a commit's message ("" when the commit is not known)."""
+        try:
+            with self._lock:
+                commit = self._require_repo()[sha.encode()]
+        except (KeyError, ValueError, SourceError):
+            return ""
+        message = getattr(commit, "message", b"") or b""
+        lines = message.decode("utf-8", errors="replace").strip().splitlines()
+        return lines[0] if lines else ""
+
     def manifest_files(self, sha: str, path: str = ".") -> ManifestFiles:
         """The ``*.yaml``/``*.yml`` files under ``path`` (relative to the deployment root).
 
