@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeVar
 
+from controller.desired.files import diff_files
 from controller.desired.resolve import BuildPlan, DesiredApp, DesiredState, stored_secret
 from controller.routes.table import RouteTable, build_table, kept_apps
 from controller.targets.observed import ObservedState
@@ -288,8 +289,9 @@ def why_not_prune(name: str, desired: DesiredState, prune: bool) -> str | None:
 
 def diff_specs(before: dict[str, Any], after: dict[str, Any]) -> list[FieldChange]:
     """Field-level differences between two resolved specs, secrets masked, sorted by path."""
-    out: list[FieldChange] = []
-    _diff("", before, after, out)
+    out = [FieldChange(*row) for row in diff_files(before.get("files"), after.get("files"))]
+    rest = [{k: v for k, v in spec.items() if k != "files"} for spec in (before, after)]
+    _diff("", rest[0], rest[1], out)
     return sorted(out, key=lambda f: f.path)
 
 

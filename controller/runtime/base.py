@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import IO, Literal, Protocol, runtime_checkable
 
 from controller import labels as L
+from controller.runtime.archive import FileContent
 
 RestartPolicy = Literal["always", "on-failure", "never"]
 
@@ -153,6 +154,8 @@ class ContainerSpec(Workload):
     network: str | None = None
     privileged: bool = False
     network_mode: str | None = None
+    files: tuple[FileContent, ...] = ()
+    """Put into the container after it is created, before it starts (`archive`)."""
 
 
 ContainerState = Literal[
