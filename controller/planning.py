@@ -48,6 +48,8 @@ class FieldChange:
     path: str
     before: Any
     after: Any
+    detail: tuple[str, ...] = ()
+    """More to show under the field: the unified diff of a changed file (`file_diffs`)."""
 
 
 @dataclass(frozen=True)
