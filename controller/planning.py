@@ -68,6 +68,9 @@ class ReplicaStep:
     await_id: str | None = None
     retire: tuple[str, ...] = ()
     start_first: bool = True
+    reload: str | None = None
+    """A running container of the index whose ``spec.files`` alone are outdated: its files are
+    uploaded in place and it is sent the app's ``reload`` signal, instead of being replaced."""
 
 
 @dataclass(frozen=True)

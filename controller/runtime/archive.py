@@ -38,4 +38,7 @@ def tar_files(files: Iterable[FileContent]) -> bytes:
             info.uid, info.gid = item.uid, item.gid
             info.mtime = 0
             tar.addfile(info, io.BytesIO(item.data))
-    return buffer.getvalue()
+        end = tar.offset
+    # Up to the end-of-archive blocks only: Podman stops reading there and answers, and the
+    # record padding tarfile adds after them, left unread, makes its socket close with a reset.
+    return buffer.getvalue()[: end + 2 * tarfile.BLOCKSIZE]

@@ -358,6 +358,13 @@ class Runtime(Engine, Protocol):
         """A resource snapshot of a running container."""
         ...
 
+    async def reload_files(
+        self, container: str, files: tuple[FileContent, ...], *, signal: str, name: str
+    ) -> None:
+        """Put ``files`` into the running ``container``, send it ``signal``, and rename it to
+        ``name`` (the name carries the short spec hash it now runs: see `containers.plan`)."""
+        ...
+
     async def exec(
         self, container: str, command: Sequence[str], *, timeout: float | None = None
     ) -> ExecResult:

@@ -324,6 +324,23 @@ class DockerRuntime:
 
         await self._run("stop", run, subject=container, deadline=deadline)
 
+    async def reload_files(
+        self, container: str, files: tuple[FileContent, ...], *, signal: str, name: str
+    ) -> None:
+        """Upload ``files`` into the running container, signal it, rename it to ``name``."""
+        await self.put_files(container, files)
+        await self._run("signal", self._kill, container, signal, subject=container)
+        await self._run(
+            "rename",
+            self._call,
+            "POST",
+            "/containers/{}/rename",
+            container,
+            query={"name": name},
+            subject=container,
+        )
+        log.info("container_reloaded", container=container[:12], signal=signal, name=name)
+
     def _kill(self, container: str, signal: str) -> bool:
         """Send ``signal``; False when the container is not running (409)."""
         try:

@@ -147,3 +147,30 @@ def test_secret_files_come_from_the_secrets_dir_by_digest(tmp_path: Path) -> Non
     rotated = _pass(repo, tmp_path, runtime, secrets_dir=secrets, cache_dir=cache)
     assert _actions(rotated) == {"vault": "update"}
     assert "rotated" not in repr(rotated.plan)
+
+
+RELOADED = WEB + "  reload: {signal: SIGHUP}\n  env: {LEVEL: info}\n"
+
+
+def test_with_reload_a_file_change_updates_in_place_and_signals(tmp_path: Path) -> None:
+    """With ``reload``, a commit that changes only files keeps the container, uploads the
+    new files and sends SIGHUP, and the next pass is in sync; a change of anything else
+    still replaces the container."""
+    repo = _repo(tmp_path)
+    commit_files(repo, {"apps/web.yaml": RELOADED}, "reload")
+    runtime = FakeRuntime(instance="t", images=["busybox:1.36"])
+    _pass(repo, tmp_path, runtime)
+    ids = set(runtime._containers)
+    commit_files(repo, {"config/web.conf": "listen 81;\n"}, "conf")
+    reloaded = _pass(repo, tmp_path, runtime)
+    assert _actions(reloaded) == {"web": "update"}
+    assert [s.reload is not None for s in reloaded.plan.changes[0].steps] == [True]
+    assert set(runtime._containers) == ids
+    (web,) = [c for c in runtime._containers.values() if c.spec.labels["trueup.app"] == "web"]
+    assert runtime.signals == [(web.id, "SIGHUP")]
+    assert {f.path: f.data for f in web.spec.files}["/etc/web/web.conf"] == b"listen 81;\n"
+    assert _actions(_pass(repo, tmp_path, runtime)) == {}  # reloaded: no second reload
+    commit_files(repo, {"apps/web.yaml": RELOADED.replace("info", "debug")}, "env")
+    replaced = _pass(repo, tmp_path, runtime)
+    assert _actions(replaced) == {"web": "update"}
+    assert web.id not in runtime._containers

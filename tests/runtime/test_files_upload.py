@@ -122,3 +122,37 @@ async def test_files_work_with_an_engine_reached_over_tcp(
     """Through tcp:// (the SDK's session, no shared socket or host path) the files arrive
     the same way."""
     await _check_files(tcp_runtime, instance)
+
+
+async def test_reload_updates_files_in_the_running_container_and_signals_it(
+    real_runtime: Runtime, instance: str
+) -> None:
+    """`reload_files` keeps the container: the new content is in place, the process got the
+    signal (it re-reads the file on SIGHUP), and the container now carries the new name."""
+    script = (
+        "trap 'cat /etc/app/conf > /tmp/seen' HUP; cat /etc/app/conf > /tmp/seen; "
+        "while true; do sleep 0.1; done"
+    )
+    spec = ContainerSpec(
+        name=f"{instance}-reload-0-aaaaaaaa",
+        image=BASE_IMAGE,
+        command=("sh", "-c", script),
+        labels={"trueup.app": "reload", "trueup.replica": "0"},
+        files=(FileContent("/etc/app/conf", 0o444, data=b"v1\n"),),
+        init=True,
+        stop_grace_period=0.5,
+    )
+    container = await real_runtime.create(spec)
+    await real_runtime.start(container)
+    assert (await real_runtime.exec(container, ["cat", "/tmp/seen"], timeout=10)).output == "v1\n"
+    new = (FileContent("/etc/app/conf", 0o444, data=b"v2\n"),)
+    renamed = f"{instance}-reload-0-bbbbbbbb"
+    await real_runtime.reload_files(container, new, signal="SIGHUP", name=renamed)
+    for _ in range(50):
+        seen = await real_runtime.exec(container, ["cat", "/tmp/seen"], timeout=10)
+        if seen.output == "v2\n":
+            break
+        await asyncio.sleep(0.1)
+    assert seen.output == "v2\n"
+    info = await real_runtime.inspect(container)
+    assert info.state == "running" and info.name == renamed
