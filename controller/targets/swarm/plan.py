@@ -148,6 +148,11 @@ def _refuse_unsupported(want: DesiredApp) -> None:
         raise PolicyError("privileged is not supported by Swarm services")
     if spec.network_mode != "bridge":
         raise PolicyError(f"networkMode {spec.network_mode} is not supported on swarm")
+    if spec.files:
+        raise PolicyError(
+            "spec.files is not supported on swarm yet (Docker and Podman only); the service is "
+            "left as it is"
+        )
     for i, port in enumerate(spec.ports):
         if port.host_ip is not None:
             raise PolicyError(

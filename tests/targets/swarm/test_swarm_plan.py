@@ -109,6 +109,15 @@ def test_service_spec_carries_labels_secrets_and_strategy() -> None:
     assert len(service_name("a" * 32, "b" * 63)) <= 63
 
 
+def test_files_are_refused_on_swarm_rather_than_dropped() -> None:
+    """A service cannot carry ``spec.files`` yet: the app fails with the field named instead
+    of running without its files."""
+    store = SecretStore({"db": {"password": "one"}})
+    files = [{"path": "/run/secrets/pw", "secretRef": {"name": "db", "key": "password"}}]
+    with pytest.raises(PolicyError, match="spec.files is not supported on swarm"):
+        service_spec(desired_app("f", secrets=store, files=files), instance=I, revision=None)
+
+
 def _task(slot: int, state: str, desired_state: str = "running", age: int = 0) -> TaskInfo:
     return TaskInfo(
         id=f"task-{slot}-{state}-{age}",
