@@ -170,6 +170,11 @@ def test_with_reload_a_file_change_updates_in_place_and_signals(tmp_path: Path) 
     assert runtime.signals == [(web.id, "SIGHUP")]
     assert {f.path: f.data for f in web.spec.files}["/etc/web/web.conf"] == b"listen 81;\n"
     assert _actions(_pass(repo, tmp_path, runtime)) == {}  # reloaded: no second reload
+    commit_files(repo, {"config/web.conf": "listen 80;\n"}, "revert")  # the labels' content
+    assert _actions(_pass(repo, tmp_path, runtime)) == {"web": "update"}
+    assert {f.path: f.data for f in web.spec.files}["/etc/web/web.conf"] == b"listen 80;\n"
+    assert _actions(_pass(repo, tmp_path, runtime)) == {}
+    assert set(runtime._containers) == ids and len(runtime.signals) == 2
     commit_files(repo, {"apps/web.yaml": RELOADED.replace("info", "debug")}, "env")
     replaced = _pass(repo, tmp_path, runtime)
     assert _actions(replaced) == {"web": "update"}

@@ -231,9 +231,10 @@ def _is_current(replica: Replica, want: DesiredApp) -> bool:
     """The replica runs ``want``'s spec: created from it, or reloaded to it in place (its
     labels keep the spec it was created from; its name carries the short hash it runs now,
     and the rest of its spec is the same)."""
-    if replica.spec_hash == want.spec_hash:
-        return True
-    return replica.name.rsplit("-", 1)[-1] == want.short_hash and _same_but_files(replica, want)
+    suffix = replica.name.rsplit("-", 1)[-1]
+    if suffix == replica.spec_hash[:8] or not replica.spec_hash:  # never reloaded
+        return replica.spec_hash == want.spec_hash
+    return suffix == want.short_hash and _same_but_files(replica, want)
 
 
 def _same_but_files(replica: Replica, want: DesiredApp) -> bool:
