@@ -114,7 +114,7 @@ def test_files_are_refused_on_swarm_rather_than_dropped() -> None:
     of running without its files."""
     store = SecretStore({"db": {"password": "one"}})
     files = [{"path": "/run/secrets/pw", "secretRef": {"name": "db", "key": "password"}}]
-    with pytest.raises(PolicyError, match="spec.files is not supported on swarm"):
+    with pytest.raises(PolicyError, match=r"spec\.files is not supported on swarm"):
         service_spec(desired_app("f", secrets=store, files=files), instance=I, revision=None)
 
 
