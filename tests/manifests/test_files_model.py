@@ -38,14 +38,17 @@ def test_file_entries_are_checked_where_they_are_written() -> None:
 
 def test_two_entries_for_one_path_and_a_bad_reload_signal_are_errors() -> None:
     """Two files at one path are refused at the second; ``reload`` takes signal names."""
-    assert _problems(
-        "  files:\n    - {path: /x, source: a}\n    - {path: /x/, source: b}\n"
-    ) == ["apps/web.yaml:8:14: spec.files[1].path: two files at '/x'"]
+    assert _problems("  files:\n    - {path: /x, source: a}\n    - {path: /x/, source: b}\n") == [
+        "apps/web.yaml:8:14: spec.files[1].path: two files at '/x'"
+    ]
     assert _problems("  reload: {signal: SIGNOPE}\n") == [
         "apps/web.yaml:6:20: spec.reload.signal: 'SIGNOPE' is not a signal name "
         "(e.g. SIGTERM, SIGINT, SIGQUIT)"
     ]
-    assert _problems(
-        "  files: [{path: /run/s, secretRef: {name: db, key: pw}, mode: 0440, owner: '1:2'}]\n"
-        "  reload: {}\n"
-    ) == []
+    assert (
+        _problems(
+            "  files: [{path: /run/s, secretRef: {name: db, key: pw}, mode: 0440, owner: '1:2'}]\n"
+            "  reload: {}\n"
+        )
+        == []
+    )
