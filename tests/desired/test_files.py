@@ -179,3 +179,25 @@ def test_with_reload_a_file_change_updates_in_place_and_signals(tmp_path: Path) 
     replaced = _pass(repo, tmp_path, runtime)
     assert _actions(replaced) == {"web": "update"}
     assert web.id not in runtime._containers
+
+
+def test_a_symlink_out_of_the_repository_is_refused_one_inside_is_followed(
+    tmp_path: Path,
+) -> None:
+    """A source that is (or holds) a symlink leaving the repository fails that app, naming
+    it; a link that stays inside gives the file it points to."""
+    repo = _repo(tmp_path)
+    (repo / "config/site/passwd").symlink_to("/etc/passwd")
+    (repo / "config/inside.conf").symlink_to("web.conf")
+    manifest = WEB + "    - {path: /etc/inside.conf, source: config/inside.conf}\n"
+    commit_files(repo, {"apps/web.yaml": manifest}, "links")
+    runtime = FakeRuntime(instance="t", images=["busybox:1.36"])
+    refused = _pass(repo, tmp_path, runtime)
+    assert _actions(refused) == {"other": "create"}
+    assert "a symlink leads out of the repository" in refused.problems[0].message
+    (repo / "config/site/passwd").unlink()
+    commit_files(repo, {}, "no escape")
+    made = _pass(repo, tmp_path, runtime)
+    assert _actions(made) == {"web": "create"}
+    (web,) = [c.spec for c in runtime._containers.values() if c.spec.labels["trueup.app"] == "web"]
+    assert {f.path: f.data for f in web.files}["/etc/inside.conf"] == b"listen 80;\n"
