@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeVar
 
+from controller.desired.files import diff_files
 from controller.desired.resolve import BuildPlan, DesiredApp, DesiredState, stored_secret
 from controller.routes.table import RouteTable, build_table, kept_apps
 from controller.targets.observed import ObservedState
@@ -47,6 +48,8 @@ class FieldChange:
     path: str
     before: Any
     after: Any
+    detail: tuple[str, ...] = ()
+    """More to show under the field: the unified diff of a changed file (`file_diffs`)."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,9 @@ class ReplicaStep:
     await_id: str | None = None
     retire: tuple[str, ...] = ()
     start_first: bool = True
+    reload: str | None = None
+    """A running container of the index whose ``spec.files`` alone are outdated: its files are
+    uploaded in place and it is sent the app's ``reload`` signal, instead of being replaced."""
 
 
 @dataclass(frozen=True)
@@ -288,8 +294,9 @@ def why_not_prune(name: str, desired: DesiredState, prune: bool) -> str | None:
 
 def diff_specs(before: dict[str, Any], after: dict[str, Any]) -> list[FieldChange]:
     """Field-level differences between two resolved specs, secrets masked, sorted by path."""
-    out: list[FieldChange] = []
-    _diff("", before, after, out)
+    out = [FieldChange(*row) for row in diff_files(before.get("files"), after.get("files"))]
+    rest = [{k: v for k, v in spec.items() if k != "files"} for spec in (before, after)]
+    _diff("", rest[0], rest[1], out)
     return sorted(out, key=lambda f: f.path)
 
 

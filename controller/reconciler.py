@@ -25,14 +25,17 @@ from typing import TYPE_CHECKING
 import structlog
 
 from controller.desired import cache as desired_cache
+from controller.desired.files import file_contents
 from controller.desired.policy import Policy
 from controller.desired.resolve import DesiredState, resolve
 from controller.desired.secrets import SecretStore, load_secrets
 from controller.errors import TrueupError
+from controller.file_diffs import with_content_diffs
 from controller.manifests.problems import Problem
 from controller.planning import Plan, PlanOptions
 from controller.routes import NoRouter, Router, RouteSync, RouteTable, kept_apps
 from controller.source import GitSource, ManifestFiles
+from controller.source.files import SourceDigest, digest_disk
 from controller.source.worktree import context_id as worktree_context_id
 from controller.targets.observed import Observation, ObservedState
 from controller.targets.runner import Outcome, RunSetup
@@ -156,14 +159,26 @@ class Reconciler:
         def context_id(context: str) -> str:
             return self._context_id(files, context)
 
+        def file_digest(source: str) -> str:
+            return self._file_digest(files, source).digest
+
         if self._resolved is not None and self._resolved[0] == key:
             return desired_cache.reuse(
-                self._resolved[1], revision=files.revision, secrets=secrets, context_id=context_id
+                self._resolved[1],
+                revision=files.revision,
+                secrets=secrets,
+                context_id=context_id,
+                file_digest=file_digest,
             )
         if self.cache_dir is None:
             return None
         return desired_cache.restore(
-            self.cache_dir, key, revision=files.revision, secrets=secrets, context_id=context_id
+            self.cache_dir,
+            key,
+            revision=files.revision,
+            secrets=secrets,
+            context_id=context_id,
+            file_digest=file_digest,
         )
 
     async def resolve(
@@ -191,12 +206,59 @@ class Reconciler:
             secrets=secrets,
             context_ids=context_ids,
             policy=self.policy,
+            file_sources=await asyncio.to_thread(self._file_sources, files, loaded),
         )
         for name, item in loaded.apps.items():  # say why a context is unusable, not "not found"
             build = item.app.spec.build
             if build is not None and build.context in failed and name in desired.errors:
                 desired.errors[name] = failed[build.context]
         return desired
+
+    def _file_sources(
+        self, files: ManifestFiles, loaded: LoadResult
+    ) -> dict[str, SourceDigest | str]:
+        """Every ``spec.files`` git source's digest, or why it cannot be read (that app fails)."""
+        sources = {
+            entry.source
+            for item in loaded.apps.values()
+            for entry in item.app.spec.files
+            if entry.source is not None
+        }
+        found: dict[str, SourceDigest | str] = {}
+        for source in sorted(sources):
+            try:
+                found[source] = self._file_digest(files, source)
+            except TrueupError as exc:
+                found[source] = str(exc)
+        return found
+
+    def _file_digest(self, files: ManifestFiles, source: str) -> SourceDigest:
+        if files.revision is None:
+            root = self.source.worktree_root
+            assert root is not None
+            return digest_disk(root, source)
+        return self.source.file_digest(files.revision, source)
+
+    async def _with_file_contents(
+        self, revision: str, desired: DesiredState, apps: set[str]
+    ) -> DesiredState:
+        """``desired`` with the ``spec.files`` contents of ``apps`` read at ``revision``."""
+        wanted = {
+            name: app
+            for name, app in desired.apps.items()
+            if name in apps and app.spec.get("files")
+        }
+        if not wanted:
+            return desired
+        updated = dict(desired.apps)
+        for name, app in wanted.items():
+            sources = {f.source for f in app.manifest.spec.files if f.source is not None}
+            reads = {}
+            for source in sources:
+                reads[source] = await asyncio.to_thread(self.source.read_files, revision, source)
+            contents = file_contents(app.manifest, reads, app.secret_files)
+            updated[name] = replace(app, file_contents=contents)
+        return replace(desired, apps=updated)
 
     def _context_id(self, files: ManifestFiles, context: str) -> str:
         if files.revision is None:
@@ -268,6 +330,11 @@ class Reconciler:
         plan = observation.plan(desired, options)
         if plan_filter is not None:
             plan = plan_filter(plan, desired)
+        if any(f.path.startswith("files[") for c in plan.changes for f in c.fields):
+            specs = {name: app.spec for name, app in desired.apps.items()}
+            plan = await asyncio.to_thread(
+                with_content_diffs, plan, specs, observation.state, self.source.read_files
+            )
         return await self._drop_cached_builds(plan)
 
     async def _apply(self, result: PassResult, desired: DesiredState, sync: RouteSync) -> None:
@@ -281,6 +348,7 @@ class Reconciler:
         async def read(context: str, dockerfile: str) -> bytes:
             return await self.read_context(revision, context, dockerfile)
 
+        desired = await self._with_file_contents(revision, desired, {c.app for c in changes})
         setup = RunSetup(
             read,
             routes_changed=sync.retiring,

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 import click
 
 from controller.manifests.problems import Problem
-from controller.planning import Change, Plan
+from controller.planning import Change, FieldChange, Plan
 from controller.routes.table import RouteTable
 
 _SYMBOL = {"create": "+", "update": "~", "scale": "~", "heal": "~", "delete": "-", "route": "~"}
@@ -27,8 +27,15 @@ def _change_json(c: Change) -> dict[str, object]:
         "app": c.app,
         "action": c.action,
         "reasons": list(c.reasons),
-        "fields": [{"path": f.path, "before": f.before, "after": f.after} for f in c.fields],
+        "fields": [_field_json(f) for f in c.fields],
     }
+
+
+def _field_json(f: FieldChange) -> dict[str, object]:
+    out: dict[str, object] = {"path": f.path, "before": f.before, "after": f.after}
+    if f.detail:
+        out["diff"] = list(f.detail)
+    return out
 
 
 def plan_json(plan: Plan, problems: Sequence[Problem]) -> dict[str, object]:
@@ -72,6 +79,7 @@ def change_lines(change: Change, *, colour: bool) -> list[str]:
             lines.append(f"    {f.path}: (secret changed)")
         else:
             lines.append(f"    {f.path}: {_value(f.before)} → {_value(f.after)}")
+        lines.extend(f"      {line}" for line in f.detail)
     for reason in change.reasons:
         lines.append(f"    # {reason}")
     return lines

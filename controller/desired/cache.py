@@ -6,8 +6,9 @@ One JSON file in the state dir holds the last clean desired state, keyed by ``--
 git tree id, the host-power policy and this file's format. The key does not cover what lies
 outside the tree, so a hit is used only after checking it again: every build context's tree id
 is looked up afresh, and every secret is read again from the secrets dir and its digest
-compared with the one in the stored spec. Secret values are never written here: only which
-secret each variable reads, and the digests the container labels carry anyway.
+compared with the one in the stored spec; every ``spec.files`` source is digested again and
+every secret file read again. Secret values and file contents are never written here: only
+which secret each variable or file reads, and the digests the container labels carry anyway.
 
 Only a clean state is stored (no manifest problem, no app that failed to resolve), so a hit
 never hides a problem a user must see. Any unreadable, foreign or stale file is a miss.
@@ -27,6 +28,7 @@ from typing import Any
 
 import structlog
 
+from controller.desired.files import secret_bytes
 from controller.desired.policy import Policy
 from controller.desired.resolve import (
     BuildPlan,
@@ -94,6 +96,7 @@ def restore(
     revision: str | None,
     secrets: SecretStore,
     context_id: Callable[[str], str],
+    file_digest: Callable[[str], str] | None = None,
 ) -> DesiredState | None:
     """The stored state for ``key`` at ``revision``, or None when there is none or it is stale
     (a build context or a secret changed since it was stored)."""
@@ -110,7 +113,13 @@ def restore(
     except (KeyError, TypeError, ValueError):
         return None
     stored = DesiredState(revision=None, apps={app.name: app for app in apps})
-    return reuse(stored, revision=revision, secrets=secrets, context_id=context_id)
+    return reuse(
+        stored,
+        revision=revision,
+        secrets=secrets,
+        context_id=context_id,
+        file_digest=file_digest,
+    )
 
 
 def reuse(
@@ -119,6 +128,7 @@ def reuse(
     revision: str | None,
     secrets: SecretStore,
     context_id: Callable[[str], str],
+    file_digest: Callable[[str], str] | None = None,
 ) -> DesiredState | None:
     """``state`` at ``revision`` when every build context and secret it was resolved from is
     unchanged (apps with their secret values read again), else None.
@@ -129,6 +139,8 @@ def reuse(
     for name, app in state.apps.items():
         try:
             current = _current(app, secrets=secrets, context_id=context_id)
+            if current is not None and app.spec.get("files"):
+                current = _current_files(current, secrets=secrets, file_digest=file_digest)
         except (TrueupError, OSError, KeyError, TypeError):
             return None  # a secret that is gone: the full path reports it, located
         if current is None:
@@ -156,6 +168,28 @@ def _current(
     if secret_env == app.secret_env:
         return app
     return dataclasses.replace(app, secret_env=secret_env)
+
+
+def _current_files(
+    app: DesiredApp, *, secrets: SecretStore, file_digest: Callable[[str], str] | None
+) -> DesiredApp | None:
+    """``app`` with its secret files read again, or None when any ``spec.files`` digest
+    (a git source's, or a secret file's) is no longer the stored one."""
+    if file_digest is None:
+        return None
+    by_path = {entry.path: entry for entry in app.manifest.spec.files}
+    secret_files: dict[str, bytes] = {}
+    for item in app.spec["files"]:
+        entry = by_path[item["path"]]
+        if entry.source is not None:
+            if file_digest(entry.source) != item["digest"]:
+                return None  # the file changed outside --path: the spec hash changes
+            continue
+        value = secret_bytes(entry, secrets)
+        if secrets.file_digest(app.name, entry.path, value) != item["digest"]:
+            return None
+        secret_files[entry.path] = value
+    return dataclasses.replace(app, secret_files=secret_files)
 
 
 def _app_json(app: DesiredApp) -> dict[str, Any]:

@@ -18,9 +18,11 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
 from controller import labels as L
+from controller.desired.files import SourceDigest, resolve_files
 from controller.desired.policy import Policy, allowed_root, violations
 from controller.desired.secrets import SecretStore
 from controller.errors import PolicyError, SourceError, TrueupError
+from controller.runtime.archive import FileContent
 from controller.runtime.base import (
     BindMount,
     ContainerSpec,
@@ -36,7 +38,17 @@ if TYPE_CHECKING:  # the models load only where manifests are parsed (see desire
     from controller.manifests.models import App, Build, Spec
 
 # Fields of the manifest spec that do not shape a container; they never enter the hash.
-_NOT_CONTAINER_FIELDS = ("build", "image", "replicas", "routes", "dependsOn", "update", "suspend")
+_NOT_CONTAINER_FIELDS = (
+    "build",
+    "image",
+    "replicas",
+    "routes",
+    "dependsOn",
+    "update",
+    "suspend",
+    "files",
+    "reload",
+)
 _UNHASHED = ("replicas",)
 
 
@@ -86,6 +98,10 @@ class DesiredApp:
     manifest_source: App | Mapping[str, Any] = field(repr=False, compare=False)
     """The validated ``App``, or its JSON (``App.model_dump(mode="json", by_alias=True)``)."""
     secret_env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    secret_files: Mapping[str, bytes] = field(default_factory=dict, repr=False)
+    """Secret ``spec.files`` contents by container path (never stored, re-read on reuse)."""
+    file_contents: tuple[FileContent, ...] = field(default=(), repr=False, compare=False)
+    """Every ``spec.files`` file with its bytes, filled in by the apply stage (never cached)."""
 
     @property
     def short_hash(self) -> str:
@@ -142,6 +158,7 @@ def resolve(
     secrets: SecretStore,
     context_ids: Mapping[str, str],
     policy: Policy,
+    file_sources: Mapping[str, SourceDigest | str] | None = None,
 ) -> DesiredState:
     """Resolve every loaded app; an app that fails to resolve is recorded, not raised."""
     state = DesiredState(
@@ -151,7 +168,12 @@ def resolve(
         item = loaded.apps[name]
         try:
             state.apps[name] = resolve_app(
-                item.app, file=item.file, secrets=secrets, context_ids=context_ids, policy=policy
+                item.app,
+                file=item.file,
+                secrets=secrets,
+                context_ids=context_ids,
+                policy=policy,
+                file_sources=file_sources or {},
             )
         except TrueupError as exc:
             state.errors[name] = str(exc)
@@ -165,6 +187,7 @@ def resolve_app(
     secrets: SecretStore,
     context_ids: Mapping[str, str],
     policy: Policy,
+    file_sources: Mapping[str, SourceDigest | str] | None = None,
 ) -> DesiredApp:
     """Resolve one app; raises ``SecretError`` or ``PolicyError`` for this app alone."""
     from controller.manifests.models import SecretValue
@@ -197,6 +220,9 @@ def resolve_app(
         if isinstance(v, SecretValue)
     }
     resolved = _resolved_spec(app, image, secret_env, secrets)
+    files, secret_files = resolve_files(app, file_sources or {}, secrets)
+    if files:  # absent otherwise: an app without files keeps the hash it always had
+        resolved["files"] = files
     ports = {p.name: p.container_port for p in spec.ports}
     return DesiredApp(
         name=app.name,
@@ -217,6 +243,7 @@ def resolve_app(
         ),
         manifest_source=app,
         secret_env=secret_env,
+        secret_files=secret_files,
     )
 
 
@@ -312,6 +339,7 @@ def container_spec(
         privileged=spec.privileged,
         network_mode=None if spec.network_mode == "bridge" else spec.network_mode,
         cap_add=tuple(spec.cap_add),
+        files=desired.file_contents,
     )
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from controller.errors import ConfigError, SecretError
 
 KEY_FILE = "secret-digest.key"
+MAX_SECRET_FILE_BYTES = 16 * 1024 * 1024
 _PROCESS_KEY = os.urandom(32)
 """The key of a store made without one (tests, library use): digests stay comparable within
 the process and are never stable across processes, so a forgotten key rolls, never leaks."""
@@ -36,8 +37,10 @@ class SecretStore:
     values: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
     source: str = "(no secrets dir)"
     unreadable: dict[str, str] = field(default_factory=dict)
-    """Secret name → why its file could not be read."""
+    """Secret name (``file:<name>`` for a whole file) → why its file could not be read."""
     digest_key: bytes = field(default=_PROCESS_KEY, repr=False)
+    files: dict[str, bytes] = field(default_factory=dict, repr=False)
+    """Whole files of the secrets dir other than ``*.env`` (``secretFile``), by file name."""
 
     def get(self, name: str, key: str) -> str:
         """The value of ``key`` in secret ``name``; ``SecretError`` naming what is missing."""
@@ -49,6 +52,19 @@ class SecretStore:
         if key not in secret:
             raise SecretError(f"secret {name!r} has no key {key!r}")
         return secret[key]
+
+    def file(self, name: str) -> bytes:
+        """The content of ``<secrets-dir>/<name>``; ``SecretError`` when it is not there."""
+        if f"file:{name}" in self.unreadable:
+            raise SecretError(f"secret file {name!r}: {self.unreadable[f'file:{name}']}")
+        if name not in self.files:
+            raise SecretError(f"secret file {name!r} not found in {self.source}")
+        return self.files[name]
+
+    def file_digest(self, app: str, path: str, value: bytes) -> str:
+        """The keyed digest of a secret file's content at ``path`` in ``app``'s containers."""
+        material = f"trueup-secret-file\0{app}\0{path}\0".encode() + value
+        return "hmac-sha256:" + hmac.new(self.digest_key, material, hashlib.sha256).hexdigest()[:16]
 
     def digest(self, app: str, variable: str, value: str) -> str:
         """The digest of ``value`` as labels and the desired-state cache carry it."""
@@ -124,6 +140,7 @@ def load_secrets(directory: Path | None, *, digest_key: bytes | None = None) -> 
         return SecretStore(source=source, digest_key=key)
     values: dict[str, dict[str, str]] = {}
     unreadable: dict[str, str] = {}
+    files = _whole_files(directory, unreadable)
     for path in sorted(directory.glob("*.env")):
         if not path.is_file():
             continue
@@ -133,4 +150,23 @@ def load_secrets(directory: Path | None, *, digest_key: bytes | None = None) -> 
             unreadable[path.stem] = f"{path} is not UTF-8 text (byte {exc.start})"
         except OSError as exc:
             unreadable[path.stem] = f"cannot read {path}: {exc.strerror or exc}"
-    return SecretStore(values=values, source=str(directory), unreadable=unreadable, digest_key=key)
+    return SecretStore(
+        values=values, source=str(directory), unreadable=unreadable, digest_key=key, files=files
+    )
+
+
+def _whole_files(directory: Path, unreadable: dict[str, str]) -> dict[str, bytes]:
+    """Every regular file of ``directory`` that is not ``*.env`` nor hidden, by name (for
+    ``secretFile``); one over 16 MiB or unreadable is recorded in ``unreadable``."""
+    files: dict[str, bytes] = {}
+    for path in sorted(directory.iterdir()):
+        if path.suffix == ".env" or path.name.startswith(".") or not path.is_file():
+            continue
+        try:
+            if path.stat().st_size > MAX_SECRET_FILE_BYTES:
+                unreadable[f"file:{path.name}"] = f"{path} is larger than 16 MiB"
+                continue
+            files[path.name] = path.read_bytes()
+        except OSError as exc:
+            unreadable[f"file:{path.name}"] = f"cannot read {path}: {exc.strerror or exc}"
+    return files

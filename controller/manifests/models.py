@@ -27,7 +27,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic.alias_generators import to_camel
+from pydantic.alias_generators import to_camel, to_snake
 from pydantic_core import PydanticCustomError
 
 from controller.manifests.units import DURATION_PATTERN, SIZE_PATTERN, parse_duration, parse_size
@@ -291,6 +291,74 @@ class BindMount(Model):
     read_only: bool = False
 
 
+def _file_mode(value: object) -> object:
+    """``"0444"`` (octal text) or a YAML octal number (``0444``) → the permission bits."""
+    if isinstance(value, str):
+        if not re.fullmatch(r"0?[0-7]{3}", value):
+            raise ValueError(f'{value!r} is not a file mode: give octal digits, e.g. "0444"')
+        return int(value, 8)
+    return value
+
+
+def _container_file_path(value: str) -> str:
+    path = _absolute_path(value)
+    if path == "/":
+        raise ValueError("'/' cannot be a file's path; name a file or folder below it")
+    return path
+
+
+def _repo_source(value: str) -> str:
+    if value.startswith("/") or value.startswith("\\"):
+        raise ValueError(f"{value!r} is absolute; give a path relative to the repository root")
+    normal = posixpath.normpath(value)
+    if normal == ".." or normal.startswith("../") or normal in ("", "."):
+        raise ValueError(f"{value!r} must name a file or folder inside the repository")
+    return normal
+
+
+class FileEntry(Model):
+    """A file (or folder) in the container: from the repository at the same commit
+    (``source``), or from the host's secrets dir (``secretRef`` / ``secretFile``)."""
+
+    path: Annotated[str, AfterValidator(_container_file_path)]
+    source: Annotated[str, AfterValidator(_repo_source)] | None = None
+    secret_ref: SecretRef | None = None
+    secret_file: Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")] | None = None
+    mode: Annotated[int, BeforeValidator(_file_mode), Field(ge=0, le=0o777)] | None = None
+    owner: Annotated[str, Field(pattern=r"^[0-9]{1,10}(:[0-9]{1,10})?$")] | None = None
+
+    @model_validator(mode="after")
+    def _one_origin(self) -> FileEntry:
+        given = [k for k in ("source", "secretRef", "secretFile") if getattr(self, to_snake(k))]
+        if len(given) != 1:
+            raise rule(
+                "a file needs exactly one of source, secretRef or secretFile"
+                + (f" (got {', '.join(given)})" if given else ""),
+                given[1] if len(given) > 1 else None,
+            )
+        return self
+
+    @property
+    def secret(self) -> bool:
+        """True when the content comes from the host's secrets dir."""
+        return self.source is None
+
+    def effective_mode(self) -> int:
+        """The mode in force: 0444 for files from git, 0400 for secret files."""
+        return self.mode if self.mode is not None else (0o400 if self.secret else 0o444)
+
+    def uid_gid(self) -> tuple[int, int]:
+        """The numeric owner; default root (0:0)."""
+        uid, _, gid = (self.owner or "0:0").partition(":")
+        return int(uid), int(gid or uid)
+
+
+class Reload(Model):
+    """Apply a change of ``files`` alone in place: upload them, then send ``signal``."""
+
+    signal: Annotated[str, AfterValidator(_signal_name)] = "SIGHUP"
+
+
 class Build(Model):
     """Build the image from a folder of the repository, at the same commit."""
 
@@ -338,6 +406,8 @@ class Spec(Model):
     network_mode: Literal["bridge", "host", "none"] = "bridge"
     binds: list[BindMount] = []
     cap_add: list[Annotated[str, Field(pattern=r"^[A-Z_]+$")]] = []
+    files: list[FileEntry] = []
+    reload: Reload | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Spec:
@@ -368,6 +438,10 @@ class Spec(Model):
         for path in mounts:
             if mounts.count(path) > 1:
                 raise rule(f"two mounts at {path!r}", "volumes")
+        file_paths = [f.path for f in self.files]
+        for i, path in enumerate(file_paths):
+            if path in file_paths[:i]:
+                raise rule(f"two files at {path!r}", f"files.{i}.path")
         if len(set(self.depends_on)) != len(self.depends_on):
             raise rule("dependsOn lists an app twice", "dependsOn")
         return self

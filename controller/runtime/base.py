@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import IO, Literal, Protocol, runtime_checkable
 
 from controller import labels as L
+from controller.runtime.archive import FileContent
 
 RestartPolicy = Literal["always", "on-failure", "never"]
 
@@ -153,6 +154,8 @@ class ContainerSpec(Workload):
     network: str | None = None
     privileged: bool = False
     network_mode: str | None = None
+    files: tuple[FileContent, ...] = ()
+    """Put into the container after it is created, before it starts (`archive`)."""
 
 
 ContainerState = Literal[
@@ -353,6 +356,13 @@ class Runtime(Engine, Protocol):
 
     async def stats(self, container: str) -> Stats:
         """A resource snapshot of a running container."""
+        ...
+
+    async def reload_files(
+        self, container: str, files: tuple[FileContent, ...], *, signal: str, name: str
+    ) -> None:
+        """Put ``files`` into the running ``container``, send it ``signal``, and rename it to
+        ``name`` (the name carries the short spec hash it now runs: see `containers.plan`)."""
         ...
 
     async def exec(

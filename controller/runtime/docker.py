@@ -18,6 +18,7 @@ Only ``runtime/`` imports `docker`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -34,6 +35,7 @@ from controller.errors import (
 from controller.runtime import docker_objects as objects
 from controller.runtime import docker_requests as req
 from controller.runtime import docker_streams as streams
+from controller.runtime.archive import FileContent, tar_files
 from controller.runtime.base import (
     BindMount,
     BuildLogSink,
@@ -253,7 +255,29 @@ class DockerRuntime:
         )
         container_id = str(created["Id"])
         log.info("container_created", container=spec.name, id=container_id[:12], image=spec.image)
+        if spec.files:
+            try:
+                await self.put_files(container_id, spec.files)
+            except BaseException:
+                with contextlib.suppress(TrueupError):  # never leave a container without its files
+                    await self.remove(container_id)
+                raise
         return container_id
+
+    async def put_files(self, container: str, files: tuple[FileContent, ...]) -> None:
+        """Upload ``files`` into ``container`` (created or running) through the engine's
+        archive endpoint: no host path, so a remote engine works the same."""
+        await self._run(
+            "put_files",
+            self._call,
+            "PUT",
+            "/containers/{}/archive",
+            container,
+            query={"path": "/"},
+            tar=tar_files(files),
+            subject=container,
+        )
+        log.info("container_files_put", container=container[:12], files=len(files))
 
     def _resolved_bind(self, bind: BindMount) -> BindMount:
         """``bind`` with its host path's symlinks resolved on this host (`hostpaths`)."""
@@ -299,6 +323,23 @@ class DockerRuntime:
             self._kill(container, "SIGKILL")
 
         await self._run("stop", run, subject=container, deadline=deadline)
+
+    async def reload_files(
+        self, container: str, files: tuple[FileContent, ...], *, signal: str, name: str
+    ) -> None:
+        """Upload ``files`` into the running container, signal it, rename it to ``name``."""
+        await self.put_files(container, files)
+        await self._run("signal", self._kill, container, signal, subject=container)
+        await self._run(
+            "rename",
+            self._call,
+            "POST",
+            "/containers/{}/rename",
+            container,
+            query={"name": name},
+            subject=container,
+        )
+        log.info("container_reloaded", container=container[:12], signal=signal, name=name)
 
     def _kill(self, container: str, signal: str) -> bool:
         """Send ``signal``; False when the container is not running (409)."""

@@ -19,7 +19,7 @@ import re
 import tarfile
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from controller import labels as L
@@ -30,6 +30,7 @@ from controller.errors import (
     RuntimeRejected,
     RuntimeUnavailable,
 )
+from controller.runtime.archive import FileContent
 from controller.runtime.base import (
     BuildLogSink,
     BuildRequest,
@@ -114,6 +115,8 @@ class FakeRuntime:
         """Health a container with a check reports right after start; tests that want
         instant readiness set ``"healthy"``."""
         self.exec_handler: ExecHandler = default_exec
+        self.signals: list[tuple[str, str]] = []
+        """(container id, signal) for every ``reload_files``."""
         self._containers: dict[str, _Container] = {}
         self._events: list[RuntimeEvent] = []
         self._events_changed = asyncio.Event()
@@ -291,6 +294,20 @@ class FakeRuntime:
             self._emit("die", c, exit_code=143)
             self._emit("stop", c)
             c.touch()
+
+    async def reload_files(
+        self, container: str, files: tuple[FileContent, ...], *, signal: str, name: str
+    ) -> None:
+        """Replace the container's files (same paths overwritten), record the signal, rename."""
+        self._enter("reload_files")
+        c = self._find(container)
+        if c.state != "running":
+            raise RuntimeRejected(f"reload {container}: the container is not running")
+        kept = {f.path: f for f in c.spec.files}
+        kept.update({f.path: f for f in files})
+        c.spec = replace(c.spec, files=tuple(kept.values()), name=name)
+        self.signals.append((c.id, signal))
+        c.touch()
 
     async def remove(self, container: str, *, force: bool = True) -> None:
         """Forget the container; a running one needs ``force``."""

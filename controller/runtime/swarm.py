@@ -209,9 +209,8 @@ class SwarmRuntime:
                 if (row.get("Spec") or {}).get("Name") == secret.name:
                     return str(row["ID"])
             try:
-                created = api.create_secret(
-                    secret.name, secret.data.encode(), labels=dict(secret.labels)
-                )
+                data = secret.data if isinstance(secret.data, bytes) else secret.data.encode()
+                created = api.create_secret(secret.name, data, labels=dict(secret.labels))
             except docker.errors.APIError as exc:
                 if exc.status_code != 409:
                     raise

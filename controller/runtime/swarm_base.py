@@ -34,12 +34,16 @@ UpdateOrder = Literal["start-first", "stop-first"]
 
 @dataclass(frozen=True)
 class SecretMount:
-    """A Swarm secret (content-hashed ``name``) exposed to the task as ``/run/secrets/<file>``."""
+    """A Swarm secret (content-hashed ``name``) exposed to the task as ``/run/secrets/<file>``
+    (or at ``file`` itself when it is an absolute path: a ``spec.files`` entry)."""
 
     name: str
     file: str
-    data: str = field(repr=False)
+    data: str | bytes = field(repr=False)
     labels: Mapping[str, str] = field(default_factory=dict)
+    mode: int = 0o444
+    uid: int = 0
+    gid: int = 0
 
 
 @dataclass(frozen=True, kw_only=True, repr=False)

@@ -115,13 +115,18 @@ def mounts(spec: ServiceSpec, *, instance: str) -> list[dict[str, Any]]:
 
 
 def secrets(spec: ServiceSpec, secret_ids: Mapping[str, str]) -> list[dict[str, Any]]:
-    """Each secret as ``/run/secrets/<file>`` (its name when no file is given), owned by
-    root, world-readable (0444)."""
+    """Each secret as ``/run/secrets/<file>`` (its name when no file is given; ``file`` itself
+    when absolute), with its owner and mode (root, 0444 unless the mount says otherwise)."""
     return [
         {
             "SecretName": s.name,
             "SecretID": secret_ids[s.name],
-            "File": {"Name": s.file or s.name, "UID": "0", "GID": "0", "Mode": 0o444},
+            "File": {
+                "Name": s.file or s.name,
+                "UID": str(s.uid),
+                "GID": str(s.gid),
+                "Mode": s.mode,
+            },
         }
         for s in spec.secrets
     ]

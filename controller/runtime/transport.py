@@ -68,10 +68,16 @@ def api_path(template: str, *args: str, query: dict[str, str] | None = None) -> 
 
 
 def request(
-    path: str, method: str, url_path: str, *, body: bytes | None = None, timeout: float
+    path: str,
+    method: str,
+    url_path: str,
+    *,
+    body: bytes | None = None,
+    timeout: float,
+    content_type: str = "application/json",
 ) -> tuple[str, bytes]:
-    """Send ``method url_path`` (with a JSON ``body``, if any) to the socket at ``path``;
-    returns (content type, body).
+    """Send ``method url_path`` (with a ``body`` of ``content_type``, if any) to the socket at
+    ``path``; returns (content type, body).
 
     ``timeout`` bounds connecting and each wait for the engine's next bytes. Raises
     `EngineHTTPError` for statuses >= 400, ``ConnectionError`` for a truncated answer,
@@ -82,7 +88,7 @@ def request(
         "Accept: application/json\r\nConnection: close\r\n"
     )
     if body is not None:
-        head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        head += f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
     elif method not in ("GET", "HEAD"):
         head += "Content-Length: 0\r\n"  # as requests sends it: an empty body, said so
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
@@ -259,6 +265,7 @@ class Transport:
         body: Mapping[str, Any] | None = None,
         timeout: float | None = None,
         prefix: str = f"/v{API_VERSION}",
+        tar: bytes | None = None,
     ) -> Any:
         """One request that is not a stream, e.g. ``call("POST", "/containers/{}/start", id)``.
 
@@ -269,13 +276,16 @@ class Transport:
         ``ConnectionError`` or another ``OSError`` when the transport fails.
         """
         url_path = api_path(f"{prefix}{template}", *args, query=dict(query) if query else None)
-        data = None if body is None else json.dumps(body).encode()
+        data = tar if tar is not None else None if body is None else json.dumps(body).encode()
+        kind = "application/x-tar" if tar is not None else "application/json"
         limit = self.timeout if timeout is None else timeout
         if self.socket is None:
-            return decode_answer(*self._sdk_request(method, url_path, data, limit))
+            return decode_answer(*self._sdk_request(method, url_path, data, limit, kind))
         # counted like the SDK's response hook: once an answer (of any status) came back
         try:
-            content_type, answer = request(self.socket, method, url_path, body=data, timeout=limit)
+            content_type, answer = request(
+                self.socket, method, url_path, body=data, timeout=limit, content_type=kind
+            )
         except EngineHTTPError:
             self.count(None)
             raise
@@ -283,13 +293,18 @@ class Transport:
         return decode_answer(content_type, answer)
 
     def _sdk_request(
-        self, method: str, url_path: str, data: bytes | None, timeout: float
+        self,
+        method: str,
+        url_path: str,
+        data: bytes | None,
+        timeout: float,
+        kind: str = "application/json",
     ) -> tuple[str, bytes]:
         """`call`'s request through the SDK client's session, for engines not on a socket."""
         import requests.exceptions
 
         client = self.client
-        headers = {"Content-Type": "application/json"} if data is not None else {}
+        headers = {"Content-Type": kind} if data is not None else {}
         try:
             response = client.request(
                 method, f"{client.base_url}{url_path}", data=data, headers=headers, timeout=timeout

@@ -34,6 +34,7 @@ from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 from controller.errors import RevisionNotFound, SourceError
+from controller.source.files import SourceDigest, SourceFile, digest_tree, read_tree
 from controller.source.location import RepoLocation, parse_location
 from controller.source.mirror import HEAD, HEADS, OPEN_ERRORS, TAGS, create_mirror, fetch_into
 from controller.source.model import BuildContext, ManifestFiles, Revision
@@ -255,6 +256,18 @@ class GitSource:
         packing it: what a no-op pass needs to tell whether an image must be rebuilt."""
         with self._lock:
             return self._context_tree(sha, context)[1].decode()
+
+    def file_digest(self, sha: str, source: str) -> SourceDigest:
+        """A ``spec.files`` source's digest and size at ``sha`` (no blob read; `source.files`)."""
+        with self._lock:
+            _, root = self._root_tree(sha)
+            return digest_tree(self._require_repo().object_store, root, source)
+
+    def read_files(self, sha: str, source: str) -> list[SourceFile]:
+        """A ``spec.files`` source's files with their bytes at ``sha``."""
+        with self._lock:
+            _, root = self._root_tree(sha)
+            return read_tree(self._require_repo().object_store, root, source)
 
     def _context_tree(self, sha: str, context: str) -> tuple[str, ObjectID]:
         """The cleaned context path and its tree id; SourceError when it is not a folder."""

@@ -120,6 +120,9 @@ class Applier(PlanRunner):
             self._builds[want.name] = (self._builds[want.name][0], time.monotonic() - started)
 
     async def _step(self, want: DesiredApp, step: ReplicaStep) -> None:
+        if step.reload is not None:
+            await self._reload(want, step.reload, step.index)
+            return
         if step.await_id is not None:
             try:
                 await self._await_ready(want, step.await_id)
@@ -154,6 +157,20 @@ class Applier(PlanRunner):
         if step.start_first:
             for old in step.retire:
                 await self._retire(old, grace=grace)
+
+    async def _reload(self, want: DesiredApp, container: str, index: int) -> None:
+        """Update ``container``'s files in place and send the app's reload signal; the
+        process must still run afterwards."""
+        reload = want.manifest.spec.reload
+        assert reload is not None  # the plan reloads only apps that ask for it
+        spec = container_spec(want, replica=index, instance=self.instance, revision=None)
+        await self.runtime.reload_files(container, spec.files, signal=reload.signal, name=spec.name)
+        await self._idle(self.settle_s)
+        info = await self.runtime.inspect(container)
+        if info.state != "running":
+            raise HealthCheckFailed(
+                f"{info.name} is {info.state} after the reload signal (exit code {info.exit_code})"
+            )
 
     async def _await_ready(self, want: DesiredApp, container: str) -> None:
         """Wait for health (or, without a check, for the process to stay up briefly)."""

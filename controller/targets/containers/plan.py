@@ -157,12 +157,15 @@ def _plan_index(
             found.scale_up += 1
             found.steps.append(ReplicaStep(i, "scale up"))
         return
-    current = [r for r in group if r.spec_hash == want.spec_hash]
-    old = [r for r in group if r.spec_hash != want.spec_hash]
+    current = [r for r in group if _is_current(r, want)]
+    old = [r for r in group if not _is_current(r, want)]
     if current:
         _keep_current(i, group, current, bool(old), want, found)
         return
     found.note("update")
+    if len(old) == 1 and _reloadable(old[0], want):
+        found.steps.append(ReplicaStep(i, "files changed", start=False, reload=old[0].id))
+        return
     serving = any(r.running for r in old)
     found.steps.append(
         ReplicaStep(
@@ -210,7 +213,7 @@ def _change(
     kinds = found.kinds
     fields = diff_specs(stored, want.spec) if ("update" in kinds or "scale" in kinds) else []
     if "update" in kinds:
-        outdated = sum(1 for r in replicas if r.spec_hash != want.spec_hash)
+        outdated = sum(1 for r in replicas if not _is_current(r, want))
         reasons.insert(0, f"spec changed: {outdated} replica(s) run an older spec")
     return Change(
         app=want.name,
@@ -222,6 +225,37 @@ def _change(
         build=want.build if any(s.start for s in found.steps) else None,
         depends_on=want.depends_on,
     )
+
+
+def _is_current(replica: Replica, want: DesiredApp) -> bool:
+    """The replica runs ``want``'s spec: created from it, or reloaded to it in place (its
+    labels keep the spec it was created from; its name carries the short hash it runs now,
+    and the rest of its spec is the same)."""
+    suffix = replica.name.rsplit("-", 1)[-1]
+    if suffix == replica.spec_hash[:8] or not replica.spec_hash:  # never reloaded
+        return replica.spec_hash == want.spec_hash
+    return suffix == want.short_hash and _same_but_files(replica, want)
+
+
+def _same_but_files(replica: Replica, want: DesiredApp) -> bool:
+    stored = replica.stored_spec()
+    if stored is None:
+        return False
+    unfiled = (
+        {k: v for k, v in s.items() if k not in ("files", "replicas")} for s in (stored, want.spec)
+    )
+    return next(unfiled) == next(unfiled)
+
+
+def _reloadable(replica: Replica, want: DesiredApp) -> bool:
+    """Only ``spec.files`` differ, the app asks for ``reload`` and the replica is running
+    (and not unhealthy): its files are updated in place and it is signalled."""
+    if not want.spec.get("files") or not replica.running or replica.info.health == "unhealthy":
+        return False
+    if not _same_but_files(replica, want) or want.manifest.spec.reload is None:
+        return False
+    stored_paths = {f.get("path") for f in (replica.stored_spec() or {}).get("files", ())}
+    return stored_paths <= {f["path"] for f in want.spec["files"]}  # an upload adds, never removes
 
 
 def _best(candidates: list[Replica]) -> Replica:

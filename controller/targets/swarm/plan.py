@@ -96,6 +96,7 @@ def service_spec(
     spec = want.manifest.spec
     _refuse_unsupported(want)
     env, secrets = _env_and_secrets(want, instance)
+    secrets = (*secrets, *_file_secrets(want, instance))
     labels, container_labels = _labels(want, instance, revision)
     check = spec.health_check
     return ServiceSpec(
@@ -181,6 +182,29 @@ def _env_and_secrets(
         )
         env[f"{var}_FILE"] = f"/run/secrets/{var}"
     return env, tuple(secrets)
+
+
+def _file_secrets(want: DesiredApp, instance: str) -> tuple[SecretMount, ...]:
+    """Each ``spec.files`` file as a content-named Swarm secret at its absolute path, with its
+    mode and owner: a secret file named by its keyed digest, a file from git by the sha256 of
+    app, path and content (git holds it anyway). A changed file is a new name, so the service
+    rolls; unused ones go with the instance's other unused secrets."""
+    keyed = {
+        str(item["path"]): str(item["digest"])
+        for item in want.spec.get("files", ())
+        if "source" not in item
+    }
+    out = []
+    for f in want.file_contents:
+        digest = keyed.get(f.path)
+        if digest is None:
+            material = b"\0".join((want.name.encode(), f.path.encode(), f.data))
+            digest = hashlib.sha256(material).hexdigest()[:16]
+        labels = {L.INSTANCE: instance, L.APP: want.name, SECRET_REF: f"file:{f.path}"}
+        out.append(
+            SecretMount(secret_name(instance, digest), f.path, f.data, labels, f.mode, f.uid, f.gid)
+        )
+    return tuple(out)
 
 
 def _labels(

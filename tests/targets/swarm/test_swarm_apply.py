@@ -254,3 +254,43 @@ def wait_for(probe: Callable[[], T], timeout: float = 45.0) -> T:
             return value
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.5)
+
+
+FILED = """\
+apiVersion: trueup/v1
+kind: App
+metadata: {name: conf}
+spec:
+  image: busybox:1.36
+  command: [sh, -c, "cat /etc/app/app.conf /run/secrets/pw; echo; exec sleep 3600"]
+  files:
+    - {path: /etc/app/app.conf, source: config/app.conf}
+    - {path: /run/secrets/pw, secretRef: {name: db, key: password}}
+  init: true
+  stopGracePeriod: 1s
+"""
+
+
+def test_files_are_content_named_secrets_and_unused_ones_are_removed(
+    deployment: SwarmDeployment,
+) -> None:
+    """A file from git and a secret file reach the task at their paths (its first output
+    shows both); a commit elsewhere keeps the service's tasks; a change of the file rolls
+    the service, and the secret of the old content is removed."""
+    (deployment.secrets / "db.env").write_text("password=Sw4rm-Pw\n")
+    deployment.commit({"apps/conf.yaml": FILED, "config/app.conf": "level=info\n"})
+    deployment.trueup("apply", check=True)
+    logs = deployment.trueup("logs", "conf", check=True).stdout
+    assert "level=info" in logs and "Sw4rm-Pw" in logs
+    before = deployment.secret_names()
+    assert len(before) == 2 and not [n for n in before if "Sw4rm" in n]
+    tasks = deployment.running_tasks("conf")
+    deployment.commit({"README.md": "docs\n"})
+    assert "in sync" in deployment.trueup("apply", check=True).stdout
+    assert deployment.running_tasks("conf") == tasks
+    deployment.commit({"config/app.conf": "level=debug\n"})
+    assert "ok     conf update" in deployment.trueup("apply", check=True).stdout
+    assert deployment.running_tasks("conf") != tasks
+    assert "level=debug" in deployment.trueup("logs", "conf", check=True).stdout
+    after = deployment.secret_names()
+    assert len(after) == 2 and len(set(after) & set(before)) == 1  # the secret stayed

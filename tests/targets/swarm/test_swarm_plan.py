@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from typing import Any
 
@@ -9,11 +10,14 @@ import pytest
 
 from controller.cli.render import plan_json
 from controller.daemon.status import summarize
-from controller.desired.resolve import DesiredApp
+from controller.desired.policy import Policy
+from controller.desired.resolve import DesiredApp, resolve_app
 from controller.desired.secrets import SecretStore
 from controller.errors import PolicyError
 from controller.planning import PlanOptions
+from controller.runtime.archive import FileContent
 from controller.runtime.swarm_base import ServiceInfo, SwarmSnapshot, TaskInfo, task_rows
+from controller.source.files import SourceDigest
 from controller.targets.observed import ObservedState
 from controller.targets.swarm.plan import (
     make_swarm_plan,
@@ -21,7 +25,7 @@ from controller.targets.swarm.plan import (
     service_name,
     service_spec,
 )
-from tests.builders import T0, desired, desired_app
+from tests.builders import T0, app, desired, desired_app
 
 I = "test"  # noqa: E741  # the instance name, short on purpose
 
@@ -107,6 +111,41 @@ def test_service_spec_carries_labels_secrets_and_strategy() -> None:
     with pytest.raises(PolicyError):
         service_spec(desired_app("p", privileged=True), instance=I, revision=None)
     assert len(service_name("a" * 32, "b" * 63)) <= 63
+
+
+def test_files_are_content_named_secrets_at_their_paths() -> None:
+    """Each ``spec.files`` file is a Swarm secret mounted at its path with its mode and
+    owner, named by a digest (never the value); changed content is a new name."""
+    store = SecretStore({"db": {"password": "one"}})
+    files = [{"path": "/run/secrets/pw", "secretRef": {"name": "db", "key": "password"},
+              "owner": "10:20"}, {"path": "/etc/a.conf", "source": "config/a.conf"}]  # fmt: skip
+    want = resolve_app(
+        app("f", files=files),
+        file="apps/f.yaml",
+        secrets=store,
+        context_ids={},
+        policy=Policy(),
+        file_sources={"config/a.conf": SourceDigest(False, "sha256:" + "a" * 64, 4)},
+    )
+    with_data = dataclasses.replace(
+        want,
+        file_contents=(
+            FileContent("/run/secrets/pw", 0o400, 10, 20, b"one"),
+            FileContent("/etc/a.conf", 0o444, data=b"x=1\n"),
+        ),
+    )
+    mounts = {m.file: m for m in service_spec(with_data, instance=I, revision=None).secrets}
+    assert {p: (m.mode, m.uid, m.gid, m.data) for p, m in mounts.items()} == {
+        "/run/secrets/pw": (0o400, 10, 20, b"one"),
+        "/etc/a.conf": (0o444, 0, 0, b"x=1\n"),
+    }
+    assert all(m.name.startswith(f"trueup-{I}-") and "one" not in m.name for m in mounts.values())
+    changed = dataclasses.replace(
+        with_data, file_contents=(*with_data.file_contents[:1], FileContent("/etc/a.conf", 0o444))
+    )
+    again = {m.file: m.name for m in service_spec(changed, instance=I, revision=None).secrets}
+    assert again["/etc/a.conf"] != mounts["/etc/a.conf"].name
+    assert again["/run/secrets/pw"] == mounts["/run/secrets/pw"].name
 
 
 def _task(slot: int, state: str, desired_state: str = "running", age: int = 0) -> TaskInfo:

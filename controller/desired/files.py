@@ -1,0 +1,145 @@
+"""``spec.files`` resolved: what enters an app's spec (digests, never bytes) and, at apply
+time, the `FileContent` its containers get.
+
+Pure: the source digests (`source.files.SourceDigest`) and the files read at the revision are
+given by the caller (the reconciler, at the I/O edge). A file from git enters the resolved
+spec as ``{path, source, digest, mode, owner}`` (the digest covers names, git modes and blob
+ids), a secret file as ``{path, secretRef | secretFile, digest, mode, owner}`` with the keyed
+digest of ``SecretStore.file_digest``. An app without ``files`` gets no ``files`` key at all,
+so its spec hash is what it was before files existed.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from controller.desired.secrets import SecretStore
+from controller.errors import SecretError, SourceError
+from controller.runtime.archive import FileContent
+
+if TYPE_CHECKING:
+    from controller.manifests.models import App, FileEntry
+
+MAX_FILES_BYTES = 16 * 1024 * 1024
+
+
+class SourceDigest(Protocol):
+    """A git source's digest and size (`source.files.SourceDigest`)."""
+
+    @property
+    def digest(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+
+
+class SourceFile(Protocol):
+    """One file of a git source with its bytes (`source.files.SourceFile`)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def executable(self) -> bool: ...
+    @property
+    def data(self) -> bytes: ...
+
+
+def secret_bytes(entry: FileEntry, secrets: SecretStore) -> bytes:
+    """The content of a secret file entry, read from the store (``SecretError`` when absent)."""
+    if entry.secret_ref is not None:
+        return secrets.get(entry.secret_ref.name, entry.secret_ref.key).encode()
+    assert entry.secret_file is not None
+    return secrets.file(entry.secret_file)
+
+
+def resolve_files(
+    app: App, sources: Mapping[str, SourceDigest | str], secrets: SecretStore
+) -> tuple[list[dict[str, Any]], dict[str, bytes]]:
+    """The resolved spec's ``files`` entries and the secret files' bytes by path.
+
+    ``sources`` maps each git source to its digest, or to why it cannot be read. Raises
+    ``SourceError`` / ``SecretError`` (for this app only); the total size is capped at 16 MiB."""
+    entries: list[dict[str, Any]] = []
+    secret_files: dict[str, bytes] = {}
+    total = 0
+    for i, entry in enumerate(app.spec.files):
+        item: dict[str, Any] = {"path": entry.path, "mode": f"{entry.effective_mode():04o}"}
+        item["owner"] = "{}:{}".format(*entry.uid_gid())
+        if entry.source is not None:
+            found = sources.get(entry.source, f"file source {entry.source!r} was not read")
+            if isinstance(found, str):
+                raise SourceError(f"spec.files[{i}].source: {found}")
+            item["source"], item["digest"] = entry.source, found.digest
+            total += found.size
+        else:
+            try:
+                value = secret_bytes(entry, secrets)
+            except SecretError as exc:
+                raise SecretError(f"spec.files[{i}]: {exc}") from None
+            secret_files[entry.path] = value
+            if entry.secret_ref is not None:
+                item["secretRef"] = f"{entry.secret_ref.name}/{entry.secret_ref.key}"
+            else:
+                item["secretFile"] = entry.secret_file
+            item["digest"] = secrets.file_digest(app.name, entry.path, value)
+            total += len(value)
+        entries.append(item)
+    if total > MAX_FILES_BYTES:
+        raise SourceError(
+            f"spec.files: {total} bytes in all, more than the 16 MiB an app may carry"
+        )
+    return entries, secret_files
+
+
+def file_contents(
+    app: App, reads: Mapping[str, Sequence[SourceFile]], secret_files: Mapping[str, bytes]
+) -> tuple[FileContent, ...]:
+    """Every file ``app``'s containers get: git sources from ``reads`` (a folder's files below
+    its path), secret files from ``secret_files``, each with its mode and owner."""
+    out: list[FileContent] = []
+    for entry in app.spec.files:
+        mode = entry.effective_mode()
+        uid, gid = entry.uid_gid()
+        if entry.source is None:
+            out.append(FileContent(entry.path, mode, uid, gid, secret_files[entry.path]))
+            continue
+        for part in reads[entry.source]:
+            path = posixpath.join(entry.path, part.name) if part.name else entry.path
+            bits = mode | ((mode & 0o444) >> 2) if part.executable else mode
+            out.append(FileContent(path, bits, uid, gid, part.data))
+    return tuple(out)
+
+
+def _shown(item: Mapping[str, Any] | None) -> str | None:
+    """How a diff shows one resolved ``files`` entry: its source and short digest, mode and
+    owner; a secret file never shows a digest."""
+    if item is None:
+        return None
+    where = item.get("source") or item.get("secretRef") or item.get("secretFile")
+    digest = "" if "source" not in item else f"@{str(item.get('digest'))[:19]}"
+    return f"{where}{digest} mode {item.get('mode')} owner {item.get('owner')}"
+
+
+def diff_files(before: Any, after: Any) -> list[tuple[str, str | None, str | None]]:
+    """``(field, before, after)`` for each ``files`` entry that differs between two resolved
+    specs, the field named ``files[<path>]``; a changed secret file shows ``(secret changed)``."""
+    old = {i["path"]: i for i in before or () if isinstance(i, dict) and "path" in i}
+    new = {i["path"]: i for i in after or () if isinstance(i, dict) and "path" in i}
+    out: list[tuple[str, str | None, str | None]] = []
+    for path in sorted(set(old) | set(new)):
+        was, now = old.get(path), new.get(path)
+        if was == now:
+            continue
+        shown_after = _shown(now)
+        if was is not None and now is not None and "source" not in now and _same(was, now):
+            shown_after = "(secret changed)"
+        out.append((f"files[{path}]", _shown(was), shown_after))
+    return out
+
+
+def _same(was: Mapping[str, Any], now: Mapping[str, Any]) -> bool:
+    """True when two entries differ in their digest only."""
+    return {k: v for k, v in was.items() if k != "digest"} == {
+        k: v for k, v in now.items() if k != "digest"
+    }
