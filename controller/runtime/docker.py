@@ -18,6 +18,7 @@ Only ``runtime/`` imports `docker`.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import math
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -42,6 +43,7 @@ from controller.runtime.base import (
     ContainerInfo,
     ContainerSpec,
     ExecResult,
+    ImageInfo,
     LogLine,
     RuntimeEvent,
     Stats,
@@ -51,6 +53,8 @@ from controller.runtime.base import (
 from controller.runtime.docker_answers import (
     container_from_inspect,
     container_from_row,
+    image_deleted,
+    image_from_row,
     parse_time,
     stats_from,
 )
@@ -162,6 +166,32 @@ class DockerRuntime:
         except (ImageNotFound, ContainerNotFound):
             return False
         return True
+
+    async def list_images(self) -> builtins.list[ImageInfo]:
+        """The images built for this instance (its label), from one list request."""
+        query = req.image_filter(self.instance)
+        rows: list[dict[str, Any]] = await self._run(
+            "list_images", self._call, "GET", "/images/json", query=query
+        )
+        images = [image_from_row(row) for row in rows]
+        named = [replace(i, tags=tuple(self._image_name(t) for t in i.tags)) for i in images]
+        return sorted(named, key=lambda i: (i.created, i.id))
+
+    async def remove_image(self, ref: str) -> bool:
+        """Untag ``ref``, deleting the image with its last tag; never forced (a used image
+        stays: the engine answers 409, `RuntimeRejected`)."""
+        answer = await self._run(
+            "remove_image", self._call, "DELETE", "/images/{}", ref, subject=ref
+        )
+        return image_deleted(answer)
+
+    async def prune_dangling_images(self) -> int:
+        """``POST /images/prune`` of this instance's dangling images; the bytes reclaimed."""
+        query = req.image_filter(self.instance, dangling=True)
+        answer: dict[str, Any] = await self._run(
+            "prune_images", self._call, "POST", "/images/prune", query=query
+        )
+        return int((answer or {}).get("SpaceReclaimed") or 0)
 
     async def pull(self, image: str) -> None:
         """Pull ``image`` (``name:tag``, ``:latest`` when no tag) from its registry."""

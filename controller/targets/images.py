@@ -1,0 +1,119 @@
+"""Image retention: which images trueup built for this instance may go, and the stage that
+removes them after a pass that built or replaced images.
+
+`images_to_remove` is the policy, pure: per app, the ``keep`` newest images it built stay
+(so reverting a commit reuses an image instead of rebuilding it), and so does every image a
+container of the instance (running or stopped) uses or the pass's desired state names; the rest
+go. Only images carrying this instance's ``trueup.instance`` label (put on at build time) ever
+reach it: an image trueup did not build, or built for another instance, is never a candidate.
+
+`prune_images` is the stage, on any `Engine` (on Swarm the manager's engine, where the builds
+are): it lists the labelled images, removes the chosen ones tag by tag, never forced (the
+engine refuses an image any container uses, which is kept and logged), then prunes this
+instance's dangling images (the build layers left untagged). The reconciler calls it only when
+every manifest loaded (a pass whose desired state has problems prunes nothing, as it prunes no
+containers). Its `ImagePrune` report feeds the ``images_pruned`` log event and the
+``trueup_images_pruned_total`` / ``trueup_image_bytes_freed_total`` metrics.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import structlog
+
+from controller.errors import TrueupError
+from controller.runtime.base import Engine, ImageInfo
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_KEEP = 3
+"""Images kept per app beyond those in use (setting ``image_keep``, flag ``--image-keep``)."""
+
+
+@dataclass(frozen=True)
+class ImagePrune:
+    """What one retention stage did: the images removed (their tags), bytes freed, the images
+    the engine refused to remove (in use outside what trueup sees) and an error, if any."""
+
+    removed: tuple[str, ...] = ()
+    bytes_freed: int = 0
+    refused: tuple[str, ...] = ()
+    error: str | None = None
+
+
+def images_to_remove(
+    images: Iterable[ImageInfo], *, in_use: Iterable[str], keep: int = DEFAULT_KEEP
+) -> list[ImageInfo]:
+    """The images that may go: per app (``trueup.app``), all but the ``keep`` newest, except
+    any whose id or tag is in ``in_use``. An image without an app label is never chosen (it
+    is not one trueup's builds made); the result is sorted by id."""
+    used = set(in_use)
+    by_app: dict[str, list[ImageInfo]] = defaultdict(list)
+    for image in images:
+        if image.app:
+            by_app[image.app].append(image)
+    out: list[ImageInfo] = []
+    for group in by_app.values():
+        newest = sorted(group, key=lambda i: (i.created, i.id), reverse=True)
+        out.extend(
+            i for i in newest[max(keep, 0) :] if i.id not in used and used.isdisjoint(i.tags)
+        )
+    return sorted(out, key=lambda i: i.id)
+
+
+def retained(images: Iterable[ImageInfo], app: str) -> list[ImageInfo]:
+    """``app``'s images on the engine, newest first (what status shows)."""
+    mine = (i for i in images if i.app == app)
+    return sorted(mine, key=lambda i: (i.created, i.id), reverse=True)
+
+
+async def prune_images(engine: Engine, *, in_use: Iterable[str], keep: int) -> ImagePrune:
+    """Remove what `images_to_remove` chooses, then this instance's dangling images.
+
+    Never raises a `TrueupError`: an engine that fails is the report's ``error`` (the next
+    pass that builds tries again)."""
+    used = set(in_use)
+    try:
+        images = await engine.list_images()
+        used.update(c.image for c in await engine.list())
+    except TrueupError as exc:
+        log.warning("images_prune_failed", error=str(exc))
+        return ImagePrune(error=str(exc))
+    removed: list[str] = []
+    refused: list[str] = []
+    freed = 0
+    for image in images_to_remove(images, in_use=used, keep=keep):
+        gone, refusal = await _remove(engine, image.tags)
+        removed.extend(image.tags if gone else ())
+        refused.extend(refusal)
+        freed += image.size if gone else 0
+    try:
+        freed += await engine.prune_dangling_images()
+    except TrueupError as exc:
+        log.warning("images_prune_failed", error=str(exc))
+    report = ImagePrune(tuple(removed), freed, tuple(refused))
+    if removed or refused or freed:
+        log.info(
+            "images_pruned",
+            removed=list(report.removed),
+            refused=list(report.refused),
+            bytes_freed=report.bytes_freed,
+            keep=keep,
+        )
+    return report
+
+
+async def _remove(engine: Engine, tags: Sequence[str]) -> tuple[bool, list[str]]:
+    """Untag each of ``tags``; (True when the image went with them, the tags refused)."""
+    gone = False
+    refused: list[str] = []
+    for tag in tags:
+        try:
+            gone = await engine.remove_image(tag) or gone
+        except TrueupError as exc:  # in use by a container trueup does not see: it stays
+            log.info("image_kept", tag=tag, reason=str(exc))
+            refused.append(tag)
+    return gone and not refused, refused
