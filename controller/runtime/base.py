@@ -217,7 +217,7 @@ class BuildResult:
 
 @dataclass(frozen=True)
 class ImageInfo:
-    """An image trueup built for this instance (it carries the ``trueup.instance`` label).
+    """An image trueup built for this instance (it carries the ``trueup.image-instance`` label).
 
     ``tags`` are its ``name:tag`` references (none: dangling); ``size`` is its size in bytes
     as the engine reports it (shared layers counted in full)."""
@@ -317,7 +317,7 @@ class Engine(Protocol):
         ...
 
     async def list_images(self) -> builtins.list[ImageInfo]:
-        """The images labelled ``trueup.instance=<instance>`` (built by trueup for it)."""
+        """The images labelled ``trueup.image-instance=<instance>`` (built by trueup for it)."""
         ...
 
     async def remove_image(self, ref: str) -> bool:

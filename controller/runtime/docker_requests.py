@@ -151,7 +151,7 @@ def label_filter(instance: str) -> dict[str, str]:
 
 def image_filter(instance: str, *, dangling: bool = False) -> dict[str, str]:
     """The image list (or prune) query for the images built for ``instance``."""
-    filters: dict[str, list[str]] = {"label": [L.instance_filter(instance)]}
+    filters: dict[str, list[str]] = {"label": [L.image_filter(instance)]}
     if dangling:
         filters["dangling"] = ["true"]
     return {"filters": json.dumps(filters)}

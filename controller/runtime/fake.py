@@ -256,7 +256,7 @@ class FakeRuntime:
     async def list_images(self) -> builtins.list[ImageInfo]:
         """The built images that carry this instance's label, oldest first."""
         self._enter("list_images")
-        mine = [i for i in self.built.values() if i.labels.get(L.INSTANCE) == self.instance]
+        mine = [i for i in self.built.values() if i.labels.get(L.IMAGE_INSTANCE) == self.instance]
         return sorted(mine, key=lambda i: (i.created, i.id))
 
     async def remove_image(self, ref: str) -> bool:
@@ -284,7 +284,7 @@ class FakeRuntime:
         gone = [
             i
             for i in self.built.values()
-            if not i.tags and i.labels.get(L.INSTANCE) == self.instance
+            if not i.tags and i.labels.get(L.IMAGE_INSTANCE) == self.instance
         ]
         for image in gone:
             del self.built[image.id]

@@ -4,7 +4,7 @@ removes them after a pass that built or replaced images.
 `images_to_remove` is the policy, pure: per app, the ``keep`` newest images it built stay
 (so reverting a commit reuses an image instead of rebuilding it), and so does every image a
 container of the instance (running or stopped) uses or the pass's desired state names; the rest
-go. Only images carrying this instance's ``trueup.instance`` label (put on at build time) ever
+go. Only images carrying this instance's ``trueup.image-instance`` label (put on at build time) ever
 reach it: an image trueup did not build, or built for another instance, is never a candidate.
 
 `prune_images` is the stage, on any `Engine` (on Swarm the manager's engine, where the builds
@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
@@ -64,10 +65,29 @@ def images_to_remove(
     return sorted(out, key=lambda i: i.id)
 
 
-def retained(images: Iterable[ImageInfo], app: str) -> list[ImageInfo]:
-    """``app``'s images on the engine, newest first (what status shows)."""
-    mine = (i for i in images if i.app == app)
-    return sorted(mine, key=lambda i: (i.created, i.id), reverse=True)
+def retained(
+    images: Iterable[ImageInfo], app: str, *, in_use: Iterable[str] = ()
+) -> list[dict[str, Any]]:
+    """``app``'s images on the engine, newest first, as `trueup status APP` and
+    ``/api/v1/apps/NAME`` show them: ``{"tags", "id", "created", "size", "in_use"}``."""
+    used = set(in_use)
+    mine = sorted((i for i in images if i.app == app), key=lambda i: (i.created, i.id))
+    return [
+        {
+            "tags": list(i.tags),
+            "id": i.id,
+            "created": i.created.isoformat(),
+            "size": i.size,
+            "in_use": i.id in used or not used.isdisjoint(i.tags),
+        }
+        for i in reversed(mine)
+    ]
+
+
+async def app_images(engine: Engine, app: str) -> list[dict[str, Any]]:
+    """`retained` for ``app`` from the engine (its image list and its containers' images)."""
+    images = await engine.list_images()
+    return retained(images, app, in_use={c.image for c in await engine.list()})
 
 
 async def prune_images(engine: Engine, *, in_use: Iterable[str], keep: int) -> ImagePrune:

@@ -83,7 +83,7 @@ async def build_image(
             args=dict(plan.args),
             target=plan.target,
             labels={
-                L.INSTANCE: runtime.instance,  # image retention prunes only these (images.py)
+                L.IMAGE_INSTANCE: runtime.instance,  # retention removes only these (images.py)
                 L.APP: app,
                 "trueup.context-tree": plan.context_id,
             },
