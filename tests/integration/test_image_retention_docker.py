@@ -10,7 +10,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import docker
@@ -41,6 +41,8 @@ class Deployment:
     instance: str
     state: Path
     client: docker.DockerClient
+    seen: list[str] = field(default_factory=list)
+    """Every image the app ran (`running_image`), removed at the end."""
 
     def trueup(self, *args: str) -> subprocess.CompletedProcess[str]:
         cmd = [sys.executable, "-m", "controller", *args]
@@ -61,7 +63,8 @@ class Deployment:
     def running_image(self) -> str:
         label = [f"trueup.instance={self.instance}", "trueup.app=site"]
         (container,) = self.client.containers.list(all=True, filters={"label": label})
-        return str(container.attrs["Config"]["Image"])
+        self.seen.append(str(container.attrs["Config"]["Image"]))
+        return self.seen[-1]
 
 
 @pytest.fixture
@@ -69,14 +72,19 @@ def deployment(tmp_path: Path, instance: str) -> Iterator[Deployment]:
     client = docker.from_env()
     repo = tmp_path / "repo"
     make_repo(repo, {"apps/site.yaml": BUILT, "services/site/Dockerfile": DOCKERFILE})
+    deployment = Deployment(repo, instance, tmp_path / "state", client)
     try:
-        yield Deployment(repo, instance, tmp_path / "state", client)
+        yield deployment
     finally:
         label = f"trueup.instance={instance}"
         for c in client.containers.list(all=True, filters={"label": label}):
             c.remove(force=True)
-        for image in client.images.list(filters={"label": f"trueup.image-{label}"}):
+        built = client.images.list(filters={"label": f"trueup.image-instance={instance}"})
+        for image in built:
             client.images.remove(image.id, force=True)
+        for tag in deployment.seen:  # also those an engine without retention left behind
+            if client.images.list(name=tag):
+                client.images.remove(tag, force=True)
         client.close()
 
 
@@ -102,7 +110,8 @@ def test_five_builds_keep_the_newest_and_a_revert_reuses_its_image(
             assert "(build trueup/site:" in out, out
             tags.append(deployment.running_image())
             assert len(deployment.images()) <= 3 + 1
-        assert deployment.images() == set(tags[-3:])  # the oldest two are gone
+        assert [t for t in tags if client.images.list(name=t)] == tags[-3:]  # oldest two gone
+        assert deployment.images() == set(tags[-3:])
         assert client.images.get(foreign).tags == [foreign]
         deployment.commit_site(f"v4 {deployment.instance}\n")  # revert to the second-newest
         diff = deployment.trueup("diff").stdout
@@ -133,6 +142,7 @@ def test_an_image_in_use_is_never_removed(deployment: Deployment) -> None:
         if n == 1:  # someone runs the first image by hand, outside trueup
             other = client.containers.run(tags[0], ["sleep", "3600"], detach=True)
     try:
+        assert [t for t in tags if client.images.list(name=t)] == [tags[0], tags[2]]
         assert deployment.images() == {tags[0], tags[2]}  # tags[1] was used by no one
         assert client.containers.get(other.id).status == "running"
     finally:
