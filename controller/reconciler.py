@@ -314,17 +314,18 @@ class Reconciler:
     async def _images_stage(self, result: PassResult) -> None:
         """After a pass that built or replaced images, remove the instance's images no
         container uses beyond the newest ``image_keep`` per app; never when a manifest had
-        problems (like pruning), and never an image the desired state names."""
-        desired = result.desired
+        problems (like pruning), never an image the desired state names, and only with a
+        look at the engine after apply (`_observe_after`) to say which images are in use."""
+        desired, after = result.desired, result.after
         if result.problems or desired is None or desired.load_failed or desired.invalid:
             return
-        if not any(
-            o.ok and (o.build == "built" or o.action in ("create", "update", "delete"))
+        if after is None or not any(
+            o.ok and (o.build == "built" or o.action in ("update", "delete"))
             for o in result.outcomes
         ):
             return
-        wanted = {app.image for app in desired.apps.values()}
-        result.images = await prune_images(self.target.engine, in_use=wanted, keep=self.image_keep)
+        in_use = {app.image for app in desired.apps.values()} | {c.image for c in after.rows}
+        result.images = await prune_images(self.target.engine, in_use=in_use, keep=self.image_keep)
 
     async def _drop_cached_builds(self, plan: Plan) -> Plan:
         """A change names a build only when its image is not on the engine yet, so the plan

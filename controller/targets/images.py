@@ -92,13 +92,13 @@ async def app_images(engine: Engine, app: str) -> list[dict[str, Any]]:
 
 async def prune_images(engine: Engine, *, in_use: Iterable[str], keep: int) -> ImagePrune:
     """Remove what `images_to_remove` chooses, then this instance's dangling images.
+    ``in_use``: the images the instance's containers (any state) and its desired state name.
 
     Never raises a `TrueupError`: an engine that fails is the report's ``error`` (the next
     pass that builds tries again)."""
     used = set(in_use)
     try:
         images = await engine.list_images()
-        used.update(c.image for c in await engine.list())
     except TrueupError as exc:
         log.warning("images_prune_failed", error=str(exc))
         return ImagePrune(error=str(exc))
