@@ -32,6 +32,7 @@ from controller.errors import (
     ImageNotFound,
     TrueupError,
 )
+from controller.runtime import docker_images as images
 from controller.runtime import docker_objects as objects
 from controller.runtime import docker_requests as req
 from controller.runtime import docker_streams as streams
@@ -53,8 +54,6 @@ from controller.runtime.base import (
 from controller.runtime.docker_answers import (
     container_from_inspect,
     container_from_row,
-    image_deleted,
-    image_from_row,
     parse_time,
     stats_from,
 )
@@ -169,29 +168,21 @@ class DockerRuntime:
 
     async def list_images(self) -> builtins.list[ImageInfo]:
         """The images built for this instance (its label), from one list request."""
-        query = req.image_filter(self.instance)
-        rows: list[dict[str, Any]] = await self._run(
-            "list_images", self._call, "GET", "/images/json", query=query
+        return await self._run(
+            "list_images", images.list_images, self._transport, self.instance, self._image_name
         )
-        images = [image_from_row(row) for row in rows]
-        named = [replace(i, tags=tuple(self._image_name(t) for t in i.tags)) for i in images]
-        return sorted(named, key=lambda i: (i.created, i.id))
 
     async def remove_image(self, ref: str) -> bool:
-        """Untag ``ref``, deleting the image with its last tag; never forced (a used image
-        stays: the engine answers 409, `RuntimeRejected`)."""
-        answer = await self._run(
-            "remove_image", self._call, "DELETE", "/images/{}", ref, subject=ref
+        """Untag ``ref``, deleting the image with its last tag; a used one is refused (409)."""
+        return await self._run(
+            "remove_image", images.remove_image, self._transport, ref, subject=ref
         )
-        return image_deleted(answer)
 
     async def prune_dangling_images(self) -> int:
-        """``POST /images/prune`` of this instance's dangling images; the bytes reclaimed."""
-        query = req.image_filter(self.instance, dangling=True)
-        answer: dict[str, Any] = await self._run(
-            "prune_images", self._call, "POST", "/images/prune", query=query
+        """Prune this instance's dangling images; the bytes reclaimed."""
+        return await self._run(
+            "prune_images", images.prune_dangling, self._transport, self.instance
         )
-        return int((answer or {}).get("SpaceReclaimed") or 0)
 
     async def pull(self, image: str) -> None:
         """Pull ``image`` (``name:tag``, ``:latest`` when no tag) from its registry."""

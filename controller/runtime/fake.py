@@ -45,6 +45,7 @@ from controller.runtime.base import (
     Stats,
     network_name,
 )
+from controller.runtime.fake_images import FakeImages
 
 ExecHandler = Callable[[ContainerInfo, Sequence[str]], ExecResult]
 _FROM = re.compile(r"^\s*FROM\s+(\S+)(?:\s+AS\s+(\S+))?", re.IGNORECASE)
@@ -104,8 +105,6 @@ class FakeRuntime:
         self.instance = instance
         self.calls: Counter[str] = Counter()
         self.images: dict[str, str] = {name: _digest(name) for name in images}
-        self.built: dict[str, ImageInfo] = {}
-        """Images `build` made, by id (with their labels and a creation time)."""
         self.networks: set[str] = set()
         self.volumes: set[str] = set()
         self.unavailable = False
@@ -121,6 +120,12 @@ class FakeRuntime:
         self._events: list[RuntimeEvent] = []
         self._events_changed = asyncio.Event()
         self._ticks = 0
+        self._images = FakeImages(self.images, self._now)
+
+    @property
+    def built(self) -> dict[str, ImageInfo]:
+        """The images `build` made, by id, with their tags, labels and creation times."""
+        return self._images.built
 
     # -- test controls -------------------------------------------------------------------
 
@@ -233,62 +238,26 @@ class FakeRuntime:
                 data + json.dumps([request.dockerfile, dict(request.args), request.target]).encode()
             ).hexdigest()
         )
-        self._built(image_id, request)
+        self._images.record(image_id, request.tag, request.labels)
         lines.append(f"Successfully built {image_id[7:19]}")
         if on_log is not None:
             on_log(lines[-1])
         return BuildResult(image_id=image_id, tag=request.tag, log=tuple(lines))
 
-    def _built(self, image_id: str, request: BuildRequest) -> None:
-        """Record a build: the tag moves to ``image_id`` (a former image keeps other tags)."""
-        old = self.built.get(self.images.get(request.tag, ""))
-        if old is not None and old.id != image_id:
-            self.built[old.id] = ImageInfo(
-                old.id, tuple(t for t in old.tags if t != request.tag), old.labels, old.created
-            )
-        self.images[request.tag] = image_id
-        known = self.built.get(image_id)
-        tags = tuple(sorted({*(known.tags if known else ()), request.tag}))
-        labels = dict(request.labels)
-        created = known.created if known else self._now()
-        self.built[image_id] = ImageInfo(image_id, tags, labels, created, size=len(tags) * 1000)
-
     async def list_images(self) -> builtins.list[ImageInfo]:
         """The built images that carry this instance's label, oldest first."""
         self._enter("list_images")
-        mine = [i for i in self.built.values() if i.labels.get(L.IMAGE_INSTANCE) == self.instance]
-        return sorted(mine, key=lambda i: (i.created, i.id))
+        return self._images.of_instance(self.instance)
 
     async def remove_image(self, ref: str) -> bool:
         """Untag ``ref``; the image goes with its last tag unless a container uses it."""
         self._enter("remove_image")
-        image_id = self.images.get(ref)
-        if image_id is None:
-            raise ImageNotFound(f"remove_image {ref}: no such image")
-        if any(c.spec.image == ref or c.spec.image == image_id for c in self._containers.values()):
-            raise RuntimeRejected(f"remove_image {ref}: image is being used by a container")
-        del self.images[ref]
-        info = self.built.get(image_id)
-        if info is None:
-            return image_id not in self.images.values()
-        rest = tuple(t for t in info.tags if t != ref)
-        if rest:
-            self.built[image_id] = ImageInfo(image_id, rest, info.labels, info.created, info.size)
-            return False
-        del self.built[image_id]
-        return True
+        return self._images.untag(ref, {c.spec.image for c in self._containers.values()})
 
     async def prune_dangling_images(self) -> int:
         """Drop this instance's built images that lost every tag; their sizes."""
         self._enter("prune_images")
-        gone = [
-            i
-            for i in self.built.values()
-            if not i.tags and i.labels.get(L.IMAGE_INSTANCE) == self.instance
-        ]
-        for image in gone:
-            del self.built[image.id]
-        return sum(i.size for i in gone)
+        return self._images.prune_dangling(self.instance)
 
     async def image_exists(self, image: str) -> bool:
         """True for the initial images and every image built."""
