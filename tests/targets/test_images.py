@@ -6,10 +6,14 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
+from controller.errors import ConfigError
 from controller.http.metrics import Metrics
 from controller.reconciler import Reconciler
 from controller.runtime.base import ImageInfo
 from controller.runtime.fake import FakeRuntime
+from controller.settings import load_settings
 from controller.source import GitSource
 from controller.targets.containers.target import ContainerTarget
 from controller.targets.images import images_to_remove
@@ -109,3 +113,13 @@ async def test_no_image_is_removed_in_a_pass_where_a_manifest_failed_to_load(
     assert result.problems and any(o.build == "built" for o in result.outcomes)
     assert result.images is None
     assert first < tags(runtime)  # the old image is still there beside the new one
+
+
+def test_image_keep_is_a_setting_of_trueup_run() -> None:
+    """``image_keep`` comes from the config, ``TRUEUP_IMAGE_KEEP`` or ``--image-keep`` (default
+    3); a negative count is refused naming the key."""
+    assert load_settings(None, {}, env={}).image_keep == 3
+    assert load_settings(None, {}, env={"TRUEUP_IMAGE_KEEP": "5"}).image_keep == 5
+    assert load_settings(None, {"image_keep": "0"}, env={}).image_keep == 0
+    with pytest.raises(ConfigError, match="image_keep"):
+        load_settings(None, {"image_keep": "-1"}, env={})
