@@ -3,17 +3,19 @@ removes them after a pass that built or replaced images.
 
 `images_to_remove` is the policy, pure: per app, the ``keep`` newest images it built stay
 (so reverting a commit reuses an image instead of rebuilding it), and so does every image a
-container of the instance (running or stopped) uses or the pass's desired state names; the rest
-go. Only images carrying this instance's ``trueup.image-instance`` label (put on at build time) ever
-reach it: an image trueup did not build, or built for another instance, is never a candidate.
+container of the instance (running or stopped) uses or the pass's desired state names; the
+rest go. Only images carrying this instance's ``trueup.image-instance`` label (put on at build
+time) ever reach it: an image trueup did not build, or built for another instance, is never a
+candidate.
 
 `prune_images` is the stage, on any `Engine` (on Swarm the manager's engine, where the builds
-are): it lists the labelled images, removes the chosen ones tag by tag, never forced (the
-engine refuses an image any container uses, which is kept and logged), then prunes this
-instance's dangling images (the build layers left untagged). The reconciler calls it only when
-every manifest loaded (a pass whose desired state has problems prunes nothing, as it prunes no
-containers). Its `ImagePrune` report feeds the ``images_pruned`` log event and the
-``trueup_images_pruned_total`` / ``trueup_image_bytes_freed_total`` metrics.
+are): it lists the labelled images and removes the chosen ones tag by tag, only the tags
+trueup gave them (`own_tags`) and never forced (the engine refuses an image any container
+uses, which is kept and logged), then prunes this instance's dangling images (build layers
+left untagged). The reconciler calls it only when every manifest loaded (a pass whose desired
+state has problems prunes nothing, as it prunes no containers). Its `ImagePrune` report feeds
+the ``images_pruned`` log event and the ``trueup_images_pruned_total`` /
+``trueup_image_bytes_freed_total`` metrics.
 """
 
 from __future__ import annotations
@@ -65,6 +67,13 @@ def images_to_remove(
     return sorted(out, key=lambda i: i.id)
 
 
+def own_tags(image: ImageInfo) -> tuple[str, ...]:
+    """The tags trueup gave ``image``: ``trueup/<app>:...``, also under a registry (Swarm's
+    push). A tag someone else added (``docker tag``) is never removed, so it keeps the image."""
+    prefix = f"trueup/{image.app}:"
+    return tuple(t for t in image.tags if t.startswith(prefix) or f"/{prefix}" in t)
+
+
 def retained(
     images: Iterable[ImageInfo], app: str, *, in_use: Iterable[str] = ()
 ) -> list[dict[str, Any]]:
@@ -106,8 +115,9 @@ async def prune_images(engine: Engine, *, in_use: Iterable[str], keep: int) -> I
     refused: list[str] = []
     freed = 0
     for image in images_to_remove(images, in_use=used, keep=keep):
-        gone, refusal = await _remove(engine, image.tags)
-        removed.extend(image.tags if gone else ())
+        tags = own_tags(image)
+        gone, refusal = await _remove(engine, tags)
+        removed.extend(tags if gone else ())
         refused.extend(refusal)
         freed += image.size if gone else 0
     try:

@@ -16,7 +16,7 @@ from controller.runtime.fake import FakeRuntime
 from controller.settings import load_settings
 from controller.source import GitSource
 from controller.targets.containers.target import ContainerTarget
-from controller.targets.images import images_to_remove
+from controller.targets.images import images_to_remove, own_tags
 from tests.builders import T0
 from tests.gitutil import commit_files, make_repo
 
@@ -54,6 +54,12 @@ def test_an_image_in_use_stays_by_tag_or_id() -> None:
 def test_an_image_without_an_app_label_is_never_chosen() -> None:
     """Only images trueup's builds labelled with an app are candidates."""
     assert images_to_remove([image(None, 1, "trueup/web:foo")], in_use=(), keep=0) == []
+
+
+def test_only_the_tags_trueup_gave_are_removed() -> None:
+    """``trueup/<app>:...`` and its registry copy are trueup's; a tag added by hand is not."""
+    tags = ("reg:5000/trueup/web:v1", "mine/web:keep", "trueup/web:v1", "trueup/webx:v1")
+    assert own_tags(image("web", 1, *tags)) == ("reg:5000/trueup/web:v1", "trueup/web:v1")
 
 
 MANIFEST = """\
