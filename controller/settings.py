@@ -117,6 +117,8 @@ class Settings(BaseModel):
     secrets_dir: Path | None = None
     concurrency: int = Field(default=4, ge=1, le=64)
     prune: bool = True
+    image_keep: int = Field(default=3, ge=0, le=1000)
+    """Images trueup built kept per app beyond those in use (older unused ones are removed)."""
     allow_empty: bool = False
     backoff_initial: Duration = 1.0
     backoff_max: Duration = 300.0

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -53,6 +53,7 @@ class StatusOptions:
     listen: str | None
     config_file: Path | None
     api_read_token_file: Path | None
+    app: str | None = None
 
     @classmethod
     def read(cls, params: Params) -> StatusOptions:
@@ -62,6 +63,7 @@ class StatusOptions:
             listen=optional_text(params, "listen"),
             config_file=optional_path(params, "config_file"),
             api_read_token_file=optional_path(params, "api_read_token_file"),
+            app=optional_text(params, "app"),
         )
 
 
@@ -110,9 +112,11 @@ class HistoryOptions:
 @API_READ_TOKEN_FILE.with_help(
     "The controller's read token (default: the config's api_read_token_file)."
 )
+@click.argument("app", required=False)
 @reads(StatusOptions.read)
 def status(opts: StatusOptions) -> None:
-    """Sync, health and replicas of this instance's apps.
+    """Sync, health and replicas of this instance's apps (of APP alone when given, with the
+    images trueup built for it that are still on the engine, newest first).
 
     Asks the running controller's API when one answers for this instance, else reads the
     status it last wrote to the state dir, else asks the container engine alone.
@@ -127,10 +131,51 @@ def status(opts: StatusOptions) -> None:
         apps = _controller_status(engine.state_dir)
     if apps is None:
         apps = _engine_status(engine)
-    if opts.output == "json":
+    if opts.app is not None:
+        _show_app(opts, [a for a in apps if a.name == opts.app])
+    elif opts.output == "json":
         click.echo(status_module.render_json(apps))
     else:
         click.echo(status_module.render_text(apps))
+
+
+def _show_app(opts: StatusOptions, apps: list[AppStatus]) -> None:
+    """`trueup status APP`: the app's line, then its retained images (from the engine)."""
+    from controller.daemon import status as status_module
+
+    images = _engine_images(opts.engine, str(opts.app))
+    if opts.output == "json":
+        doc = json.loads(status_module.render_json(apps))
+        click.echo(json.dumps({**doc, "images": images}, indent=2, sort_keys=True))
+        return
+    click.echo(status_module.render_text(apps) if apps else f"no app named {opts.app}")
+    click.echo(f"images built for {opts.app} (newest first):" if images else "no images built")
+    for image in images:
+        used = "  in use" if image["in_use"] else ""
+        size = f"{image['size'] / 1e6:.1f} MB"
+        click.echo(
+            f"  {', '.join(image['tags']) or image['id'][:19]}  {image['created']}  {size}{used}"
+        )
+
+
+def _engine_images(engine: EngineOptions, app: str) -> list[dict[str, Any]]:
+    """The images trueup built for ``app`` on the engine (`targets.images.app_images`)."""
+    import asyncio
+
+    from controller.cli.connect import open_target
+    from controller.targets.images import app_images
+
+    async def collect() -> list[dict[str, Any]]:
+        target = open_target(engine)
+        try:
+            return await app_images(target.engine, app)
+        finally:
+            await target.engine.close()
+
+    try:
+        return asyncio.run(collect())
+    except TrueupError as exc:
+        fail(str(exc))
 
 
 def _engine_status(engine: EngineOptions) -> list[AppStatus]:

@@ -57,6 +57,7 @@ class PassOptions:
     worktree: bool
     prune: bool
     allow_empty: bool
+    image_keep: int = 3
 
     @classmethod
     def read(cls, params: Params) -> PassOptions:
@@ -69,6 +70,7 @@ class PassOptions:
             worktree=flag(params, "worktree", default=False),
             prune=flag(params, "prune", default=True),
             allow_empty=flag(params, "allow_empty", default=False),
+            image_keep=int(str(params.get("image_keep", 3))),
         )
 
 
@@ -151,6 +153,7 @@ def run_pass(opts: PassOptions, *, apply: bool) -> PassResult:
 
     async def one_pass() -> PassResult:
         async with pass_reconciler(opts.engine, opts.source, opts.policy, opts.routing) as rec:
+            rec.image_keep = opts.image_keep
             return await rec.run_pass(
                 rev=opts.source.rev,
                 worktree=opts.worktree,
@@ -233,6 +236,13 @@ def diff(opts: PassOptions) -> None:
     "--prune/--no-prune", default=True, show_default=True, help="Remove apps gone from git."
 )
 @click.option("--allow-empty", is_flag=True, help="Allow a pass that deletes every app.")
+@click.option(
+    "--image-keep",
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
+    help="Images trueup built kept per app beyond those in use (older unused ones are removed).",
+)
 @reads(PassOptions.read)
 def apply(opts: PassOptions) -> None:
     """Make the host match git at the branch tip (or --rev), once.

@@ -45,6 +45,11 @@ HOOKS_LISTEN = Option(
 WEBHOOK_MAX_BODY = Option(
     "--webhook-max-body", help="Largest webhook body accepted, e.g. 256Ki (the default) or 1Mi."
 )
+IMAGE_KEEP = Option(
+    "--image-keep",
+    help="Images trueup built kept per app beyond those in use (default 3; older unused ones "
+    "are removed after a pass that built or replaced images).",
+)
 
 #: Every option of `trueup run` that is a setting (its destination is the settings key).
 SETTINGS = (
@@ -58,6 +63,7 @@ SETTINGS = (
     API_READ_TOKEN_FILE,
     HOOKS_LISTEN,
     WEBHOOK_MAX_BODY,
+    IMAGE_KEEP,
 )
 
 

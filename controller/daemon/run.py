@@ -157,6 +157,7 @@ def make_controller(
         concurrency=settings.concurrency,
         router=router,
         digest_key=digest_key,
+        image_keep=settings.image_keep,
     )
     watcher = RevisionWatcher(source, interval=settings.interval, on_fetch=metrics.fetch_finished)
     return Controller(

@@ -1,8 +1,9 @@
 """``/api/v1``: the controller's status as JSON, and the one mutation, a reconcile request.
 
 ``GET /api/v1/status`` (every app, the documented status JSON plus the instance, revision and
-pass count), ``GET /api/v1/apps/{name}`` (one app, its last error and transition, its backoff
-and its recent actions from the history) and ``POST /api/v1/reconcile`` (bearer API token from
+pass count), ``GET /api/v1/apps/{name}`` (one app, its last error and transition, its backoff,
+the images trueup built for it that are still on the engine and its recent actions from the
+history) and ``POST /api/v1/reconcile`` (bearer API token from
 ``--api-token-file``; disabled without one; ``?app=NAME`` for one app, else a fetch and a full
 pass). Handlers only read the controller's state or mark work; nothing here reconciles.
 """
@@ -19,8 +20,10 @@ from aiohttp import web
 
 from controller.daemon.history import History
 from controller.daemon.loop import Controller
+from controller.errors import TrueupError
 from controller.http.auth import bearer_ok, unauthorized
 from controller.http.webhooks import FetchCoalescer
+from controller.targets.images import app_images
 
 log = structlog.get_logger(__name__)
 
@@ -96,6 +99,10 @@ class Api:
             "backoff_failures": self.controller.backoff.failures(name),
             "recent_actions": [],
         }
+        try:  # the images trueup built for the app that retention kept, newest first
+            doc["images"] = await app_images(self.controller.runtime, name)
+        except TrueupError as exc:
+            doc["images"], doc["images_error"] = [], str(exc)
         if self.history is not None:
             rows = await asyncio.to_thread(self.history.actions, name, limit=10)
             doc["recent_actions"] = [action_json(row) for row in rows]

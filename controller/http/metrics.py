@@ -106,6 +106,16 @@ class Metrics:
             "Builds skipped because the content-addressed image was already on the engine.",
             registry=r,
         )
+        self.images_pruned = Counter(
+            "trueup_images_pruned",
+            "Images trueup built that image retention removed (unused, beyond image_keep).",
+            registry=r,
+        )
+        self.image_bytes_freed = Counter(
+            "trueup_image_bytes_freed",
+            "Bytes the engine freed by image retention (removed images and dangling layers).",
+            registry=r,
+        )
         self.fetch_duration = Histogram(
             "trueup_git_fetch_duration_seconds",
             "Duration of git fetches (a ref read for a local repository).",
@@ -153,6 +163,9 @@ class Metrics:
             self.last_success.set(time.time())
         if result is None:
             return
+        if result.images is not None:
+            self.images_pruned.inc(len(result.images.removed))
+            self.image_bytes_freed.inc(result.images.bytes_freed)
         changes = {c.app: c for c in result.plan.changes}
         for o in result.outcomes:
             self.app_sync_total.labels(o.app, "ok" if o.ok else "failed").inc()

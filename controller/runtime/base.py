@@ -12,6 +12,7 @@ async; blocking engine calls run off the event loop. Errors are trueup's own (se
 
 from __future__ import annotations
 
+import builtins
 import re
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -218,6 +219,25 @@ class BuildResult:
 
 
 @dataclass(frozen=True)
+class ImageInfo:
+    """An image trueup built for this instance (it carries the ``trueup.image-instance`` label).
+
+    ``tags`` are its ``name:tag`` references (none: dangling); ``size`` is its size in bytes
+    as the engine reports it (shared layers counted in full)."""
+
+    id: str
+    tags: tuple[str, ...]
+    labels: Mapping[str, str]
+    created: datetime
+    size: int = 0
+
+    @property
+    def app(self) -> str | None:
+        """The app it was built for (the ``trueup.app`` label)."""
+        return self.labels.get(L.APP)
+
+
+@dataclass(frozen=True)
 class LogLine:
     """One line a container printed; ``container`` is its name."""
 
@@ -297,6 +317,20 @@ class Engine(Protocol):
     async def pull(self, image: str) -> None:
         """Fetch ``image`` from its registry; ``ImageNotFound`` when no registry has it (or
         none answers)."""
+        ...
+
+    async def list_images(self) -> builtins.list[ImageInfo]:
+        """The images labelled ``trueup.image-instance=<instance>`` (built by trueup for it)."""
+        ...
+
+    async def remove_image(self, ref: str) -> bool:
+        """Untag ``ref`` (``name:tag``); when that was the image's last tag, the engine deletes
+        it (and its untagged parents). Never forced: `RuntimeRejected` when a container (of
+        anyone, in any state) uses it. True when the image itself was deleted."""
+        ...
+
+    async def prune_dangling_images(self) -> int:
+        """Remove this instance's dangling (untagged, unused) images; return bytes freed."""
         ...
 
     def logs(

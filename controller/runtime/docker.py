@@ -18,6 +18,7 @@ Only ``runtime/`` imports `docker`.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import math
 import time
@@ -32,6 +33,7 @@ from controller.errors import (
     ImageNotFound,
     TrueupError,
 )
+from controller.runtime import docker_images as images
 from controller.runtime import docker_objects as objects
 from controller.runtime import docker_requests as req
 from controller.runtime import docker_streams as streams
@@ -44,6 +46,7 @@ from controller.runtime.base import (
     ContainerInfo,
     ContainerSpec,
     ExecResult,
+    ImageInfo,
     LogLine,
     RuntimeEvent,
     Stats,
@@ -164,6 +167,24 @@ class DockerRuntime:
         except (ImageNotFound, ContainerNotFound):
             return False
         return True
+
+    async def list_images(self) -> builtins.list[ImageInfo]:
+        """The images built for this instance (its label), from one list request."""
+        return await self._run(
+            "list_images", images.list_images, self._transport, self.instance, self._image_name
+        )
+
+    async def remove_image(self, ref: str) -> bool:
+        """Untag ``ref``, deleting the image with its last tag; a used one is refused (409)."""
+        return await self._run(
+            "remove_image", images.remove_image, self._transport, ref, subject=ref
+        )
+
+    async def prune_dangling_images(self) -> int:
+        """Prune this instance's dangling images; the bytes reclaimed."""
+        return await self._run(
+            "prune_images", images.prune_dangling, self._transport, self.instance
+        )
 
     async def pull(self, image: str) -> None:
         """Pull ``image`` (``name:tag``, ``:latest`` when no tag) from its registry."""

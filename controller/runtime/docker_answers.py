@@ -20,6 +20,7 @@ from controller.runtime.base import (
     EVENT_KINDS,
     ContainerInfo,
     Health,
+    ImageInfo,
     RuntimeEvent,
     Stats,
     network_name,
@@ -191,6 +192,32 @@ class BuildOutput:
             self.image_id = str(aux["ID"])
         self.lines.extend(new)
         return new
+
+
+def image_from_row(row: Mapping[str, Any]) -> ImageInfo:
+    """One row of ``GET /images/json`` (Docker's or Podman's) as an `ImageInfo`; the
+    ``<none>:<none>`` placeholder of a dangling image is no tag."""
+    tags = tuple(sorted(t for t in (row.get("RepoTags") or ()) if t and "<none>" not in t))
+    created = row.get("Created")
+    when = (
+        datetime.fromtimestamp(int(created), UTC)
+        if isinstance(created, int | float)
+        else parse_time(str(created or "")) or _EPOCH
+    )
+    return ImageInfo(
+        id=str(row.get("Id") or ""),
+        tags=tags,
+        labels=dict(row.get("Labels") or {}),
+        created=when,
+        size=int(row.get("Size") or 0),
+    )
+
+
+def image_deleted(answer: Any) -> bool:
+    """True when a ``DELETE /images/{name}`` answer says an image was deleted, not only
+    untagged."""
+    items = answer if isinstance(answer, list) else []
+    return any(isinstance(item, Mapping) and item.get("Deleted") for item in items)
 
 
 @dataclass

@@ -149,6 +149,14 @@ def label_filter(instance: str) -> dict[str, str]:
     return {"all": "1", "filters": json.dumps({"label": [L.instance_filter(instance)]})}
 
 
+def image_filter(instance: str, *, dangling: bool = False) -> dict[str, str]:
+    """The image list (or prune) query for the images built for ``instance``."""
+    filters: dict[str, list[str]] = {"label": [L.image_filter(instance)]}
+    if dangling:
+        filters["dangling"] = ["true"]
+    return {"filters": json.dumps(filters)}
+
+
 def name_filter(name: str) -> dict[str, str]:
     """The network list query for ``name`` (the engine matches parts of names too)."""
     return {"filters": json.dumps({"name": [name]})}

@@ -40,11 +40,13 @@ from controller.runtime.base import (
     ContainerState,
     ExecResult,
     Health,
+    ImageInfo,
     LogLine,
     RuntimeEvent,
     Stats,
     network_name,
 )
+from controller.runtime.fake_images import FakeImages
 
 ExecHandler = Callable[[ContainerInfo, Sequence[str]], ExecResult]
 _FROM = re.compile(r"^\s*FROM\s+(\S+)(?:\s+AS\s+(\S+))?", re.IGNORECASE)
@@ -121,6 +123,12 @@ class FakeRuntime:
         self._events: list[RuntimeEvent] = []
         self._events_changed = asyncio.Event()
         self._ticks = 0
+        self._images = FakeImages(self.images, self._now)
+
+    @property
+    def built(self) -> dict[str, ImageInfo]:
+        """The images `build` made, by id, with their tags, labels and creation times."""
+        return self._images.built
 
     # -- test controls -------------------------------------------------------------------
 
@@ -233,11 +241,26 @@ class FakeRuntime:
                 data + json.dumps([request.dockerfile, dict(request.args), request.target]).encode()
             ).hexdigest()
         )
-        self.images[request.tag] = image_id
+        self._images.record(image_id, request.tag, request.labels)
         lines.append(f"Successfully built {image_id[7:19]}")
         if on_log is not None:
             on_log(lines[-1])
         return BuildResult(image_id=image_id, tag=request.tag, log=tuple(lines))
+
+    async def list_images(self) -> builtins.list[ImageInfo]:
+        """The built images that carry this instance's label, oldest first."""
+        self._enter("list_images")
+        return self._images.of_instance(self.instance)
+
+    async def remove_image(self, ref: str) -> bool:
+        """Untag ``ref``; the image goes with its last tag unless a container uses it."""
+        self._enter("remove_image")
+        return self._images.untag(ref, {c.spec.image for c in self._containers.values()})
+
+    async def prune_dangling_images(self) -> int:
+        """Drop this instance's built images that lost every tag; their sizes."""
+        self._enter("prune_images")
+        return self._images.prune_dangling(self.instance)
 
     async def image_exists(self, image: str) -> bool:
         """True for the initial images and every image built."""

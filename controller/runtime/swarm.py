@@ -14,6 +14,7 @@ Observation is two requests: the service list and the task list, both filtered b
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import hashlib
 import json
@@ -33,6 +34,7 @@ from controller.runtime.base import (
     BuildRequest,
     BuildResult,
     ContainerInfo,
+    ImageInfo,
     LogLine,
     RuntimeEvent,
     network_name,
@@ -102,6 +104,15 @@ class SwarmRuntime:
 
     async def pull(self, image: str) -> None:
         await self._engine.pull(image)
+
+    async def list_images(self) -> builtins.list[ImageInfo]:
+        return await self._engine.list_images()  # the builds live on the manager's engine
+
+    async def remove_image(self, ref: str) -> bool:
+        return await self._engine.remove_image(ref)
+
+    async def prune_dangling_images(self) -> int:
+        return await self._engine.prune_dangling_images()
 
     async def claim_instance(self, holder: Mapping[str, str]) -> dict[str, str] | None:
         return await self._engine.claim_instance(holder)

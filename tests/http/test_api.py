@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import tarfile
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from controller.http.probes import ENGINE_CHECK_TTL_S
+from controller.runtime.base import BuildRequest
 from tests.http.conftest import TOKEN, Served, serve
 
 
@@ -189,3 +192,24 @@ async def test_busy_hooks_address_is_retried_like_the_main_one(tmp_path: Path) -
         await s.http.close()
         await s.server.close()
         s.controller.reconciler.source.close()
+
+
+async def test_app_document_lists_the_images_built_for_it(served: Served) -> None:
+    """/api/v1/apps/NAME lists the images trueup built for the app, newest first, the one a
+    container runs marked in use; an image built for another app is not in the list."""
+    for tag, app in (("trueup/web:a", "web"), ("trueup/web:b", "web"), ("trueup/api:a", "api")):
+        context = io.BytesIO()
+        with tarfile.open(fileobj=context, mode="w") as tar:
+            data = f"FROM busybox:1.36\nLABEL tag={tag}\n".encode()
+            info = tarfile.TarInfo("Dockerfile")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        labels = {"trueup.image-instance": "t", "trueup.app": app}
+        await served.runtime.build(BuildRequest(context.getvalue(), tag=tag, labels=labels))
+    async with served.http.get(f"{served.url}/api/v1/apps/web") as r:
+        one = await r.json()
+    assert [(i["tags"], i["in_use"]) for i in one["images"]] == [
+        (["trueup/web:b"], False),
+        (["trueup/web:a"], False),
+    ]
+    assert all(i["size"] > 0 and i["created"] for i in one["images"])

@@ -21,6 +21,7 @@ from controller.errors import (
     BuildFailed,
     ContainerNotFound,
     ImageNotFound,
+    RuntimeRejected,
     RuntimeUnavailable,
 )
 from controller.runtime import (
@@ -432,3 +433,34 @@ def test_every_container_runtime_is_a_runtime_and_swarm_only_an_engine() -> None
     for op in ("create", "start", "stop", "remove", "exec", "stats"):
         assert not hasattr(swarm, op), op
     assert swarm.calls is docker.calls and (swarm.instance, swarm.url) == ("t", url)
+
+
+async def test_images_built_for_the_instance_are_listed_and_removed_unless_used(
+    runtime: Runtime, instance: str
+) -> None:
+    """`list_images` shows the images built with this instance's label only; `remove_image`
+    deletes an unused one and is refused (RuntimeRejected) for one a container uses."""
+    labels = {L.IMAGE_INSTANCE: instance, L.APP: "kept"}
+    tags = [f"trueup-test/{instance}:{n}" for n in ("used", "unused", "foreign")]
+    for n, tag in enumerate(tags):
+        dockerfile = f"FROM {BASE_IMAGE}\nRUN echo {instance}-{n} > /id\n"
+        request = BuildRequest(
+            context=tar_of({"Dockerfile": dockerfile}), tag=tag, labels=labels if n < 2 else {}
+        )
+        await runtime.build(request)
+    cid = await runtime.create(spec(instance, "kept", image=tags[0]))
+    try:
+        listed = await runtime.list_images()
+        assert sorted(t for i in listed for t in i.tags) == sorted(tags[:2])
+        assert all(i.app == "kept" and i.size > 0 for i in listed)
+        with pytest.raises(RuntimeRejected):
+            await runtime.remove_image(tags[0])
+        assert await runtime.remove_image(tags[1]) is True
+        assert not await runtime.image_exists(tags[1])
+        assert await runtime.image_exists(tags[0]) and await runtime.image_exists(tags[2])
+        assert await runtime.prune_dangling_images() >= 0
+    finally:
+        await runtime.remove(cid)
+        for tag in tags:
+            if await runtime.image_exists(tag):
+                await runtime.remove_image(tag)
