@@ -18,9 +18,10 @@ Only ``runtime/`` imports `docker`.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import math
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, NotRequired, Required, TypedDict, Unpack
 
@@ -233,9 +234,13 @@ class DockerRuntime:
         )
 
     async def create(self, spec: ContainerSpec) -> str:
-        """Create a container from ``spec`` on the managed network; returns its id."""
+        """Create a container from ``spec`` on the managed network (or on its app networks:
+        created on the first, connected to the others before it starts); returns its id."""
         network = req.managed_network(spec, self.instance)
-        if network is not None:
+        if spec.networks:
+            for attachment in spec.networks:
+                await self._ensure_app_network(attachment.name)
+        elif network is not None:
             await self.ensure_network(network)
         binds = tuple(self._resolved_bind(b) for b in spec.binds)
         volumes = [
@@ -253,7 +258,42 @@ class DockerRuntime:
         )
         container_id = str(created["Id"])
         log.info("container_created", container=spec.name, id=container_id[:12], image=spec.image)
+        try:
+            for attachment in spec.networks[1:]:
+                connect = objects.connect
+                args = (self._transport, attachment.name, container_id, attachment.aliases)
+                await self._run("connect_network", connect, *args, subject=spec.name)
+        except TrueupError:
+            await self.remove(container_id, force=True)  # never a replica on half its networks
+            raise
         return container_id
+
+    async def _ensure_app_network(self, name: str) -> None:
+        """Create the app network ``name`` when missing (cached once seen; a foreign one of
+        that name is refused)."""
+        if name in self._networks:
+            return
+        label = name.removeprefix(f"trueup-{self.instance}-")
+        ensure = objects.ensure_app_network
+        await self._run(
+            "ensure_network",
+            ensure,
+            self._transport,
+            name,
+            instance=self.instance,
+            label=label,
+            subject=name,
+        )
+        self._networks.add(name)
+
+    async def prune_networks(self, keep: Collection[str]) -> builtins.list[str]:
+        """Remove the instance's unused app networks (`docker_objects.prune_networks`)."""
+        prune = objects.prune_networks
+        removed: builtins.list[str] = await self._run(
+            "prune_networks", prune, self._transport, self.instance, frozenset(keep)
+        )
+        self._networks.difference_update(removed)
+        return removed
 
     def _resolved_bind(self, bind: BindMount) -> BindMount:
         """``bind`` with its host path's symlinks resolved on this host (`hostpaths`)."""

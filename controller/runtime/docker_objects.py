@@ -43,6 +43,60 @@ def ensure_network(transport: Transport, name: str, *, instance: str) -> None:
     log.info("network_created", network=name)
 
 
+def ensure_app_network(transport: Transport, name: str, *, instance: str, label: str) -> None:
+    """Create the app network ``name`` (manifest name ``label``) of ``instance`` unless it
+    exists; one there that does not carry both labels is another owner's: refused."""
+    labels = req.app_network_labels(instance, label)
+    found = find_network(transport, name)
+    if found is None:
+        try:
+            transport.call("POST", "/networks/create", body=req.network_body(name, labels=labels))
+            log.info("network_created", network=name)
+            return
+        except EngineHTTPError as exc:
+            if exc.status != 409 and "already" not in exc.explanation:
+                raise
+        found = find_network(transport, name) or {}
+    have = found.get("Labels") or {}
+    if any(have.get(k) != v for k, v in labels.items()):
+        raise RuntimeRejected(
+            f"network {name}: exists but was not created by trueup for instance {instance} "
+            f"(labels {L.INSTANCE}={instance}, {L.NETWORK}={label}); refusing to join it"
+        )
+
+
+def connect(transport: Transport, network: str, container: str, aliases: tuple[str, ...]) -> None:
+    """Attach the created ``container`` to ``network`` with its DNS ``aliases``."""
+    body = req.connect_body(container, aliases)
+    transport.call("POST", "/networks/{}/connect", network, body=body)
+
+
+def prune_networks(transport: Transport, instance: str, keep: frozenset[str]) -> list[str]:
+    """Remove the app networks of ``instance`` not in ``keep`` with no container attached
+    (`docker_requests.app_networks_filter`: only those labelled as its own)."""
+    rows: list[dict[str, Any]] = (
+        transport.call("GET", "/networks", query=req.app_networks_filter(instance)) or []
+    )
+    removed = []
+    for row in rows:
+        name = str(row.get("Name") or "")
+        labels = row.get("Labels") or {}
+        if name in keep or labels.get(L.INSTANCE) != instance or not labels.get(L.NETWORK):
+            continue
+        detail = transport.call("GET", "/networks/{}", name) or {}
+        if detail.get("Containers"):
+            continue  # still in use (an app left as it was, a replica still stopping)
+        try:
+            transport.call("DELETE", "/networks/{}", name)
+        except EngineHTTPError as exc:
+            if exc.status in (404, 409) or "active endpoints" in exc.explanation:
+                continue  # gone meanwhile, or a container joined after the look
+            raise
+        log.info("network_removed", network=name)
+        removed.append(name)
+    return removed
+
+
 def claim(transport: Transport, instance: str, holder: Mapping[str, str]) -> dict[str, str] | None:
     """Create the claim network of ``instance`` (internal, labelled with ``holder``): None when
     this call made it, else the labels of the holder that has it. The engine refuses a second
