@@ -103,6 +103,7 @@ class DockerRuntime:
         self._pump = self._transport.pump
         self._streams = self._transport.streams
         self._networks: set[str] = set()
+        self._network_lock = asyncio.Lock()
 
     @property
     def timeout(self) -> float:
@@ -271,20 +272,22 @@ class DockerRuntime:
     async def _ensure_app_network(self, name: str) -> None:
         """Create the app network ``name`` when missing (cached once seen; a foreign one of
         that name is refused)."""
-        if name in self._networks:
-            return
-        label = name.removeprefix(f"trueup-{self.instance}-")
-        ensure = objects.ensure_app_network
-        await self._run(
-            "ensure_network",
-            ensure,
-            self._transport,
-            name,
-            instance=self.instance,
-            label=label,
-            subject=name,
-        )
-        self._networks.add(name)
+        # one look-and-create at a time: the engine takes a second network of the same name
+        async with self._network_lock:
+            if name in self._networks:
+                return
+            label = name.removeprefix(f"trueup-{self.instance}-")
+            ensure = objects.ensure_app_network
+            await self._run(
+                "ensure_network",
+                ensure,
+                self._transport,
+                name,
+                instance=self.instance,
+                label=label,
+                subject=name,
+            )
+            self._networks.add(name)
 
     async def prune_networks(self, keep: Collection[str]) -> builtins.list[str]:
         """Remove the instance's unused app networks (`docker_objects.prune_networks`)."""
