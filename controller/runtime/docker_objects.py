@@ -71,26 +71,32 @@ def connect(transport: Transport, network: str, container: str, aliases: tuple[s
     transport.call("POST", "/networks/{}/connect", network, body=body)
 
 
+def unused_app_networks(transport: Transport, instance: str, keep: frozenset[str]) -> list[str]:
+    """The app networks of ``instance`` (labelled as its own) whose names are not in ``keep``."""
+    query = req.app_networks_filter(instance)
+    rows: list[dict[str, Any]] = transport.call("GET", "/networks", query=query) or []
+    return sorted(
+        str(row.get("Name"))
+        for row in rows
+        if row.get("Name") not in keep
+        and (row.get("Labels") or {}).get(L.INSTANCE) == instance
+        and (row.get("Labels") or {}).get(L.NETWORK)
+    )
+
+
 def prune_networks(transport: Transport, instance: str, keep: frozenset[str]) -> list[str]:
     """Remove the app networks of ``instance`` not in ``keep`` with no container attached
-    (`docker_requests.app_networks_filter`: only those labelled as its own)."""
-    rows: list[dict[str, Any]] = (
-        transport.call("GET", "/networks", query=req.app_networks_filter(instance)) or []
-    )
+    (`unused_app_networks`: only those labelled as its own); return the removed names."""
     removed = []
-    for row in rows:
-        name = str(row.get("Name") or "")
-        labels = row.get("Labels") or {}
-        if name in keep or labels.get(L.INSTANCE) != instance or not labels.get(L.NETWORK):
-            continue
+    for name in unused_app_networks(transport, instance, keep):
         detail = transport.call("GET", "/networks/{}", name) or {}
         if detail.get("Containers"):
             continue  # still in use (an app left as it was, a replica still stopping)
         try:
             transport.call("DELETE", "/networks/{}", name)
         except EngineHTTPError as exc:
-            if exc.status in (404, 409) or "active endpoints" in exc.explanation:
-                continue  # gone meanwhile, or a container joined after the look
+            if exc.status in (403, 404, 409) or "active endpoints" in exc.explanation:
+                continue  # gone meanwhile, or in use (a container joined, a swarm task)
             raise
         log.info("network_removed", network=name)
         removed.append(name)
