@@ -60,8 +60,8 @@ def ensure_app_network(transport: Transport, name: str, *, instance: str, label:
     have = found.get("Labels") or {}
     if any(have.get(k) != v for k, v in labels.items()):
         raise RuntimeRejected(
-            f"network {name}: exists but was not created by trueup for instance {instance} "
-            f"(labels {L.INSTANCE}={instance}, {L.NETWORK}={label}); refusing to join it"
+            f"network {name}: exists but was not created by trueup for instance {instance}; "
+            "refusing to join it"
         )
 
 
