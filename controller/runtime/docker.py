@@ -260,34 +260,21 @@ class DockerRuntime:
         container_id = str(created["Id"])
         log.info("container_created", container=spec.name, id=container_id[:12], image=spec.image)
         try:
-            for attachment in spec.networks[1:]:
-                connect = objects.connect
-                args = (self._transport, attachment.name, container_id, attachment.aliases)
-                await self._run("connect_network", connect, *args, subject=spec.name)
+            attach = objects.connect_all
+            await self._run("connect_network", attach, self._transport, container_id, spec.networks)
         except TrueupError:
             await self.remove(container_id, force=True)  # never a replica on half its networks
             raise
         return container_id
 
     async def _ensure_app_network(self, name: str) -> None:
-        """Create the app network ``name`` when missing (cached once seen; a foreign one of
-        that name is refused)."""
-        # one look-and-create at a time: the engine takes a second network of the same name
-        async with self._network_lock:
-            if name in self._networks:
-                return
+        """Create the app network ``name`` when missing (a foreign one of that name is
+        refused). Looked up on every create, never cached: one removed behind trueup's back
+        is made again by the next create."""
+        async with self._network_lock:  # one look-and-create at a time: the engine takes twins
             label = name.removeprefix(f"trueup-{self.instance}-")
-            ensure = objects.ensure_app_network
-            await self._run(
-                "ensure_network",
-                ensure,
-                self._transport,
-                name,
-                instance=self.instance,
-                label=label,
-                subject=name,
-            )
-            self._networks.add(name)
+            args = (self._transport, name, self.instance, label)
+            await self._run("ensure_network", objects.ensure_app_network, *args, subject=name)
 
     async def prune_networks(self, keep: Collection[str]) -> builtins.list[str]:
         """Remove the instance's unused app networks (`docker_objects.prune_networks`)."""
@@ -295,7 +282,6 @@ class DockerRuntime:
         removed: builtins.list[str] = await self._run(
             "prune_networks", prune, self._transport, self.instance, frozenset(keep)
         )
-        self._networks.difference_update(removed)
         return removed
 
     def _resolved_bind(self, bind: BindMount) -> BindMount:

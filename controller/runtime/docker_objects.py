@@ -10,7 +10,7 @@ here deletes a volume.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -18,7 +18,7 @@ import structlog
 from controller import labels as L
 from controller.errors import RuntimeRejected
 from controller.runtime import docker_requests as req
-from controller.runtime.base import CLAIM_LABEL_PREFIX, claim_name
+from controller.runtime.base import CLAIM_LABEL_PREFIX, NetworkAttachment, claim_name
 from controller.runtime.transport import EngineHTTPError, Transport
 
 log = structlog.get_logger(__name__)
@@ -43,7 +43,7 @@ def ensure_network(transport: Transport, name: str, *, instance: str) -> None:
     log.info("network_created", network=name)
 
 
-def ensure_app_network(transport: Transport, name: str, *, instance: str, label: str) -> None:
+def ensure_app_network(transport: Transport, name: str, instance: str, label: str) -> None:
     """Create the app network ``name`` (manifest name ``label``) of ``instance`` unless it
     exists; one there that does not carry both labels is another owner's: refused."""
     labels = req.app_network_labels(instance, label)
@@ -65,10 +65,14 @@ def ensure_app_network(transport: Transport, name: str, *, instance: str, label:
         )
 
 
-def connect(transport: Transport, network: str, container: str, aliases: tuple[str, ...]) -> None:
-    """Attach the created ``container`` to ``network`` with its DNS ``aliases``."""
-    body = req.connect_body(container, aliases)
-    transport.call("POST", "/networks/{}/connect", network, body=body)
+def connect_all(
+    transport: Transport, container: str, networks: Sequence[NetworkAttachment]
+) -> None:
+    """Attach the created ``container`` to every network of ``networks`` after the first (the
+    one it was created on), each with its DNS aliases."""
+    for network in networks[1:]:
+        body = req.connect_body(container, network.aliases)
+        transport.call("POST", "/networks/{}/connect", network.name, body=body)
 
 
 def unused_app_networks(transport: Transport, instance: str, keep: frozenset[str]) -> list[str]:

@@ -180,17 +180,15 @@ class SwarmRuntime:
 
     async def _ensure_app_networks(self, spec: ServiceSpec) -> None:
         """Create the app's overlay networks (``spec.networks``) when missing; one of that
-        name without this instance's labels is refused (`RuntimeRejected`)."""
+        name without this instance's labels is refused (`RuntimeRejected`). Looked up on
+        every create and update, never cached (a pruned one is made again)."""
         for attachment in spec.networks:
             net = attachment.name
             async with self._engine._network_lock:  # one look-and-create at a time
-                if net in self._networks:
-                    continue
                 label = net.removeprefix(f"trueup-{self.instance}-")
                 labels = {L.INSTANCE: self.instance, L.NETWORK: label}
                 ensure = ensure_overlay
                 await self._run("ensure_network", ensure, self._client, net, labels, subject=net)
-                self._networks.add(net)
 
     async def prune_networks(self, keep: Collection[str]) -> builtins.list[str]:
         """Remove the instance's app networks not in ``keep`` that no service or task uses
