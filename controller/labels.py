@@ -17,6 +17,8 @@ REPLICA = "trueup.replica"
 SPEC_HASH = "trueup.spec-hash"
 REVISION = "trueup.revision"
 SPEC = "trueup.spec"
+NETWORK = "trueup.network"
+"""On an app network (``spec.networks``): its manifest name; with ``trueup.instance``, the owner."""
 USER_PREFIX = "trueup.label."
 IMAGE_INSTANCE = "trueup.image-instance"
 """On images trueup builds: the instance they were built for (image retention removes only

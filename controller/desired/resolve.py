@@ -27,9 +27,11 @@ from controller.runtime.base import (
     BindMount,
     ContainerSpec,
     HealthCheckSpec,
+    NetworkAttachment,
     PortSpec,
     RestartPolicy,
     VolumeMount,
+    app_network_name,
     volume_name,
 )
 
@@ -340,6 +342,25 @@ def container_spec(
         network_mode=None if spec.network_mode == "bridge" else spec.network_mode,
         cap_add=tuple(spec.cap_add),
         files=desired.file_contents,
+        networks=network_attachments(desired, instance),
+    )
+
+
+def network_attachments(desired: DesiredApp, instance: str) -> tuple[NetworkAttachment, ...]:
+    """The app networks of ``desired`` (``spec.networks``) by engine name, each with its
+    aliases (default: the app name); empty for an app on the instance network."""
+    return tuple(
+        NetworkAttachment(app_network_name(instance, n.name), tuple(n.aliases or [desired.name]))
+        for n in desired.manifest.spec.networks or ()
+    )
+
+
+def app_networks(desired: DesiredState, instance: str) -> frozenset[str]:
+    """The engine names of every app network the apps of ``desired`` join."""
+    return frozenset(
+        app_network_name(instance, n.name)
+        for app in desired.apps.values()
+        for n in app.manifest.spec.networks or ()
     )
 
 

@@ -359,6 +359,21 @@ class Reload(Model):
     signal: Annotated[str, AfterValidator(_signal_name)] = "SIGHUP"
 
 
+class AppNetwork(Model):
+    """A network of the instance the app joins (``trueup-<instance>-<name>``, made and removed
+    by trueup), answering there to ``aliases`` (default: the app name)."""
+
+    name: DnsLabel
+    aliases: Annotated[list[DnsLabel], Field(min_length=1)] | None = None
+
+    @field_validator("aliases")
+    @classmethod
+    def _distinct_aliases(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("an alias is listed twice")
+        return value
+
+
 class Build(Model):
     """Build the image from a folder of the repository, at the same commit."""
 
@@ -408,6 +423,8 @@ class Spec(Model):
     cap_add: list[Annotated[str, Field(pattern=r"^[A-Z_]+$")]] = []
     files: list[FileEntry] = []
     reload: Reload | None = None
+    networks: Annotated[list[AppNetwork], Field(min_length=1)] | None = None
+    """Unset: the instance network, the app name as alias (as before networks existed)."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Spec:
@@ -444,7 +461,18 @@ class Spec(Model):
                 raise rule(f"two files at {path!r}", f"files.{i}.path")
         if len(set(self.depends_on)) != len(self.depends_on):
             raise rule("dependsOn lists an app twice", "dependsOn")
+        self._check_networks()
         return self
+
+    def _check_networks(self) -> None:
+        if self.networks is None:
+            return
+        if self.network_mode != "bridge":
+            raise rule(f"networks cannot be used with networkMode {self.network_mode}", "networks")
+        names = [n.name for n in self.networks]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise rule(f"network {name!r} is listed twice", f"networks.{i}.name")
 
     def secret_refs(self) -> dict[str, SecretRef]:
         """The environment variables that come from secrets, by variable name."""

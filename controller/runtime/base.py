@@ -15,7 +15,7 @@ from __future__ import annotations
 import builtins
 import re
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import IO, Literal, Protocol, runtime_checkable
@@ -32,6 +32,11 @@ EVENT_KINDS = frozenset({"die", "stop", "destroy", "health_status", "oom"})
 def network_name(instance: str) -> str:
     """The managed bridge network every container of ``instance`` joins."""
     return f"trueup-{instance}"
+
+
+def app_network_name(instance: str, name: str) -> str:
+    """The engine name of the app network ``name`` of ``instance`` (``spec.networks``)."""
+    return f"trueup-{instance}-{name}"
 
 
 def volume_name(instance: str, name: str) -> str:
@@ -102,6 +107,14 @@ class BindMount:
     within: str | None = None
 
 
+@dataclass(frozen=True)
+class NetworkAttachment:
+    """An app network (engine name, see `app_network_name`) and the DNS aliases there."""
+
+    name: str
+    aliases: tuple[str, ...]
+
+
 @dataclass(frozen=True, kw_only=True)
 class Workload:
     """What a container and a Swarm service both run: one description of a workload.
@@ -149,10 +162,13 @@ class ContainerSpec(Workload):
     """Everything needed to create one container; the adapter adds the instance label.
 
     ``network=None`` means the instance's managed network. ``network_mode`` "host" or "none"
-    keeps the container off the managed network.
+    keeps the container off the managed network. ``networks`` (the app's ``spec.networks``),
+    when given, replace the managed network: the container is created on the first and
+    connected to the others before it starts.
     """
 
     network: str | None = None
+    networks: tuple[NetworkAttachment, ...] = ()
     privileged: bool = False
     network_mode: str | None = None
     files: tuple[FileContent, ...] = ()
@@ -179,6 +195,8 @@ class ContainerInfo:
     ip_address: str | None = None
     exit_code: int | None = None
     status: str = ""
+    addresses: Mapping[str, str] = field(default_factory=dict)
+    """The container's address on each network it is on, by network name."""
 
     @property
     def app(self) -> str | None:
@@ -409,6 +427,11 @@ class Runtime(Engine, Protocol):
         """The engine volume to mount for ``name`` (see `VolumeMount`), created with this
         instance's label when neither exists. `RuntimeRejected` when the volume there does not
         carry this instance's label: a manifest never mounts another owner's data."""
+        ...
+
+    async def prune_networks(self, keep: Collection[str]) -> list[str]:
+        """Remove this instance's app networks (`app_network_name`) not in ``keep`` that no
+        container is attached to; return their names. Never a network it does not own."""
         ...
 
 

@@ -22,7 +22,7 @@ import builtins
 import contextlib
 import math
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, NotRequired, Required, TypedDict, Unpack
 
@@ -107,6 +107,7 @@ class DockerRuntime:
         self._pump = self._transport.pump
         self._streams = self._transport.streams
         self._networks: set[str] = set()
+        self._network_lock = asyncio.Lock()
 
     @property
     def timeout(self) -> float:
@@ -256,9 +257,13 @@ class DockerRuntime:
         )
 
     async def create(self, spec: ContainerSpec) -> str:
-        """Create a container from ``spec`` on the managed network; returns its id."""
+        """Create a container from ``spec`` on the managed network (or on its app networks:
+        created on the first, connected to the others before it starts); returns its id."""
         network = req.managed_network(spec, self.instance)
-        if network is not None:
+        if spec.networks:
+            for attachment in spec.networks:
+                await self._ensure_app_network(attachment.name)
+        elif network is not None:
             await self.ensure_network(network)
         binds = tuple(self._resolved_bind(b) for b in spec.binds)
         volumes = [
@@ -276,6 +281,12 @@ class DockerRuntime:
         )
         container_id = str(created["Id"])
         log.info("container_created", container=spec.name, id=container_id[:12], image=spec.image)
+        try:
+            attach = objects.connect_all
+            await self._run("connect_network", attach, self._transport, container_id, spec.networks)
+        except TrueupError:
+            await self.remove(container_id, force=True)  # never a replica on half its networks
+            raise
         if spec.files:
             try:
                 await self.put_files(container_id, spec.files)
@@ -299,6 +310,23 @@ class DockerRuntime:
             subject=container,
         )
         log.info("container_files_put", container=container[:12], files=len(files))
+
+    async def _ensure_app_network(self, name: str) -> None:
+        """Create the app network ``name`` when missing (a foreign one of that name is
+        refused). Looked up on every create, never cached: one removed behind trueup's back
+        is made again by the next create."""
+        async with self._network_lock:  # one look-and-create at a time: the engine takes twins
+            label = name.removeprefix(f"trueup-{self.instance}-")
+            args = (self._transport, name, self.instance, label)
+            await self._run("ensure_network", objects.ensure_app_network, *args, subject=name)
+
+    async def prune_networks(self, keep: Collection[str]) -> builtins.list[str]:
+        """Remove the instance's unused app networks (`docker_objects.prune_networks`)."""
+        prune = objects.prune_networks
+        removed: builtins.list[str] = await self._run(
+            "prune_networks", prune, self._transport, self.instance, frozenset(keep)
+        )
+        return removed
 
     def _resolved_bind(self, bind: BindMount) -> BindMount:
         """``bind`` with its host path's symlinks resolved on this host (`hostpaths`)."""

@@ -64,13 +64,26 @@ def health_word(word: str) -> Health | None:
 
 
 def address(networks: Mapping[str, Any], instance: str) -> str | None:
-    """The container's address on the instance's network, else its first address anywhere
-    (it is on another network: ``spec.network``)."""
-    managed = networks.get(network_name(instance)) or {}
-    found = managed.get("IPAddress")
-    if not found:
-        found = next((n.get("IPAddress") for n in networks.values() if n.get("IPAddress")), "")
-    return str(found) or None
+    """The container's address on the instance's network, else on the first of the
+    instance's app networks (``trueup-<instance>-<name>``, by name), else its first address
+    anywhere (it is on another network: ``spec.network``)."""
+    found = addresses(networks)
+    managed = network_name(instance)
+    if managed in found:
+        return found[managed]
+    own = sorted(n for n in found if n.startswith(managed + "-"))
+    if own:
+        return found[own[0]]
+    return next(iter(found.values()), None)
+
+
+def addresses(networks: Mapping[str, Any]) -> dict[str, str]:
+    """The address on each network of a ``NetworkSettings.Networks`` answer, by name."""
+    return {
+        str(name): str(n["IPAddress"])
+        for name, n in networks.items()
+        if isinstance(n, Mapping) and n.get("IPAddress")
+    }
 
 
 def container_from_row(row: Mapping[str, Any], instance: str) -> ContainerInfo:
@@ -90,6 +103,7 @@ def container_from_row(row: Mapping[str, Any], instance: str) -> ContainerInfo:
         ip_address=address(networks, instance),
         exit_code=parse_exit_code(status) if state in ("exited", "dead") else None,
         status=status,
+        addresses=addresses(networks),
     )
 
 
@@ -110,6 +124,7 @@ def container_from_inspect(data: Mapping[str, Any], instance: str) -> ContainerI
         ip_address=address(networks, instance),
         exit_code=int(state_data.get("ExitCode", 0)) if state in ("exited", "dead") else None,
         status=state,
+        addresses=addresses(networks),
     )
 
 

@@ -10,7 +10,7 @@ here deletes a volume.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -18,7 +18,7 @@ import structlog
 from controller import labels as L
 from controller.errors import RuntimeRejected
 from controller.runtime import docker_requests as req
-from controller.runtime.base import CLAIM_LABEL_PREFIX, claim_name
+from controller.runtime.base import CLAIM_LABEL_PREFIX, NetworkAttachment, claim_name
 from controller.runtime.transport import EngineHTTPError, Transport
 
 log = structlog.get_logger(__name__)
@@ -41,6 +41,70 @@ def ensure_network(transport: Transport, name: str, *, instance: str) -> None:
         if exc.status != 409:  # created meanwhile by someone else: fine
             raise
     log.info("network_created", network=name)
+
+
+def ensure_app_network(transport: Transport, name: str, instance: str, label: str) -> None:
+    """Create the app network ``name`` (manifest name ``label``) of ``instance`` unless it
+    exists; one there that does not carry both labels is another owner's: refused."""
+    labels = req.app_network_labels(instance, label)
+    found = find_network(transport, name)
+    if found is None:
+        try:
+            transport.call("POST", "/networks/create", body=req.network_body(name, labels=labels))
+            log.info("network_created", network=name)
+            return
+        except EngineHTTPError as exc:
+            if exc.status != 409 and "already" not in exc.explanation:
+                raise
+        found = find_network(transport, name) or {}
+    have = found.get("Labels") or {}
+    if any(have.get(k) != v for k, v in labels.items()):
+        raise RuntimeRejected(
+            f"network {name}: exists but was not created by trueup for instance {instance}; "
+            "refusing to join it"
+        )
+
+
+def connect_all(
+    transport: Transport, container: str, networks: Sequence[NetworkAttachment]
+) -> None:
+    """Attach the created ``container`` to every network of ``networks`` after the first (the
+    one it was created on), each with its DNS aliases."""
+    for network in networks[1:]:
+        body = req.connect_body(container, network.aliases)
+        transport.call("POST", "/networks/{}/connect", network.name, body=body)
+
+
+def unused_app_networks(transport: Transport, instance: str, keep: frozenset[str]) -> list[str]:
+    """The app networks of ``instance`` (labelled as its own) whose names are not in ``keep``."""
+    query = req.app_networks_filter(instance)
+    rows: list[dict[str, Any]] = transport.call("GET", "/networks", query=query) or []
+    return sorted(
+        str(row.get("Name"))
+        for row in rows
+        if row.get("Name") not in keep
+        and (row.get("Labels") or {}).get(L.INSTANCE) == instance
+        and (row.get("Labels") or {}).get(L.NETWORK)
+    )
+
+
+def prune_networks(transport: Transport, instance: str, keep: frozenset[str]) -> list[str]:
+    """Remove the app networks of ``instance`` not in ``keep`` with no container attached
+    (`unused_app_networks`: only those labelled as its own); return the removed names."""
+    removed = []
+    for name in unused_app_networks(transport, instance, keep):
+        detail = transport.call("GET", "/networks/{}", name) or {}
+        if detail.get("Containers"):
+            continue  # still in use (an app left as it was, a replica still stopping)
+        try:
+            transport.call("DELETE", "/networks/{}", name)
+        except EngineHTTPError as exc:
+            if exc.status in (403, 404, 409) or "active endpoints" in exc.explanation:
+                continue  # gone meanwhile, or in use (a container joined, a swarm task)
+            raise
+        log.info("network_removed", network=name)
+        removed.append(name)
+    return removed
 
 
 def claim(transport: Transport, instance: str, holder: Mapping[str, str]) -> dict[str, str] | None:

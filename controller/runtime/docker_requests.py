@@ -47,6 +47,8 @@ def split_image(image: str) -> tuple[str, str]:
 def managed_network(spec: ContainerSpec, instance: str) -> str | None:
     """The network trueup puts the container on, or None for ``host``/``none``/... modes."""
     if spec.network_mode in (None, "bridge"):
+        if spec.networks:
+            return spec.networks[0].name
         return spec.network or network_name(instance)
     return None
 
@@ -125,10 +127,12 @@ def networking_config(
     spec: ContainerSpec, network: str | None, labels: Mapping[str, str]
 ) -> dict[str, Any] | None:
     """The endpoint on the managed ``network``, with the app's DNS aliases (``spec.aliases``,
-    else the app name); None off the managed network."""
+    else the app name; on an app network its own aliases); None off the managed network."""
     if network is None:
         return None
     aliases = list(spec.aliases) or ([labels[L.APP]] if L.APP in labels else [])
+    if spec.networks:
+        aliases = list(spec.networks[0].aliases)
     endpoint = {"Aliases": aliases} if aliases else {}
     return {"EndpointsConfig": {network: endpoint}}
 
@@ -170,6 +174,21 @@ def network_body(name: str, *, labels: Mapping[str, str], internal: bool = False
         body["Internal"] = True
     body["Labels"] = dict(labels)
     return body
+
+
+def app_network_labels(instance: str, name: str) -> dict[str, str]:
+    """The labels of the app network ``name`` of ``instance``: what makes it trueup's own."""
+    return {L.INSTANCE: instance, L.NETWORK: name}
+
+
+def app_networks_filter(instance: str) -> dict[str, str]:
+    """The network list query for every app network of ``instance``."""
+    return {"filters": json.dumps({"label": [L.instance_filter(instance), L.NETWORK]})}
+
+
+def connect_body(container: str, aliases: tuple[str, ...]) -> dict[str, Any]:
+    """The ``POST /networks/{id}/connect`` body: ``container`` answering to ``aliases``."""
+    return {"Container": container, "EndpointConfig": {"Aliases": list(aliases)}}
 
 
 def volume_body(name: str, *, instance: str) -> dict[str, Any]:

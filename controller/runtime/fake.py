@@ -18,7 +18,7 @@ import json
 import re
 import tarfile
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
@@ -90,6 +90,7 @@ class _Container:
             ip_address=self.ip_address,
             exit_code=self.exit_code if self.state == "exited" else None,
             status=self.state,
+            addresses={n.name: self.ip_address for n in self.spec.networks if self.ip_address},
         )
 
     def touch(self) -> None:
@@ -282,7 +283,9 @@ class FakeRuntime:
         if any(c.spec.name == spec.name for c in self._containers.values()):
             raise RuntimeRejected(f"create {spec.name}: the name is already in use")
         managed = spec.network_mode in (None, "bridge")
-        if managed:
+        if managed and spec.networks:
+            self.networks.update(n.name for n in spec.networks)
+        elif managed:
             self.networks.add(spec.network or network_name(self.instance))
         self.volumes.update(v.name for v in spec.volumes)
         container_id = hashlib.sha256(f"{spec.name}/{self._ticks}".encode()).hexdigest()
@@ -408,6 +411,18 @@ class FakeRuntime:
         net = name or network_name(self.instance)
         self.networks.add(net)
         return net
+
+    async def prune_networks(self, keep: Collection[str]) -> builtins.list[str]:
+        """Forget the app networks (``trueup-<instance>-*``) not in ``keep`` that no
+        container is on."""
+        self._enter("prune_networks")
+        prefix = network_name(self.instance) + "-"
+        used = {n.name for c in self._containers.values() for n in c.spec.networks}
+        gone = sorted(
+            n for n in self.networks if n.startswith(prefix) and n not in keep and n not in used
+        )
+        self.networks.difference_update(gone)
+        return gone
 
     async def ensure_volume(self, name: str, *, legacy: str | None = None) -> str:
         """Record the volume."""

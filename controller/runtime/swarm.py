@@ -19,7 +19,7 @@ import dataclasses
 import hashlib
 import json
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +29,7 @@ import structlog
 
 from controller import labels as L
 from controller.errors import ConfigError, ContainerNotFound, RuntimeRejected
+from controller.runtime import docker_objects as objects
 from controller.runtime.base import (
     BuildLogSink,
     BuildRequest,
@@ -48,6 +49,7 @@ from controller.runtime.swarm_base import (
     TaskInfo,
     task_rows,
 )
+from controller.runtime.swarm_networks import ensure_overlay
 from controller.runtime.swarm_requests import service_body
 
 log = structlog.get_logger(__name__)
@@ -180,33 +182,34 @@ class SwarmRuntime:
         net = name or network_name(self.instance)
         if net in self._networks:
             return net
-
-        def run() -> None:
-            found = [n for n in self._client.networks(names=[net]) if n.get("Name") == net]
-            if found:
-                if found[0].get("Driver") != "overlay":
-                    raise ConfigError(
-                        f"network {net} exists with driver {found[0].get('Driver')}; the swarm "
-                        "runtime needs an overlay network of that name (remove the old one)"
-                    )
-                return
-            try:
-                self._client.create_network(
-                    net,
-                    driver="overlay",
-                    attachable=True,
-                    labels={L.INSTANCE: self.instance},
-                    check_duplicate=True,
-                )
-            except docker.errors.APIError as exc:
-                if exc.status_code != 409:  # created meanwhile by someone else: fine
-                    raise
-            log.info("network_created", network=net, driver="overlay")
-
         await self.check_manager()
-        await self._run("ensure_network", run, subject=net)
+        labels = {L.INSTANCE: self.instance}
+        await self._run("ensure_network", ensure_overlay, self._client, net, labels, subject=net)
         self._networks.add(net)
         return net
+
+    async def _ensure_app_networks(self, spec: ServiceSpec) -> None:
+        """Create the app's overlay networks (``spec.networks``) when missing; one of that
+        name without this instance's labels is refused (`RuntimeRejected`). Looked up on
+        every create and update, never cached (a pruned one is made again)."""
+        for attachment in spec.networks:
+            net = attachment.name
+            async with self._engine._network_lock:  # one look-and-create at a time
+                label = net.removeprefix(f"trueup-{self.instance}-")
+                labels = {L.INSTANCE: self.instance, L.NETWORK: label}
+                ensure = ensure_overlay
+                await self._run("ensure_network", ensure, self._client, net, labels, subject=net)
+
+    async def prune_networks(self, keep: Collection[str]) -> builtins.list[str]:
+        """Remove the instance's app networks not in ``keep`` that no service or task uses
+        any more (as on one host); return their names."""
+        return await self._engine.prune_networks(keep)
+
+    async def unused_networks(self, keep: Collection[str]) -> builtins.list[str]:
+        """The instance's app networks not in ``keep`` still on the swarm (in use or not)."""
+        find = objects.unused_app_networks
+        args = (self._engine._transport, self.instance, frozenset(keep))
+        return await self._run("list_networks", find, *args)
 
     async def ensure_secret(self, secret: SecretMount) -> str:
         """Create the (content-named, immutable) Swarm secret when missing; return its id."""
@@ -266,6 +269,7 @@ class SwarmRuntime:
     async def create_service(self, spec: ServiceSpec, secret_ids: Mapping[str, str]) -> str:
         """Create the service of ``spec`` on the instance's overlay network; return its id."""
         network = await self.ensure_network()
+        await self._ensure_app_networks(spec)
         kwargs = self._service_kwargs(spec, network, secret_ids)
 
         def run() -> str:
@@ -281,6 +285,7 @@ class SwarmRuntime:
     ) -> None:
         """Replace the service's spec (Swarm rolls the tasks when their template changed)."""
         network = await self.ensure_network()
+        await self._ensure_app_networks(spec)
         kwargs = self._service_kwargs(spec, network, secret_ids)
 
         def run() -> None:

@@ -18,7 +18,14 @@ from datetime import datetime
 from typing import Literal
 
 from controller import labels as L
-from controller.runtime.base import ContainerInfo, ContainerState, Health, RestartPolicy, Workload
+from controller.runtime.base import (
+    ContainerInfo,
+    ContainerState,
+    Health,
+    NetworkAttachment,
+    RestartPolicy,
+    Workload,
+)
 
 #: The label on task containers (not ``trueup.instance``: the container runtimes of the same
 #: instance must never mistake Swarm's task containers for their own).
@@ -58,6 +65,8 @@ class ServiceSpec(Workload):
     order: UpdateOrder = "start-first"
     monitor: float = 5.0
     """Seconds Swarm watches a new task (and the finished rollout) for failure."""
+    networks: tuple[NetworkAttachment, ...] = ()
+    """The app's overlay networks (``spec.networks``); empty: the instance's network."""
 
 
 @dataclass(frozen=True)

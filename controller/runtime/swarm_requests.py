@@ -64,6 +64,11 @@ def task_template(
         "Window": 0,
     }
     template["Networks"] = [{"Target": network, "Aliases": list(spec.aliases), "DriverOpts": None}]
+    if spec.networks:  # the app's own networks instead of the instance's
+        template["Networks"] = [
+            {"Target": n.name, "Aliases": list(n.aliases), "DriverOpts": None}
+            for n in spec.networks
+        ]
     return template
 
 

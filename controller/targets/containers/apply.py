@@ -17,7 +17,13 @@ from dataclasses import replace
 
 import structlog
 
-from controller.desired.resolve import BuildPlan, DesiredApp, DesiredState, container_spec
+from controller.desired.resolve import (
+    BuildPlan,
+    DesiredApp,
+    DesiredState,
+    app_networks,
+    container_spec,
+)
 from controller.errors import ContainerNotFound, HealthCheckFailed, TrueupError
 from controller.planning import Change, Plan, ReplicaStep
 from controller.runtime.base import Runtime, volume_name
@@ -69,6 +75,16 @@ class Applier(PlanRunner):
     async def _prepare(self, plan: Plan) -> None:
         if any(c.steps for c in plan.changes):
             await self.runtime.ensure_network()
+
+    async def _after(self, outcomes: list[Outcome]) -> None:
+        """Remove app networks no app joins any more (none while a manifest failed to load:
+        its app keeps running as it was, and the engine keeps networks in use anyway)."""
+        if self.desired.load_failed:
+            return
+        try:
+            await self.runtime.prune_networks(app_networks(self.desired, self.instance))
+        except TrueupError as exc:  # the next pass with changes retries
+            log.warning("network_prune_failed", error=str(exc))
 
     def _describe(self, change: Change, outcome: Outcome) -> Outcome:
         if (build := self._builds.get(change.app)) is not None:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from controller.desired.resolve import DesiredApp, DesiredState
+from controller.desired.resolve import DesiredApp, DesiredState, app_networks
 from controller.errors import (
     ContainerNotFound,
     HealthCheckFailed,
@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 POLL_S = 0.5
+NETWORK_RELEASE_S = 20.0
+"""How long a pass waits for removed tasks to let go of an app network it removes."""
 _LIVE = ("starting", "running")
 """Task states whose container runs (``starting``: running, its health check not passed yet)."""
 SLACK_S = 60.0
@@ -79,6 +81,7 @@ class SwarmApplier(PlanRunner):
 
     async def _after(self, outcomes: list[Outcome]) -> None:
         await self._remove_unused_secrets()
+        await self._remove_unused_networks(any(o.action in ("delete", "update") for o in outcomes))
 
     async def _execute(self, change: Change) -> bool:
         for service_id in change.remove:
@@ -221,6 +224,25 @@ class SwarmApplier(PlanRunner):
             await self.runtime.remove_unused_secrets(in_use)
         except TrueupError as exc:  # cleanup only: the next pass tries again
             log.warning("secret_cleanup_failed", error=str(exc))
+
+    async def _remove_unused_networks(self, patient: bool) -> None:
+        """App networks no service of the desired state joins (none while a manifest failed
+        to load); Swarm refuses to remove one a service or task still uses. ``patient`` (a
+        service was removed or updated): wait up to `NETWORK_RELEASE_S` for its old tasks to
+        let go of it."""
+        if self.desired.load_failed:
+            return
+        keep = app_networks(self.desired, self.instance)
+        deadline = time.monotonic() + NETWORK_RELEASE_S
+        try:
+            # a removed service's tasks hold its networks until they are gone (seconds)
+            while await self.runtime.unused_networks(keep):
+                await self.runtime.prune_networks(keep)
+                if not patient or time.monotonic() > deadline:
+                    return  # still used by a service or a task: the next pass with changes
+                await asyncio.sleep(self.poll_s)
+        except TrueupError as exc:  # cleanup only: the next pass with changes tries again
+            log.warning("network_prune_failed", error=str(exc))
 
 
 def _why(tasks: list[TaskInfo]) -> str:

@@ -30,6 +30,7 @@ from controller.desired.resolve import (
     bind_mounts,
     canonical_json,
     healthcheck_spec,
+    network_attachments,
 )
 from controller.errors import PolicyError
 from controller.manifests.models import SecretValue
@@ -123,6 +124,7 @@ def service_spec(
         stop_grace_period=spec.stop_grace_period,
         cap_add=tuple(spec.cap_add),
         aliases=(want.name,),
+        networks=network_attachments(want, instance),
         order=want.strategy,
         monitor=max(1.0, check.interval) if check is not None else 5.0,
     )
