@@ -7,8 +7,8 @@ a UTS namespace for its hostname), with its own socket, data-root, exec-root, pi
 wired to one Linux bridge that lives in a further namespace. The host's network namespace,
 iptables, mounts and engine are never changed; `Lab.stop` removes everything `Lab.start`
 made, also after a half-finished start, and `Lab.leftovers` says what (if anything) of it
-remains. Every wait is bounded. The recipe is /work/shared/guide/swarm-lab.sh's; one node is
-what the Swarm tests use today, more nodes (and a registry) are for a multi-node lab.
+remains. Every wait is bounded. One node is what the Swarm tests use today; more nodes (and
+a registry) are for a multi-node lab.
 
 The module also guards the host's engine: `install_swarm_guard` makes the docker SDK and the
 ``docker`` CLI refuse ``swarm init/join/leave`` aimed at it, loudly, for the whole test run.
