@@ -20,19 +20,11 @@ if TYPE_CHECKING:
 
 
 def open_target(engine: EngineOptions) -> Target:
-    """The target of the engine ``--runtime``/``--runtime-url`` name, for ``--instance``."""
-    from controller.runtime import connect
-    from controller.targets import target_for
+    """The target of the engine ``--runtime``/``--runtime-url`` name, for ``--instance``
+    (`controller.targets.open_target`, which `trueup run` uses too)."""
+    from controller.targets import open_target as open_engine_target
 
-    return target_for(
-        connect(
-            engine.runtime,
-            engine.runtime_url,
-            instance=engine.instance,
-            swarm=engine.swarm,
-            registry=engine.swarm_registry,
-        )
-    )
+    return open_engine_target(engine)
 
 
 @asynccontextmanager
