@@ -111,9 +111,10 @@ class SyncGate:
         return "accepted"
 
     def to_json(self) -> dict[str, object]:
-        """What the status API and ``status.json`` say of the sync mode."""
+        """What the status API and ``status.json`` say of the sync mode and the overrides."""
         return {
             "sync": self.mode,
+            "suspended": sorted(self.overrides.suspended),
             "approved_revision": self.approved,
             "pending": self.pending.to_json() if self.pending is not None else None,
         }

@@ -9,8 +9,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from controller.daemon.manual import SyncGate
 from controller.daemon.overrides import Overrides
 from tests.gitutil import commit_files
@@ -208,12 +206,3 @@ async def test_manual_mode_heals_the_approved_revision_and_refuses_a_stale_one(
         third = await new_commit(s, image="busybox:1.36-other")
         code, doc = await post(s, "/api/v1/apply", json={"revision": second})
         assert code == 409 and doc["pending"]["revision"] == third
-
-
-@pytest.mark.parametrize("text", ["{", '{"suspended": "web"}', '{"approved_revision": 3}'])
-def test_a_broken_overrides_file_is_named(tmp_path: Path, text: str) -> None:
-    from controller.errors import ConfigError
-
-    (tmp_path / "overrides.json").write_text(text)
-    with pytest.raises(ConfigError, match="overrides.json"):
-        Overrides.load(tmp_path)
