@@ -32,6 +32,8 @@ from controller.reconciler import PassResult, PlanFilter, Reconciler
 
 log = structlog.get_logger(__name__)
 
+SUBJECT_MAX = 200
+"""Characters of a commit subject shown with the pending revision."""
 SyncMode = Literal["auto", "manual"]
 Approval = Literal["accepted", "automatic", "nothing_pending", "stale"]
 
@@ -174,21 +176,40 @@ async def gated_pass(
     tip = (await asyncio.to_thread(reconciler.source.resolve, None)).sha
     approved = gate.approved
     applied: PassResult | None = None
+    failed: Exception | None = None
     if approved is not None:
-        applied = await reconciler.run_pass(
-            rev=approved, prune=prune, allow_empty=allow_empty, plan_filter=narrow
-        )
+        try:
+            applied = await reconciler.run_pass(
+                rev=approved, prune=prune, allow_empty=allow_empty, plan_filter=narrow
+            )
+        except Exception as exc:  # the tip is still planned: approving it is the way out
+            failed = exc
+    dry = None
     if tip == approved:
         gate.planned(tip, None)
-        assert applied is not None
+    else:
+        dry = await _plan_pending(reconciler, gate, tip, prune, allow_empty, must=approved is None)
+    if failed is not None:
+        raise failed
+    if applied is not None:
         return applied
+    assert dry is not None
+    return replace(dry, revision=None)
+
+
+async def _plan_pending(
+    reconciler: Reconciler, gate: SyncGate, tip: str, prune: bool, allow_empty: bool, must: bool
+) -> PassResult | None:
+    """Plan ``tip`` as the pending revision; a failure is raised when ``must`` (nothing
+    else ran), else logged (the previous pending plan stays)."""
     try:
         dry = await plan_only(reconciler, tip, prune=prune, allow_empty=allow_empty, gate=gate)
     except Exception as exc:
-        if applied is None:
+        if must:
             raise
         log.warning("pending_plan_failed", revision=tip, error=str(exc))
-        return applied
+        return None
     subject = await asyncio.to_thread(reconciler.source.commit_subject, tip)
-    gate.planned(tip, Pending(tip, subject, time.time(), dry.plan, tuple(dry.problems)))
-    return applied if applied is not None else replace(dry, revision=None)
+    pending = Pending(tip, subject[:SUBJECT_MAX], time.time(), dry.plan, tuple(dry.problems))
+    gate.planned(tip, pending)
+    return dry

@@ -206,3 +206,36 @@ async def test_manual_mode_heals_the_approved_revision_and_refuses_a_stale_one(
         third = await new_commit(s, image="busybox:1.36-other")
         code, doc = await post(s, "/api/v1/apply", json={"revision": second})
         assert code == 409 and doc["pending"]["revision"] == third
+
+
+async def test_an_approved_revision_git_lost_still_lets_the_tip_be_approved(
+    tmp_path: Path,
+) -> None:
+    """The approved revision is not in git (history rewritten): the pass fails naming it,
+    the tip is still planned as pending, and approving the tip converges."""
+    state = tmp_path / "state"
+    lost = Overrides.load(state)
+    lost.set_approved("0" * 40)
+    s = await serve(tmp_path / "x")
+    s.controller.gate = SyncGate("manual", Overrides.load(state))
+    stop = asyncio.Event()
+    task = asyncio.create_task(s.controller.run(stop))
+    try:
+        async with asyncio.timeout(10):
+            while s.controller.gate.pending is None:
+                await asyncio.sleep(0.05)
+        assert "not found" in str(s.controller.last_error)
+        pending = (await get(s, "/api/v1/status"))["pending"]
+        code, _ = await post(s, "/api/v1/apply", json={"revision": pending["revision"]})
+        assert code == 202
+        async with asyncio.timeout(10):
+            while not s.runtime.containers():
+                await asyncio.sleep(0.05)
+        assert web_image(s) == "busybox:1.36"
+    finally:
+        stop.set()
+        with contextlib.suppress(Exception):
+            await task
+        await s.http.close()
+        await s.server.close()
+        s.controller.reconciler.source.close()
