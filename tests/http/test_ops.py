@@ -13,6 +13,7 @@ from controller.daemon.manual import SyncGate
 from controller.daemon.overrides import Overrides
 from tests.gitutil import commit_files
 from tests.http.conftest import TOKEN, Served, manifest, serve
+from tests.http.test_api import metric
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -156,6 +157,7 @@ async def test_manual_mode_plans_a_commit_and_applies_it_once_approved(tmp_path:
         plan = await get(s, "/api/v1/apps/web/plan")
         assert plan["revision"] == pending["revision"]
         assert [c["action"] for c in plan["changes"]] == ["create"]
+        assert await metric(s, "trueup_pending_apps") == 1
         assert (await post(s, "/api/v1/apply", data=b"{nope"))[0] == 400
         assert (await post(s, "/api/v1/apply", json={"revision": "abc"}))[0] == 400
         assert (await post(s, "/api/v1/apply", data=b"x" * 5000))[0] == 413
@@ -172,6 +174,7 @@ async def test_manual_mode_plans_a_commit_and_applies_it_once_approved(tmp_path:
         assert status["pending"] is None and status["approved_revision"] == pending["revision"]
         assert status["apps"][0]["sync"] == "Synced"
         assert Overrides.load(tmp_path / "state").approved == pending["revision"]
+        assert await metric(s, "trueup_pending_apps") == 0
         code, _ = await post(s, "/api/v1/apply", json={"revision": pending["revision"]})
         assert code == 400  # nothing pending any more
 
