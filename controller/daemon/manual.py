@@ -25,7 +25,6 @@ import structlog
 
 from controller.daemon.overrides import Overrides, suspend_plan
 from controller.daemon.status import AppStatus
-from controller.desired.resolve import DesiredState
 from controller.manifests.problems import Problem
 from controller.planning import Plan
 from controller.reconciler import PassResult, PlanFilter, Reconciler
@@ -96,6 +95,20 @@ class SyncGate:
         if pending is not None and pending.revision != before:
             log.info("revision_pending", revision=tip, apps=pending.apps)
 
+    def adopt(self, revision: str) -> None:
+        """Manual mode: ``revision``'s plan against what runs is empty (no change, no
+        manifest problem, nothing suspended held back), so it is approved without asking:
+        approving it would change nothing. A failure to save is logged (kept in memory)."""
+        self.pending = None
+        if revision == self.approved:
+            return
+        try:
+            self.overrides.set_approved(revision)
+        except OSError as exc:
+            self.overrides.approved = revision
+            log.error("overrides_write_failed", error=str(exc))
+        log.info("revision_adopted", revision=revision)
+
     def approve(self, revision: str, tip: str | None) -> Approval:
         """An apply request for ``revision`` while the branch tip is ``tip``: accepted only
         when it names the pending revision and no newer commit arrived since it was planned.
@@ -134,27 +147,13 @@ class SyncGate:
         ]
 
 
-def suspension(overrides: Overrides) -> PlanFilter:
-    """The plan filter that leaves the suspended apps alone."""
-
-    def leave(plan: Plan, desired: DesiredState) -> Plan:
-        return suspend_plan(plan, desired, overrides.suspended)
-
-    return leave
-
-
 async def plan_only(
-    reconciler: Reconciler, rev: str | None, *, prune: bool, allow_empty: bool, gate: SyncGate
+    reconciler: Reconciler, rev: str | None, *, prune: bool, allow_empty: bool
 ) -> PassResult:
-    """A dry run of ``rev`` against what runs (suspended apps skipped): nothing is built,
-    pushed or changed; one observation of the engine."""
-    return await reconciler.run_pass(
-        rev=rev,
-        apply=False,
-        prune=prune,
-        allow_empty=allow_empty,
-        plan_filter=suspension(gate.overrides),
-    )
+    """A dry run of ``rev`` against what runs: nothing is built, pushed or changed; one
+    observation of the engine. Suspended apps keep their changes here (what resuming them
+    would do); whoever shows or applies the plan leaves them out."""
+    return await reconciler.run_pass(rev=rev, apply=False, prune=prune, allow_empty=allow_empty)
 
 
 async def gated_pass(
@@ -203,13 +202,18 @@ async def _plan_pending(
     """Plan ``tip`` as the pending revision; a failure is raised when ``must`` (nothing
     else ran), else logged (the previous pending plan stays)."""
     try:
-        dry = await plan_only(reconciler, tip, prune=prune, allow_empty=allow_empty, gate=gate)
+        dry = await plan_only(reconciler, tip, prune=prune, allow_empty=allow_empty)
     except Exception as exc:
         if must:
             raise
         log.warning("pending_plan_failed", revision=tip, error=str(exc))
         return None
-    subject = await asyncio.to_thread(reconciler.source.commit_subject, tip)
-    pending = Pending(tip, subject[:SUBJECT_MAX], time.time(), dry.plan, tuple(dry.problems))
-    gate.planned(tip, pending)
-    return dry
+    if dry.plan.in_sync and not dry.problems:
+        gate.adopt(tip)  # nothing to approve: it is what runs
+    else:
+        subject = await asyncio.to_thread(reconciler.source.commit_subject, tip)
+        planned = Pending(tip, subject[:SUBJECT_MAX], time.time(), dry.plan, tuple(dry.problems))
+        gate.planned(tip, planned)
+    if dry.desired is None:
+        return dry
+    return replace(dry, plan=suspend_plan(dry.plan, dry.desired, gate.overrides.suspended))

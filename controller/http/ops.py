@@ -151,7 +151,8 @@ class Ops:
         except TrueupError as exc:
             return web.json_response({"error": str(exc)}, status=503)
         plan, problems = planned if planned is not None else (None, ())
-        return web.json_response(app_plan_json(plan, problems, name))
+        suspended = name in self.controller.gate.overrides.suspended
+        return web.json_response(app_plan_json(plan, problems, name, suspended=suspended))
 
 
 async def _bounded_body(request: web.Request) -> bytes:

@@ -100,9 +100,10 @@ async def test_a_suspended_app_is_left_alone_until_resumed(tmp_path: Path) -> No
         assert (after.id, after.image) == (before.id, "busybox:1.36")
         [app] = (await get(s, "/api/v1/status"))["apps"]
         assert (app["health"], app["sync"], app["suspended"]) == ("Suspended", "OutOfSync", True)
-        plan = await get(s, "/api/v1/apps/web/plan")
-        assert plan["skipped"].startswith("held: suspended")
-        assert [c["action"] for c in plan["changes"]] == []
+        plan = await get(s, "/api/v1/apps/web/plan")  # what resuming would do, held
+        assert plan["skipped"].startswith("held: suspended") and plan["in_sync"] is False
+        [change] = plan["changes"]
+        assert change["diff"] == ['spec.image: "busybox:1.36" → "busybox:1.37"']
         s.runtime.crash(after.id, exit_code=137)  # no heal while suspended either
         await asyncio.sleep(0.5)
         assert [c.state for c in s.runtime.containers()] == ["exited"]
@@ -177,6 +178,13 @@ async def test_manual_mode_plans_a_commit_and_applies_it_once_approved(tmp_path:
         assert await metric(s, "trueup_pending_apps") == 0
         code, _ = await post(s, "/api/v1/apply", json={"revision": pending["revision"]})
         assert code == 400  # nothing pending any more
+        passes = s.controller.passes
+        docs = commit_files(s.repo, {"README.md": "no manifest changes\n"}, "docs")
+        assert s.controller.watcher is not None
+        await s.controller.watcher.check()
+        await s.passes_after(passes)
+        status = await get(s, "/api/v1/status")  # nothing to approve: adopted as it is
+        assert status["pending"] is None and status["approved_revision"] == docs
 
 
 async def test_manual_mode_heals_the_approved_revision_and_refuses_a_stale_one(
