@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -57,7 +58,9 @@ class Pending:
         return {
             "revision": self.revision,
             "subject": self.subject,
-            "planned_at": self.planned_at,
+            "planned_at": datetime.fromtimestamp(self.planned_at, UTC)
+            .isoformat(timespec="seconds")
+            .replace("+00:00", "Z"),
             "apps": self.apps,
         }
 
