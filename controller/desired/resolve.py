@@ -217,7 +217,7 @@ def resolve_app(
         assert spec.image is not None  # the model guarantees image XOR build
         image = spec.image
     secret_env = {
-        var: secrets.get(v.secret_ref.name, v.secret_ref.key)
+        var: secrets.get(v.secret_ref.secret, v.secret_ref.key)
         for var, v in spec.env.items()
         if isinstance(v, SecretValue)
     }
@@ -261,7 +261,7 @@ def _resolved_spec(
         if isinstance(value, SecretValue):
             ref = value.secret_ref
             env[var] = {
-                "secretRef": f"{ref.name}/{ref.key}",
+                "secretRef": f"{ref.secret}/{ref.key}",
                 "digest": secrets.digest(app.name, var, secret_env[var]),
             }  # read back by `stored_secret`
         else:

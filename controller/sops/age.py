@@ -4,7 +4,8 @@ what SOPS wraps its data key in (``sops.age[].enc``, an ASCII-armored age file).
 Header lines, one stanza per recipient (``-> X25519 <ephemeral share>`` and the wrapped file
 key), the header MAC (HMAC-SHA256 under an HKDF of the file key), then the payload in 64 KiB
 ChaCha20-Poly1305 chunks. scrypt (passphrase) and post-quantum stanzas are never unwrapped:
-``AgeError`` says so. Pure: bytes and keys in, bytes out.
+``AgeError`` says so. Pure: bytes and keys in, bytes out. ``cryptography`` is imported where it
+is used, so a pass that decrypts nothing never loads it.
 """
 
 from __future__ import annotations
@@ -15,14 +16,12 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from typing import TYPE_CHECKING
 
 from controller.sops import bech32
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 INTRO = b"age-encryption.org/v1\n"
 ARMOR_BEGIN = "-----BEGIN AGE ENCRYPTED FILE-----"
@@ -53,6 +52,8 @@ class Identity:
             raise AgeError(f"not an age identity ({exc})") from None
         if hrp != IDENTITY_HRP or len(data) != 32:
             raise AgeError("not an X25519 age identity (AGE-SECRET-KEY-1...)")
+        from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
         key = X25519PrivateKey.from_private_bytes(data)
         return cls(key, bech32.encode(RECIPIENT_HRP, key.public_key().public_bytes_raw()))
 
@@ -63,9 +64,9 @@ class Identity:
     @classmethod
     def generate(cls) -> Identity:
         """A fresh random identity."""
-        return cls.parse(
-            bech32.encode(IDENTITY_HRP, X25519PrivateKey.generate().private_bytes_raw())
-        )
+        import os
+
+        return cls.parse(bech32.encode(IDENTITY_HRP, os.urandom(32)))
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,9 @@ def parse_header(data: bytes) -> tuple[list[Stanza], bytes, bytes, bytes]:
 
 
 def _hkdf(ikm: bytes, salt: bytes, info: bytes) -> bytes:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=info).derive(ikm)
 
 
@@ -140,6 +144,10 @@ def _unwrap(stanza: Stanza, identity: Identity) -> bytes | None:
     share = _b64(stanza.args[0])
     if len(share) != 32:
         raise AgeError("malformed X25519 stanza")
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
     secret = identity.key.exchange(X25519PublicKey.from_public_bytes(share))
     own = identity.key.public_key().public_bytes_raw()
     wrap_key = _hkdf(secret, share + own, _X25519_INFO)
@@ -171,6 +179,9 @@ def _file_key(stanzas: Sequence[Stanza], identities: Sequence[Identity]) -> byte
 
 def decrypt(data: bytes, identities: Sequence[Identity]) -> bytes:
     """The plaintext of a binary age file, opened with one of ``identities``."""
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
     stanzas, covered, mac, payload = parse_header(data)
     file_key = _file_key(stanzas, identities)
     expected = hmac.new(_hkdf(file_key, b"", b"header"), covered, hashlib.sha256).digest()

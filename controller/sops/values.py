@@ -16,9 +16,6 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 _ENC = re.compile(r"^ENC\[AES256_GCM,data:([^,]*),iv:([^,]*),tag:([^,]*),type:([^\]]*)\]$")
 MARKER = "ENC[AES256_GCM,"
 
@@ -55,6 +52,9 @@ def _b64(text: str) -> bytes:
 def decrypt_raw(value: str, key: bytes, aad: str) -> tuple[bytes, str]:
     """(plaintext bytes, type) of one ``ENC[...]`` value; ``BadValue`` when it is not one
     or does not authenticate under ``aad``."""
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     found = _ENC.match(value)
     if found is None:
         raise BadValue("a value that should be encrypted is not in the sops format")

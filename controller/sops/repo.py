@@ -1,0 +1,83 @@
+"""The SOPS files of the repository at one revision, as one pass sees them: read through the
+caller's ``read`` (git at the revision, or the working tree) and decrypted on first use.
+
+One `RepoSops` lives for one pass (it hangs off that pass's `SecretStore`), so decrypted
+values stay in memory for that pass only: nothing is written or kept across passes. The
+host's identity files are read on the pass's first decryption (a key added on the host is
+used from the next pass on). A file that cannot be read or decrypted is remembered as its
+error, so every app using it fails with the same located message and no other app does.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from controller.errors import SopsError, TrueupError
+from controller.sops import Decrypted, decrypt_file, looks_encrypted
+from controller.sops.identities import Identities, load_identities
+
+Reader = Callable[[str], bytes]
+"""A repository path → the file's bytes (``SourceError`` when it is missing or a folder)."""
+
+
+class RepoSops:
+    """Decrypts the repository's SOPS files with the host's ``identities``, each once."""
+
+    def __init__(self, read: Reader, key_files: Sequence[Path] | Identities) -> None:
+        self._read = read
+        self._key_files = key_files
+        self._identities: Identities | None = None
+        self._lock = threading.Lock()
+        self._seen: dict[str, Decrypted | TrueupError | None] = {}
+
+    @property
+    def identities(self) -> Identities:
+        """The host's identities, read on first use."""
+        if self._identities is None:
+            given = self._key_files
+            self._identities = given if isinstance(given, Identities) else load_identities(given)
+        return self._identities
+
+    def _load(self, file: str) -> Decrypted | TrueupError | None:
+        with self._lock:
+            if file in self._seen:
+                return self._seen[file]
+        found: Decrypted | TrueupError | None
+        try:
+            raw = self._read(file)
+            found = (
+                decrypt_file(raw, file=file, identities=self.identities)
+                if looks_encrypted(raw)
+                else None
+            )
+        except TrueupError as exc:
+            found = exc
+        with self._lock:
+            self._seen[file] = found
+        return found
+
+    def decrypted(self, file: str) -> Decrypted:
+        """``file`` decrypted; ``SopsError`` (or the ``SourceError`` of reading it) when it
+        cannot be, and when it is not SOPS-encrypted (a secret in git must be)."""
+        found = self._load(file)
+        if isinstance(found, TrueupError):
+            raise found
+        if found is None:
+            raise SopsError("is not SOPS-encrypted (a secret in git must be)", file=file)
+        return found
+
+    def encrypted(self, file: str) -> Decrypted | None:
+        """``file`` decrypted when it is a SOPS file, None when it is a plain file."""
+        found = self._load(file)
+        if isinstance(found, TrueupError):
+            raise found
+        return found
+
+    def checked(self) -> dict[str, str | None]:
+        """Every file looked at so far: None when it decrypted (or is plain), else why not."""
+        with self._lock:
+            return {
+                f: (str(v) if isinstance(v, TrueupError) else None) for f, v in self._seen.items()
+            }
