@@ -130,7 +130,8 @@ class DesiredState:
     invalid: set[str] = field(default_factory=set)
     """Apps whose manifest failed to load: left as is."""
     load_failed: bool = False
-    """True when any manifest file failed to load: pruning is suspended for the pass."""
+    """True when any manifest file (or a SOPS file an app uses) failed to load: pruning is
+    suspended for the pass."""
 
 
 def canonical_json(value: Any) -> str:
@@ -179,6 +180,8 @@ def resolve(
             )
         except TrueupError as exc:
             state.errors[name] = str(exc)
+    if secrets.sops is not None and any(secrets.sops.checked().values()):
+        state.load_failed = True  # a SOPS file that failed is a file that failed to load
     return state
 
 

@@ -7,8 +7,10 @@ and fresh age identities made in Python: no key or vector is committed.
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -129,3 +131,12 @@ def make_lab(root: Path) -> SopsLab:
         path.write_text(f"# public key: {identity.recipient}\n{identity.text()}\n")
         path.chmod(0o600)
     return SopsLab(root, sops_binary(), first, second)
+
+
+def flip_first_value(text: str) -> str:
+    """``text`` (a SOPS file) with its first encrypted value's first ciphertext bit flipped."""
+    found = re.search(r"data:([^,]+),", text)
+    assert found is not None
+    data = bytearray(base64.b64decode(found.group(1)))
+    data[0] ^= 1
+    return text.replace(found.group(1), base64.b64encode(bytes(data)).decode(), 1)

@@ -14,19 +14,10 @@ from controller.errors import SopsError
 from controller.sops import decrypt_file, load_identities
 from controller.sops.age import Identity
 from controller.sops.identities import Identities
-from tests.sops.lab import SopsLab
+from tests.sops.lab import SopsLab, flip_first_value
 
 YAML_PLAIN = b"user: app\npassword: s3cret\ntoken: abc123\nlist: [a, b]\nname_unencrypted: x\n"
 ENV_PLAIN = b"USER=app\nPASSWORD=s3cret\nTOKEN=abc123\nNAME_unencrypted=x\n"
-
-
-def _flip(text: str) -> str:
-    """The first encrypted value's first ciphertext byte flipped."""
-    found = re.search(r"data:([^,]+),", text)
-    assert found is not None
-    data = bytearray(base64.b64decode(found.group(1)))
-    data[0] ^= 1
-    return text.replace(found.group(1), base64.b64encode(bytes(data)).decode(), 1)
 
 
 def _swap(text: str) -> str:
@@ -53,7 +44,7 @@ def _retype(text: str) -> str:
 
 
 YAML_TAMPERS: dict[str, Callable[[str], str]] = {
-    "flipped byte in a value": _flip,
+    "flipped byte in a value": flip_first_value,
     "swapped values": _swap,
     "changed lastmodified": _lastmodified,
     "flipped mac": _mac,
@@ -66,7 +57,7 @@ YAML_TAMPERS: dict[str, Callable[[str], str]] = {
     "untouched": lambda t: t,
 }
 ENV_TAMPERS: dict[str, Callable[[str], str]] = {
-    "flipped byte in a value": _flip,
+    "flipped byte in a value": flip_first_value,
     "swapped values": _swap,
     "changed lastmodified": _lastmodified,
     "injected key": lambda t: "INJECTED=hello\n" + t,
