@@ -35,7 +35,7 @@ from controller.manifests.problems import Problem
 from controller.planning import Plan, PlanOptions
 from controller.routes import NoRouter, Router, RouteSync, RouteTable, kept_apps
 from controller.sops import MAX_SOPS_FILE_BYTES
-from controller.sops.repo import RepoSops
+from controller.sops.repo import RepoSops, single_file
 from controller.source import GitSource, ManifestFiles
 from controller.source.files import SourceDigest, digest_disk, read_disk
 from controller.source.worktree import context_id as worktree_context_id
@@ -183,10 +183,8 @@ class Reconciler:
         if files.revision is None:
             root = self.source.worktree_root
             assert root is not None
-            parts = read_disk(root, path)
-        else:
-            parts = self.source.read_files(files.revision, path)
-        return parts[0].data
+            return single_file(read_disk(root, path), path)
+        return single_file(self.source.read_files(files.revision, path), path)
 
     def _reuse(self, key: str, files: ManifestFiles, secrets: SecretStore) -> DesiredState | None:
         """The last clean state for ``key``, from memory or the cache dir, if still current."""

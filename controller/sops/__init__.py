@@ -32,6 +32,7 @@ __all__ = [
     "Identities",
     "SopsError",
     "decrypt_file",
+    "inspect_file",
     "load_identities",
     "looks_encrypted",
 ]
@@ -90,6 +91,24 @@ def looks_encrypted(raw: bytes) -> bool:
     """True when ``raw`` holds a SOPS value (``ENC[AES256_GCM,``): handle it with
     `decrypt_file`, never as a plain file."""
     return MARKER.encode() in raw
+
+
+def inspect_file(raw: bytes, *, file: str) -> tuple[str, ...]:
+    """The age recipients of the SOPS file ``raw``, checked as far as possible without a key
+    (readable, metadata trueup supports); ``SopsError`` as `decrypt_file` raises it."""
+    try:
+        parsed = parse(raw, file)
+    except FormatError as exc:
+        raise SopsError(f"not a readable SOPS file ({exc})", file=file) from None
+    if parsed is None:
+        raise SopsError(
+            "has encrypted values but no sops metadata (a removed or damaged sops block)",
+            file=file,
+        )
+    try:
+        return read_metadata(parsed.metadata).recipients
+    except MetadataError as exc:
+        raise SopsError(str(exc), file=file) from None
 
 
 def decrypt_file(raw: bytes, *, file: str, identities: Identities) -> Decrypted:

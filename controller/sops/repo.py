@@ -13,10 +13,29 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Protocol
 
-from controller.errors import SopsError, TrueupError
-from controller.sops import Decrypted, decrypt_file, looks_encrypted
+from controller.errors import SopsError, SourceError, TrueupError
+from controller.sops import MAX_SOPS_FILE_BYTES, Decrypted, decrypt_file, looks_encrypted
 from controller.sops.identities import Identities, load_identities
+
+
+class _Part(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def data(self) -> bytes: ...
+
+
+def single_file(parts: Sequence[_Part], file: str) -> bytes:
+    """The bytes of a source read as ``parts`` (`source.files.read_tree`) that must be one
+    file of at most 16 MiB; ``SourceError`` for a folder or a larger file."""
+    if len(parts) != 1 or parts[0].name:
+        raise SourceError(f"{file!r} is a folder, not a file")
+    if len(parts[0].data) > MAX_SOPS_FILE_BYTES:
+        raise SourceError(f"{file!r} is larger than 16 MiB")
+    return parts[0].data
+
 
 Reader = Callable[[str], bytes]
 """A repository path → the file's bytes (``SourceError`` when it is missing or a folder)."""
