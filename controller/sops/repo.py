@@ -13,11 +13,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from controller.errors import SopsError, SourceError, TrueupError
-from controller.sops import MAX_SOPS_FILE_BYTES, Decrypted, decrypt_file, looks_encrypted
+from controller.sops import MAX_SOPS_FILE_BYTES, looks_encrypted
 from controller.sops.identities import Identities, load_identities
+
+if TYPE_CHECKING:
+    from controller.sops.decrypt import Decrypted
 
 
 class _Part(Protocol):
@@ -63,14 +66,13 @@ class RepoSops:
         with self._lock:
             if file in self._seen:
                 return self._seen[file]
-        found: Decrypted | TrueupError | None
+        found: Decrypted | TrueupError | None = None
         try:
             raw = self._read(file)
-            found = (
-                decrypt_file(raw, file=file, identities=self.identities)
-                if looks_encrypted(raw)
-                else None
-            )
+            if looks_encrypted(raw):
+                from controller.sops.decrypt import decrypt_file
+
+                found = decrypt_file(raw, file=file, identities=self.identities)
         except TrueupError as exc:
             found = exc
         with self._lock:
