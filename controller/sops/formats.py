@@ -206,6 +206,8 @@ def parse(raw: bytes, file: str) -> Parsed | None:
         return _parse_json(text, file)
     if re.search(r"^sops_mac=", text, re.MULTILINE):
         return _parse_dotenv(text)
+    if re.search(r"^\[sops\]\s*$", text, re.MULTILINE):
+        raise FormatError("an INI file: trueup reads YAML, JSON, dotenv and binary SOPS files")
     return _parse_yaml(text)
 
 

@@ -160,3 +160,10 @@ def test_passphrase_age_file_refused() -> None:
     header = b"age-encryption.org/v1\n-> scrypt c2FsdA 10\nYWJj\n--- bWFj\n"
     with pytest.raises(AgeError, match="passphrase"):
         decrypt(header + b"\0" * 40, [Identity.generate()])
+
+
+def test_ini_file_refused(sops_lab: SopsLab) -> None:
+    """An INI file sops encrypted is refused, saying which formats trueup reads."""
+    path = sops_lab.encrypt("conf.ini", b"[db]\npassword = s3cret\n")
+    message = _refusal(path.read_bytes(), load_identities([sops_lab.key_file]))
+    assert "INI" in message and "s3cret" not in message
