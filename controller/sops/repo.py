@@ -96,6 +96,14 @@ class RepoSops:
             raise found
         return found
 
+    def plaintext(self, file: str) -> bytes:
+        """``file`` as an app should read it: decrypted when it is a SOPS file, else its bytes
+        as committed. The call for any reader of repository files that may be encrypted (an
+        ``env_file``, a compose ``secrets: {x: {file: ...}}``, a committed ``.env``): it raises
+        the located ``SopsError`` of a file that cannot be decrypted."""
+        decrypted = self.encrypted(file)
+        return decrypted.plaintext if decrypted is not None else self._read(file)
+
     def checked(self) -> dict[str, str | None]:
         """Every file looked at so far: None when it decrypted (or is plain), else why not."""
         with self._lock:

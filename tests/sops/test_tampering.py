@@ -167,3 +167,21 @@ def test_ini_file_refused(sops_lab: SopsLab) -> None:
     path = sops_lab.encrypt("conf.ini", b"[db]\npassword = s3cret\n")
     message = _refusal(path.read_bytes(), load_identities([sops_lab.key_file]))
     assert "INI" in message and "s3cret" not in message
+
+
+def test_repo_plaintext_for_other_readers(sops_lab: SopsLab) -> None:
+    """`RepoSops.plaintext` (for env files and compose secrets) gives a SOPS file decrypted, a
+    plain file as committed, and a tampered file's located error."""
+    from controller.sops.repo import RepoSops
+
+    good = sops_lab.encrypt("web.env", b"A=1\nB=two\n").read_bytes()
+    files = {
+        "web.env": good,
+        "plain.env": b"C=3\n",
+        "bad.env": flip_first_value(good.decode()).encode(),
+    }
+    sops = RepoSops(files.__getitem__, (sops_lab.key_file,))
+    assert sops.plaintext("web.env") == b"A=1\nB=two\n"
+    assert sops.plaintext("plain.env") == b"C=3\n"
+    with pytest.raises(SopsError, match=r"^bad\.env: refused"):
+        sops.plaintext("bad.env")
