@@ -64,9 +64,7 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def inspect_file(raw: bytes, *, file: str) -> tuple[str, ...]:
-    """The age recipients of the SOPS file ``raw``, checked as far as possible without a key
-    (readable, metadata trueup supports); ``SopsError`` as `decrypt_file` raises it."""
+def _inspect(raw: bytes, *, file: str) -> tuple[str, ...]:
     try:
         parsed = parse(raw, file)
     except FormatError as exc:
@@ -84,7 +82,28 @@ def inspect_file(raw: bytes, *, file: str) -> tuple[str, ...]:
 
 def decrypt_file(raw: bytes, *, file: str, identities: Identities) -> Decrypted:
     """The plaintext of the SOPS file ``raw`` (repository path ``file``), decrypted with
-    ``identities``; ``SopsError`` (naming ``file`` and why) when it cannot be."""
+    ``identities``; ``SopsError`` (naming ``file`` and why) when it cannot be, whatever the
+    bytes: a committer may write anything, and it must never be more than that file's error."""
+    try:
+        return _decrypt(raw, file=file, identities=identities)
+    except SopsError:
+        raise
+    except Exception as exc:  # hostile input that slipped past a check: this file only
+        raise SopsError(f"not a readable SOPS file ({type(exc).__name__})", file=file) from None
+
+
+def inspect_file(raw: bytes, *, file: str) -> tuple[str, ...]:
+    """The age recipients of the SOPS file ``raw``, checked as far as possible without a key
+    (readable, metadata trueup supports); ``SopsError`` as `decrypt_file` raises it."""
+    try:
+        return _inspect(raw, file=file)
+    except SopsError:
+        raise
+    except Exception as exc:  # as in decrypt_file
+        raise SopsError(f"not a readable SOPS file ({type(exc).__name__})", file=file) from None
+
+
+def _decrypt(raw: bytes, *, file: str, identities: Identities) -> Decrypted:
     if len(raw) > MAX_SOPS_FILE_BYTES:
         raise SopsError("larger than 16 MiB", file=file)
     try:

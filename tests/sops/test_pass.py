@@ -36,9 +36,9 @@ spec:
 API = "apiVersion: trueup/v1\nkind: App\nmetadata: {name: api}\nspec:\n  image: busybox:1.36\n"
 
 
-def _secrets(lab: SopsLab, password: str = PASSWORD) -> dict[str, str]:
+def _secrets(lab: SopsLab, password: str = PASSWORD, api_key: str = API_KEY) -> dict[str, str]:
     env = lab.encrypt("db.sops.env", f"DB_USER=app\nDB_PASSWORD={password}\n".encode())
-    app = lab.encrypt("app.sops.yaml", f"api:\n  key: {API_KEY}\nlevel: 3\n".encode())
+    app = lab.encrypt("app.sops.yaml", f"api:\n  key: {api_key}\nlevel: 3\n".encode())
     blob = lab.encrypt("blob.sops.bin", BLOB.encode())
     return {
         "secrets/db.sops.env": env.read_text(),
@@ -138,11 +138,14 @@ def test_reencryption_changes_nothing_and_a_changed_value_rolls(
     assert result.plan.changes == () and result.problems == []
     assert {n: s.labels[L.SPEC_HASH] for n, s in host.specs().items()} == before
 
-    commit_files(host.repo, _secrets(sops_lab, password="pw-new-5e1"), "new password")
+    commit_files(host.repo, _secrets(sops_lab, "pw-new-5e1", "key-new-c04"), "new values")
     result = host.run()
     assert [(c.app, c.action) for c in result.plan.changes] == [("web", "update")]
     fields = {f.path: (f.before, f.after) for f in result.plan.changes[0].fields}
     assert fields["spec.env.DB_PASSWORD"] == ("(secret)", "(secret changed)")
+    assert fields["spec.env.API_KEY"] == ("(secret)", "(secret changed)")
+    assert fields["files[/etc/app/config.yaml]"][1] == "(secret changed)"
+    assert "files[/run/secrets/blob]" not in fields
     assert host.specs()["web"].env["DB_PASSWORD"] == "pw-new-5e1"
     assert host.specs()["api"].labels[L.SPEC_HASH] == before["api"]
 

@@ -185,3 +185,27 @@ def test_repo_plaintext_for_other_readers(sops_lab: SopsLab) -> None:
     assert sops.plaintext("plain.env") == b"C=3\n"
     with pytest.raises(SopsError, match=r"^bad\.env: refused"):
         sops.plaintext("bad.env")
+
+
+@pytest.mark.parametrize("name", ["fuzz.yaml", "fuzz.env", "fuzz.json"])
+def test_any_corruption_is_a_located_error(sops_lab: SopsLab, name: str) -> None:
+    """Whatever bytes a committer writes, decryption gives the plaintext or a `SopsError`
+    naming the file, never another exception."""
+    import random
+
+    plain = {"fuzz.yaml": YAML_PLAIN, "fuzz.env": ENV_PLAIN,
+             "fuzz.json": b'{"a": [1, {"b": "c"}], "d": 2.5}'}[name]  # fmt: skip
+    raw = sops_lab.encrypt(name, plain).read_bytes()
+    ids = load_identities([sops_lab.key_file])
+    rng = random.Random(22)
+    for _ in range(300):
+        data = bytearray(raw)
+        for _ in range(rng.randint(1, 4)):
+            at = rng.randrange(len(data))
+            data[at : at + rng.randint(0, 3)] = bytes(
+                rng.randrange(256) for _ in range(rng.randint(0, 3))
+            )
+        try:
+            decrypt_file(bytes(data), file=name, identities=ids)
+        except SopsError as exc:
+            assert str(exc).startswith(f"{name}: ")
