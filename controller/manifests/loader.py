@@ -4,7 +4,8 @@ Input is a mapping of file name to bytes (from git at a commit, or from the work
 output is a ``LoadResult``: the apps that are valid, and a list of ``Problem`` (file, line,
 column, message). A broken file never hides the valid apps of other files: callers apply the
 valid apps and use ``failed_files`` to suspend pruning. A YAML file that sops encrypted (a
-document with a ``sops`` block and no ``apiVersion``) is not a manifest and is passed over.
+document with a ``sops`` block and no ``apiVersion``) is not a manifest and is passed over, nor
+is sops's configuration (``.sops.yaml``).
 
 ``load_files`` does not raise for bad input: a file over ``MAX_FILE_BYTES``, not UTF-8, not
 YAML, or whose parsing or validation raises anything unexpected (any ``Exception``) becomes a
@@ -29,6 +30,7 @@ from controller.manifests.problems import Problem
 from controller.manifests.yamlmarks import Document, DocumentError, Mark, Path, documents
 
 MAX_FILE_BYTES = 1024 * 1024
+SOPS_CONFIG_NAMES = (".sops.yaml", ".sops.yml")
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,8 @@ def _load_file(name: str, raw: bytes, result: LoadResult) -> list[_Candidate]:
         result.problems.append(Problem(name, mark.line, mark.column, message))
         result.failed_files.add(name)
 
+    if name.rpartition("/")[2] in SOPS_CONFIG_NAMES:
+        return []  # sops's own configuration (creation rules), not a manifest
     if len(raw) > MAX_FILE_BYTES:
         problem(Mark(1, 1), f"file is larger than {MAX_FILE_BYTES // 1024} KiB")
         return []

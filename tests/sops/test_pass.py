@@ -88,7 +88,8 @@ def _everything_written(host: Host, result: PassResult) -> str:
 
 
 def test_values_reach_the_app_and_nothing_else(tmp_path: Path, sops_lab: SopsLab) -> None:
-    """Env and mounted files get the plaintext; labels, cache and plan carry none of it."""
+    """Env and mounted files get the plaintext; labels, cache and plan carry none of it; the
+    encrypted YAML and ``.sops.yaml`` under ``--path`` are not taken for manifests."""
     host = Host(
         tmp_path,
         sops_lab,
@@ -96,6 +97,7 @@ def test_values_reach_the_app_and_nothing_else(tmp_path: Path, sops_lab: SopsLab
             "apps/web.yaml": WEB,
             "apps/api.yaml": API,
             "config/plain.conf": "plain\n",
+            ".sops.yaml": f"creation_rules:\n  - age: {sops_lab.first.recipient}\n",
             **_secrets(sops_lab),
         },
     )
