@@ -8,6 +8,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from controller import labels as L
 from controller.reconciler import PassResult, Reconciler
 from controller.runtime.fake import FakeRuntime
@@ -50,7 +52,8 @@ def _secrets(lab: SopsLab, password: str = PASSWORD, api_key: str = API_KEY) -> 
 class Host:
     """A repo, the in-memory engine and the controller's state dir of one test."""
 
-    def __init__(self, root: Path, lab: SopsLab, files: dict[str, str]) -> None:
+    def __init__(self, root: Path, lab: SopsLab, files: dict[str, str], path: str = ".") -> None:
+        self.path = path
         self.repo = root / "repo"
         self.state = root / "state"
         self.lab = lab
@@ -64,6 +67,7 @@ class Host:
                     source,
                     ContainerTarget(self.runtime),
                     instance="t",
+                    path=self.path,
                     cache_dir=self.state,
                     sops_age_key_files=(self.lab.key_file,) if key_files is None else key_files,
                 )
@@ -117,14 +121,16 @@ def test_values_reach_the_app_and_nothing_else(tmp_path: Path, sops_lab: SopsLab
         assert value not in written
 
 
+@pytest.mark.parametrize("path", [".", "apps"])
 def test_reencryption_changes_nothing_and_a_changed_value_rolls(
-    tmp_path: Path, sops_lab: SopsLab
+    tmp_path: Path, sops_lab: SopsLab, path: str
 ) -> None:
     """``sops rotate`` (a new data key, same values) plans nothing; a new value rolls the
-    app that uses it, shown as ``(secret changed)``, and no other app."""
+    app that uses it, shown as ``(secret changed)``, and no other app. With ``--path apps``
+    the secrets lie outside it, so the desired-state cache is reused and must decrypt again."""
     secrets = _secrets(sops_lab)
     files = {"apps/web.yaml": WEB, "apps/api.yaml": API, "config/plain.conf": "x\n", **secrets}
-    host = Host(tmp_path, sops_lab, files)
+    host = Host(tmp_path, sops_lab, files, path)
     assert not host.run().failed
     before = {name: spec.labels[L.SPEC_HASH] for name, spec in host.specs().items()}
     rotated = {}
