@@ -19,6 +19,7 @@ apply failed backs off the same way either way (``daemon/loop.py``).
         ├── SourceError                the repository is unusable (not a repo, bad path)
         ├── PolicyError                a manifest asks for a host power the config refuses
         ├── SecretError                a secretRef names a missing secret or key
+        │   └── SopsError(file)        a SOPS file of the repository cannot be decrypted
         ├── ImageNotFound              the image is not on the engine and cannot be pulled
         ├── BuildFailed(log_tail)      the image build failed
         ├── ContainerNotFound          an operation named a container that is gone
@@ -75,6 +76,15 @@ class PolicyError(PermanentError):
 
 class SecretError(PermanentError):
     """A secretRef names a secret file or key that does not exist."""
+
+
+class SopsError(SecretError):
+    """A SOPS-encrypted file of the repository that cannot be used (malformed, tampered with,
+    not for the host's age identities, or a kind trueup does not support); ``file`` names it."""
+
+    def __init__(self, message: str, *, file: str) -> None:
+        super().__init__(f"{file}: {message}")
+        self.file = file
 
 
 class ImageNotFound(PermanentError):

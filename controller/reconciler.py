@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,13 +29,15 @@ from controller.desired.files import file_contents
 from controller.desired.policy import Policy
 from controller.desired.resolve import DesiredState, resolve
 from controller.desired.secrets import SecretStore, load_secrets
-from controller.errors import TrueupError
+from controller.errors import SourceError, TrueupError
 from controller.file_diffs import with_content_diffs
 from controller.manifests.problems import Problem
 from controller.planning import Plan, PlanOptions
 from controller.routes import NoRouter, Router, RouteSync, RouteTable, kept_apps
+from controller.sops import MAX_SOPS_FILE_BYTES
+from controller.sops.repo import RepoSops, single_file
 from controller.source import GitSource, ManifestFiles
-from controller.source.files import SourceDigest, digest_disk
+from controller.source.files import SourceDigest, digest_disk, read_disk
 from controller.source.worktree import context_id as worktree_context_id
 from controller.targets.images import DEFAULT_KEEP, ImagePrune, prune_images
 from controller.targets.observed import Observation, ObservedState
@@ -91,6 +93,7 @@ class Reconciler:
         instance: str,
         path: str = ".",
         secrets_dir: Path | None = None,
+        sops_age_key_files: Sequence[Path] = (),
         policy: Policy | None = None,
         concurrency: int = 4,
         router: Router | None = None,
@@ -103,6 +106,8 @@ class Reconciler:
         self.instance = instance
         self.path = path
         self.secrets_dir = secrets_dir
+        self.sops_age_key_files = tuple(sops_age_key_files)
+        """The host's age identity files (`controller.sops`), read again on every pass."""
         self.policy = policy or Policy()
         self.concurrency = concurrency
         self.router: Router = router or NoRouter()
@@ -138,9 +143,7 @@ class Reconciler:
         A clean state is remembered by ``--path``'s tree id (in memory, and in ``cache_dir``
         when given) and reused while its build contexts and secrets are unchanged (see
         ``desired_cache``)."""
-        secrets = await asyncio.to_thread(
-            load_secrets, self.secrets_dir, digest_key=self.digest_key
-        )
+        secrets = await asyncio.to_thread(self._secrets, files)
         key = (
             desired_cache.cache_key(self.path, files.tree_id, self.policy)
             if files.tree_id
@@ -159,6 +162,29 @@ class Reconciler:
             if self.cache_dir is not None:
                 await asyncio.to_thread(desired_cache.store, self.cache_dir, key, desired)
         return desired, problems
+
+    def _secrets(self, files: ManifestFiles) -> SecretStore:
+        """The pass's secrets: the host's secrets dir, and the repository's SOPS files at the
+        pass's revision (decrypted on first use, with the identities read now)."""
+        secrets = load_secrets(self.secrets_dir, digest_key=self.digest_key)
+
+        def read(path: str) -> bytes:
+            return self._repo_file(files, path)
+
+        return replace(secrets, sops=RepoSops(read, self.sops_age_key_files))
+
+    def _repo_file(self, files: ManifestFiles, path: str) -> bytes:
+        """One file of the repository (not a folder, at most 16 MiB) at the pass's revision."""
+        found = self._file_digest(files, path)
+        if found.folder:
+            raise SourceError(f"{path!r} is a folder, not a file")
+        if found.size > MAX_SOPS_FILE_BYTES:
+            raise SourceError(f"{path!r} is larger than 16 MiB")
+        if files.revision is None:
+            root = self.source.worktree_root
+            assert root is not None
+            return single_file(read_disk(root, path), path)
+        return single_file(self.source.read_files(files.revision, path), path)
 
     def _reuse(self, key: str, files: ManifestFiles, secrets: SecretStore) -> DesiredState | None:
         """The last clean state for ``key``, from memory or the cache dir, if still current."""

@@ -119,6 +119,9 @@ class Settings(BaseModel):
     swarm_registry: str | None = None
     """Swarm: where built images are pushed so every node can pull them (e.g. reg:5000/team)."""
     secrets_dir: Path | None = None
+    sops_age_key_file: tuple[Path, ...] = ()
+    """Files of age identities (``AGE-SECRET-KEY-1...`` lines) that decrypt the repository's
+    SOPS files; a single path or a list (README, "Secrets in git")."""
     concurrency: int = Field(default=4, ge=1, le=64)
     prune: bool = True
     image_keep: int = Field(default=3, ge=0, le=1000)
@@ -145,6 +148,11 @@ class Settings(BaseModel):
     """Host ports manifests may publish: ports (``8080``) and ranges (``"8000-9000"``)."""
     notifications: NotificationSettings = NotificationSettings()
     """Where pass events and commit statuses go (README, "Notifications")."""
+
+    @field_validator("sops_age_key_file", mode="before")
+    @classmethod
+    def _one_or_more(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, str | Path) else value
 
     @field_validator("allowed_host_ports")
     @classmethod
@@ -179,7 +187,9 @@ class Settings(BaseModel):
         )
 
 
-_LIST_KEYS = {"allowed_bind_paths", "allowed_capabilities", "allowed_host_ports"}
+_LIST_KEYS = {
+    "allowed_bind_paths", "allowed_capabilities", "allowed_host_ports", "sops_age_key_file",
+}  # fmt: skip
 
 
 def from_environment(env: Mapping[str, str]) -> dict[str, Any]:

@@ -55,6 +55,7 @@ async def pass_reconciler(
                 instance=engine.instance,
                 path=source.path,
                 secrets_dir=policy.secrets_dir,
+                sops_age_key_files=policy.sops_age_key_files,
                 policy=policy.policy(),
                 router=router,
                 cache_dir=engine.state_dir,

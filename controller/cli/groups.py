@@ -73,6 +73,14 @@ def texts(params: Params, key: str) -> tuple[str, ...]:
     return tuple(str(v) for v in value)
 
 
+def paths(params: Params, key: str) -> tuple[Path, ...]:
+    """A repeatable path option (empty when the command has no such option)."""
+    value = params.get(key, ())
+    if not isinstance(value, tuple) or not all(isinstance(v, Path) for v in value):
+        raise TypeError(f"option {key}: expected a list of paths, got {value!r}")
+    return tuple(value)
+
+
 def port_ranges(params: Params, key: str) -> tuple[tuple[int, int], ...]:
     value = params[key]
     if not isinstance(value, tuple):
@@ -132,7 +140,7 @@ class SourceOptions:
 
 @dataclass(frozen=True)
 class PolicyOptions:
-    """``--secrets-dir`` and the host powers (``--allow-*``)."""
+    """``--secrets-dir``, ``--sops-age-key-file`` and the host powers (``--allow-*``)."""
 
     secrets_dir: Path | None
     allow_privileged: bool
@@ -140,11 +148,13 @@ class PolicyOptions:
     allowed_bind_paths: tuple[str, ...]
     allowed_capabilities: tuple[str, ...]
     allowed_host_ports: tuple[tuple[int, int], ...]
+    sops_age_key_files: tuple[Path, ...] = ()
 
     @classmethod
     def read(cls, params: Params) -> PolicyOptions:
         return cls(
             secrets_dir=optional_path(params, "secrets_dir"),
+            sops_age_key_files=paths(params, "sops_age_key_file"),
             allow_privileged=flag(params, "allow_privileged"),
             allow_host_network=flag(params, "allow_host_network"),
             allowed_bind_paths=texts(params, "allowed_bind_paths"),

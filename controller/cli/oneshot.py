@@ -24,13 +24,17 @@ from controller.cli.groups import (
     SourceOptions,
     flag,
     path,
+    paths,
     text,
 )
 from controller.cli.options import COMMON, OUTPUT, SOURCE, WORKTREE, options, reads
 from controller.errors import TrueupError
 
 if TYPE_CHECKING:
+    from controller.manifests.loader import LoadResult
     from controller.reconciler import PassResult
+    from controller.sops.check import SopsCheck
+    from controller.source import GitSource
 
 
 @dataclass(frozen=True)
@@ -38,10 +42,16 @@ class ValidateOptions:
     source: SourceOptions
     state_dir: Path
     worktree: bool
+    sops_age_key_files: tuple[Path, ...] = ()
 
     @classmethod
     def read(cls, params: Params) -> ValidateOptions:
-        return cls(SourceOptions.read(params), path(params, "state_dir"), flag(params, "worktree"))
+        return cls(
+            SourceOptions.read(params),
+            path(params, "state_dir"),
+            flag(params, "worktree"),
+            paths(params, "sops_age_key_file"),
+        )
 
 
 @dataclass(frozen=True)
@@ -91,7 +101,9 @@ def display_path(repo: str, name: str) -> str:
 def validate(opts: ValidateOptions) -> None:
     """Check the manifests; print every problem as FILE:LINE:COLUMN: message.
 
-    Exit 0 when all are valid, 1 when any is not, 2 when the repository cannot be read.
+    SOPS files the apps use are decrypted with ``--sops-age-key-file`` (without it, only
+    checked to be SOPS files trueup supports); no value is printed. Exit 0 when all are
+    valid, 1 when any is not, 2 when the repository cannot be read.
     """
     from controller.manifests.loader import load_files
     from controller.source import GitSource
@@ -108,9 +120,14 @@ def validate(opts: ValidateOptions) -> None:
                 files = git.read_worktree(source.path)
             else:
                 files = git.manifest_files(git.resolve(source.rev).sha, source.path)
+            result = load_files(files.files)
+            sops = _check_sops(git, files.revision, result, opts.sops_age_key_files)
     except TrueupError as exc:
         fail(str(exc))
-    result = load_files(files.files)
+    result.problems = sorted(result.problems + sops.problems)
+    result.failed_files |= {p.file for p in sops.problems}
+    if sops.summary():
+        click.echo(sops.summary(), err=True)
     for problem in result.problems:
         shown = display_path(source.repo, problem.file)
         click.echo(f"{shown}:{problem.line}:{problem.column}: {problem.message}")
@@ -124,6 +141,23 @@ def validate(opts: ValidateOptions) -> None:
         )
         sys.exit(EXIT_CHANGES)
     click.echo(f"{len(result.apps)} app(s) in {n_files} file(s) {where}: valid", err=True)
+
+
+def _check_sops(
+    git: GitSource, revision: str | None, loaded: LoadResult, key_files: tuple[Path, ...]
+) -> SopsCheck:
+    """The SOPS files the apps of ``loaded`` use, checked at ``revision`` (None: on disk)."""
+    from controller.sops.check import check_sops
+    from controller.sops.repo import RepoSops, single_file
+    from controller.source.files import read_disk
+
+    def read(file: str) -> bytes:
+        if revision is None:
+            assert git.worktree_root is not None
+            return single_file(read_disk(git.worktree_root, file), file)
+        return single_file(git.read_files(revision, file), file)
+
+    return check_sops(loaded, read, RepoSops(read, key_files))
 
 
 @click.command()

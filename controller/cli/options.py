@@ -225,6 +225,13 @@ SECRETS_DIR = Option(
     setting_type=click.Path(path_type=Path),  # run: read (and refused) where it is used
     help="Folder of <name>.env files that secretRefs read (never in git).",
 )
+SOPS_AGE_KEY_FILE = Option(
+    "--sops-age-key-file",
+    "sops_age_key_file",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="A file of age identities that decrypt the repository's SOPS files; repeatable.",
+)
 ALLOW_PRIVILEGED = Option(
     "--allow-privileged",
     is_flag=True,
@@ -322,6 +329,7 @@ SOURCE = (REPO, PATH, REV)
 #: The host's secrets and the powers over the host manifests may use.
 POLICY = (
     SECRETS_DIR,
+    SOPS_AGE_KEY_FILE,
     ALLOW_PRIVILEGED,
     ALLOW_HOST_NETWORK,
     ALLOW_BIND,

@@ -159,6 +159,7 @@ def make_controller(
         instance=settings.instance,
         path=settings.path,
         secrets_dir=settings.secrets_dir,
+        sops_age_key_files=settings.sops_age_key_file,
         policy=settings.policy(),
         concurrency=settings.concurrency,
         router=router,

@@ -5,10 +5,11 @@ then never loads pydantic) and, in memory, across the controller loop's passes (
 One JSON file in the state dir holds the last clean desired state, keyed by ``--path`` and its
 git tree id, the host-power policy and this file's format. The key does not cover what lies
 outside the tree, so a hit is used only after checking it again: every build context's tree id
-is looked up afresh, and every secret is read again from the secrets dir and its digest
-compared with the one in the stored spec; every ``spec.files`` source is digested again and
-every secret file read again. Secret values and file contents are never written here: only
-which secret each variable or file reads, and the digests the container labels carry anyway.
+is looked up afresh, and every secret is read again from the secrets dir (or decrypted again
+from its SOPS file) and its digest compared with the one in the stored spec; every
+``spec.files`` source is digested again and every secret file read (or decrypted) again.
+Secret values and file contents are never written here: only which secret each variable or
+file reads, and the digests the container labels carry anyway.
 
 Only a clean state is stored (no manifest problem, no app that failed to resolve), so a hit
 never hides a problem a user must see. Any unreadable, foreign or stale file is a miss.
@@ -181,7 +182,7 @@ def _current_files(
     secret_files: dict[str, bytes] = {}
     for item in app.spec["files"]:
         entry = by_path[item["path"]]
-        if entry.source is not None:
+        if entry.source is not None and "sopsFile" not in item:
             if file_digest(entry.source) != item["digest"]:
                 return None  # the file changed outside --path: the spec hash changes
             continue

@@ -5,8 +5,11 @@ Pure: the source digests (`source.files.SourceDigest`) and the files read at the
 given by the caller (the reconciler, at the I/O edge). A file from git enters the resolved
 spec as ``{path, source, digest, mode, owner}`` (the digest covers names, git modes and blob
 ids), a secret file as ``{path, secretRef | secretFile, digest, mode, owner}`` with the keyed
-digest of ``SecretStore.file_digest``. An app without ``files`` gets no ``files`` key at all,
-so its spec hash is what it was before files existed.
+digest of ``SecretStore.file_digest``. A single-file ``source`` that is SOPS-encrypted (told by
+its content) is a secret file too: ``{path, sopsFile, digest, mode, owner}``, its plaintext
+mounted (mode 0400 unless given) and digested keyed, so a re-encryption changes nothing.
+An app without ``files`` gets no ``files`` key at all, so its spec hash is what it was before
+files existed.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ class SourceDigest(Protocol):
     """A git source's digest and size (`source.files.SourceDigest`)."""
 
     @property
+    def folder(self) -> bool: ...
+    @property
     def digest(self) -> str: ...
     @property
     def size(self) -> int: ...
@@ -48,9 +53,26 @@ class SourceFile(Protocol):
 def secret_bytes(entry: FileEntry, secrets: SecretStore) -> bytes:
     """The content of a secret file entry, read from the store (``SecretError`` when absent)."""
     if entry.secret_ref is not None:
-        return secrets.get(entry.secret_ref.name, entry.secret_ref.key).encode()
+        return secrets.get(entry.secret_ref.secret, entry.secret_ref.key).encode()
+    if entry.source is not None:  # a SOPS-encrypted source (see `resolve_files`)
+        return secrets.repo_sops().decrypted(entry.source).plaintext
     assert entry.secret_file is not None
     return secrets.file(entry.secret_file)
+
+
+def _sops_plaintext(found: SourceDigest, source: str, secrets: SecretStore) -> bytes | None:
+    """The plaintext of a single-file source that is a SOPS file; None for a plain file."""
+    if found.folder or secrets.sops is None:
+        return None
+    decrypted = secrets.sops.encrypted(source)
+    return None if decrypted is None else decrypted.plaintext
+
+
+def secret_mode(entry: FileEntry, secret_files: Mapping[str, bytes]) -> int:
+    """The mode of ``entry`` in force: a SOPS source follows the secret-file rule (0400)."""
+    if entry.mode is None and entry.source is not None and entry.path in secret_files:
+        return 0o400
+    return entry.effective_mode()
 
 
 def resolve_files(
@@ -70,8 +92,19 @@ def resolve_files(
             found = sources.get(entry.source, f"file source {entry.source!r} was not read")
             if isinstance(found, str):
                 raise SourceError(f"spec.files[{i}].source: {found}")
-            item["source"], item["digest"] = entry.source, found.digest
-            total += found.size
+            try:
+                plain = _sops_plaintext(found, entry.source, secrets)
+            except (SecretError, SourceError) as exc:
+                raise SecretError(f"spec.files[{i}].source: {exc}") from None
+            if plain is not None:
+                secret_files[entry.path] = plain
+                item["mode"] = f"{secret_mode(entry, secret_files):04o}"
+                item["sopsFile"] = entry.source
+                item["digest"] = secrets.file_digest(app.name, entry.path, plain)
+                total += len(plain)
+            else:
+                item["source"], item["digest"] = entry.source, found.digest
+                total += found.size
         else:
             try:
                 value = secret_bytes(entry, secrets)
@@ -99,9 +132,9 @@ def file_contents(
     its path), secret files from ``secret_files``, each with its mode and owner."""
     out: list[FileContent] = []
     for entry in app.spec.files:
-        mode = entry.effective_mode()
+        mode = secret_mode(entry, secret_files)
         uid, gid = entry.uid_gid()
-        if entry.source is None:
+        if entry.source is None or entry.path in secret_files:
             out.append(FileContent(entry.path, mode, uid, gid, secret_files[entry.path]))
             continue
         for part in reads[entry.source]:
@@ -116,7 +149,8 @@ def _shown(item: Mapping[str, Any] | None) -> str | None:
     owner; a secret file never shows a digest."""
     if item is None:
         return None
-    where = item.get("source") or item.get("secretRef") or item.get("secretFile")
+    origins = ("source", "secretRef", "secretFile", "sopsFile")
+    where = next((item[k] for k in origins if item.get(k)), None)
     digest = "" if "source" not in item else f"@{str(item.get('digest'))[:19]}"
     return f"{where}{digest} mode {item.get('mode')} owner {item.get('owner')}"
 

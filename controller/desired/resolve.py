@@ -130,7 +130,8 @@ class DesiredState:
     invalid: set[str] = field(default_factory=set)
     """Apps whose manifest failed to load: left as is."""
     load_failed: bool = False
-    """True when any manifest file failed to load: pruning is suspended for the pass."""
+    """True when any manifest file (or a SOPS file an app uses) failed to load: pruning is
+    suspended for the pass."""
 
 
 def canonical_json(value: Any) -> str:
@@ -179,6 +180,8 @@ def resolve(
             )
         except TrueupError as exc:
             state.errors[name] = str(exc)
+    if secrets.sops is not None and any(secrets.sops.checked().values()):
+        state.load_failed = True  # a SOPS file that failed is a file that failed to load
     return state
 
 
@@ -217,7 +220,7 @@ def resolve_app(
         assert spec.image is not None  # the model guarantees image XOR build
         image = spec.image
     secret_env = {
-        var: secrets.get(v.secret_ref.name, v.secret_ref.key)
+        var: secrets.get(v.secret_ref.secret, v.secret_ref.key)
         for var, v in spec.env.items()
         if isinstance(v, SecretValue)
     }
@@ -261,7 +264,7 @@ def _resolved_spec(
         if isinstance(value, SecretValue):
             ref = value.secret_ref
             env[var] = {
-                "secretRef": f"{ref.name}/{ref.key}",
+                "secretRef": f"{ref.secret}/{ref.key}",
                 "digest": secrets.digest(app.name, var, secret_env[var]),
             }  # read back by `stored_secret`
         else:

@@ -1,4 +1,6 @@
-"""Host secrets: ``<secrets-dir>/<name>.env`` files of ``KEY=VALUE`` lines, never from git.
+"""Host secrets: ``<secrets-dir>/<name>.env`` files of ``KEY=VALUE`` lines, never from git;
+and, through ``sops`` (`controller.sops.repo.RepoSops`), the SOPS-encrypted files of the
+repository, decrypted with the host's age identities (a secret named ``file:<path>``).
 
 Read at the edge (this module does file I/O) into a ``SecretStore`` that the pure ``desired``
 stage looks values up in. Values never reach logs, diffs or labels: only their digests do.
@@ -19,8 +21,12 @@ import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from controller.errors import ConfigError, SecretError
+
+if TYPE_CHECKING:
+    from controller.sops.repo import RepoSops
 
 KEY_FILE = "secret-digest.key"
 MAX_SECRET_FILE_BYTES = 16 * 1024 * 1024
@@ -41,9 +47,14 @@ class SecretStore:
     digest_key: bytes = field(default=_PROCESS_KEY, repr=False)
     files: dict[str, bytes] = field(default_factory=dict, repr=False)
     """Whole files of the secrets dir other than ``*.env`` (``secretFile``), by file name."""
+    sops: RepoSops | None = field(default=None, repr=False, compare=False)
+    """The repository's SOPS files at the pass's revision (None: no repository to read)."""
 
     def get(self, name: str, key: str) -> str:
-        """The value of ``key`` in secret ``name``; ``SecretError`` naming what is missing."""
+        """The value of ``key`` in secret ``name`` (``file:<path>``: in that SOPS file of the
+        repository); ``SecretError`` naming what is missing."""
+        if name.startswith("file:"):
+            return self.repo_sops().decrypted(name[len("file:") :]).value(key)
         if name in self.unreadable:
             raise SecretError(f"secret {name!r}: {self.unreadable[name]}")
         secret = self.values.get(name)
@@ -52,6 +63,12 @@ class SecretStore:
         if key not in secret:
             raise SecretError(f"secret {name!r} has no key {key!r}")
         return secret[key]
+
+    def repo_sops(self) -> RepoSops:
+        """The repository's SOPS files; ``SecretError`` when this store has none."""
+        if self.sops is None:
+            raise SecretError("SOPS files of the repository cannot be read here")
+        return self.sops
 
     def file(self, name: str) -> bytes:
         """The content of ``<secrets-dir>/<name>``; ``SecretError`` when it is not there."""

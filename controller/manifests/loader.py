@@ -3,7 +3,9 @@
 Input is a mapping of file name to bytes (from git at a commit, or from the working tree);
 output is a ``LoadResult``: the apps that are valid, and a list of ``Problem`` (file, line,
 column, message). A broken file never hides the valid apps of other files: callers apply the
-valid apps and use ``failed_files`` to suspend pruning.
+valid apps and use ``failed_files`` to suspend pruning. A YAML file that sops encrypted (a
+document with a ``sops`` block and no ``apiVersion``) is not a manifest and is passed over, nor
+is sops's configuration (``.sops.yaml``).
 
 ``load_files`` does not raise for bad input: a file over ``MAX_FILE_BYTES``, not UTF-8, not
 YAML, or whose parsing or validation raises anything unexpected (any ``Exception``) becomes a
@@ -28,6 +30,7 @@ from controller.manifests.problems import Problem
 from controller.manifests.yamlmarks import Document, DocumentError, Mark, Path, documents
 
 MAX_FILE_BYTES = 1024 * 1024
+SOPS_CONFIG_NAMES = (".sops.yaml", ".sops.yml")
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,8 @@ def _load_file(name: str, raw: bytes, result: LoadResult) -> list[_Candidate]:
         result.problems.append(Problem(name, mark.line, mark.column, message))
         result.failed_files.add(name)
 
+    if name.rpartition("/")[2] in SOPS_CONFIG_NAMES:
+        return []  # sops's own configuration (creation rules), not a manifest
     if len(raw) > MAX_FILE_BYTES:
         problem(Mark(1, 1), f"file is larger than {MAX_FILE_BYTES // 1024} KiB")
         return []
@@ -98,6 +103,12 @@ def _load_file(name: str, raw: bytes, result: LoadResult) -> list[_Candidate]:
     return found
 
 
+def _sops_document(data: dict[Any, Any]) -> bool:
+    """True for a document sops wrote: a ``sops`` block with its ``mac`` and ``lastmodified``."""
+    block = data.get("sops")
+    return isinstance(block, dict) and "mac" in block and "lastmodified" in block
+
+
 def _validate_document(doc: Document, problem: Any, result: LoadResult) -> App | None:
     data = doc.data
     if data is None:
@@ -108,6 +119,8 @@ def _validate_document(doc: Document, problem: Any, result: LoadResult) -> App |
     for path, mark in doc.duplicate_keys:
         problem(mark, f"{_dotted(path)}: key appears twice in this mapping")
     api = data.get("apiVersion")
+    if api is None and _sops_document(data):
+        return None  # a SOPS-encrypted file (apps read it through secretRef.file / files)
     if api != API_VERSION:
         mark = doc.locate(("apiVersion",))
         problem(mark, f"apiVersion: expected {API_VERSION!r}, got {api!r}")

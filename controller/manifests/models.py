@@ -172,11 +172,29 @@ class Model(BaseModel):
     )
 
 
-class SecretRef(Model):
-    """Names one key of a secret file on the host (``<secrets-dir>/<name>.env``)."""
+def _sops_file(value: str) -> str:
+    return _repo_source(value)
 
-    name: DnsLabel
+
+class SecretRef(Model):
+    """Names one key of a secret: in a file on the host (``name``: ``<secrets-dir>/<name>.env``)
+    or in a SOPS-encrypted file of the repository (``file``, relative to the repository root,
+    decrypted with the host's age identities)."""
+
+    name: DnsLabel | None = None
+    file: Annotated[str, AfterValidator(_sops_file)] | None = None
     key: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")]
+
+    @model_validator(mode="after")
+    def _one_place(self) -> SecretRef:
+        if (self.name is None) == (self.file is None):
+            raise rule("a secretRef needs exactly one of name (host secret) or file (SOPS file)")
+        return self
+
+    @property
+    def secret(self) -> str:
+        """Which secret it reads: the host secret's name, or ``file:<path>`` of a SOPS file."""
+        return self.name if self.name is not None else f"file:{self.file}"
 
 
 class SecretValue(Model):

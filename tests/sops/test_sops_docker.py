@@ -1,0 +1,151 @@
+"""SOPS files under `trueup run` on a real dockerd: the app gets the values (env and a mounted
+file); a re-encryption changes nothing, a changed value rolls the app; no value is in
+`docker inspect` (beyond the environment the app asked for), the labels, the controller's log,
+history, status, the desired-state cache, the diff or a notification."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.gitutil import commit_files
+from tests.integration.test_controller import Controller, ctl, wait_for
+from tests.integration.test_run_notify import SECRET, Recorder, recorder
+from tests.sops.lab import SopsLab
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("docker_engine")]
+__all__ = ["ctl", "recorder"]
+
+WEB = """\
+apiVersion: trueup/v1
+kind: App
+metadata: {name: web}
+spec:
+  image: busybox:1.36
+  command: [sh, -c, "echo ok > /tmp/healthz && exec httpd -f -p 8080 -h /tmp"]
+  replicas: 1
+  env:
+    DB_PASSWORD: {secretRef: {file: secrets/db.sops.env, key: DB_PASSWORD}}
+  files:
+    - {path: /run/secrets/app.yaml, source: secrets/app.sops.yaml}
+  ports: [{name: http, containerPort: 8080}]
+  healthCheck: {http: {path: /healthz, port: http}, interval: 1s, timeout: 1s, retries: 3}
+  init: true
+  stopGracePeriod: 1s
+"""
+PASSWORDS = ("Pw-first-6c1d", "Pw-second-90ab", "Pw-third-33fe")
+TOKEN = "Tok-file-51e7"
+
+
+def _secrets(lab: SopsLab, password: str) -> dict[str, str]:
+    env = lab.encrypt("db.sops.env", f"DB_PASSWORD={password}\n".encode())
+    app = lab.encrypt("app.sops.yaml", f"token: {TOKEN}\n".encode())
+    return {"secrets/db.sops.env": env.read_text(), "secrets/app.sops.yaml": app.read_text()}
+
+
+def _config(tmp: Path, url: str, lab: SopsLab) -> Path:
+    (tmp / "hook.url").write_text(url + "/hook\n")
+    (tmp / "hook.secret").write_text(SECRET.decode())
+    config = {
+        "listen": "off",
+        "sops_age_key_file": [str(lab.key_file)],
+        "notifications": {
+            "destinations": [
+                {"name": "ops", "type": "webhook", "url_file": str(tmp / "hook.url"),
+                 "secret_file": str(tmp / "hook.secret")},
+            ],
+        },
+    }  # fmt: skip
+    path = tmp / "config.yaml"
+    path.write_text(json.dumps(config))
+    return path
+
+
+def _seen(ctl: Controller) -> str:
+    """``$DB_PASSWORD`` and the mounted file of the one running replica ("" during a roll)."""
+    running = [c for c in ctl.containers() if c.status == "running"]
+    if len(running) != 1:
+        return ""
+    script = 'echo "$DB_PASSWORD"; cat /run/secrets/app.yaml; stat -c %a /run/secrets/app.yaml'
+    return str(running[0].exec_run(["sh", "-c", script]).output.decode())
+
+
+def _passed(ctl: Controller, revision: str) -> bool:
+    return any(
+        e.get("event") == "reconcile_pass" and e.get("revision") == revision for e in ctl.events()
+    )
+
+
+def _inspect_without_env(ctl: Controller) -> str:
+    attrs: list[Any] = []
+    for c in ctl.containers():
+        item = json.loads(json.dumps(c.attrs))
+        item["Config"].pop("Env", None)
+        attrs.append(item)
+    return json.dumps(attrs)
+
+
+def test_sops_values_reach_the_app_and_nowhere_else(
+    ctl: Controller,
+    recorder: tuple[Recorder, str],
+    sops_lab: SopsLab,
+    tmp_path: Path,
+) -> None:
+    """Deploy, re-encrypt (no roll), change the value (a roll), then diff a third value."""
+    rec, url = recorder
+    commit_files(ctl.repo, {"apps/web.yaml": WEB, **_secrets(sops_lab, PASSWORDS[0])}, "sops")
+    ctl.start("--config", str(_config(tmp_path, url, sops_lab)))
+    want = f"{PASSWORDS[0]}\ntoken: {TOKEN}\n400\n"
+    wait_for(lambda: ctl.synced() and _seen(ctl) == want, 60, "first apply")
+    first_ids = {c.id for c in ctl.containers()}
+
+    rotated = {}
+    for name in ("secrets/db.sops.env", "secrets/app.sops.yaml"):
+        path = tmp_path / Path(name).name
+        path.write_bytes((ctl.repo / name).read_bytes())
+        sops_lab.run("rotate", "-i", str(path))
+        rotated[name] = path.read_text()
+    sha = commit_files(ctl.repo, rotated, "re-encrypt with a new data key")
+    wait_for(lambda: _passed(ctl, sha), 30, "the pass of the re-encryption")
+    assert {c.id for c in ctl.containers()} == first_ids
+
+    commit_files(ctl.repo, _secrets(sops_lab, PASSWORDS[1]), "a new password")
+    want = f"{PASSWORDS[1]}\ntoken: {TOKEN}\n400\n"
+    wait_for(
+        lambda: ctl.synced() and _seen(ctl) == want and len(ctl.containers()) == 1, 60, "the roll"
+    )
+    assert not {c.id for c in ctl.containers()} & first_ids
+    time.sleep(1)  # the pass's notification
+    assert ctl.stop() == 0
+
+    commit_files(ctl.repo, _secrets(sops_lab, PASSWORDS[2]), "a third password")
+    diff = subprocess.run(
+        [sys.executable, "-m", "controller", "diff", "--repo", str(ctl.repo),
+         "--instance", ctl.instance, "--state-dir", str(ctl.state),
+         "--sops-age-key-file", str(sops_lab.key_file)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert diff.returncode == 1, diff.stderr
+    assert "spec.env.DB_PASSWORD: (secret changed)" in diff.stdout
+
+    running = ctl.containers()[0]
+    assert f"DB_PASSWORD={PASSWORDS[1]}" in running.attrs["Config"]["Env"]
+    seen = {
+        "docker inspect": _inspect_without_env(ctl),
+        "diff": diff.stdout + diff.stderr,
+        "log": ctl.log.read_text(errors="replace"),
+        "notifications": json.dumps(rec.messages),
+    }
+    for p in ctl.state.rglob("*"):
+        if p.is_file():
+            seen[p.name] = p.read_bytes().decode("latin-1")
+    assert {"history.db", "status.json", "desired-cache.json"} <= set(seen)
+    assert rec.messages  # the deploys were told
+    for value in (*PASSWORDS, TOKEN):
+        assert not [where for where, text in seen.items() if value in text], value
