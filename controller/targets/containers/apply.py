@@ -189,7 +189,8 @@ class Applier(PlanRunner):
             )
 
     async def _await_ready(self, want: DesiredApp, container: str) -> None:
-        """Wait for health (or, without a check, for the process to stay up briefly)."""
+        """Wait for health (or, without a check, for the process to stay up for the settle
+        window without dying: still running, and never restarted by its restart policy)."""
         check = want.manifest.spec.health_check
         if check is None:
             await self._idle(self.settle_s)
@@ -197,6 +198,11 @@ class Applier(PlanRunner):
             if info.state != "running":
                 raise HealthCheckFailed(
                     f"{info.name} is {info.state} right after start (exit code {info.exit_code})"
+                )
+            if info.restart_count:  # it died, and its restart policy brought it back
+                raise HealthCheckFailed(
+                    f"{info.name} exited within {self.settle_s:g}s of its start and was "
+                    f"restarted {info.restart_count} time(s)"
                 )
             return
         budget = check.start_period + check.retries * (check.interval + check.timeout)
