@@ -31,7 +31,6 @@ from controller.desired.policy import Policy
 from controller.desired.resolve import DesiredState, resolve
 from controller.desired.secrets import SecretStore, load_secrets
 from controller.errors import TrueupError
-from controller.file_diffs import with_content_diffs
 from controller.manifests.problems import Problem
 from controller.planning import Plan, PlanOptions
 from controller.routes import NoRouter, Router, RouteSync, RouteTable, kept_apps
@@ -361,6 +360,8 @@ class Reconciler:
         if plan_filter is not None:
             plan = plan_filter(plan, desired)
         if any(f.path.startswith("files[") for c in plan.changes for f in c.fields):
+            from controller.file_diffs import with_content_diffs  # difflib: only when needed
+
             specs = {name: app.spec for name, app in desired.apps.items()}
             plan = await asyncio.to_thread(
                 with_content_diffs, plan, specs, observation.state, self.source.read_files
