@@ -78,6 +78,7 @@ def run_memory(
     with logfile.open("wb") as sink:
         process = subprocess.Popen(args, stdout=sink, stderr=sink, env=environment)
     tail = LogTail(logfile)
+    sample_every = max(1, min(sample_every, passes))
     samples: list[dict[str, float]] = []
     names = generate.service_names(n)
     started = time.perf_counter()
