@@ -169,7 +169,7 @@ def rows(results: dict[str, Any]) -> list[Row]:
     if mem.get("samples"):
         out.append(
             Row(
-                f"`trueup run` RSS after {mem['hour_passes']} passes (1 h at 30 s), N={mem['n']}",
+                f"`trueup run` RSS after {mem['hour_passes']} passes (≥ 1 h at 30 s), N={mem['n']}",
                 f"{mem['rss_hour_mib']:.1f} MiB",
                 "",
                 "",
