@@ -170,6 +170,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--n", type=int, default=40)
     p.add_argument("--passes", type=int, default=1000)
     p.add_argument("--interval", default="0.05s")
+    p.add_argument("--change-every", type=int, default=250, help="passes between changes")
     p.add_argument("--trueup-command", default=f"{sys.executable} -m controller")
     args = p.parse_args(argv)
     env = dict(os.environ)
@@ -184,6 +185,7 @@ def main(argv: list[str] | None = None) -> None:
             f"tum{os.getpid()}",
             passes=args.passes,
             interval=args.interval,
+            change_every=args.change_every,
             env=env,
         )
     finally:
