@@ -176,16 +176,21 @@ class Applier(PlanRunner):
 
     async def _reload(self, want: DesiredApp, container: str, index: int) -> None:
         """Update ``container``'s files in place and send the app's reload signal; the
-        process must still run afterwards."""
+        process must still run afterwards, and not by its restart policy bringing it back."""
         reload = want.manifest.spec.reload
         assert reload is not None  # the plan reloads only apps that ask for it
         spec = container_spec(want, replica=index, instance=self.instance, revision=None)
+        restarts = (await self.runtime.inspect(container)).restart_count
         await self.runtime.reload_files(container, spec.files, signal=reload.signal, name=spec.name)
         await self._idle(self.settle_s)
         info = await self.runtime.inspect(container)
         if info.state != "running":
             raise HealthCheckFailed(
                 f"{info.name} is {info.state} after the reload signal (exit code {info.exit_code})"
+            )
+        if info.restart_count > restarts:
+            raise HealthCheckFailed(
+                f"{info.name} exited on the reload signal and was restarted by its restart policy"
             )
 
     async def _await_ready(self, want: DesiredApp, container: str) -> None:
