@@ -2,10 +2,11 @@
 
 For each repetition and each tool (the order alternates between repetitions), starting from
 nothing: *create* (N services from nothing), *no-op* (the same command again, nothing to do),
-*change* (one service's environment edited: that service is replaced) and *change_wait*
+*change* (one service's environment edited: that service is replaced), *change_wait*
 (a second service edited, Compose run with ``up -d --wait`` so that it too waits until the
 replaced container runs, as trueup always does; trueup's command is the same as for
-*change*). Each is timed
+*change*) and *change_stop* (the service trueup updates ``stop-first``, `generate.STOP_FIRST`,
+edited; Compose's plain ``up -d``, which always stops first). Each is timed
 as the whole process, from exec to exit, like a person or a CI job runs it. The tool's
 containers and network are removed before and after, so every tool starts from the same
 engine state.
@@ -23,7 +24,7 @@ from typing import Any, Protocol
 from bench import engine, generate
 from bench.peers import Tool
 
-SCENARIOS = ("create", "noop", "change", "change_wait")
+SCENARIOS = ("create", "noop", "change", "change_wait", "change_stop")
 
 
 class Runner(Protocol):
@@ -167,12 +168,19 @@ def one_round(runner: Runner, n: int) -> dict[str, float]:
         runner.set_desired(frozenset({first}))
         times["change"] = _timed(runner.up)
         _check_replaced(runner, first, before, n)
-        if not runner.can_wait:
-            return times
-        before = _container_of(runner, second)
-        runner.set_desired(frozenset({first, second}))
-        times["change_wait"] = _timed(lambda: runner.up(wait=True))
-        _check_replaced(runner, second, before, n)
+        changed = {first}
+        if runner.can_wait:
+            before = _container_of(runner, second)
+            changed.add(second)
+            runner.set_desired(frozenset(changed))
+            times["change_wait"] = _timed(lambda: runner.up(wait=True))
+            _check_replaced(runner, second, before, n)
+        if n >= 3:
+            before = _container_of(runner, generate.STOP_FIRST)
+            changed.add(generate.STOP_FIRST)
+            runner.set_desired(frozenset(changed))
+            times["change_stop"] = _timed(runner.up)
+            _check_replaced(runner, generate.STOP_FIRST, before, n)
         return times
     finally:
         runner.cleanup()

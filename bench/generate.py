@@ -3,7 +3,8 @@
 Every service is the same small workload: busybox's httpd in the foreground under an init,
 restarted always, no health check, no published port. trueup and Compose get exactly the same
 image, command, environment, init and restart policy; a "one-service change" edits the
-environment of the first service in both.
+environment of the first service in both. One service (`STOP_FIRST`) is updated stop-first by
+trueup, the way Compose updates every service.
 """
 
 from __future__ import annotations
@@ -26,9 +27,15 @@ def release_of(name: str, changed: frozenset[str]) -> str:
     return "2" if name in changed else "1"
 
 
+STOP_FIRST = "svc-003"
+"""The service trueup updates with ``update: stop-first`` (as Compose updates every service):
+the *change_stop* scenario edits it."""
+
+
 def manifest(name: str, release: str) -> str:
-    """One trueup App manifest."""
+    """One trueup App manifest (`STOP_FIRST` is updated stop-first, the others start-first)."""
     command = ", ".join(f'"{part}"' for part in COMMAND)
+    update = "  update: {strategy: stop-first}\n" if name == STOP_FIRST else ""
     return (
         "apiVersion: trueup/v1\n"
         "kind: App\n"
@@ -39,6 +46,7 @@ def manifest(name: str, release: str) -> str:
         f'  env: {{RELEASE: "{release}"}}\n'
         "  init: true\n"
         "  restartPolicy: always\n"
+        f"{update}"
     )
 
 

@@ -3,7 +3,8 @@
 Installs the tools into throwaway venvs under a temporary folder, generates N equivalent
 services (trueup manifests in a temporary git repository, and a compose file), runs the
 whole-process scenarios (create, no-op, one-service change; the tools alternate order), the
-`trueup run` scenarios and the in-process N=500 pass, prints the table and writes
+`trueup run` scenarios, the resident controller's memory over 1,000 passes (`bench.memory`) and
+the in-process N=500 pass, prints the table and writes
 ``bench/results/<timestamp>.json`` (and ``.md``). Everything it creates on the engine carries
 its own instance or project name and is removed at the end.
 """
@@ -24,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import compare, controller, engine, generate, inprocess, peers, report
+from bench import compare, controller, engine, generate, inprocess, memory, peers, report
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -68,6 +69,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-v2", action="store_true", help="skip Docker Compose v2")
     p.add_argument("--no-controller", action="store_true", help="skip the `trueup run` part")
     p.add_argument("--no-inprocess", action="store_true", help="skip the in-process pass")
+    p.add_argument(
+        "--memory-passes",
+        type=int,
+        default=1000,
+        help="passes of the `trueup run` memory scenario (default 1000; 0 skips it)",
+    )
     p.add_argument(
         "--trueup-command",
         default=None,
@@ -142,6 +149,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             except Exception as exc:
                 results["controller"] = {"error": f"{type(exc).__name__}: {exc}"}
                 say(f"  FAILED: {exc}")
+        if args.memory_passes > 0:
+            say(f"`trueup run` memory over {args.memory_passes} passes, N={args.n} ...")
+            try:
+                results["memory"] = memory.run_memory(
+                    tools["trueup"].command,
+                    root,
+                    args.n,
+                    api,
+                    f"{tag}-m",
+                    passes=args.memory_passes,
+                    log=say,
+                    env=env,
+                )
+            except Exception as exc:
+                results["memory"] = {"error": f"{type(exc).__name__}: {exc}"}
+                say(f"  FAILED: {exc}")
         if not args.no_inprocess:
             say(f"in-process no-op pass, N={args.inproc_n} (FakeRuntime) ...")
             try:
@@ -154,11 +177,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             (engine.TRUEUP_INSTANCE, f"{tag}-t"),
             (engine.TRUEUP_INSTANCE, f"{tag}-r"),
             (engine.TRUEUP_INSTANCE, f"{tag}-f"),
+            (engine.TRUEUP_INSTANCE, f"{tag}-m"),
             (engine.COMPOSE_PROJECT, f"{tag}c2"),
             (engine.COMPOSE_PROJECT, f"{tag}c1"),
         ):
             engine.remove_all(api, label, value)
-        for net in (f"trueup-{tag}-t", f"trueup-{tag}-r", f"{tag}c2_default", f"{tag}c1_default"):
+        for net in (
+            f"trueup-{tag}-t",
+            f"trueup-{tag}-r",
+            f"trueup-{tag}-m",
+            f"{tag}c2_default",
+            f"{tag}c1_default",
+        ):
             engine.remove_network(api, net)
         if args.keep:
             say(f"kept {root}")

@@ -87,6 +87,12 @@ def rows(results: dict[str, Any]) -> list[Row]:
             1.0,
             "≤ 1.0× v2 `--wait` (start-first)",
         ),
+        "change_stop": (
+            "stop-first one-service change vs `up -d`",
+            "change_stop",
+            1.0,
+            "≤ 1.0× v2 `up -d`",
+        ),
     }
     for scenario, (label, peer, limit, target) in targets.items():
         t, v2 = med("trueup", scenario), med("compose-v2", peer)
@@ -159,6 +165,32 @@ def rows(results: dict[str, Any]) -> list[Row]:
         )
     elif ctl.get("error"):
         out.append(Row("`trueup run` scenarios", "failed", "", "", "", "", False))
+    mem = results.get("memory") or {}
+    if mem.get("samples"):
+        out.append(
+            Row(
+                f"`trueup run` RSS after {mem['hour_passes']} passes (≥ 1 h at 30 s), N={mem['n']}",
+                f"{mem['rss_hour_mib']:.1f} MiB",
+                "",
+                "",
+                "",
+                "< 100 MB",
+                mem["rss_hour_mib"] * 1024 * 1024 < 100e6,
+            )
+        )
+        out.append(
+            Row(
+                f"`trueup run` RSS growth, pass {mem['base_passes']} → {mem['end_passes']}",
+                f"{mem['growth_mib']:+.1f} MiB (to {mem['rss_end_mib']:.1f} MiB)",
+                "",
+                "",
+                "",
+                "no growth (< 2 MiB, allocator noise)",
+                mem["growth_mib"] < 2.0,
+            )
+        )
+    elif mem.get("error"):
+        out.append(Row("`trueup run` memory", "failed", "", "", "", "", False))
     inproc = results.get("inprocess") or {}
     if inproc and not inproc.get("error"):
         values = inproc.get("noop_pass_s") or []

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,7 +31,6 @@ from controller.desired.policy import Policy
 from controller.desired.resolve import DesiredState, resolve
 from controller.desired.secrets import SecretStore, load_secrets
 from controller.errors import SourceError, TrueupError
-from controller.file_diffs import with_content_diffs
 from controller.manifests.problems import Problem
 from controller.planning import Plan, PlanOptions
 from controller.routes import NoRouter, Router, RouteSync, RouteTable, kept_apps
@@ -322,9 +322,20 @@ class Reconciler:
         apps backing off left out) after it is made, so observation stays one look.
         """
         started = time.monotonic()
-        files = await self.manifest_files(rev=rev, worktree=worktree)
-        desired, problems = await self.desire(files)
-        observation = await self.target.observe()
+        # the engine is observed while git is read and the state desired (they do not depend
+        # on each other): a pass waits for the slower of the two, not for both
+        observing = asyncio.create_task(self._observe())
+        try:
+            files = await self.manifest_files(rev=rev, worktree=worktree)
+            desired, problems = await self.desire(files)
+        except BaseException:
+            observing.cancel()
+            with suppress(Exception, asyncio.CancelledError):
+                await observing
+            raise
+        observation = await observing
+        if isinstance(observation, BaseException):
+            raise observation
         current_routes, routes_error = await self.current_routes()
         options = PlanOptions(prune, allow_empty, current_routes)
         plan = await self._plan(desired, observation, options, plan_filter)
@@ -353,6 +364,15 @@ class Reconciler:
         _log_pass(result)
         return result
 
+    async def _observe(self) -> Observation | BaseException:
+        """The target's observation, or the KeyboardInterrupt/SystemExit it raised, which
+        `run_pass` raises where it awaits it (out of a task the event loop would raise it
+        itself, past the pass)."""
+        try:
+            return await self.target.observe()
+        except (KeyboardInterrupt, SystemExit) as exc:
+            return exc
+
     async def _plan(
         self,
         desired: DesiredState,
@@ -366,6 +386,8 @@ class Reconciler:
         if plan_filter is not None:
             plan = plan_filter(plan, desired)
         if any(f.path.startswith("files[") for c in plan.changes for f in c.fields):
+            from controller.file_diffs import with_content_diffs  # difflib: only when needed
+
             specs = {name: app.spec for name, app in desired.apps.items()}
             plan = await asyncio.to_thread(
                 with_content_diffs, plan, specs, observation.state, self.source.read_files

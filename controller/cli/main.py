@@ -11,18 +11,61 @@ scripts and CI depend on its options and exit codes).
 
 Each command is thin: it parses options, calls the stage functions, renders, and maps trueup's
 errors to exit codes. No traceback ever reaches a user; an unexpected one is a bug.
+
+The one-shot commands are imported with the group; the others (`LAZY`) only when they are
+looked up (run, or listed by ``--help``), so ``trueup apply`` does not pay for importing what
+status, logs, history, notify and run need.
 """
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterator, Mapping, MutableMapping
+
 import click
 
 from controller import __version__
-from controller.cli.inspect import history, logs, status
-from controller.cli.notify import notify
 from controller.cli.oneshot import apply, diff, schema, validate
-from controller.cli.override import resume, suspend
-from controller.cli.run import run
+
+LAZY = {
+    "history": "controller.cli.inspect",
+    "logs": "controller.cli.inspect",
+    "notify": "controller.cli.notify",
+    "resume": "controller.cli.override",
+    "run": "controller.cli.run",
+    "status": "controller.cli.inspect",
+    "suspend": "controller.cli.override",
+}
+"""Command name -> the module that defines it (as an attribute of the same name)."""
+
+
+class Commands(MutableMapping[str, click.Command]):
+    """A group's commands by name; a `LAZY` one is imported the first time it is read."""
+
+    def __init__(self, lazy: Mapping[str, str]) -> None:
+        self._loaded: dict[str, click.Command] = {}
+        self._lazy = dict(lazy)
+
+    def __getitem__(self, name: str) -> click.Command:
+        if name not in self._loaded and name in self._lazy:
+            command = getattr(importlib.import_module(self._lazy[name]), name)
+            assert isinstance(command, click.Command), name
+            self._loaded[name] = command
+        return self._loaded[name]
+
+    def __setitem__(self, name: str, command: click.Command) -> None:
+        self._lazy.pop(name, None)
+        self._loaded[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        self._lazy.pop(name, None)
+        self._loaded.pop(name, None)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(set(self._loaded) | set(self._lazy)))
+
+    def __len__(self) -> int:
+        return len(set(self._loaded) | set(self._lazy))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -31,7 +74,6 @@ def main() -> None:
     """trueup keeps the containers on a host matched to the manifests committed in git."""
 
 
-for _command in (
-    validate, schema, diff, apply, status, logs, run, history, notify, suspend, resume,
-):  # fmt: skip
+main.commands = Commands(LAZY)
+for _command in (validate, schema, diff, apply):
     main.add_command(_command)

@@ -197,6 +197,9 @@ class ContainerInfo:
     status: str = ""
     addresses: Mapping[str, str] = field(default_factory=dict)
     """The container's address on each network it is on, by network name."""
+    restart_count: int = 0
+    """How often the engine restarted it by its restart policy (an inspect says; a list call
+    does not, so 0 there): a container that died and came back is running again."""
 
     @property
     def app(self) -> str | None:

@@ -125,6 +125,7 @@ def container_from_inspect(data: Mapping[str, Any], instance: str) -> ContainerI
         exit_code=int(state_data.get("ExitCode", 0)) if state in ("exited", "dead") else None,
         status=state,
         addresses=addresses(networks),
+        restart_count=int(data.get("RestartCount") or 0),
     )
 
 

@@ -111,6 +111,8 @@ async def prune_images(engine: Engine, *, in_use: Iterable[str], keep: int) -> I
     except TrueupError as exc:
         log.warning("images_prune_failed", error=str(exc))
         return ImagePrune(error=str(exc))
+    if not images:  # the list shows dangling ones too: nothing built here, nothing to prune
+        return ImagePrune()
     removed: list[str] = []
     refused: list[str] = []
     freed = 0

@@ -75,6 +75,8 @@ def test_bench_runs_end_to_end_at_small_n(tmp_path: Path) -> None:
             "--no-v2",
             "--inproc-n",
             "5",
+            "--memory-passes",
+            "20",
             "--trueup-command",
             f"{sys.executable} -m controller",
             "--out",
@@ -86,6 +88,7 @@ def test_bench_runs_end_to_end_at_small_n(tmp_path: Path) -> None:
     assert "error" not in results["controller"], results["controller"]
     assert results["controller"]["api_calls_proxy"]
     assert results["inprocess"]["median_s"] > 0
+    assert results["memory"]["end_passes"] >= 20 and results["memory"]["rss_end_mib"] > 0
     assert list(tmp_path.glob("*.json")) and list(tmp_path.glob("*.md"))
 
 

@@ -137,6 +137,8 @@ def test_first_apply_then_noop(deployment: Deployment) -> None:
     assert deployment.ids() == before
     loaded = {line.rsplit("|", 1)[-1].strip() for line in second.stderr.splitlines()}
     assert "pydantic" not in loaded and "yaml" not in loaded
+    # nor the commands it does not run (imported when looked up: see controller.cli.main)
+    assert not loaded & {"controller.cli.inspect", "controller.cli.run", "controller.cli.notify"}
     assert "controller.runtime.docker" in loaded  # the listing really is of imports
     assert deployment.trueup("diff").returncode == 0
 

@@ -16,7 +16,7 @@ from controller.runtime.fake import FakeRuntime
 from controller.settings import load_settings
 from controller.source import GitSource
 from controller.targets.containers.target import ContainerTarget
-from controller.targets.images import images_to_remove, own_tags
+from controller.targets.images import images_to_remove, own_tags, prune_images
 from tests.builders import T0
 from tests.gitutil import commit_files, make_repo
 
@@ -129,3 +129,13 @@ def test_image_keep_is_a_setting_of_trueup_run() -> None:
     assert load_settings(None, {"image_keep": "0"}, env={}).image_keep == 0
     with pytest.raises(ConfigError, match="image_keep"):
         load_settings(None, {"image_keep": "-1"}, env={})
+
+
+async def test_an_instance_that_built_nothing_asks_the_engine_to_prune_nothing() -> None:
+    """With no image built for the instance (the list shows dangling ones too), the stage
+    makes its one list request and no prune request: an update of an image app costs the
+    engine nothing more."""
+    runtime = FakeRuntime(instance="t", images=["busybox:1.36"])
+    report = await prune_images(runtime, in_use={"busybox:1.36"}, keep=3)
+    assert report.removed == () and report.bytes_freed == 0 and report.error is None
+    assert runtime.calls["list_images"] == 1 and runtime.calls["prune_images"] == 0

@@ -176,10 +176,11 @@ class Applier(PlanRunner):
 
     async def _reload(self, want: DesiredApp, container: str, index: int) -> None:
         """Update ``container``'s files in place and send the app's reload signal; the
-        process must still run afterwards."""
+        process must still run afterwards, and not by its restart policy bringing it back."""
         reload = want.manifest.spec.reload
         assert reload is not None  # the plan reloads only apps that ask for it
         spec = container_spec(want, replica=index, instance=self.instance, revision=None)
+        restarts = (await self.runtime.inspect(container)).restart_count
         await self.runtime.reload_files(container, spec.files, signal=reload.signal, name=spec.name)
         await self._idle(self.settle_s)
         info = await self.runtime.inspect(container)
@@ -187,9 +188,14 @@ class Applier(PlanRunner):
             raise HealthCheckFailed(
                 f"{info.name} is {info.state} after the reload signal (exit code {info.exit_code})"
             )
+        if info.restart_count > restarts:
+            raise HealthCheckFailed(
+                f"{info.name} exited on the reload signal and was restarted by its restart policy"
+            )
 
     async def _await_ready(self, want: DesiredApp, container: str) -> None:
-        """Wait for health (or, without a check, for the process to stay up briefly)."""
+        """Wait for health (or, without a check, for the process to stay up for the settle
+        window without dying: still running, and never restarted by its restart policy)."""
         check = want.manifest.spec.health_check
         if check is None:
             await self._idle(self.settle_s)
@@ -197,6 +203,11 @@ class Applier(PlanRunner):
             if info.state != "running":
                 raise HealthCheckFailed(
                     f"{info.name} is {info.state} right after start (exit code {info.exit_code})"
+                )
+            if info.restart_count:  # it died, and its restart policy brought it back
+                raise HealthCheckFailed(
+                    f"{info.name} exited within {self.settle_s:g}s of its start and was "
+                    f"restarted {info.restart_count} time(s)"
                 )
             return
         budget = check.start_period + check.retries * (check.interval + check.timeout)
