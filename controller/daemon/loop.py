@@ -37,6 +37,7 @@ from typing import Protocol
 import structlog
 
 from controller.daemon.backoff import Backoff, Clock, PassRetry, SystemClock
+from controller.daemon.events import LiveFeed, status_rows
 from controller.daemon.history import ActionRecord, History, PassRecord
 from controller.daemon.pumps import pump_events, pump_revisions
 from controller.daemon.status import derive_status
@@ -136,6 +137,8 @@ class Controller:
         """Told before apply and after each recorded pass (notifications, commit statuses)."""
         self.api_url: str | None = None
         """Where the HTTP API listens (written to status.json for `trueup status`)."""
+        self.feed = LiveFeed()
+        """The dashboard's live events (``daemon/events.py``): publishing never blocks."""
 
     # -- running ---------------------------------------------------------------------------
 
@@ -240,10 +243,12 @@ class Controller:
 
         def narrow(plan: Plan, desired: DesiredState) -> Plan:
             narrowed = restrict(plan, only=only, exclude=self.backoff.blocked(desired))
+            self.feed.planned(narrowed)
             if self.notifier is not None:
                 self.notifier.pass_planned(narrowed)
             return narrowed
 
+        self.feed.pass_started(trigger)
         with structlog.contextvars.bound_contextvars(pass_id=pass_id, trigger=trigger):
             try:
                 result = await self.reconciler.run_pass(
@@ -361,10 +366,21 @@ class Controller:
         self.notifier.pass_recorded(result, health, error=error, pass_id=pass_id)
 
     def _record(self, record: PassRecord, actions: list[ActionRecord]) -> int | None:
+        pass_id = self._store(record, actions)
+        self.feed.pass_finished(
+            pass_id=pass_id,
+            outcome=record.result,
+            revision=record.revision,
+            duration_s=record.duration_s,
+            message=record.message,
+        )
+        return pass_id
+
+    def _store(self, record: PassRecord, actions: list[ActionRecord]) -> int | None:
         if self.history is None:
             return None
         try:
-            return self.history.record(record, actions)
+            return self.history.record(record, actions, self.feed.plan)
         except Exception as exc:  # history is an audit aid: never let it stop reconciling
             log.error("history_write_failed", error=str(exc))
             return None
@@ -383,7 +399,8 @@ class Controller:
             name = status.name
             error = failed.get(name) or desired.errors.get(name)
             fresh[name] = track(self.status.get(name), status, error, now)
-        self.status = fresh
+        before, self.status = self.status, fresh
+        self.feed.statuses(status_rows(before), status_rows(fresh))
 
     def status_json(self) -> dict[str, object]:
         """``{"apps": [...]}`` as `trueup status --output json` prints it."""

@@ -197,6 +197,10 @@ class ContainerInfo:
     status: str = ""
     addresses: Mapping[str, str] = field(default_factory=dict)
     """The container's address on each network it is on, by network name."""
+    started_at: datetime | None = None
+    """When its process last started (an inspect tells; a list call does not)."""
+    restarts: int | None = None
+    """How often the engine restarted it (an inspect tells; a list call does not)."""
 
     @property
     def app(self) -> str | None:

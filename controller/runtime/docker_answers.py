@@ -125,6 +125,8 @@ def container_from_inspect(data: Mapping[str, Any], instance: str) -> ContainerI
         exit_code=int(state_data.get("ExitCode", 0)) if state in ("exited", "dead") else None,
         status=state,
         addresses=addresses(networks),
+        started_at=parse_time(str(state_data.get("StartedAt") or "")),
+        restarts=int(data.get("RestartCount") or 0),
     )
 
 
