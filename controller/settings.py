@@ -90,6 +90,9 @@ class Settings(BaseModel):
     branch: str | None = None
     path: str = "."
     token_file: Path | None = None
+    sync: Literal["auto", "manual"] = "auto"
+    """``manual``: a new commit is planned, and applied only once ``POST /api/v1/apply``
+    approves it; healing keeps applying the approved revision."""
     interval: Duration = 30.0
     """Resync period: a full pass at least this often (±10% jitter), and the remote poll."""
     listen: str = "127.0.0.1:9090"

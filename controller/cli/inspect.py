@@ -119,24 +119,54 @@ def status(opts: StatusOptions) -> None:
     images trueup built for it that are still on the engine, newest first).
 
     Asks the running controller's API when one answers for this instance, else reads the
-    status it last wrote to the state dir, else asks the container engine alone.
+    status it last wrote to the state dir, else asks the container engine alone. A
+    controller's answer also gives its sync mode (auto or manual), the approved and the
+    pending revision (with the apps it changes) and the suspended apps.
     """
     from controller.daemon import status as status_module
     from controller.daemon.logs import configure
 
     configure()  # log events go to stderr; stdout carries only the status
     engine = opts.engine
-    apps = _api_status(_api_urls(opts), engine.instance, _read_token(opts))
-    if apps is None:
-        apps = _controller_status(engine.state_dir)
-    if apps is None:
-        apps = _engine_status(engine)
+    found = _api_status(_api_urls(opts), engine.instance, _read_token(opts))
+    if found is None:
+        found = _controller_status(engine.state_dir)
+    apps, doc = found if found is not None else (_engine_status(engine), {})
+    sync = {k: doc[k] for k in SYNC_KEYS if k in doc}
     if opts.app is not None:
         _show_app(opts, [a for a in apps if a.name == opts.app])
     elif opts.output == "json":
-        click.echo(status_module.render_json(apps))
+        click.echo(
+            json.dumps(
+                {**json.loads(status_module.render_json(apps)), **sync}, indent=2, sort_keys=True
+            )
+        )
     else:
         click.echo(status_module.render_text(apps))
+        for line in sync_lines(sync):
+            click.echo(line)
+
+
+SYNC_KEYS = ("sync", "approved_revision", "pending", "suspended")
+
+
+def sync_lines(sync: Mapping[str, Any]) -> list[str]:
+    """What `trueup status` prints under the table about the sync mode (a running
+    controller's; nothing when the engine alone answered)."""
+    if "sync" not in sync:
+        return []
+    approved = str(sync.get("approved_revision") or "none")[:12]
+    lines = [f"sync: {sync['sync']} (approved revision {approved})"]
+    pending = sync.get("pending")
+    if isinstance(pending, dict):
+        apps = ", ".join(pending.get("apps") or []) or "no app changes"
+        lines.append(
+            f"pending: {str(pending.get('revision'))[:12]} {pending.get('subject', '')!r} "
+            f"changes {apps}; approve with POST /api/v1/apply"
+        )
+    if sync.get("suspended"):
+        lines.append(f"suspended (trueup resume APP): {', '.join(sync['suspended'])}")
+    return lines
 
 
 def _show_app(opts: StatusOptions, apps: list[AppStatus]) -> None:
@@ -254,8 +284,11 @@ def _listen_url(listen: str) -> str | None:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def _api_status(urls: list[str], instance: str, token: bytes | None) -> list[AppStatus] | None:
-    """Apps as the first API that answers for ``instance`` reports them; None if none does."""
+def _api_status(
+    urls: list[str], instance: str, token: bytes | None
+) -> tuple[list[AppStatus], dict[str, Any]] | None:
+    """Apps as the first API that answers for ``instance`` reports them, and its whole
+    document; None if none does."""
     import urllib.request
 
     headers = {"Authorization": f"Bearer {token.decode('utf-8', 'replace')}"} if token else {}
@@ -266,7 +299,8 @@ def _api_status(urls: list[str], instance: str, token: bytes | None) -> list[App
                 doc = json.loads(response.read())
             if doc.get("instance") != instance:
                 continue  # another instance's controller on that address
-            return _apps_from_json(doc)
+            apps = _apps_from_json(doc)
+            return (apps, doc) if apps is not None else None
         except (OSError, ValueError, AttributeError):
             continue
     return None
@@ -291,8 +325,9 @@ def _apps_from_json(doc: object) -> list[AppStatus] | None:
         return None
 
 
-def _controller_status(state_dir: Path) -> list[AppStatus] | None:
-    """The running controller's view (sync included), when one holds ``state_dir``."""
+def _controller_status(state_dir: Path) -> tuple[list[AppStatus], dict[str, Any]] | None:
+    """The running controller's view (sync included) and the whole status file, when one
+    holds ``state_dir``."""
     from controller.daemon.lock import holder
 
     status_file = state_dir / "status.json"
@@ -302,7 +337,8 @@ def _controller_status(state_dir: Path) -> list[AppStatus] | None:
         doc = json.loads(status_file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return _apps_from_json(doc)
+    apps = _apps_from_json(doc)
+    return (apps, doc) if apps is not None else None
 
 
 @click.command()

@@ -5,6 +5,7 @@ scripts and CI depend on its options and exit codes).
 - `controller.cli.inspect`: status, logs, history (look, change nothing);
 - `controller.cli.run`: run (the controller);
 - `controller.cli.notify`: notify test (send a test message);
+- `controller.cli.override`: suspend, resume (an app's runtime override);
 - `controller.cli.options`: every option, declared once, and the typed groups they are read
   into; `controller.cli.connect`: where a command opens the engine and builds a Reconciler.
 
@@ -20,6 +21,7 @@ from controller import __version__
 from controller.cli.inspect import history, logs, status
 from controller.cli.notify import notify
 from controller.cli.oneshot import apply, diff, schema, validate
+from controller.cli.override import resume, suspend
 from controller.cli.run import run
 
 
@@ -29,5 +31,7 @@ def main() -> None:
     """trueup keeps the containers on a host matched to the manifests committed in git."""
 
 
-for _command in (validate, schema, diff, apply, status, logs, run, history, notify):
+for _command in (
+    validate, schema, diff, apply, status, logs, run, history, notify, suspend, resume,
+):  # fmt: skip
     main.add_command(_command)

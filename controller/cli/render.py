@@ -74,14 +74,23 @@ def change_lines(change: Change, *, colour: bool) -> list[str]:
     if change.build is not None:
         head += f"  (build {change.build.tag})"
     lines = [click.style(head, fg=_COLOUR[change.action], bold=True) if colour else head]
-    for f in change.fields:
-        if f.after == "(secret changed)":
-            lines.append(f"    {f.path}: (secret changed)")
-        else:
-            lines.append(f"    {f.path}: {_value(f.before)} → {_value(f.after)}")
-        lines.extend(f"      {line}" for line in f.detail)
+    lines.extend(f"    {line}" for line in field_lines(change))
     for reason in change.reasons:
         lines.append(f"    # {reason}")
+    return lines
+
+
+def field_lines(change: Change) -> list[str]:
+    """One line per changed field (``path: before → after``, a secret only as ``(secret
+    changed)``), each followed by its content diff indented by two spaces: what `trueup
+    diff` prints under the change's headline (there indented by four more)."""
+    lines: list[str] = []
+    for f in change.fields:
+        if f.after == "(secret changed)":
+            lines.append(f"{f.path}: (secret changed)")
+        else:
+            lines.append(f"{f.path}: {_value(f.before)} → {_value(f.after)}")
+        lines.extend(f"  {line}" for line in f.detail)
     return lines
 
 

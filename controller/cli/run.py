@@ -45,6 +45,12 @@ HOOKS_LISTEN = Option(
 WEBHOOK_MAX_BODY = Option(
     "--webhook-max-body", help="Largest webhook body accepted, e.g. 256Ki (the default) or 1Mi."
 )
+SYNC = Option(
+    "--sync",
+    type=click.Choice(["auto", "manual"]),
+    help="auto (default): apply each new commit; manual: plan it and wait for POST "
+    "/api/v1/apply to approve it (healing keeps applying the approved revision).",
+)
 IMAGE_KEEP = Option(
     "--image-keep",
     help="Images trueup built kept per app beyond those in use (default 3; older unused ones "
@@ -64,6 +70,7 @@ SETTINGS = (
     HOOKS_LISTEN,
     WEBHOOK_MAX_BODY,
     IMAGE_KEEP,
+    SYNC,
 )
 
 

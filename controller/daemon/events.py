@@ -9,7 +9,8 @@ dropped (its stream ends; the browser reconnects and resumes), never waited for.
 :class:`LiveFeed` is what the controller loop calls, with small calls that only publish:
 ``pass_started``, ``planned`` (a new revision, and the apps the pass is about to change,
 shown ``Progressing`` until it ends), ``statuses`` (each app whose status changed) and
-``pass_finished``. Served by ``controller/http/dashboard_streams.py``. Standard library only;
+``pass_finished`` (with a ``pending`` event when the revision waiting for approval in manual
+mode changed). Served by ``controller/http/dashboard_streams.py``. Standard library only;
 never raises into the loop.
 """
 
@@ -160,6 +161,8 @@ class LiveFeed:
         """The changes the running (or last) pass planned, as the history keeps them."""
         self.last_pass: dict[str, Any] | None = None
         """The last finished pass (its ``pass_finished`` data and ``at``)."""
+        self.pending: str | None = None
+        """The revision waiting for approval (manual mode)."""
 
     def pass_started(self, trigger: str) -> None:
         self.running, self.pass_started_at, self.plan = True, time.time(), None
@@ -195,8 +198,13 @@ class LiveFeed:
         revision: str | None,
         duration_s: float,
         message: str,
+        pending: str | None = None,
     ) -> None:
+        """The pass ended (and, when it changed, the revision now waiting for approval)."""
         self.running, self.in_progress = False, frozenset()
+        if pending != self.pending:
+            self.pending = pending
+            self._publish("pending", {"revision": pending})
         data = {
             "pass_id": pass_id,
             "outcome": outcome,

@@ -39,6 +39,8 @@ import structlog
 from controller.daemon.backoff import Backoff, Clock, PassRetry, SystemClock
 from controller.daemon.events import LiveFeed, status_rows
 from controller.daemon.history import ActionRecord, History, PassRecord
+from controller.daemon.manual import SyncGate, gated_pass
+from controller.daemon.overrides import suspend_plan
 from controller.daemon.pumps import pump_events, pump_revisions
 from controller.daemon.status import derive_status
 from controller.daemon.supervisor import Supervisor
@@ -139,6 +141,8 @@ class Controller:
         """Where the HTTP API listens (written to status.json for `trueup status`)."""
         self.feed = LiveFeed()
         """The dashboard's live events (``daemon/events.py``): publishing never blocks."""
+        self.gate = SyncGate()
+        """The sync mode, the suspended apps and the approved and pending revisions."""
 
     # -- running ---------------------------------------------------------------------------
 
@@ -242,6 +246,7 @@ class Controller:
         only = None if full else set(apps)
 
         def narrow(plan: Plan, desired: DesiredState) -> Plan:
+            plan = suspend_plan(plan, desired, self.gate.overrides.suspended)
             narrowed = restrict(plan, only=only, exclude=self.backoff.blocked(desired))
             self.feed.planned(narrowed)
             if self.notifier is not None:
@@ -251,8 +256,12 @@ class Controller:
         self.feed.pass_started(trigger)
         with structlog.contextvars.bound_contextvars(pass_id=pass_id, trigger=trigger):
             try:
-                result = await self.reconciler.run_pass(
-                    prune=self.prune, allow_empty=self.allow_empty, plan_filter=narrow
+                result = await gated_pass(
+                    self.reconciler,
+                    self.gate,
+                    narrow,
+                    prune=self.prune,
+                    allow_empty=self.allow_empty,
                 )
                 self.last_result = result
                 self.last_error = None
@@ -373,6 +382,7 @@ class Controller:
             revision=record.revision,
             duration_s=record.duration_s,
             message=record.message,
+            pending=self.gate.pending.revision if self.gate.pending else None,
         )
         return pass_id
 
@@ -395,7 +405,9 @@ class Controller:
         failed = {o.app: o.message for o in result.outcomes if not o.ok}
         now = self.clock.now()
         fresh: dict[str, TrackedStatus] = {}
-        for status in derive_status(seen, desired, result.plan, result.outcomes):
+        suspended = self.gate.overrides.suspended
+        derived = derive_status(seen, desired, result.plan, result.outcomes, suspended=suspended)
+        for status in self.gate.overlay(derived):
             name = status.name
             error = failed.get(name) or desired.errors.get(name)
             fresh[name] = track(self.status.get(name), status, error, now)
@@ -412,4 +424,5 @@ class Controller:
         revision = self.last_result.revision if self.last_result else None
         apps = [t.status.to_json() for t in self.status.values()]
         doc = status_document(apps, revision=revision, api=self.api_url, last_error=self.last_error)
+        doc.update(self.gate.to_json())
         write_status_file(self.status_file, doc)

@@ -25,6 +25,8 @@ import structlog
 
 from controller.daemon.history import History
 from controller.daemon.loop import Controller
+from controller.daemon.manual import SyncGate
+from controller.daemon.overrides import Overrides
 from controller.desired.secrets import load_digest_key
 from controller.errors import ConfigError, TrueupError
 from controller.http.metrics import Metrics
@@ -58,6 +60,7 @@ async def serve(settings: Settings) -> None:
     check_listen(settings)  # a bad address is a config error, before anything starts
     secrets = read_http_secrets(settings)
     digest_key = load_digest_key(settings.state_dir)
+    overrides = Overrides.load(settings.state_dir)  # a broken file stops the start, named
     metrics = Metrics()
     stop = stop_on_signals()
     async with contextlib.AsyncExitStack() as stack:
@@ -75,6 +78,7 @@ async def serve(settings: Settings) -> None:
         router = open_router(settings)
         stack.push_async_callback(router.close)
         controller = make_controller(settings, source, target, router, history, metrics, digest_key)
+        controller.gate = SyncGate(settings.sync, overrides)
         metrics.attach(controller)
         attach_notifier(settings, controller, source, history, metrics)
         if settings.listen != "off":
@@ -87,6 +91,8 @@ async def serve(settings: Settings) -> None:
             instance=settings.instance,
             runtime=runtime.kind,
             interval_s=settings.interval,
+            sync=settings.sync,
+            suspended=sorted(overrides.suspended),
         )
         await controller.run(stop)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -125,12 +125,15 @@ def derive_status(
     desired: DesiredState,
     plan: Plan,
     outcomes: Sequence[Outcome] = (),
+    *,
+    suspended: Collection[str] = (),
 ) -> list[AppStatus]:
     """Every app's status after a pass, sorted by name: the engine's view (`app_status`) of
     each app desired, observed or failing to load, with sync from the desired state and the
     plan (``OutOfSync`` while a change is pending, held back or failed; ``Unknown`` when the
     manifest is invalid or cannot be resolved) and health corrected by what was asked for
-    (``Suspended``, ``Missing``; ``Degraded`` when the new version failed and the old serves).
+    (``Suspended``, also for the ``suspended`` apps of a runtime override; ``Missing``;
+    ``Degraded`` when the new version failed and the old serves).
     """
     by_app = _by_app(observation)
     failed = {o.app: o.message for o in outcomes if not o.ok}
@@ -157,7 +160,9 @@ def derive_status(
             replace(
                 base,
                 sync=sync,
-                health=_health(base.health, want, bool(rows), name in failed),
+                health=_health(base.health, want, bool(rows), name in failed)
+                if name not in suspended
+                else "Suspended",
                 desired=want.replicas if want else base.desired,
                 message=message,
             )

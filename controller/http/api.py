@@ -5,7 +5,9 @@ pass count), ``GET /api/v1/apps/{name}`` (one app, its last error and transition
 the images trueup built for it that are still on the engine and its recent actions from the
 history) and ``POST /api/v1/reconcile`` (bearer API token from
 ``--api-token-file``; disabled without one; ``?app=NAME`` for one app, else a fetch and a full
-pass). Handlers only read the controller's state or mark work; nothing here reconciles.
+pass). The status also says the sync mode, the approved and the pending revision, and which
+apps are suspended; suspend, resume, apply and the per-app plan are ``ops.py``'s. Handlers
+only read the controller's state or mark work; nothing here reconciles.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from controller.daemon.history import History
 from controller.daemon.loop import Controller
 from controller.errors import TrueupError
 from controller.http.auth import bearer_ok, unauthorized
+from controller.http.ops import Ops
 from controller.http.webhooks import FetchCoalescer
 from controller.targets.images import app_images
 
@@ -65,16 +68,21 @@ class Api:
         self.fetcher = fetcher
         self.api_token = api_token
         self.history = history
+        self.ops = Ops(controller, api_token=api_token, known=self._known_apps)
 
     def routes(self) -> list[web.RouteDef]:
         return [
             web.get("/api/v1/status", self.get_status),
             web.get("/api/v1/apps/{name}", self.get_app),
             web.post("/api/v1/reconcile", self.reconcile),
+            *self.ops.routes(),
         ]
 
     async def get_status(self, request: web.Request) -> web.Response:
         c = self.controller
+        suspended = c.gate.overrides.suspended
+        apps = c.status_json()["apps"]
+        assert isinstance(apps, list)
         return web.json_response(
             {
                 "instance": self.instance,
@@ -82,7 +90,8 @@ class Api:
                 "passes": c.passes,
                 "first_pass_done": c.first_pass_done.is_set(),
                 "last_error": c.last_error,
-                **c.status_json(),
+                **c.gate.to_json(),
+                "apps": [{**a, "suspended": a["name"] in suspended} for a in apps],
             }
         )
 
@@ -132,4 +141,6 @@ class Api:
         known = set(c.status)
         if c.last_result is not None and c.last_result.desired is not None:
             known |= set(c.last_result.desired.apps)
+        if c.gate.pending is not None:
+            known |= {c.app for c in c.gate.pending.plan.changes}
         return known

@@ -37,13 +37,14 @@ def overview(
     controller: Controller, instance: str, last_actions: Mapping[str, Mapping[str, Any]]
 ) -> dict[str, Any]:
     """The controller and every app as ``/`` shows them; ``subject`` fields are filled by
-    `Subjects.fill`. Keys the status JSON has beyond ``apps`` (manual mode's ``sync`` and
-    ``pending``, say) are carried over."""
+    `Subjects.fill`. With the sync gate's ``sync``, ``approved_revision``, ``pending`` and
+    ``suspended``, as ``/api/v1/status`` has them."""
     c = controller
     feed = c.feed
     watcher = c.watcher
     latest = watcher.latest if watcher is not None else None
     status = c.status_json()
+    suspended = c.gate.overrides.suspended
     apps = []
     for row in status.get("apps", []):  # type: ignore[attr-defined]
         name = row["name"]
@@ -54,9 +55,11 @@ def overview(
         app["last_error"] = tracked.last_error if tracked is not None else None
         app["last_change"] = dict(last_actions.get(name, {})) or None
         app["subject"] = None
+        app["suspended"] = name in suspended
         apps.append(app)
     revision = c.last_result.revision if c.last_result else feed.revision
     doc: dict[str, Any] = {k: v for k, v in status.items() if k != "apps"}
+    doc.update(c.gate.to_json())
     doc.update(
         {
             "instance": instance,

@@ -142,12 +142,18 @@ class Metrics:
             ["destination", "result"],
             registry=r,
         )
+        self.interval = Gauge(
+            "trueup_reconcile_interval_seconds",
+            "The resync interval: a full pass at least this often (for alerts on stalls).",
+            registry=r,
+        )
         if process:
             ProcessCollector(namespace="trueup", registry=r)
         self._state: StateCollector | None = None
 
     def attach(self, controller: Controller) -> None:
         """Export ``controller``'s state on every scrape and count its passes."""
+        self.interval.set(controller.interval)
         self._state = StateCollector(controller)
         self.registry.register(self._state)
         controller.observers.append(self)

@@ -74,7 +74,7 @@ async def test_status_and_app_documents(served: Served) -> None:
         doc = await r.json()
     assert doc["instance"] == "t" and doc["first_pass_done"] is True
     [app] = doc["apps"]
-    assert set(app) == {"name", "sync", "health", "revision", "replicas", "message"}
+    assert set(app) == {"name", "sync", "health", "revision", "replicas", "message", "suspended"}
     assert (app["name"], app["sync"], app["health"]) == ("web", "Synced", "Healthy")
     assert app["replicas"] == {"desired": 1, "ready": 1}
     async with served.http.get(f"{served.url}/api/v1/apps/web") as r:

@@ -238,11 +238,18 @@
         err.status === 404 ? "no pending plan is available" : "the plan could not be read (" + err.message + ")"));
       return;
     }
-    if (plan.in_sync || !plan.changes || plan.changes.length === 0) {
-      box.replaceChildren(el("p", { class: "ok" }, "In sync with " + short(plan.revision) + ": nothing to do."));
+    const notes = [];
+    if (plan.skipped) notes.push(el("p", { class: "muted" }, "Left alone: " + plan.skipped));
+    for (const e of plan.errors || []) notes.push(el("p", { class: "error" }, e));
+    if (plan.revision === null) {
+      box.replaceChildren(el("p", { class: "muted" }, "Nothing approved or pending yet."), ...notes);
       return;
     }
-    const parts = [el("p", { class: "muted" }, "Against " + short(plan.revision) + ":")];
+    if (plan.in_sync || !plan.changes || plan.changes.length === 0) {
+      box.replaceChildren(el("p", { class: "ok" }, "In sync with " + short(plan.revision) + ": nothing to do."), ...notes);
+      return;
+    }
+    const parts = [el("p", { class: "muted" }, "Against " + short(plan.revision) + ":"), ...notes];
     for (const c of plan.changes) {
       parts.push(el("h3", {}, el("span", { class: "act a-" + c.action }, c.action), " ", c.summary || ""));
       const pre = el("pre", { class: "diff" });
