@@ -126,6 +126,16 @@ class Streams:
         self.target = target
         self.snapshot = snapshot
         self.known_apps = known_apps
+        self.closing = False
+        """Set by `close`: every stream ends within :data:`POLL_S` (the server would
+        otherwise wait for open streams before it stops)."""
+
+    def close(self) -> None:
+        self.closing = True
+
+    def gone(self, request: web.Request) -> bool:
+        """Whether the stream should end: its client went, or the server is closing."""
+        return self.closing or gone(request)
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -163,11 +173,11 @@ class Streams:
         """Send each event the hub queues for ``sub`` (the backlog was computed when it
         subscribed, so nothing comes twice) until the client goes or is dropped."""
         idle = 0.0
-        while not sub.dropped:
+        while not sub.dropped and not self.closing:
             try:
                 event = await asyncio.wait_for(sub.queue.get(), POLL_S)
             except TimeoutError:
-                if gone(request):
+                if self.gone(request):
                     return
                 idle += POLL_S
                 if idle >= KEEPALIVE_S:
@@ -209,7 +219,7 @@ class Streams:
         (or when every stream ended) follow the new ones, from their new lines on."""
         sub, _ = self.hub.subscribe()
         try:
-            while not gone(request):
+            while not self.gone(request):
                 if sub.dropped:
                     self.hub.unsubscribe(sub)
                     sub, _ = self.hub.subscribe()
@@ -239,7 +249,7 @@ class Streams:
         ``followed`` (the app's name and its containers' ids)."""
         name, replicas = followed
         idle = 0.0
-        while not gone(request):
+        while not self.gone(request):
             if reader.done():
                 reader.result()  # a write to a gone client raises here
                 await asyncio.sleep(POLL_S)  # every stream ended: the replicas went

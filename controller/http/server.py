@@ -241,6 +241,7 @@ class Server:
             await self.hooks.close()
         await self.probes.close()
         await self.fetcher.close()
+        self.dashboard.streams.close()
         await self.main.close()
 
     async def get_metrics(self, request: web.Request) -> web.Response:

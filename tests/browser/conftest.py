@@ -111,6 +111,17 @@ class Running:
         with urllib.request.urlopen(self.url + path, timeout=5) as answer:
             return json.loads(answer.read())
 
+    def post(self, path: str, body: dict[str, Any]) -> Any:
+        """POST ``body`` as JSON with the API token."""
+        request = urllib.request.Request(
+            self.url + path,
+            data=json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            return json.loads(answer.read())
+
     def overview(self) -> dict[str, Any]:
         try:
             doc: dict[str, Any] = self.api("/api/v1/overview")

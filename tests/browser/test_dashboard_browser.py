@@ -89,6 +89,15 @@ def env_of(container: Any, key: str) -> str | None:
     return env.get(key)
 
 
+def pending_of(run: Running) -> str | None:
+    try:
+        pending = run.api("/api/v1/status").get("pending") or {}
+    except OSError:
+        return None
+    revision: str | None = pending.get("revision")
+    return revision
+
+
 def cell(driver: Any, app: str, column: str) -> str | None:
     text: str | None = driver.execute_script(
         "const tr = [...document.querySelectorAll('#apps tbody tr')]"
@@ -239,14 +248,12 @@ def test_manual_mode_shows_the_pending_plan_and_applies_only_with_the_token(
     with controller(
         tmp_path, {"apps/web.yaml": WEB.format(version="1")}, {"sync": "manual"}
     ) as run:
+        first = wait_for(lambda: pending_of(run), 30, "the first revision pending")
+        run.post("/api/v1/apply", {"revision": first})  # a first start applies nothing unasked
         wait_for(lambda: run.healthy("web"), 60, "first convergence")
         (before,) = containers(engine, run, "web")
         sha = commit_files(run.repo, {"apps/web.yaml": WEB.format(version="3")}, "web v3")
-        wait_for(
-            lambda: (run.api("/api/v1/status").get("pending") or {}).get("revision") == sha,
-            30,
-            "the commit pending",
-        )
+        wait_for(lambda: pending_of(run) == sha, 30, "the commit pending")
         browser.get(run.url + "/apps/web")
         live(browser)
         plan = "return document.getElementById('plan').textContent"

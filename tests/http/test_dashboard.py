@@ -240,3 +240,28 @@ async def test_with_a_read_token_pages_need_it_as_bearer_or_basic(tmp_path: Path
         await s.http.close()
         await s.server.close()
         s.controller.reconciler.source.close()
+
+
+async def test_closing_the_server_ends_open_streams_at_once(tmp_path: Path) -> None:
+    """An open events stream and an open log stream do not hold up the server's close
+    (aiohttp would wait for them): both end within a few seconds."""
+    s = await serve(tmp_path)
+    stop = asyncio.Event()
+    task = asyncio.create_task(s.controller.run(stop))
+    try:
+        async with asyncio.timeout(10):
+            await s.controller.first_pass_done.wait()
+        events = await s.http.get(f"{s.url}/api/v1/events")
+        logs = await s.http.get(f"{s.url}/api/v1/apps/web/logs?follow=1")
+        assert events.status == 200 and logs.status == 200
+        started = asyncio.get_running_loop().time()
+        async with asyncio.timeout(5):
+            await s.server.close()
+        assert asyncio.get_running_loop().time() - started < 3
+        events.close()
+        logs.close()
+    finally:
+        stop.set()
+        await task
+        await s.http.close()
+        s.controller.reconciler.source.close()
