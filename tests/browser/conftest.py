@@ -196,4 +196,10 @@ def screenshot(driver: Any, name: str) -> None:
     """Save the page as ``<TRUEUP_SCREENSHOTS>/<name>.png`` when asked to."""
     if SCREENSHOTS:
         Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
-        driver.save_screenshot(str(Path(SCREENSHOTS) / f"{name}.png"))
+        size = driver.get_window_size()
+        height = driver.execute_script("return document.documentElement.scrollHeight")
+        driver.set_window_size(size["width"], min(max(int(height), 600), 2400))
+        try:
+            driver.save_screenshot(str(Path(SCREENSHOTS) / f"{name}.png"))
+        finally:
+            driver.set_window_size(size["width"], size["height"])

@@ -147,13 +147,17 @@ def live(driver: Any) -> None:
 
 
 def test_list_shows_every_app_with_its_health(browser: Any, auto: Running) -> None:
-    """The list has one row per app, each Synced and Healthy, with its ready replicas."""
+    """The list has one row per app, each Synced and Healthy, with its ready replicas; in
+    automatic sync no pending banner shows."""
     browser.get(auto.url + "/")
     live(browser)
     assert cell(browser, "web", "health") == "Healthy"
     assert cell(browser, "worker", "health") == "Healthy"
     assert cell(browser, "web", "sync") == "Synced"
     assert cell(browser, "web", "ready") == "1/1"
+    from selenium.webdriver.common.by import By
+
+    assert not browser.find_element(By.ID, "pending").is_displayed()  # auto mode: no banner
     screenshot(browser, "apps")
 
 
