@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import structlog.testing
 
 from controller.daemon.events import EventHub
 from controller.http import dashboard_streams as streams
@@ -264,4 +265,19 @@ async def test_closing_the_server_ends_open_streams_at_once(tmp_path: Path) -> N
         stop.set()
         await task
         await s.http.close()
+        s.controller.reconciler.source.close()
+
+
+async def test_the_dashboard_url_is_printed_when_the_server_binds(
+    tmp_path: Path, capsys: Any
+) -> None:
+    """`trueup run` says where its dashboard is: a plain line on stderr and a log event."""
+    with structlog.testing.capture_logs() as logs:
+        s = await serve(tmp_path)
+    try:
+        assert f"trueup: dashboard at {s.url}/" in capsys.readouterr().err
+        assert {"event": "dashboard_url", "url": f"{s.url}/", "log_level": "info"} in logs
+    finally:
+        await s.http.close()
+        await s.server.close()
         s.controller.reconciler.source.close()
