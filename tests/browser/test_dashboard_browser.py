@@ -161,6 +161,27 @@ def test_list_shows_every_app_with_its_health(browser: Any, auto: Running) -> No
     screenshot(browser, "apps")
 
 
+def test_the_list_reads_on_a_phone(browser: Any, auto: Running) -> None:
+    """At a phone's width (390 px) the page does not overflow sideways (the table scrolls in
+    its own box) and the health badges are visible."""
+    from selenium.webdriver.common.by import By
+
+    size = browser.get_window_size()
+    browser.set_window_size(390, 844)
+    try:
+        browser.get(auto.url + "/")
+        live(browser)
+        overflow = browser.execute_script(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 1, overflow
+        badges = browser.find_elements(By.CSS_SELECTOR, "#apps .health .badge")
+        assert badges and all(b.is_displayed() for b in badges)
+        screenshot(browser, "apps-phone")
+    finally:
+        browser.set_window_size(size["width"], size["height"])
+
+
 def test_a_commit_turns_the_row_progressing_then_healthy_without_reload(
     browser: Any, auto: Running
 ) -> None:
