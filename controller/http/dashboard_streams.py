@@ -23,7 +23,6 @@ Both answer only while the read guard lets the request through (``auth.py``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -160,8 +159,8 @@ class Streams:
             for event in missed:
                 await response.write(event.frame())
             await self._forward(request, response, sub)
-        except (ConnectionError, asyncio.CancelledError):
-            pass
+        except ConnectionError:
+            pass  # the client went
         finally:
             self.hub.unsubscribe(sub)
             log.info("events_client_gone", clients=self.hub.subscribers, dropped=sub.dropped)
@@ -208,8 +207,8 @@ class Streams:
                 await writer.send("end", {"app": name})
             else:
                 await self._follow(request, writer, name, tail)
-        except (ConnectionError, asyncio.CancelledError):
-            pass
+        except ConnectionError:
+            pass  # the client went
         finally:
             log.info("logs_stream_closed", app=name, lines=writer.lines)
         return response
@@ -232,8 +231,9 @@ class Streams:
                     await self._until_replaced(request, writer, sub, reader, (name, replicas))
                 finally:
                     reader.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, ConnectionError):
-                        await reader
+                    await asyncio.wait([reader])  # its engine streams closed
+                    if not reader.cancelled():
+                        reader.exception()  # retrieved: a gone client's write error
         finally:
             self.hub.unsubscribe(sub)
 
