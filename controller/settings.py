@@ -98,7 +98,8 @@ class Settings(BaseModel):
     listen: str = "127.0.0.1:9090"
     """HTTP address of metrics, probes, the API and webhooks; ``off`` serves nothing."""
     api_token_file: Path | None = None
-    """Bearer token for ``POST /api/v1/reconcile``; without it that endpoint is disabled."""
+    """Bearer token of the API's actions (``POST /api/v1/reconcile``, suspend, resume,
+    apply); without it they are disabled (403)."""
     webhook_secret_file: Path | None = None
     """Shared secret of the webhooks (``/hooks/*``); without it webhooks are refused."""
     api_read_token_file: Path | None = None

@@ -20,7 +20,7 @@ import click
 
 from controller.cli.exits import fail
 from controller.cli.groups import Params, optional_path, optional_text, path, text
-from controller.cli.options import CONFIG, INSTANCE, LISTEN, STATE_DIR, Option, options, reads
+from controller.cli.options import COMMON, CONFIG, LISTEN, Option, options, reads
 from controller.errors import TrueupError
 
 APP_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -55,7 +55,7 @@ class OverrideOptions:
 
 def _command(suspended: bool, doc: str) -> click.Command:
     @click.command("suspend" if suspended else "resume", help=doc)
-    @options((INSTANCE, STATE_DIR))
+    @options(COMMON)  # accepted like every command's; only --state-dir is used
     @LISTEN.with_help("Address of the running controller's API (default: the one it recorded).")
     @CONFIG.with_help("The controller's settings file (its listen address and API token).")
     @TOKEN_FILE

@@ -32,7 +32,8 @@ INTERVAL = Option("--interval", help="Resync (and remote poll) period, e.g. 30s.
 API_TOKEN_FILE = Option(
     "--api-token-file",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="Bearer token for POST /api/v1/reconcile (without it, that endpoint is disabled).",
+    help="Bearer token of the API's actions: reconcile, suspend, resume, apply (without it, "
+    "they are disabled).",
 )
 WEBHOOK_SECRET_FILE = Option(
     "--webhook-secret-file",

@@ -19,19 +19,21 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Literal
 
 import structlog
 
 from controller.daemon.overrides import Overrides, suspend_plan
 from controller.daemon.status import AppStatus
-from controller.desired.resolve import DesiredState
 from controller.manifests.problems import Problem
 from controller.planning import Plan
 from controller.reconciler import PassResult, PlanFilter, Reconciler
 
 log = structlog.get_logger(__name__)
 
+SUBJECT_MAX = 200
+"""Characters of a commit subject shown with the pending revision."""
 SyncMode = Literal["auto", "manual"]
 Approval = Literal["accepted", "automatic", "nothing_pending", "stale"]
 
@@ -56,7 +58,9 @@ class Pending:
         return {
             "revision": self.revision,
             "subject": self.subject,
-            "planned_at": self.planned_at,
+            "planned_at": datetime.fromtimestamp(self.planned_at, UTC)
+            .isoformat(timespec="seconds")
+            .replace("+00:00", "Z"),
             "apps": self.apps,
         }
 
@@ -93,6 +97,20 @@ class SyncGate:
         self.pending = pending
         if pending is not None and pending.revision != before:
             log.info("revision_pending", revision=tip, apps=pending.apps)
+
+    def adopt(self, revision: str) -> None:
+        """Manual mode: ``revision``'s plan against what runs is empty (no change, no
+        manifest problem, nothing suspended held back), so it is approved without asking:
+        approving it would change nothing. A failure to save is logged (kept in memory)."""
+        self.pending = None
+        if revision == self.approved:
+            return
+        try:
+            self.overrides.set_approved(revision)
+        except OSError as exc:
+            self.overrides.approved = revision
+            log.error("overrides_write_failed", error=str(exc))
+        log.info("revision_adopted", revision=revision)
 
     def approve(self, revision: str, tip: str | None) -> Approval:
         """An apply request for ``revision`` while the branch tip is ``tip``: accepted only
@@ -132,27 +150,13 @@ class SyncGate:
         ]
 
 
-def suspension(overrides: Overrides) -> PlanFilter:
-    """The plan filter that leaves the suspended apps alone."""
-
-    def leave(plan: Plan, desired: DesiredState) -> Plan:
-        return suspend_plan(plan, desired, overrides.suspended)
-
-    return leave
-
-
 async def plan_only(
-    reconciler: Reconciler, rev: str | None, *, prune: bool, allow_empty: bool, gate: SyncGate
+    reconciler: Reconciler, rev: str | None, *, prune: bool, allow_empty: bool
 ) -> PassResult:
-    """A dry run of ``rev`` against what runs (suspended apps skipped): nothing is built,
-    pushed or changed; one observation of the engine."""
-    return await reconciler.run_pass(
-        rev=rev,
-        apply=False,
-        prune=prune,
-        allow_empty=allow_empty,
-        plan_filter=suspension(gate.overrides),
-    )
+    """A dry run of ``rev`` against what runs: nothing is built, pushed or changed; one
+    observation of the engine. Suspended apps keep their changes here (what resuming them
+    would do); whoever shows or applies the plan leaves them out."""
+    return await reconciler.run_pass(rev=rev, apply=False, prune=prune, allow_empty=allow_empty)
 
 
 async def gated_pass(
@@ -174,21 +178,45 @@ async def gated_pass(
     tip = (await asyncio.to_thread(reconciler.source.resolve, None)).sha
     approved = gate.approved
     applied: PassResult | None = None
+    failed: Exception | None = None
     if approved is not None:
-        applied = await reconciler.run_pass(
-            rev=approved, prune=prune, allow_empty=allow_empty, plan_filter=narrow
-        )
+        try:
+            applied = await reconciler.run_pass(
+                rev=approved, prune=prune, allow_empty=allow_empty, plan_filter=narrow
+            )
+        except Exception as exc:  # the tip is still planned: approving it is the way out
+            failed = exc
+    dry = None
     if tip == approved:
         gate.planned(tip, None)
-        assert applied is not None
+    else:
+        dry = await _plan_pending(reconciler, gate, tip, prune, allow_empty, must=approved is None)
+    if failed is not None:
+        raise failed
+    if applied is not None:
         return applied
+    assert dry is not None
+    return replace(dry, revision=None)
+
+
+async def _plan_pending(
+    reconciler: Reconciler, gate: SyncGate, tip: str, prune: bool, allow_empty: bool, must: bool
+) -> PassResult | None:
+    """Plan ``tip`` as the pending revision; a failure is raised when ``must`` (nothing
+    else ran), else logged (the previous pending plan stays)."""
     try:
-        dry = await plan_only(reconciler, tip, prune=prune, allow_empty=allow_empty, gate=gate)
+        dry = await plan_only(reconciler, tip, prune=prune, allow_empty=allow_empty)
     except Exception as exc:
-        if applied is None:
+        if must:
             raise
         log.warning("pending_plan_failed", revision=tip, error=str(exc))
-        return applied
-    subject = await asyncio.to_thread(reconciler.source.commit_subject, tip)
-    gate.planned(tip, Pending(tip, subject, time.time(), dry.plan, tuple(dry.problems)))
-    return applied if applied is not None else replace(dry, revision=None)
+        return None
+    if dry.plan.in_sync and not dry.problems:
+        gate.adopt(tip)  # nothing to approve: it is what runs
+    else:
+        subject = await asyncio.to_thread(reconciler.source.commit_subject, tip)
+        planned = Pending(tip, subject[:SUBJECT_MAX], time.time(), dry.plan, tuple(dry.problems))
+        gate.planned(tip, planned)
+    if dry.desired is None:
+        return dry
+    return replace(dry, plan=suspend_plan(dry.plan, dry.desired, gate.overrides.suspended))

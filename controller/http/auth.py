@@ -1,6 +1,8 @@
 """Who may call what on the main listener: bearer tokens, compared in constant time.
 
-``POST /api/v1/reconcile`` needs the API token (``--api-token-file``; ``api.py`` checks it).
+The API's actions (``POST /api/v1/reconcile``, ``.../suspend``, ``.../resume``,
+``/api/v1/apply``) need the API token (``--api-token-file``; ``api.py`` and ``ops.py`` check
+it, before any body is read).
 With a read token (``--api-read-token-file``), every GET of ``/metrics``, under ``/api/v1/``
 and of the dashboard's pages (``/``, ``/apps/*``, ``/passes/*``) needs ``Authorization:
 Bearer <read or API token>`` (:func:`read_guard`, a middleware of the main app). A browser

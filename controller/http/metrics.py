@@ -243,6 +243,14 @@ class StateCollector(Collector):
         errors.add_metric([], len(c.last_result.problems) if c.last_result else 0)
         yield errors
 
+        waiting = GaugeMetricFamily(
+            "trueup_pending_apps",
+            "Apps the pending revision changes (manual sync: waiting for approval; else 0).",
+        )
+        pending = c.gate.pending
+        waiting.add_metric([], len(pending.apps) if pending is not None else 0)
+        yield waiting
+
         calls = CounterMetricFamily(
             "trueup_runtime_api_calls",
             "Container engine API requests by operation.",

@@ -10,11 +10,13 @@ is pending or the body is not that JSON. ``GET /api/v1/apps/{name}/plan`` is ``p
 
 Every mutation needs the API token (``--api-token-file``), checked before any body is read:
 403 when none is configured, 401 without it or with a wrong one; then 404 for an unknown
-app. An apply body is read only up to :data:`MAX_BODY` bytes (413 beyond).
+app. An apply body is read only up to :data:`MAX_BODY` bytes (413 beyond), within
+:data:`BODY_TIMEOUT_S` (408).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Callable
@@ -30,6 +32,7 @@ from controller.http.plans import PlanView, app_plan_json
 log = structlog.get_logger(__name__)
 
 MAX_BODY = 4096
+BODY_TIMEOUT_S = 10.0
 FULL_SHA = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 
 
@@ -97,7 +100,11 @@ class Ops:
             return web.json_response({"error": "sync is automatic"}, status=409)
         if request.content_length is not None and request.content_length > MAX_BODY:
             return web.json_response({"error": f"body over {MAX_BODY} bytes"}, status=413)
-        body = await request.content.read(MAX_BODY + 1)
+        try:
+            async with asyncio.timeout(BODY_TIMEOUT_S):
+                body = await _bounded_body(request)
+        except TimeoutError:
+            return web.json_response({"error": "the body did not arrive in time"}, status=408)
         if len(body) > MAX_BODY:
             return web.json_response({"error": f"body over {MAX_BODY} bytes"}, status=413)
         revision = _revision(body)
@@ -144,7 +151,19 @@ class Ops:
         except TrueupError as exc:
             return web.json_response({"error": str(exc)}, status=503)
         plan, problems = planned if planned is not None else (None, ())
-        return web.json_response(app_plan_json(plan, problems, name))
+        suspended = name in self.controller.gate.overrides.suspended
+        return web.json_response(app_plan_json(plan, problems, name, suspended=suspended))
+
+
+async def _bounded_body(request: web.Request) -> bytes:
+    """The body, read up to one byte past :data:`MAX_BODY` (so a longer one is told apart)."""
+    body = bytearray()
+    while len(body) <= MAX_BODY:
+        chunk = await request.content.read(MAX_BODY + 1 - len(body))
+        if not chunk:
+            break
+        body += chunk
+    return bytes(body)
 
 
 def _revision(body: bytes) -> str | None:

@@ -5,7 +5,8 @@ pass's own apply, so it is the pending revision against what runs). Otherwise (a
 manual mode with nothing pending) a dry run of the revision the loop applies (the branch tip;
 the approved revision in manual mode) against what runs now: one observation of the engine
 and no build, push or change, made at most once per pass and tip however many pages ask
-(concurrent requests share it). The lines are `trueup diff`'s (``cli/render.field_lines``,
+(concurrent requests share it). A suspended app's plan shows what resuming it would do,
+with the reason it is held. The lines are `trueup diff`'s (``cli/render.field_lines``,
 so secrets only ever show as ``(secret changed)``).
 """
 
@@ -17,6 +18,7 @@ from collections.abc import Sequence
 from controller.cli.render import field_lines
 from controller.daemon.loop import Controller
 from controller.daemon.manual import plan_only
+from controller.daemon.overrides import SUSPENDED, SUSPENDED_HELD
 from controller.manifests.problems import Problem
 from controller.planning import Change, Plan
 
@@ -32,15 +34,21 @@ def change_json(change: Change) -> dict[str, object]:
     }
 
 
-def app_plan_json(plan: Plan | None, problems: Sequence[Problem], app: str) -> dict[str, object]:
+def app_plan_json(
+    plan: Plan | None, problems: Sequence[Problem], app: str, *, suspended: bool = False
+) -> dict[str, object]:
     """``{"revision", "in_sync", "changes", "skipped", "errors"}`` of ``app`` in ``plan``
     (None: nothing to plan yet, as in manual mode before anything is approved or pending).
-    ``skipped`` is why the plan leaves the app alone (suspended, invalid, held), else null;
-    ``errors`` the pass's manifest problems (``FILE:LINE:COL: message``)."""
+    ``changes`` are what applying the revision does to the app (for a ``suspended`` one:
+    what resuming it would do); ``skipped`` why the plan leaves the app alone (suspended,
+    invalid, held), else null; ``errors`` the pass's manifest problems
+    (``FILE:LINE:COL: message``)."""
     if plan is None:
         return {"revision": None, "in_sync": True, "changes": [], "skipped": None, "errors": []}
     changes = [c for c in (*plan.changes, *plan.refused) if c.app == app]
     skipped = next((s.reason for s in plan.skipped if s.app == app), None)
+    if suspended:
+        skipped = SUSPENDED_HELD if changes else SUSPENDED
     return {
         "revision": plan.revision,
         "in_sync": not changes,
@@ -71,13 +79,11 @@ class PlanView:
             return None
         rev = gate.approved if gate.manual else None
         latest = c.watcher.latest.sha if c.watcher is not None and c.watcher.latest else None
-        key = (c.passes, latest, rev, frozenset(gate.overrides.suspended))
+        key = (c.passes, latest, rev)
         async with self._lock:
             if self._memo is not None and self._memo[0] == key:
                 return self._memo[1]
-            result = await plan_only(
-                c.reconciler, rev, prune=c.prune, allow_empty=c.allow_empty, gate=gate
-            )
+            result = await plan_only(c.reconciler, rev, prune=c.prune, allow_empty=c.allow_empty)
             self.dry_runs += 1
             planned = (result.plan, tuple(result.problems))
             self._memo = (key, planned)

@@ -64,7 +64,7 @@ def test_readme_lists_the_common_options() -> None:
 def test_every_command_accepts_the_common_options(name: str, tmp_path: Path) -> None:
     """`trueup <command> <every common option>` parses: no "No such option"."""
     command = main.commands[name]
-    required = ["web"] if name == "logs" else []
+    required = ["web"] if name in ("logs", "suspend", "resume") else []
     try:
         command.make_context(name, [*required, *common_args(tmp_path)])
     except click.UsageError as exc:

@@ -112,7 +112,7 @@ def test_the_pending_apps_show_out_of_sync_with_the_revision_waiting() -> None:
     assert api == synced[0]
     assert web.sync == "OutOfSync" and web.message.endswith(f"{B[:12]} waits for approval")
     assert gate.to_json()["pending"] == {
-        "revision": B, "subject": "subject", "planned_at": 0.0, "apps": ["web"],
+        "revision": B, "subject": "subject", "planned_at": "1970-01-01T00:00:00Z", "apps": ["web"],
     }  # fmt: skip
 
 

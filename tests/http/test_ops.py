@@ -13,6 +13,7 @@ from controller.daemon.manual import SyncGate
 from controller.daemon.overrides import Overrides
 from tests.gitutil import commit_files
 from tests.http.conftest import TOKEN, Served, manifest, serve
+from tests.http.test_api import metric
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -99,9 +100,10 @@ async def test_a_suspended_app_is_left_alone_until_resumed(tmp_path: Path) -> No
         assert (after.id, after.image) == (before.id, "busybox:1.36")
         [app] = (await get(s, "/api/v1/status"))["apps"]
         assert (app["health"], app["sync"], app["suspended"]) == ("Suspended", "OutOfSync", True)
-        plan = await get(s, "/api/v1/apps/web/plan")
-        assert plan["skipped"].startswith("held: suspended")
-        assert [c["action"] for c in plan["changes"]] == []
+        plan = await get(s, "/api/v1/apps/web/plan")  # what resuming would do, held
+        assert plan["skipped"].startswith("held: suspended") and plan["in_sync"] is False
+        [change] = plan["changes"]
+        assert change["diff"] == ['spec.image: "busybox:1.36" → "busybox:1.37"']
         s.runtime.crash(after.id, exit_code=137)  # no heal while suspended either
         await asyncio.sleep(0.5)
         assert [c.state for c in s.runtime.containers()] == ["exited"]
@@ -156,6 +158,7 @@ async def test_manual_mode_plans_a_commit_and_applies_it_once_approved(tmp_path:
         plan = await get(s, "/api/v1/apps/web/plan")
         assert plan["revision"] == pending["revision"]
         assert [c["action"] for c in plan["changes"]] == ["create"]
+        assert await metric(s, "trueup_pending_apps") == 1
         assert (await post(s, "/api/v1/apply", data=b"{nope"))[0] == 400
         assert (await post(s, "/api/v1/apply", json={"revision": "abc"}))[0] == 400
         assert (await post(s, "/api/v1/apply", data=b"x" * 5000))[0] == 413
@@ -172,8 +175,16 @@ async def test_manual_mode_plans_a_commit_and_applies_it_once_approved(tmp_path:
         assert status["pending"] is None and status["approved_revision"] == pending["revision"]
         assert status["apps"][0]["sync"] == "Synced"
         assert Overrides.load(tmp_path / "state").approved == pending["revision"]
+        assert await metric(s, "trueup_pending_apps") == 0
         code, _ = await post(s, "/api/v1/apply", json={"revision": pending["revision"]})
         assert code == 400  # nothing pending any more
+        passes = s.controller.passes
+        docs = commit_files(s.repo, {"README.md": "no manifest changes\n"}, "docs")
+        assert s.controller.watcher is not None
+        await s.controller.watcher.check()
+        await s.passes_after(passes)
+        status = await get(s, "/api/v1/status")  # nothing to approve: adopted as it is
+        assert status["pending"] is None and status["approved_revision"] == docs
 
 
 async def test_manual_mode_heals_the_approved_revision_and_refuses_a_stale_one(
@@ -206,3 +217,36 @@ async def test_manual_mode_heals_the_approved_revision_and_refuses_a_stale_one(
         third = await new_commit(s, image="busybox:1.36-other")
         code, doc = await post(s, "/api/v1/apply", json={"revision": second})
         assert code == 409 and doc["pending"]["revision"] == third
+
+
+async def test_an_approved_revision_git_lost_still_lets_the_tip_be_approved(
+    tmp_path: Path,
+) -> None:
+    """The approved revision is not in git (history rewritten): the pass fails naming it,
+    the tip is still planned as pending, and approving the tip converges."""
+    state = tmp_path / "state"
+    lost = Overrides.load(state)
+    lost.set_approved("0" * 40)
+    s = await serve(tmp_path / "x")
+    s.controller.gate = SyncGate("manual", Overrides.load(state))
+    stop = asyncio.Event()
+    task = asyncio.create_task(s.controller.run(stop))
+    try:
+        async with asyncio.timeout(10):
+            while s.controller.gate.pending is None:
+                await asyncio.sleep(0.05)
+        assert "not found" in str(s.controller.last_error)
+        pending = (await get(s, "/api/v1/status"))["pending"]
+        code, _ = await post(s, "/api/v1/apply", json={"revision": pending["revision"]})
+        assert code == 202
+        async with asyncio.timeout(10):
+            while not s.runtime.containers():
+                await asyncio.sleep(0.05)
+        assert web_image(s) == "busybox:1.36"
+    finally:
+        stop.set()
+        with contextlib.suppress(Exception):
+            await task
+        await s.http.close()
+        await s.server.close()
+        s.controller.reconciler.source.close()

@@ -190,8 +190,9 @@ def test_suspend_survives_a_commit_and_a_restart_and_resume_applies(run: Run) ->
 
 def test_manual_mode_waits_for_an_authorised_apply_and_keeps_healing(run: Run) -> None:
     """Manual mode: nothing applied before the first approval; a commit becomes pending
-    with a plan naming the changed field; apply without the token is 401, a stale revision
-    409; a killed replica of the approved revision comes back; the approved commit rolls."""
+    with a plan naming the changed field, still only pending after a restart and shown by
+    `trueup status`; apply without the token is 401, a stale revision 409; a killed replica
+    of the approved revision comes back; the approved commit rolls."""
     run.start("--sync", "manual")
     first = wait_for(lambda: run.status().get("pending"), 30, "the first commit pending")
     assert run.containers() == []
@@ -205,6 +206,16 @@ def test_manual_mode_waits_for_an_authorised_apply_and_keeps_healing(run: Run) -
     [change] = plan["changes"]
     assert change["action"] == "update"
     assert 'spec.env.VERSION: "1" → "2"' in change["diff"]
+    run.stop()  # a restart keeps the approved revision and applies nothing new
+    run.start("--sync", "manual")
+    assert wait_for(lambda: run.status().get("pending"), 30, "pending again")["revision"] == sha
+    assert run.running("1", "OutOfSync") == one
+    shown = subprocess.run(
+        [sys.executable, "-m", "controller", "status", "--instance", run.instance,
+         "--state-dir", str(run.state)], capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert f"sync: manual (approved revision {first['revision'][:12]})" in shown.stdout
+    assert f"pending: {sha[:12]} 'web: v2' changes web" in shown.stdout
     code, _ = run.call("POST", "/api/v1/apply", {"revision": sha}, token=None)
     assert code == 401
     code, doc = run.call("POST", "/api/v1/apply", {"revision": first["revision"]})
