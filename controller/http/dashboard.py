@@ -195,7 +195,7 @@ class Dashboard:
         doc = await self.overview()
         raw = request.match_info["id"]
         found = None
-        if raw.isdigit() and self.history is not None:
+        if raw.isdigit() and len(raw) <= 18 and self.history is not None:  # an SQLite int
             found = await asyncio.to_thread(self.history.pass_detail, int(raw))
         if found is None:
             return self._render(

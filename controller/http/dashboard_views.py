@@ -14,6 +14,8 @@ from controller.daemon.loop import Controller
 from controller.runtime.base import ContainerInfo
 
 SUBJECTS_KEPT = 256
+SUBJECT_MAX = 200
+"""Characters of a commit subject shown (whoever commits writes it)."""
 
 
 def when(ts: float | None) -> str:
@@ -92,7 +94,8 @@ class Subjects:
         if sha is None or self.subject_of is None:
             return None
         if sha not in self._kept:
-            self._kept[sha] = await asyncio.to_thread(self.subject_of, sha)
+            subject = await asyncio.to_thread(self.subject_of, sha)
+            self._kept[sha] = subject[:SUBJECT_MAX]
             while len(self._kept) > SUBJECTS_KEPT:
                 self._kept.popitem(last=False)
         return self._kept[sha]

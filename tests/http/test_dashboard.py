@@ -62,7 +62,7 @@ async def test_list_page_shows_every_app_and_escapes_what_a_committer_wrote(
     served: Served,
 ) -> None:
     """A commit subject with markup shows as text; the row has the app's sync and health."""
-    commit_files(served.repo, {"apps/api.yaml": manifest("api")}, HOSTILE)
+    commit_files(served.repo, {"apps/api.yaml": manifest("api")}, HOSTILE + " " + "z" * 5000)
     passes = served.controller.passes
     async with served.http.post(
         f"{served.url}/api/v1/reconcile", headers={"Authorization": f"Bearer {TOKEN}"}
@@ -78,6 +78,7 @@ async def test_list_page_shows_every_app_and_escapes_what_a_committer_wrote(
     assert "h-Healthy" in html and "s-Synced" in html
     assert "<script>alert" not in html
     assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &lt;b&gt;" in html
+    assert "z" * 150 in html and "z" * 250 not in html  # a subject is cut at 200
     async with served.http.get(f"{served.url}/static/dashboard.js") as r:
         assert r.status == 200 and r.content_type == "text/javascript"
         assert "EventSource" in await r.text()
@@ -96,8 +97,9 @@ async def test_app_and_pass_pages_show_replicas_actions_and_the_plan(served: Ser
         assert r.status == 200
         page = await r.text()
     assert "a-create" in page and "r-ok" in page and "startup" in page
-    async with served.http.get(f"{served.url}/passes/999999") as r:
-        assert r.status == 404
+    for missing in ("999999", "9" * 5000, "x"):
+        async with served.http.get(f"{served.url}/passes/{missing}") as r:
+            assert r.status == 404
     async with served.http.get(f"{served.url}/apps/nope") as r:
         assert r.status == 404
     async with served.http.get(f"{served.url}/api/v1/apps/web/replicas") as r:
