@@ -1,13 +1,15 @@
 """The dashboard's streams under load: does holding SSE clients slow `trueup run`'s loop?
 
 One `trueup run` follows a bench repository of N services (``bench.generate``) plus one
-``chatty`` app that prints about 50 lines a second. Two phases of ``--seconds`` each, on the
+``chatty`` app that prints about 50 lines a second. Three phases of ``--seconds`` each, on the
 same controller: a baseline with no client, then with ``--clients`` clients holding
 ``GET /api/v1/events`` and ``--logs`` clients following ``chatty``'s logs
-(``/api/v1/apps/chatty/logs?follow=1``). In both, a commit outside ``apps/`` every
+(``/api/v1/apps/chatty/logs?follow=1``), then the baseline again (so a machine whose other
+load drifts shows as a drift between the two baselines). In each, a commit outside ``apps/`` every
 ``--every`` seconds makes one full no-op pass; its duration is trueup's own
-(``reconcile_pass`` ``duration_s``). Also reported: whether every events client stayed
-connected and saw every pass (``pass_finished``), and the log lines the log clients got.
+(``reconcile_pass`` ``duration_s``). Each events client fetches ``/api/v1/overview`` after
+every ``pass_finished``, as the dashboard's page does. Also reported: whether every events
+client stayed connected and saw every pass, and the log lines the log clients got.
 
     python3 -m bench.sse [--n 20] [--clients 50] [--logs 3] [--seconds 60] [--every 2]
 
@@ -56,6 +58,7 @@ class Clients:
         self.frames = [0] * events
         self.ended = [False] * events
         self.log_lines = [0] * logs
+        self.overviews = 0
         self.loop = asyncio.new_event_loop()
         self.stop: asyncio.Event | None = None
         self.ready = threading.Event()
@@ -91,13 +94,22 @@ class Clients:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _events(self, http: Any, i: int) -> None:
+        refreshes: set[asyncio.Task[None]] = set()
         async with http.get(f"{self.url}/api/v1/events") as r:
             async for raw in r.content:
                 if raw.startswith(b"event: "):
                     self.frames[i] += 1
                     if raw.startswith(b"event: pass_finished"):
                         self.passes[i] += 1
+                        task = asyncio.create_task(self._overview(http))  # as a page does
+                        refreshes.add(task)
+                        task.add_done_callback(refreshes.discard)
         self.ended[i] = True
+
+    async def _overview(self, http: Any) -> None:
+        async with http.get(f"{self.url}/api/v1/overview") as r:
+            await r.read()
+            self.overviews += 1
 
     async def _logs(self, http: Any, i: int) -> None:
         async with http.get(f"{self.url}/api/v1/apps/chatty/logs?follow=1&tail=10") as r:
@@ -127,8 +139,9 @@ def summary(samples: list[float]) -> str:
     if not samples:
         return "n/a"
     ms = sorted(s * 1000 for s in samples)
+    p25 = ms[int(0.25 * len(ms))]
     p90 = ms[min(len(ms) - 1, int(0.9 * len(ms)))]
-    return f"{statistics.median(ms):.1f} ms (p90 {p90:.1f}, {len(ms)} passes)"
+    return f"{statistics.median(ms):.1f} ms | {ms[0]:.1f} / {p25:.1f} / {p90:.1f} ms | {len(ms)}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -172,6 +185,10 @@ def main(argv: list[str] | None = None) -> int:
             result["passes_seen"] = list(clients.passes)
             result["clients_ended"] = sum(clients.ended)
             result["log_lines"] = list(clients.log_lines)
+            result["overviews"] = clients.overviews
+        print(f"baseline again: {args.seconds:.0f} s without clients", file=sys.stderr)
+        result["after_s"] = noop_passes(repo, tail, args.seconds, args.every)
+        result["load_average"] = os.getloadavg()
         result["dropped"] = sum(
             1 for e in tail.poll() + tail.events if e.get("event") == "events_client_dropped"
         )
@@ -195,17 +212,19 @@ def report(r: dict[str, Any]) -> str:
     passes = len(r.get("loaded_s", []))
     seen = r.get("passes_seen", [])
     lines = [
-        f"| no-op pass, N={r['n']}+1 | median |",
-        "|---|---|",
+        f"| no-op pass, N={r['n']}+1 | median | min / p25 / p90 | passes |",
+        "|---|---|---|---|",
         f"| no client | {summary(r.get('baseline_s', []))} |",
         f"| {r['clients']} `/api/v1/events` + {r['logs']} log streams | "
         f"{summary(r.get('loaded_s', []))} |",
+        f"| no client, again | {summary(r.get('after_s', []))} |",
         "",
         f"events clients still connected at the end: {len(seen) - r.get('clients_ended', 0)}"
         f"/{len(seen)}; `pass_finished` seen per client: min {min(seen, default=0)}, max "
         f"{max(seen, default=0)} (passes in the loaded phase: {passes} no-op, plus any other); "
-        f"clients dropped: {r.get('dropped', 0)}; log lines per log client: "
-        f"{r.get('log_lines', [])}",
+        f"clients dropped: {r.get('dropped', 0)}; `/api/v1/overview` fetched after each pass by "
+        f"every client (as the page does): {r.get('overviews', 0)}; log lines per log client: "
+        f"{r.get('log_lines', [])}; load average at the end: {r.get('load_average')}",
     ]
     return "\n".join(lines)
 

@@ -19,7 +19,9 @@ record it). Beside it: ``work.py`` (marked work and coalescing), ``backoff.py`` 
 the per-app backoff and the retry of a failed pass), ``pumps.py`` (engine events and new
 revisions turned into marked work), ``tracking.py`` (per-app status between passes and
 ``status.json``). A ``notifier`` (``controller.notify``), when set, is told before apply
-and after each recorded pass; it never blocks. Time comes from an injected ``Clock`` so
+and after each recorded pass; it never blocks. The live ``feed`` (``events.py``, the
+dashboard's event stream) is told when a pass starts, what it planned, which statuses changed
+and when it ended; publishing never blocks either. Time comes from an injected ``Clock`` so
 tests never sleep through real backoff intervals.
 """
 

@@ -330,7 +330,8 @@
     events.addEventListener("snapshot", (ev) => renderAll(data(ev)));
     events.addEventListener("app", (ev) => applyApp(data(ev)));
     events.addEventListener("app_removed", () => refresh());
-    events.addEventListener("revision", () => refresh());
+    // mid-pass: only the header changes now; pass_finished refreshes the rest
+    events.addEventListener("revision", (ev) => setText("c-revision", short(data(ev).revision)));
     events.addEventListener("pass_started", () => running(true));
     events.addEventListener("pass_finished", (ev) => {
       running(false);
