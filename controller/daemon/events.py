@@ -23,6 +23,7 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import structlog
@@ -48,8 +49,10 @@ class Event:
     kind: str
     data: Mapping[str, Any]
 
+    @cached_property
     def frame(self) -> bytes:
-        """The event as one SSE frame (the JSON has no newline, so one ``data:`` line)."""
+        """The event as one SSE frame (the JSON has no newline, so one ``data:`` line);
+        made once, however many clients it is sent to."""
         body = json.dumps(self.data, separators=(",", ":"), sort_keys=True, default=str)
         return f"id: {self.id}\nevent: {self.kind}\ndata: {body}\n\n".encode()
 
