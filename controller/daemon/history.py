@@ -7,9 +7,10 @@ open is a ``ConfigError`` naming it. Standard library only.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,10 @@ CREATE TABLE IF NOT EXISTS actions (
     duration_s REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS actions_app ON actions(app, id);
+CREATE TABLE IF NOT EXISTS pass_plans (
+    pass_id INTEGER PRIMARY KEY REFERENCES passes(id) ON DELETE CASCADE,
+    plan TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS notify_state (
     subject TEXT NOT NULL,
     kind TEXT NOT NULL,
@@ -55,7 +60,12 @@ CREATE TABLE IF NOT EXISTS notifications (
 """
 """``notify_state``: what the notifier last sent per (subject, kind), and commit statuses
 posted (subject ``status:<sha>``), so a restart sends nothing new. ``notifications``: every
-delivery's result. ``CREATE ... IF NOT EXISTS`` adds both to a database of an older version."""
+delivery's result. ``pass_plans``: the changes a pass planned (JSON, as the dashboard's
+``/passes/ID`` shows them), only for passes that planned any. ``CREATE ... IF NOT EXISTS``
+adds them to a database of an older version."""
+
+PLAN_MAX = 262144
+"""Characters of a pass's plan JSON kept; a longer plan is cut to its headlines."""
 
 
 @dataclass(frozen=True)
@@ -97,8 +107,14 @@ class History:
         with self._lock:
             self._db.close()
 
-    def record(self, record: PassRecord, actions: Iterable[ActionRecord]) -> int:
-        """Store one pass and its actions atomically; return the pass id."""
+    def record(
+        self,
+        record: PassRecord,
+        actions: Iterable[ActionRecord],
+        plan: Sequence[Mapping[str, Any]] | None = None,
+    ) -> int:
+        """Store one pass, its actions and (when it planned changes) its plan atomically;
+        return the pass id."""
         with self._lock, self._db:
             cursor = self._db.execute(
                 "INSERT INTO passes (started_at, duration_s, revision, trigger, result, changes,"
@@ -120,6 +136,11 @@ class History:
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 [(pass_id, a.app, a.kind, a.result, a.message, a.duration_s) for a in actions],
             )
+            if plan:
+                self._db.execute(
+                    "INSERT INTO pass_plans (pass_id, plan) VALUES (?, ?)",
+                    (pass_id, plan_text(plan)),
+                )
             self._writes += 1
             if self._writes % 50 == 1:
                 self._trim()
@@ -183,6 +204,7 @@ class History:
         ).fetchone()
         if row is not None:
             self._db.execute("DELETE FROM actions WHERE pass_id <= ?", (row[0],))
+            self._db.execute("DELETE FROM pass_plans WHERE pass_id <= ?", (row[0],))
             self._db.execute("DELETE FROM passes WHERE id <= ?", (row[0],))
 
     def passes(self, *, limit: int = 20) -> list[dict[str, Any]]:
@@ -213,6 +235,61 @@ class History:
         keys = ("id", "pass_id", "started_at", "revision", "trigger", "app", "kind", "result",
                 "message", "duration_s")  # fmt: skip
         return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def pass_detail(self, pass_id: int) -> dict[str, Any] | None:
+        """One pass with its ``actions`` (in the order applied) and its ``plan`` (a list of
+        changes; empty when it planned none); None when it is not (or no longer) kept."""
+        found = [p for p in self._passes("WHERE id = ?", (pass_id,), 1) if p["id"] == pass_id]
+        if not found:
+            return None
+        detail = found[0]
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT app, kind, result, message, duration_s FROM actions WHERE pass_id = ?"
+                " ORDER BY id",
+                (pass_id,),
+            ).fetchall()
+            plan = self._db.execute(
+                "SELECT plan FROM pass_plans WHERE pass_id = ?", (pass_id,)
+            ).fetchone()
+        keys = ("app", "kind", "result", "message", "duration_s")
+        detail["actions"] = [dict(zip(keys, row, strict=True)) for row in rows]
+        detail["plan"] = json.loads(plan[0]) if plan else []
+        return detail
+
+    def last_actions(self) -> dict[str, dict[str, Any]]:
+        """Each app's newest action (``pass_id``, ``started_at``, ``kind``, ``result``)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT a.app, a.pass_id, p.started_at, a.kind, a.result FROM actions a"
+                " JOIN passes p ON p.id = a.pass_id"
+                " WHERE a.id IN (SELECT MAX(id) FROM actions GROUP BY app)"
+            ).fetchall()
+        keys = ("pass_id", "started_at", "kind", "result")
+        return {row[0]: dict(zip(keys, row[1:], strict=True)) for row in rows}
+
+    def _passes(self, where: str, args: tuple[Any, ...], limit: int) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, started_at, duration_s, revision, trigger, result, changes, failed,"
+                f" message FROM passes {where} ORDER BY id DESC LIMIT ?",
+                (*args, limit),
+            ).fetchall()
+        keys = ("id", "started_at", "duration_s", "revision", "trigger", "result", "changes",
+                "failed", "message")  # fmt: skip
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+
+def plan_text(plan: Sequence[Mapping[str, Any]]) -> str:
+    """A plan as the JSON kept for it: whole when under :data:`PLAN_MAX`, else each change's
+    headline (app, action, reasons) only."""
+    text = json.dumps(list(plan), ensure_ascii=False, default=str)
+    if len(text) <= PLAN_MAX:
+        return text
+    heads = [{k: c.get(k) for k in ("app", "action", "reasons")} for c in plan]
+    while len(text := json.dumps(heads, ensure_ascii=False, default=str)) > PLAN_MAX:
+        heads = heads[: len(heads) // 2]
+    return text
 
 
 def _open(path: Path) -> sqlite3.Connection:

@@ -19,7 +19,9 @@ record it). Beside it: ``work.py`` (marked work and coalescing), ``backoff.py`` 
 the per-app backoff and the retry of a failed pass), ``pumps.py`` (engine events and new
 revisions turned into marked work), ``tracking.py`` (per-app status between passes and
 ``status.json``). A ``notifier`` (``controller.notify``), when set, is told before apply
-and after each recorded pass; it never blocks. Time comes from an injected ``Clock`` so
+and after each recorded pass; it never blocks. The live ``feed`` (``events.py``, the
+dashboard's event stream) is told when a pass starts, what it planned, which statuses changed
+and when it ended; publishing never blocks either. Time comes from an injected ``Clock`` so
 tests never sleep through real backoff intervals.
 """
 
@@ -37,6 +39,7 @@ from typing import Protocol
 import structlog
 
 from controller.daemon.backoff import Backoff, Clock, PassRetry, SystemClock
+from controller.daemon.events import LiveFeed, status_rows
 from controller.daemon.history import ActionRecord, History, PassRecord
 from controller.daemon.manual import SyncGate, gated_pass
 from controller.daemon.overrides import suspend_plan
@@ -138,6 +141,8 @@ class Controller:
         """Told before apply and after each recorded pass (notifications, commit statuses)."""
         self.api_url: str | None = None
         """Where the HTTP API listens (written to status.json for `trueup status`)."""
+        self.feed = LiveFeed()
+        """The dashboard's live events (``daemon/events.py``): publishing never blocks."""
         self.gate = SyncGate()
         """The sync mode, the suspended apps and the approved and pending revisions."""
 
@@ -245,10 +250,12 @@ class Controller:
         def narrow(plan: Plan, desired: DesiredState) -> Plan:
             plan = suspend_plan(plan, desired, self.gate.overrides.suspended)
             narrowed = restrict(plan, only=only, exclude=self.backoff.blocked(desired))
+            self.feed.planned(narrowed)
             if self.notifier is not None:
                 self.notifier.pass_planned(narrowed)
             return narrowed
 
+        self.feed.pass_started(trigger)
         with structlog.contextvars.bound_contextvars(pass_id=pass_id, trigger=trigger):
             try:
                 result = await gated_pass(
@@ -370,10 +377,22 @@ class Controller:
         self.notifier.pass_recorded(result, health, error=error, pass_id=pass_id)
 
     def _record(self, record: PassRecord, actions: list[ActionRecord]) -> int | None:
+        pass_id = self._store(record, actions)
+        self.feed.pass_finished(
+            pass_id=pass_id,
+            outcome=record.result,
+            revision=record.revision,
+            duration_s=record.duration_s,
+            message=record.message,
+            pending=self.gate.pending.revision if self.gate.pending else None,
+        )
+        return pass_id
+
+    def _store(self, record: PassRecord, actions: list[ActionRecord]) -> int | None:
         if self.history is None:
             return None
         try:
-            return self.history.record(record, actions)
+            return self.history.record(record, actions, self.feed.plan)
         except Exception as exc:  # history is an audit aid: never let it stop reconciling
             log.error("history_write_failed", error=str(exc))
             return None
@@ -394,7 +413,8 @@ class Controller:
             name = status.name
             error = failed.get(name) or desired.errors.get(name)
             fresh[name] = track(self.status.get(name), status, error, now)
-        self.status = fresh
+        before, self.status = self.status, fresh
+        self.feed.statuses(status_rows(before), status_rows(fresh))
 
     def status_json(self) -> dict[str, object]:
         """``{"apps": [...]}`` as `trueup status --output json` prints it."""

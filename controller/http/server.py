@@ -1,7 +1,8 @@
 """The controller's HTTP listeners (aiohttp, on the controller's own event loop).
 
 The main listener (``listen``) serves ``GET /metrics`` (Prometheus text), the probes of
-``probes.py`` (``/healthz``, ``/readyz``), the API of ``api.py`` (``/api/v1/*``) behind the
+``probes.py`` (``/healthz``, ``/readyz``), the API of ``api.py`` (``/api/v1/*``) and the
+dashboard of ``dashboard.py`` (``/``, ``/apps/*``, ``/passes/*``, its streams) behind the
 read guard of ``auth.py``, and the webhooks of ``webhooks.py`` under ``/hooks/``. With
 ``--hooks-listen``, ``/hooks/*`` is served on a listener of its own, where nothing else is,
 and no longer on the main one. Handlers only read the controller's state or mark work.
@@ -10,12 +11,14 @@ Started by `trueup run` (``daemon/run.py``). Both listeners bind the same way
 (:class:`Listener`): an address already in use does not stop reconciling; the listener logs
 ``http_listen_failed`` (``hooks_listen_failed``) and keeps trying to bind in the background
 (the ``http-bind`` / ``hooks-bind`` helper, supervised by the controller's ``Supervisor``),
-1 s doubling to :data:`BIND_RETRY_MAX_S`.
+1 s doubling to :data:`BIND_RETRY_MAX_S`. Once bound, the main listener logs
+``dashboard_url`` and prints the dashboard's URL on stderr.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +34,7 @@ from controller.daemon.supervisor import Supervisor
 from controller.errors import ConfigError
 from controller.http.api import Api
 from controller.http.auth import read_guard
+from controller.http.dashboard import Dashboard
 from controller.http.metrics import Metrics
 from controller.http.probes import ENGINE_CHECK_TTL_S, Probes
 from controller.http.webhooks import MAX_BODY, MAX_CONCURRENT, FetchCoalescer, Webhooks
@@ -186,6 +190,12 @@ class Server:
             api_token=api_token,
             history=history,
         )
+        self.dashboard = Dashboard(
+            controller,
+            instance=instance,
+            history=history,
+            subject_of=getattr(controller.reconciler.source, "commit_subject", None),
+        )
         self.guard = read_guard(read_token, api_token)
         self.main = Listener(
             self.make_app, listen, helpers=controller.helpers, names=MAIN, on_bound=self._bound
@@ -208,6 +218,7 @@ class Server:
                 web.get("/metrics", self.get_metrics),
                 *self.probes.routes(),
                 *self.api.routes(),
+                *self.dashboard.routes(),
                 *(self.webhooks.routes() if self.hooks is None else []),
             ]
         )
@@ -230,6 +241,7 @@ class Server:
             await self.hooks.close()
         await self.probes.close()
         await self.fetcher.close()
+        self.dashboard.streams.close()
         await self.main.close()
 
     async def get_metrics(self, request: web.Request) -> web.Response:
@@ -238,6 +250,8 @@ class Server:
 
     def _bound(self, url: str) -> None:
         self.controller.api_url = url  # written to status.json for `trueup status`
+        log.info("dashboard_url", url=url + "/")
+        print(f"trueup: dashboard at {url}/", file=sys.stderr, flush=True)
 
     def _branch(self) -> str | None:
         watcher = self.controller.watcher

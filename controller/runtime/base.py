@@ -200,6 +200,8 @@ class ContainerInfo:
     restart_count: int = 0
     """How often the engine restarted it by its restart policy (an inspect says; a list call
     does not, so 0 there): a container that died and came back is running again."""
+    started_at: datetime | None = None
+    """When its process last started (an inspect tells; a list call does not)."""
 
     @property
     def app(self) -> str | None:

@@ -126,6 +126,7 @@ def container_from_inspect(data: Mapping[str, Any], instance: str) -> ContainerI
         status=state,
         addresses=addresses(networks),
         restart_count=int(data.get("RestartCount") or 0),
+        started_at=parse_time(str(state_data.get("StartedAt") or "")),
     )
 
 

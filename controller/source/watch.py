@@ -66,6 +66,8 @@ class RevisionWatcher:
         self.error: TrueupError | None = None
         self.failing_since: float | None = None
         """``time.monotonic()`` of the first failure of the current run of failed fetches."""
+        self.fetched_at: float | None = None
+        """When the last fetch ended, successful or not (wall clock)."""
         self._on_fetch = on_fetch
         self.changed = asyncio.Event()
         self.watching = asyncio.Event()
@@ -108,6 +110,7 @@ class RevisionWatcher:
             return self.latest
 
     def _fetched(self, started: float, error: TrueupError | None) -> None:
+        self.fetched_at = time.time()
         if error is None:
             self.failing_since = None
         elif self.failing_since is None:
