@@ -208,7 +208,7 @@ class Lab:
             "storage-driver": "overlay2",
         }
         (d / "daemon.json").write_text(json.dumps(config, indent=2))
-        with (d / "dockerd.log").open("wb") as out:
+        with (d / "dockerd.log").open("ab") as out:
             unshare = ["unshare", "--mount", "--uts", "--propagation", "private"]
             node.process = subprocess.Popen(
                 [*unshare, "sh", "-c", _NODE_SH, "sh", str(d), node.name],
@@ -300,6 +300,20 @@ class Lab:
             finally:
                 api.close()
         return manager
+
+    def stop_engine(self, node: Node, grace: float = 40.0) -> None:
+        """Stop one node's dockerd (TERM, bounded wait, then KILL); its namespace stays, so
+        `start_engine` brings the same node back (same data, same swarm membership)."""
+        if node.pid is not None:
+            _stop_pid(node.pid, grace, node.process)
+
+    def start_engine(self, node: Node, *, timeout: float = 60.0) -> None:
+        """Start a stopped node's dockerd again and wait until it answers."""
+        if node.alive():
+            return
+        self._start_engine(node)
+        self._save()
+        self._await_engine(node, timeout)
 
     # -- stop -------------------------------------------------------------------------------
 

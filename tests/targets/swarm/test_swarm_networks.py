@@ -37,10 +37,7 @@ def run_in(deployment: SwarmDeployment, app: str, command: list[str]) -> tuple[i
     (task,) = deployment.api.tasks(
         filters={"service": f"{deployment.instance}-{app}", "desired-state": "running"}
     )
-    container = task["Status"]["ContainerStatus"]["ContainerID"]
-    run = deployment.api.exec_create(container, command)
-    output = deployment.api.exec_start(run["Id"]).decode(errors="replace")
-    return deployment.api.exec_inspect(run["Id"])["ExitCode"], output
+    return deployment.run_in_task(task, command)
 
 
 def fetch(deployment: SwarmDeployment, app: str, host: str) -> str:
