@@ -23,8 +23,9 @@ from controller.source import RevisionWatcher
 
 log = structlog.get_logger(__name__)
 
-#: Events that say an app may need healing.
-HEAL_EVENTS = frozenset({"die", "destroy", "oom"})
+#: Events that say an app may need healing (``tasks_changed``: a swarm moved an app's tasks,
+#: so its routes need the new addresses).
+HEAL_EVENTS = frozenset({"die", "destroy", "oom", "tasks_changed"})
 
 
 class EventSource(Protocol):
