@@ -80,6 +80,13 @@ class SwarmLab:
     def stop(self) -> None:
         self.lab.stop()  # the registry runs in the manager's namespace: stopped with it
 
+    def stop_engine(self, node: Node) -> None:
+        """Stop one node's dockerd (the registry, outside any engine, keeps running)."""
+        self.lab.stop_engine(node)
+
+    def start_engine(self, node: Node) -> None:
+        self.lab.start_engine(node)
+
     def _registry_up(self, timeout: float) -> None:
         binary = shutil.which("docker-registry")
         if binary is None:

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -101,11 +101,13 @@ class SwarmDeployment:
     api: docker.APIClient
     url: str
     lab: SwarmLab
+    extra_env: dict[str, str] = field(default_factory=dict)
+    """More settings of the trueup subprocesses (``TRUEUP_ROUTER``, ...)."""
 
     @property
     def env(self) -> dict[str, str]:
         """The environment of a trueup subprocess: DOCKER_HOST is the swarm engine."""
-        return {**os.environ, "DOCKER_HOST": self.url}
+        return {**os.environ, "DOCKER_HOST": self.url, **self.extra_env}
 
     def trueup(self, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
         cmd = [sys.executable, "-m", "controller", *args, "--runtime", "swarm"]
