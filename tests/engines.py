@@ -265,9 +265,10 @@ class Lab:
                 finally:
                     api.close()
 
-    def init_swarm(self, *, timeout: float = 60.0) -> Node:
-        """Node 1 inits a swarm (address pool inside the lab), the others join as workers;
-        returns the manager once every node is Ready."""
+    def init_swarm(self, *, timeout: float = 60.0, heartbeat_s: int = 2) -> Node:
+        """Node 1 inits a swarm (address pool inside the lab, agents' heartbeat every
+        ``heartbeat_s``), the others join as workers; returns the manager once every node is
+        Ready."""
         manager = self.nodes[0]
         with self._timed("swarm"):
             api = manager.api()
@@ -277,6 +278,10 @@ class Lab:
                     listen_addr=f"{manager.address}:2377",
                     default_addr_pool=["10.213.128.0/17"],
                     subnet_size=24,
+                    # a lost node is noticed in seconds (Swarm's default heartbeat is 5 s)
+                    swarm_spec=api.create_swarm_spec(
+                        dispatcher_heartbeat_period=heartbeat_s * 1_000_000_000
+                    ),
                 )
                 token = api.inspect_swarm()["JoinTokens"]["Worker"]
                 for node in self.nodes[1:]:
