@@ -72,7 +72,8 @@ spec:
   image: busybox:1.36
   command: [sh, -c, "sleep 4; touch /tmp/ready; exec sleep 3600"]
   replicas: 3
-  healthCheck: {exec: [test, -e, /tmp/ready], interval: 1s, timeout: 1s, retries: 2, startPeriod: 8s}
+  healthCheck:
+    {exec: [test, -e, /tmp/ready], interval: 1s, timeout: 1s, retries: 2, startPeriod: 8s}
   init: true
   stopGracePeriod: 1s
   swarm: {endpointMode: dnsrr}
