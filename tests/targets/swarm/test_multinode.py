@@ -30,7 +30,7 @@ import pytest
 from tests.engines import Node
 from tests.gitutil import make_repo
 from tests.swarm_lab import CADDY_IMAGE, SwarmLab, caddy_image
-from tests.targets.swarm.conftest import SwarmDeployment, SwarmEngine, remove_instance
+from tests.targets.swarm.conftest import SwarmDeployment, SwarmEngine
 
 pytestmark = [pytest.mark.integration]
 
@@ -203,10 +203,13 @@ def lab_deployment(
     try:
         yield deployment
     finally:
-        with contextlib.suppress(docker.errors.APIError):
-            api.remove_container(caddy, force=True)
+        # the services go; their networks go with the lab at the end of the session (waiting
+        # here for the tasks to let go of them would only cost time)
         try:
-            remove_instance(api, instance)
+            with contextlib.suppress(docker.errors.APIError):
+                api.remove_container(caddy, force=True)
+            for service in api.services(filters={"label": f"trueup.instance={instance}"}):
+                api.remove_service(service["ID"])
         finally:
             api.close()
 
