@@ -7,8 +7,9 @@ a UTS namespace for its hostname), with its own socket, data-root, exec-root, pi
 wired to one Linux bridge that lives in a further namespace. The host's network namespace,
 iptables, mounts and engine are never changed; `Lab.stop` removes everything `Lab.start`
 made, also after a half-finished start, and `Lab.leftovers` says what (if anything) of it
-remains. Every wait is bounded. One node is what the Swarm tests use today; more nodes (and
-a registry) are for a multi-node lab.
+remains. Every wait is bounded. `stop_engine`/`start_engine` stop and start one node's
+dockerd (a lost node, a restarted manager). The Swarm tests use three nodes and a registry:
+`tests.swarm_lab.SwarmLab` builds that on this module.
 
 The module also guards the host's engine: `install_swarm_guard` makes the docker SDK and the
 ``docker`` CLI refuse ``swarm init/join/leave`` aimed at it, loudly, for the whole test run.
