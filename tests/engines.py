@@ -7,8 +7,9 @@ a UTS namespace for its hostname), with its own socket, data-root, exec-root, pi
 wired to one Linux bridge that lives in a further namespace. The host's network namespace,
 iptables, mounts and engine are never changed; `Lab.stop` removes everything `Lab.start`
 made, also after a half-finished start, and `Lab.leftovers` says what (if anything) of it
-remains. Every wait is bounded. One node is what the Swarm tests use today; more nodes (and
-a registry) are for a multi-node lab.
+remains. Every wait is bounded. `stop_engine`/`start_engine` stop and start one node's
+dockerd (a lost node, a restarted manager). The Swarm tests use three nodes and a registry:
+`tests.swarm_lab.SwarmLab` builds that on this module.
 
 The module also guards the host's engine: `install_swarm_guard` makes the docker SDK and the
 ``docker`` CLI refuse ``swarm init/join/leave`` aimed at it, loudly, for the whole test run.
@@ -208,7 +209,7 @@ class Lab:
             "storage-driver": "overlay2",
         }
         (d / "daemon.json").write_text(json.dumps(config, indent=2))
-        with (d / "dockerd.log").open("wb") as out:
+        with (d / "dockerd.log").open("ab") as out:
             unshare = ["unshare", "--mount", "--uts", "--propagation", "private"]
             node.process = subprocess.Popen(
                 [*unshare, "sh", "-c", _NODE_SH, "sh", str(d), node.name],
@@ -265,9 +266,10 @@ class Lab:
                 finally:
                     api.close()
 
-    def init_swarm(self, *, timeout: float = 60.0) -> Node:
-        """Node 1 inits a swarm (address pool inside the lab), the others join as workers;
-        returns the manager once every node is Ready."""
+    def init_swarm(self, *, timeout: float = 60.0, heartbeat_s: int = 2) -> Node:
+        """Node 1 inits a swarm (address pool inside the lab, agents' heartbeat every
+        ``heartbeat_s``), the others join as workers; returns the manager once every node is
+        Ready."""
         manager = self.nodes[0]
         with self._timed("swarm"):
             api = manager.api()
@@ -277,6 +279,10 @@ class Lab:
                     listen_addr=f"{manager.address}:2377",
                     default_addr_pool=["10.213.128.0/17"],
                     subnet_size=24,
+                    # a lost node is noticed in seconds (Swarm's default heartbeat is 5 s)
+                    swarm_spec=api.create_swarm_spec(
+                        dispatcher_heartbeat_period=heartbeat_s * 1_000_000_000
+                    ),
                 )
                 token = api.inspect_swarm()["JoinTokens"]["Worker"]
                 for node in self.nodes[1:]:
@@ -300,6 +306,20 @@ class Lab:
             finally:
                 api.close()
         return manager
+
+    def stop_engine(self, node: Node, grace: float = 40.0) -> None:
+        """Stop one node's dockerd (TERM, bounded wait, then KILL); its namespace stays, so
+        `start_engine` brings the same node back (same data, same swarm membership)."""
+        if node.pid is not None:
+            _stop_pid(node.pid, grace, node.process)
+
+    def start_engine(self, node: Node, *, timeout: float = 60.0) -> None:
+        """Start a stopped node's dockerd again and wait until it answers."""
+        if node.alive():
+            return
+        self._start_engine(node)
+        self._save()
+        self._await_engine(node, timeout)
 
     # -- stop -------------------------------------------------------------------------------
 

@@ -1,9 +1,9 @@
 """The controller loop's pumps: helper tasks that turn outside signals into marked work.
 
 :func:`pump_events` follows the engine's container events and marks the app of each event
-that says it may need healing (``die``, ``destroy``, ``oom``, turned ``unhealthy``); when the
-stream breaks it resubscribes with backoff (0.5 s doubling to 30 s) and marks a full pass,
-since events may have been missed meanwhile. :func:`pump_revisions` marks a pass for each new
+that says it may need healing (``die``, ``destroy``, ``oom``, turned ``unhealthy``, and a
+swarm's ``tasks_changed``); when the stream breaks it resubscribes with backoff (0.5 s doubling
+to 30 s) and marks a full pass, since events may have been missed meanwhile. :func:`pump_revisions` marks a pass for each new
 revision the git watcher reports. Both run until cancelled, under the controller's
 ``Supervisor``.
 """
@@ -23,8 +23,9 @@ from controller.source import RevisionWatcher
 
 log = structlog.get_logger(__name__)
 
-#: Events that say an app may need healing.
-HEAL_EVENTS = frozenset({"die", "destroy", "oom"})
+#: Events that say an app may need healing (``tasks_changed``: a swarm moved an app's tasks,
+#: so its routes need the new addresses).
+HEAL_EVENTS = frozenset({"die", "destroy", "oom", "tasks_changed"})
 
 
 class EventSource(Protocol):

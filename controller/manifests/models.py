@@ -412,6 +412,18 @@ class Update(Model):
     strategy: Literal["start-first", "stop-first"] | None = None
 
 
+class SwarmOptions(Model):
+    """What only a Docker Swarm service has (the Docker and Podman runtimes ignore it).
+
+    ``endpointMode``: ``vip`` (Swarm's default: one virtual IP per service, balanced by the
+    kernel's IPVS) or ``dnsrr`` (no virtual IP: the service name resolves to its tasks'
+    addresses, routes point at the tasks, host ports are published on the nodes that run a
+    task). Nodes whose kernel lacks IPVS need ``dnsrr``.
+    """
+
+    endpoint_mode: Literal["vip", "dnsrr"] = "vip"
+
+
 class Spec(Model):
     """What should run for one app."""
 
@@ -443,6 +455,8 @@ class Spec(Model):
     reload: Reload | None = None
     networks: Annotated[list[AppNetwork], Field(min_length=1)] | None = None
     """Unset: the instance network, the app name as alias (as before networks existed)."""
+    swarm: SwarmOptions | None = None
+    """Swarm only (ignored on Docker and Podman); unset: ``endpointMode: vip``."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Spec:

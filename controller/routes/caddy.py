@@ -156,8 +156,23 @@ def parse_server(config: Any, *, instance: str) -> RouteTable:
     return tuple(sorted(out))
 
 
+def admin_socket(admin_url: str) -> str | None:
+    """The unix socket path of an admin address in Caddy's own notation (``unix//run/a.sock``;
+    ``unix:///run/a.sock`` too), None for an ``http://`` address."""
+    for prefix in ("unix://", "unix/"):
+        if admin_url.startswith(prefix):
+            return admin_url[len(prefix) :]
+    return None
+
+
 class CaddyRouter:
-    """The admin API client for one instance's server (aiohttp; one session, opened lazily)."""
+    """The admin API client for one instance's server (aiohttp; one session, opened lazily).
+
+    ``admin_url`` is ``http://host:port`` or a unix socket (``unix//path``, Caddy's notation:
+    e.g. a Caddy in a container on a swarm's overlay network, whose admin socket lives in a
+    directory shared with the host). Caddy accepts admin requests on a socket only with an
+    empty ``Host`` header.
+    """
 
     kind = "caddy"
 
@@ -175,8 +190,11 @@ class CaddyRouter:
         self.listen = listen
         self.https = https
         self.timeout = timeout
+        self.socket = admin_socket(self.admin_url)
+        self._headers = {"Host": ""} if self.socket else {}
         server = quote(server_name(self.instance), safe="")
-        self.url = f"{self.admin_url}/config/apps/http/servers/{server}"
+        base = "http://localhost" if self.socket else self.admin_url
+        self.url = f"{base}/config/apps/http/servers/{server}"
         self._session: aiohttp.ClientSession | None = None
 
     def render(self, table: RouteTable) -> dict[str, Any]:
@@ -215,7 +233,12 @@ class CaddyRouter:
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
+            connector = aiohttp.UnixConnector(path=self.socket) if self.socket else None
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                headers=self._headers,
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+            )
         return self._session
 
     async def _get(self) -> Any:

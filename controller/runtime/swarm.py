@@ -14,6 +14,7 @@ Observation is two requests: the service list and the task list, both filtered b
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import dataclasses
 import hashlib
@@ -49,12 +50,15 @@ from controller.runtime.swarm_base import (
     TaskInfo,
     task_rows,
 )
+from controller.runtime.swarm_events import merge_streams, running_tasks
 from controller.runtime.swarm_networks import ensure_overlay
 from controller.runtime.swarm_requests import service_body
 
 log = structlog.get_logger(__name__)
 
 _NS = 1_000_000_000
+TASK_POLL_S = 2.0
+"""How often `SwarmRuntime.events` looks at the instance's tasks (Swarm has no task events)."""
 _EPOCH = datetime.fromtimestamp(0, UTC)
 
 
@@ -422,8 +426,34 @@ class SwarmRuntime:
 
     def events(self) -> AsyncIterator[RuntimeEvent]:
         """Services of this instance removed behind trueup's back, as ``destroy`` events
-        (Swarm heals tasks itself; a removed service needs a pass)."""
-        return self._service_events(since=int(time.time()))
+        (Swarm heals tasks itself; a removed service needs a pass), and ``tasks_changed`` for
+        an app whose running tasks or their addresses changed (Swarm rescheduled, a node was
+        lost or came back), so routes that point at tasks follow them. The stream fails (the
+        caller resubscribes with backoff) when the manager stops answering."""
+        since = int(time.time())
+        return merge_streams(self._service_events(since=since), self._task_changes())
+
+    async def _task_changes(self) -> AsyncIterator[RuntimeEvent]:
+        """Swarm sends no task events: the instance's tasks, polled (two list requests every
+        `TASK_POLL_S`), as one ``tasks_changed`` event per app whose running set changed."""
+        seen: dict[str, frozenset[tuple[str, str]]] | None = None
+        while True:
+            snapshot = await self.snapshot()
+            now = running_tasks(snapshot)
+            if seen is not None:
+                for app in sorted(set(now) | set(seen)):
+                    if now.get(app) == seen.get(app):
+                        continue
+                    log.info("swarm_tasks_changed", app=app, running=len(now.get(app, ())))
+                    yield RuntimeEvent(
+                        kind="tasks_changed",
+                        container_id="",
+                        name=app,
+                        labels={L.INSTANCE: self.instance, L.APP: app},
+                        time=datetime.now(UTC),
+                    )
+            seen = now
+            await asyncio.sleep(TASK_POLL_S)
 
     async def _service_events(self, since: int) -> AsyncIterator[RuntimeEvent]:
         client = self._streams()
@@ -545,7 +575,19 @@ def task_info(row: Mapping[str, Any]) -> TaskInfo:
         container_id=str(container["ContainerID"]) if container.get("ContainerID") else None,
         exit_code=int(code) if isinstance(code, int) else None,
         template_digest=template_digest(row.get("Spec") or {}),
+        addresses=task_addresses(row),
     )
+
+
+def task_addresses(row: Mapping[str, Any]) -> dict[str, str]:
+    """Network name → the task's IP address there (its ``NetworksAttachments``)."""
+    found: dict[str, str] = {}
+    for attachment in row.get("NetworksAttachments") or []:
+        name = str(((attachment.get("Network") or {}).get("Spec") or {}).get("Name") or "")
+        addresses = attachment.get("Addresses") or []
+        if name and addresses:
+            found[name] = str(addresses[0]).split("/")[0]
+    return found
 
 
 def is_swarm_manager(url: str, *, timeout: float = 2.0) -> bool:

@@ -25,6 +25,7 @@ from controller.runtime.base import (
     NetworkAttachment,
     RestartPolicy,
     Workload,
+    network_name,
 )
 
 #: The label on task containers (not ``trueup.instance``: the container runtimes of the same
@@ -37,6 +38,7 @@ ROLLING = frozenset({"updating"})
 FAILED_ROLLOUT = frozenset({"rollback_started", "rollback_completed", "rollback_paused", "paused"})
 
 UpdateOrder = Literal["start-first", "stop-first"]
+EndpointMode = Literal["vip", "dnsrr"]
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,8 @@ class ServiceSpec(Workload):
     """Seconds Swarm watches a new task (and the finished rollout) for failure."""
     networks: tuple[NetworkAttachment, ...] = ()
     """The app's overlay networks (``spec.networks``); empty: the instance's network."""
+    endpoint_mode: EndpointMode = "vip"
+    """``vip``: one virtual IP (needs IPVS on the nodes); ``dnsrr``: the tasks' addresses."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,8 @@ class TaskInfo:
     exit_code: int | None = None
     template_digest: str = ""
     """Digest of the task template the task was made from (see `ServiceInfo`)."""
+    addresses: Mapping[str, str] = field(default_factory=dict)
+    """Network name → the task's own IP address on it (Swarm allocates one per network)."""
 
 
 @dataclass(frozen=True)
@@ -171,9 +177,24 @@ def current_tasks(tasks: Iterable[TaskInfo]) -> list[TaskInfo]:
     return out
 
 
+def task_address(service: ServiceInfo, task: TaskInfo) -> str | None:
+    """Where a route reaches ``task``: the service's virtual IP when it has one (``vip``
+    mode), else (``dnsrr``) the task's own address on the instance's network, or (an app on
+    networks of its own) on the first of those by name. Never the routing mesh's ``ingress``."""
+    if service.vip:
+        return service.vip
+    instance = service.labels.get(L.INSTANCE)
+    preferred = [network_name(instance)] if instance else []
+    for name in (*preferred, *sorted(task.addresses)):
+        if name != "ingress" and task.addresses.get(name):
+            return task.addresses[name]
+    return None
+
+
 def task_rows(snapshot: SwarmSnapshot) -> list[ContainerInfo]:
     """The swarm as container rows: one per current task, labelled like a replica of its app
-    (``trueup.replica`` is the slot), addressed by the service's virtual IP."""
+    (``trueup.replica`` is the slot), addressed by `task_address` (the service's virtual IP,
+    or the task's own address for a ``dnsrr`` service)."""
     rows: list[ContainerInfo] = []
     for service in snapshot.services:
         labels = dict(service.labels)
@@ -192,7 +213,7 @@ def task_rows(snapshot: SwarmSnapshot) -> list[ContainerInfo]:
                     state=state,
                     health=health,
                     created=task.timestamp,
-                    ip_address=service.vip,
+                    ip_address=task_address(service, task),
                     exit_code=task.exit_code if state in ("exited", "dead") else None,
                     status=f"{task.state}: {status}" if status else task.state,
                 )

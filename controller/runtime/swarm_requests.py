@@ -159,18 +159,21 @@ def resources(spec: ServiceSpec) -> dict[str, Any]:
 
 
 def endpoint_spec(spec: ServiceSpec) -> dict[str, Any]:
-    """A virtual IP, and each host port published on the routing mesh (every node)."""
+    """A virtual IP, and each host port published on the routing mesh (every node); in
+    ``dnsrr`` mode (no virtual IP, no routing mesh) host ports are published in ``host`` mode,
+    on the nodes that run a task."""
     published = {p.host_port: p for p in spec.ports if p.host_port is not None}
+    mode = spec.endpoint_mode
     ports = [
         {
             "Protocol": p.protocol,
             "PublishedPort": host_port,
             "TargetPort": p.container_port,
-            "PublishMode": "ingress",
+            "PublishMode": "ingress" if mode == "vip" else "host",
         }
         for host_port, p in published.items()
     ]
-    return {"Ports": ports, "Mode": "vip"} if ports else {"Mode": "vip"}
+    return {"Ports": ports, "Mode": mode} if ports else {"Mode": mode}
 
 
 def _rollout(

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import http.client
 import json
+import os
+import shutil
+import socket
+import subprocess
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -120,3 +127,54 @@ async def test_unreachable_caddy_is_a_transient_router_error() -> None:
             await router.push(())
     finally:
         await router.close()
+
+
+def _unix_get(path: Path, host: str) -> tuple[int, str]:
+    """One request with ``Host: host`` to an HTTP server listening on the unix socket ``path``."""
+
+    class Conn(http.client.HTTPConnection):
+        def connect(self) -> None:
+            self.sock = socket.socket(socket.AF_UNIX)
+            self.sock.settimeout(5)
+            self.sock.connect(str(path))
+
+    conn = Conn("localhost", timeout=5)
+    try:
+        conn.request("GET", "/", headers={"Host": host})
+        response = conn.getresponse()
+        return response.status, response.read().decode(errors="replace")
+    finally:
+        conn.close()
+
+
+async def test_admin_api_on_a_unix_socket(tmp_path: Path, backends: list[str]) -> None:
+    """A Caddy whose admin API is a unix socket (``unix//path``, Caddy's notation: a Caddy in
+    a container with its socket directory shared): push, read back, and the proxy serves
+    the route (here on a unix socket listener too)."""
+    if shutil.which("caddy") is None:
+        pytest.skip("caddy is not installed")
+    admin, proxy = tmp_path / "admin.sock", tmp_path / "http.sock"
+    config = tmp_path / "caddy.json"
+    config.write_text(json.dumps({"admin": {"listen": f"unix/{admin}"}}))
+    proc = subprocess.Popen(
+        ["caddy", "run", "--config", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path)},
+    )
+    router = CaddyRouter(f"unix/{admin}", instance="t4", listen=f"unix/{proxy}")
+    try:
+        deadline = time.monotonic() + 15
+        while not admin.exists():
+            assert time.monotonic() < deadline and proc.poll() is None, "caddy did not start"
+            time.sleep(0.1)
+        assert await router.current() == ()
+        table = (RouteEntry("web.test", "/", "web", 80, tuple(backends[:1])),)
+        assert await router.push(table) is True
+        assert await router.push(table) is False
+        assert await router.current() == table
+        assert _unix_get(proxy, "web.test") == (200, "a /\n")
+    finally:
+        await router.close()
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -3,6 +3,7 @@ built for the same service: spec in, body out, no engine."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -287,3 +288,12 @@ def test_rollouts_go_one_task_at_a_time_and_roll_back_on_failure() -> None:
     assert service_body(SCALED_TO_ZERO, instance="t", network="n", secret_ids={})["Mode"] == {
         "replicated": {"Replicas": 0}
     }
+
+
+def test_dnsrr_has_no_virtual_ip_and_publishes_host_ports_on_the_task_nodes() -> None:
+    """``endpointMode: dnsrr``: Swarm's dnsrr mode, and host ports in ``host`` mode (the
+    routing mesh needs a virtual IP, which Swarm refuses with dnsrr)."""
+    body = endpoint_spec(dataclasses.replace(RICH, endpoint_mode="dnsrr"))
+    assert body["Mode"] == "dnsrr"
+    assert {p["PublishMode"] for p in body["Ports"]} == {"host"}
+    assert endpoint_spec(dataclasses.replace(PLAIN, endpoint_mode="dnsrr")) == {"Mode": "dnsrr"}

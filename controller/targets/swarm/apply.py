@@ -6,7 +6,10 @@ waits for the apps it depends on. Swarm rolls tasks itself (start-first or stop-
 time, rolling back on failure), so an update here is: ensure the image (build, and push when a
 registry is configured) and the secrets, replace the service spec, then wait until Swarm's
 UpdateStatus says ``completed`` (converged) or that it rolled back (a failed outcome: the old
-version serves, the app shows Degraded), within a deadline derived from the health check. Every
+version serves, the app shows Degraded), within a deadline derived from the health check.
+While it waits, each change of an app's running tasks goes to the routes hook, so routes that
+name tasks (``endpointMode: dnsrr``) gain a new task once it runs and lose an old one as soon
+as Swarm wants it stopped, while it still drains (a virtual IP never changes: no push). Every
 change then waits, like `kubectl rollout status`, until the desired number of tasks run, all of
 the service's current spec (a task's template digest equals the service's), and no other task
 runs any more: an old task still stopping after the update, a task beyond a lower replica count
@@ -32,7 +35,14 @@ from controller.errors import (
 )
 from controller.planning import Change, Plan
 from controller.runtime.swarm_base import FAILED_ROLLOUT, ServiceInfo, ServiceSpec, TaskInfo
-from controller.targets.runner import ContextReader, Outcome, PlanRunner, build_image
+from controller.targets.runner import (
+    ContextReader,
+    Outcome,
+    PlanRunner,
+    RoutesHook,
+    build_image,
+    no_routes,
+)
 from controller.targets.swarm.plan import registry_image, service_name, service_spec
 
 if TYPE_CHECKING:
@@ -63,6 +73,7 @@ class SwarmApplier(PlanRunner):
         slack_s: float = SLACK_S,
         poll_s: float = POLL_S,
         bind_paths: Sequence[str] = (),
+        routes_changed: RoutesHook = no_routes,
     ) -> None:
         super().__init__(
             desired,
@@ -74,6 +85,8 @@ class SwarmApplier(PlanRunner):
         self.runtime = runtime
         self.slack_s = slack_s
         self.poll_s = poll_s
+        self.routes_changed = routes_changed
+        self._routed: dict[str, frozenset[str]] = {}
 
     async def _prepare(self, plan: Plan) -> None:
         if any(c.action != "delete" for c in plan.changes):
@@ -152,6 +165,7 @@ class SwarmApplier(PlanRunner):
         while True:
             service = await self.runtime.inspect_service(service_id)
             tasks = await self.runtime.service_tasks(service_id)
+            await self._follow_routes(want.name, tasks)
             wanted = [t for t in tasks if t.desired_state == "running"]
             live = [t for t in tasks if t.state in _LIVE]
             stale = [
@@ -189,6 +203,8 @@ class SwarmApplier(PlanRunner):
         rolling: bool | None = None
         while True:
             info = await self.runtime.inspect_service(service_id)
+            if self.routes_changed is not no_routes:
+                await self._follow_routes(want.name, await self.runtime.service_tasks(service_id))
             if rolling is None:
                 # read right after the update, while PreviousSpec is set (a rollback clears it)
                 rolling = info.template_changed
@@ -215,6 +231,17 @@ class SwarmApplier(PlanRunner):
             if state in FAILED_ROLLOUT:
                 log.info("swarm_rolling_back", app=want.name, message=info.update_message)
             await asyncio.sleep(self.poll_s)
+
+    async def _follow_routes(self, app: str, tasks: Sequence[TaskInfo]) -> None:
+        """Tell the routes hook when the app's running tasks changed since it last heard."""
+        running = frozenset(
+            t.id for t in tasks if t.state == "running" and t.desired_state == "running"
+        )
+        if self._routed.get(app) == running:
+            return
+        self._routed[app] = running
+        leaving = frozenset(t.id for t in tasks if t.desired_state != "running")
+        await self.routes_changed(leaving)
 
     async def _remove_unused_secrets(self) -> None:
         """Secrets of this instance that no service references any more (rotated, pruned)."""

@@ -127,6 +127,7 @@ def service_spec(
         networks=network_attachments(want, instance),
         order=want.strategy,
         monitor=max(1.0, check.interval) if check is not None else 5.0,
+        endpoint_mode=spec.swarm.endpoint_mode if spec.swarm is not None else "vip",
     )
 
 

@@ -28,7 +28,8 @@ class SwarmTarget:
         return observation(snapshot, instance=self.engine.instance)
 
     def runner(self, desired: DesiredState, setup: RunSetup) -> SwarmApplier:
-        """Swarm moves traffic between tasks itself: ``setup.routes_changed`` is not needed."""
+        """``setup.routes_changed`` hears of every change of an app's running tasks during a
+        rollout (routes to a ``dnsrr`` service name its tasks)."""
         return SwarmApplier(
             self.engine,
             desired,
@@ -36,6 +37,7 @@ class SwarmTarget:
             read_context=setup.read_context,
             concurrency=setup.concurrency,
             bind_paths=setup.bind_paths,
+            routes_changed=setup.routes_changed,
         )
 
     async def logs(

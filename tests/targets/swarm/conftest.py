@@ -1,12 +1,12 @@
-"""A single-node swarm on an engine of the suite's own, never on the host's engine.
+"""A three-node swarm with a registry on engines of the suite's own, never on the host's.
 
-`swarm_engine` is session-scoped: it starts one dockerd in a network namespace of its own
-(`tests.engines.Lab`: own socket, data-root, exec-root; the host's networks, iptables and
-engine are untouched), loads busybox:1.36 into it from the host's engine and inits a swarm
-there. At the end of the session it stops that engine and removes everything it made, and
-fails loudly if anything of it is left on the host. The set-up time is printed in the
-summary. The tests reach that engine through DOCKER_HOST (the trueup subprocess) and a
-low-level SDK client on its socket (the checks).
+`swarm_engine` is session-scoped: it starts a `tests.swarm_lab.SwarmLab` (three dockerd
+nodes in network namespaces of their own, one manager and two workers, Debian's
+docker-registry inside the manager's namespace, busybox:1.36 loaded into every engine; the
+host's networks, iptables and engine are untouched). At the end of the session it stops the
+lab and removes everything it made, and fails loudly if anything of it is left on the host.
+The set-up time is printed in the summary. The tests reach the manager through DOCKER_HOST
+(the trueup subprocess) and low-level SDK clients on the nodes' sockets (the checks).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +27,17 @@ import pytest
 from tests.conftest import REQUIRE_DOCKER
 from tests.engines import Lab, LabError
 from tests.gitutil import commit_files, git, make_repo
+from tests.swarm_lab import SwarmLab
 
 _TIMINGS: list[str] = []
 
 
 @dataclass(frozen=True)
 class SwarmEngine:
-    """The swarm manager the tests talk to: its engine API URL (a unix socket)."""
+    """The swarm the tests talk to: the manager's engine API URL (a unix socket), the lab."""
 
     url: str
+    lab: SwarmLab
 
     def api(self) -> docker.APIClient:
         return docker.APIClient(base_url=self.url, version="1.41", timeout=60)
@@ -43,29 +45,27 @@ class SwarmEngine:
 
 @pytest.fixture(scope="session")
 def swarm_engine(docker_engine: None) -> Iterator[SwarmEngine]:
-    """A one-node swarm on a dockerd of its own, for the whole session; removed afterwards."""
+    """A three-node swarm and a registry of its own, for the whole session; removed after."""
     for stale in Lab.sweep_stale():
-        _TIMINGS.append(f"removed a swarm engine a killed run left behind: {stale}")
-    lab = Lab(nodes=1)
+        _TIMINGS.append(f"removed a swarm lab a killed run left behind: {stale}")
+    lab = SwarmLab(nodes=3)
     try:
         lab.start()
-        lab.load_image()
-        manager = lab.init_swarm()
     except LabError as exc:
-        lab.stop()
-        message = f"no swarm engine of the tests' own: {exc}"
+        message = f"no swarm lab of the tests' own: {exc}"
         if REQUIRE_DOCKER:
             pytest.fail(message)
         pytest.skip(message)
-    _TIMINGS.append(f"swarm engine set up in {lab.setup_seconds():.1f}s ({lab.describe_timings()})")
+    took, timings = lab.lab.setup_seconds(), lab.lab.describe_timings()
+    _TIMINGS.append(f"swarm lab (3 nodes, registry) set up in {took:.1f}s ({timings})")
     try:
-        yield SwarmEngine(manager.url)
+        yield SwarmEngine(lab.manager.url, lab)
     finally:
         lab.stop()
-        _TIMINGS.append(f"swarm engine torn down in {lab.timings['stop']:.1f}s")
-        left = lab.leftovers()
+        _TIMINGS.append(f"swarm lab torn down in {lab.lab.timings['stop']:.1f}s")
+        left = lab.lab.leftovers()
         if left:
-            pytest.fail(f"the swarm engine left things on the host: {'; '.join(left)}")
+            pytest.fail(f"the swarm lab left things on the host: {'; '.join(left)}")
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -100,11 +100,14 @@ class SwarmDeployment:
     secrets: Path
     api: docker.APIClient
     url: str
+    lab: SwarmLab
+    extra_env: dict[str, str] = field(default_factory=dict)
+    """More settings of the trueup subprocesses (``TRUEUP_ROUTER``, ...)."""
 
     @property
     def env(self) -> dict[str, str]:
         """The environment of a trueup subprocess: DOCKER_HOST is the swarm engine."""
-        return {**os.environ, "DOCKER_HOST": self.url}
+        return {**os.environ, "DOCKER_HOST": self.url, **self.extra_env}
 
     def trueup(self, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
         cmd = [sys.executable, "-m", "controller", *args, "--runtime", "swarm"]
@@ -147,6 +150,27 @@ class SwarmDeployment:
         rows = self.api.tasks(filters={"service": f"{self.instance}-{app}"})
         return [t for t in rows if t["Status"]["State"] in ("running", "starting")]
 
+    def run_in_task(self, task: dict[str, Any], command: list[str]) -> tuple[int, str]:
+        """Exit code and output of ``command`` in ``task``'s container, on whichever node
+        runs it (through that node's engine: a manager cannot exec on a worker)."""
+        node = self.lab.node_of(task["NodeID"])
+        container = task["Status"]["ContainerStatus"]["ContainerID"]
+        api = node.api()
+        try:
+            run = api.exec_create(container, command)
+            output = api.exec_start(run["Id"]).decode(errors="replace")
+            return api.exec_inspect(run["Id"])["ExitCode"], output
+        finally:
+            api.close()
+
+    def task_nodes(self, app: str) -> set[str]:
+        """Names of the lab nodes that run a task of ``app`` now."""
+        rows = self.api.tasks(
+            filters={"service": f"{self.instance}-{app}", "desired-state": "running"}
+        )
+        running = [t for t in rows if t["Status"]["State"] == "running"]
+        return {self.lab.node_of(t["NodeID"]).name for t in running}
+
     def secret_names(self) -> list[str]:
         rows = self.api.secrets(filters={"label": f"trueup.instance={self.instance}"})
         return sorted(r["Spec"]["Name"] for r in rows)
@@ -162,7 +186,9 @@ def deployment(
     secrets = tmp_path / "secrets"
     secrets.mkdir()
     try:
-        yield SwarmDeployment(repo, instance, tmp_path / "state", secrets, api, swarm_engine.url)
+        yield SwarmDeployment(
+            repo, instance, tmp_path / "state", secrets, api, swarm_engine.url, swarm_engine.lab
+        )
     finally:
         try:
             remove_instance(api, instance)

@@ -93,3 +93,26 @@ def test_a_lab_whose_run_was_killed_is_swept_by_the_next_run() -> None:
         stale.stop()
         live.stop()
     assert stale.leftovers() == [] and live.leftovers() == []
+
+
+def test_a_swarm_lab_whose_registry_fails_leaves_nothing_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The three-node lab fails at its registry, after its namespaces and three engines are
+    up: `start` raises with the registry's output, and nothing of it is left on the host."""
+    from tests.swarm_lab import SwarmLab
+
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "docker-registry").write_text("#!/bin/sh\necho 'no storage for you' >&2\nexit 3\n")
+    (fake / "docker-registry").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
+    links = _lab_links()
+    lab = SwarmLab(nodes=3)
+    with pytest.raises(LabError, match="no storage for you"):
+        lab.start(timeout=30)
+    assert lab.lab.leftovers() == []
+    assert not lab.lab.base.exists()
+    assert not any((NETNS_DIR / n.name).exists() for n in lab.nodes)
+    assert not any(n.alive() for n in lab.nodes)
+    assert _lab_links() == links

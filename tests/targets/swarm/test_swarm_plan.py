@@ -236,3 +236,31 @@ def test_the_swarm_observation_plans_against_its_services_and_carries_rollouts()
     direct = make_swarm_plan(state, snap.services, seen.state, instance=I)
     assert seen.plan(state, PlanOptions()) == direct
     assert [(c.app, c.action) for c in direct.changes] == [("api", "scale"), ("web", "heal")]
+
+
+def test_a_dnsrr_service_is_routed_to_its_tasks_own_addresses() -> None:
+    """No virtual IP (``endpointMode: dnsrr``): each task row carries the task's address on
+    the instance's network (not the routing mesh's), so routes reach the tasks; a task Swarm
+    moved shows its new address."""
+    from controller.runtime.swarm import task_info
+
+    web = desired_app("web", replicas=2)
+    rows = [
+        {
+            "ID": f"t{slot}",
+            "ServiceID": "id-test-web",
+            "Slot": slot,
+            "NodeID": f"node{slot}",
+            "DesiredState": "running",
+            "Status": {"State": "running", "Timestamp": "2026-01-01T00:00:00Z"},
+            "NetworksAttachments": [
+                {"Network": {"Spec": {"Name": "ingress"}}, "Addresses": [f"10.0.0.{slot}/24"]},
+                {"Network": {"Spec": {"Name": "trueup-test"}}, "Addresses": [addr]},
+            ],
+        }
+        for slot, addr in ((1, "10.0.9.3/24"), (2, "10.0.9.4/24"))
+    ]
+    snapshot = SwarmSnapshot((service(web),), tuple(task_info(r) for r in rows))
+    assert sorted(r.ip_address or "" for r in task_rows(snapshot)) == ["10.0.9.3", "10.0.9.4"]
+    observed = observation(snapshot, instance=I).state
+    assert [r.ready for r in observed.apps["web"].replicas] == [True, True]
