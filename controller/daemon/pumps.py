@@ -2,10 +2,10 @@
 
 :func:`pump_events` follows the engine's container events and marks the app of each event
 that says it may need healing (``die``, ``destroy``, ``oom``, turned ``unhealthy``, and a
-swarm's ``tasks_changed``); when the stream breaks it resubscribes with backoff (0.5 s doubling
-to 30 s) and marks a full pass, since events may have been missed meanwhile. :func:`pump_revisions` marks a pass for each new
-revision the git watcher reports. Both run until cancelled, under the controller's
-``Supervisor``.
+swarm's ``tasks_changed``); when the stream breaks it resubscribes with backoff (0.5 s
+doubling to 30 s) and marks a full pass, since events may have been missed meanwhile.
+:func:`pump_revisions` marks a pass for each new revision the git watcher reports. Both run
+until cancelled, under the controller's ``Supervisor``.
 """
 
 from __future__ import annotations
