@@ -7,7 +7,8 @@ git tree id, the host-power policy and this file's format. The key does not cove
 outside the tree, so a hit is used only after checking it again: every build context's tree id
 is looked up afresh, and every secret is read again from the secrets dir and its digest
 compared with the one in the stored spec; every ``spec.files`` source is digested again and
-every secret file read again. Secret values and file contents are never written here: only
+every secret file read again; every ``spec.envFrom`` file is read again and its digest
+compared. Secret values, env file values and file contents are never written here: only
 which secret each variable or file reads, and the digests the container labels carry anyway.
 
 Only a clean state is stored (no manifest problem, no app that failed to resolve), so a hit
@@ -28,6 +29,7 @@ from typing import Any
 
 import structlog
 
+from controller.desired.envfiles import EnvFile, env_from_digest
 from controller.desired.files import secret_bytes
 from controller.desired.policy import Policy
 from controller.desired.resolve import (
@@ -97,6 +99,7 @@ def restore(
     secrets: SecretStore,
     context_id: Callable[[str], str],
     file_digest: Callable[[str], str] | None = None,
+    env_file: Callable[[str], EnvFile] | None = None,
 ) -> DesiredState | None:
     """The stored state for ``key`` at ``revision``, or None when there is none or it is stale
     (a build context or a secret changed since it was stored)."""
@@ -119,6 +122,7 @@ def restore(
         secrets=secrets,
         context_id=context_id,
         file_digest=file_digest,
+        env_file=env_file,
     )
 
 
@@ -129,6 +133,7 @@ def reuse(
     secrets: SecretStore,
     context_id: Callable[[str], str],
     file_digest: Callable[[str], str] | None = None,
+    env_file: Callable[[str], EnvFile] | None = None,
 ) -> DesiredState | None:
     """``state`` at ``revision`` when every build context and secret it was resolved from is
     unchanged (apps with their secret values read again), else None.
@@ -141,6 +146,8 @@ def reuse(
             current = _current(app, secrets=secrets, context_id=context_id)
             if current is not None and app.spec.get("files"):
                 current = _current_files(current, secrets=secrets, file_digest=file_digest)
+            if current is not None and app.spec.get("envFrom"):
+                current = _current_env_from(current, secrets=secrets, env_file=env_file)
         except (TrueupError, OSError, KeyError, TypeError):
             return None  # a secret that is gone: the full path reports it, located
         if current is None:
@@ -190,6 +197,22 @@ def _current_files(
             return None
         secret_files[entry.path] = value
     return dataclasses.replace(app, secret_files=secret_files)
+
+
+def _current_env_from(
+    app: DesiredApp, *, secrets: SecretStore, env_file: Callable[[str], EnvFile] | None
+) -> DesiredApp | None:
+    """``app`` with its ``spec.envFrom`` variables read again, or None when a file's digest
+    is no longer the stored one."""
+    if env_file is None:
+        return None
+    merged: dict[str, str] = {}
+    for item in app.spec["envFrom"]:
+        found = env_file(str(item["file"]))
+        if env_from_digest(app.name, found, secrets) != item["digest"]:
+            return None
+        merged.update(found.values)
+    return dataclasses.replace(app, file_env=merged)
 
 
 def _app_json(app: DesiredApp) -> dict[str, Any]:

@@ -164,7 +164,8 @@ def _env_and_secrets(
 ) -> tuple[dict[str, str], tuple[SecretMount, ...]]:
     """Plain variables as they are; each secretRef as a Swarm secret file and ``VAR_FILE``."""
     spec = want.manifest.spec
-    env = {k: v for k, v in spec.env.items() if isinstance(v, str)}
+    env = dict(want.file_env)  # spec.envFrom, below spec.env
+    env.update({k: v for k, v in spec.env.items() if isinstance(v, str)})
     secrets: list[SecretMount] = []
     for var, value in sorted(spec.env.items()):
         if not isinstance(value, SecretValue):
