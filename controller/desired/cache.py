@@ -49,23 +49,24 @@ FORMAT = 1
 FILE_NAME = "desired-cache.json"
 
 
-def cache_key(path: str, tree_id: str, policy: Policy) -> str:
-    """What the stored state depends on besides build contexts and secrets."""
-    material = canonical_json(
-        {
-            "format": FORMAT,
-            "path": path,
-            "tree": tree_id,
-            "policy": {
-                "allow_privileged": policy.allow_privileged,
-                "allow_host_network": policy.allow_host_network,
-                "allowed_capabilities": sorted(policy.allowed_capabilities),
-                "allowed_bind_paths": list(policy.allowed_bind_paths),
-                "allowed_host_ports": [list(r) for r in policy.allowed_host_ports],
-            },
-        }
-    )
-    return hashlib.sha256(material.encode()).hexdigest()
+def cache_key(path: str, tree_id: str, policy: Policy, compose: str = "") -> str:
+    """What the stored state depends on besides build contexts and secrets; ``compose`` is
+    the digest of the host's compose inputs (`discovery.ComposeInputs.digest`)."""
+    material = {
+        "format": FORMAT,
+        "path": path,
+        "tree": tree_id,
+        "policy": {
+            "allow_privileged": policy.allow_privileged,
+            "allow_host_network": policy.allow_host_network,
+            "allowed_capabilities": sorted(policy.allowed_capabilities),
+            "allowed_bind_paths": list(policy.allowed_bind_paths),
+            "allowed_host_ports": [list(r) for r in policy.allowed_host_ports],
+        },
+    }
+    if compose:
+        material["compose"] = compose
+    return hashlib.sha256(canonical_json(material).encode()).hexdigest()
 
 
 def store(state_dir: Path, key: str, desired: DesiredState) -> None:

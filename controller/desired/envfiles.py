@@ -96,3 +96,20 @@ def resolve_env_from(
         entries.append({"file": item.file, "digest": env_from_digest(app.name, found, secrets)})
         merged.update(found.values)
     return entries, merged
+
+
+def diff_env_from(before: Any, after: Any) -> list[tuple[str, str | None, str | None]]:
+    """``(field, before, after)`` for each ``envFrom`` file added, removed or changed between
+    two resolved specs, the field named ``envFrom[<file>]``; a value or digest is never shown
+    (a changed file is ``(values changed)``)."""
+    old = {str(i["file"]): i for i in before or () if isinstance(i, dict) and "file" in i}
+    new = {str(i["file"]): i for i in after or () if isinstance(i, dict) and "file" in i}
+    out: list[tuple[str, str | None, str | None]] = []
+    for path in sorted(set(old) | set(new)):
+        was, now = old.get(path), new.get(path)
+        if was != now:
+            shown_after = None if now is None else path if was is None else "(values changed)"
+            out.append((f"envFrom[{path}]", None if was is None else path, shown_after))
+    if not out and list(old) != list(new):  # the same files in another order
+        out.append(("envFrom", ", ".join(old), ", ".join(new)))
+    return out

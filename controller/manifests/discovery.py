@@ -42,7 +42,10 @@ class ComposeInputs:
     allow_repo_secrets: bool = False
 
     def digest(self) -> str:
-        """Covers everything here, so a changed host variable parses (and plans) again."""
+        """Covers everything here, so a changed host variable parses (and plans) again; ""
+        for no inputs at all (so caches made before compose projects stay valid)."""
+        if self == ComposeInputs():
+            return ""
         material = json.dumps(
             {
                 "variables": {p: dict(sorted(v.items())) for p, v in self.variables.items()},
