@@ -189,6 +189,8 @@ def _current_files(
     secret_files: dict[str, bytes] = {}
     for item in app.spec["files"]:
         entry = by_path[item["path"]]
+        if entry.content is not None:
+            continue  # in the manifest itself: its digest cannot go stale
         if entry.source is not None:
             if file_digest(entry.source) != item["digest"]:
                 return None  # the file changed outside --path: the spec hash changes

@@ -11,6 +11,7 @@ so its spec hash is what it was before files existed.
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
@@ -72,6 +73,11 @@ def resolve_files(
                 raise SourceError(f"spec.files[{i}].source: {found}")
             item["source"], item["digest"] = entry.source, found.digest
             total += found.size
+        elif entry.content is not None:
+            data = entry.content.encode()
+            item["content"] = "inline"
+            item["digest"] = "sha256:" + hashlib.sha256(data).hexdigest()
+            total += len(data)
         else:
             try:
                 value = secret_bytes(entry, secrets)
@@ -101,6 +107,9 @@ def file_contents(
     for entry in app.spec.files:
         mode = entry.effective_mode()
         uid, gid = entry.uid_gid()
+        if entry.content is not None:
+            out.append(FileContent(entry.path, mode, uid, gid, entry.content.encode()))
+            continue
         if entry.source is None:
             out.append(FileContent(entry.path, mode, uid, gid, secret_files[entry.path]))
             continue
@@ -117,7 +126,9 @@ def _shown(item: Mapping[str, Any] | None) -> str | None:
     if item is None:
         return None
     where = item.get("source") or item.get("secretRef") or item.get("secretFile")
-    digest = "" if "source" not in item else f"@{str(item.get('digest'))[:19]}"
+    where = where or ("(inline content)" if "content" in item else None)
+    plain = "source" in item or "content" in item
+    digest = f"@{str(item.get('digest'))[:19]}" if plain else ""
     return f"{where}{digest} mode {item.get('mode')} owner {item.get('owner')}"
 
 
@@ -132,7 +143,8 @@ def diff_files(before: Any, after: Any) -> list[tuple[str, str | None, str | Non
         if was == now:
             continue
         shown_after = _shown(now)
-        if was is not None and now is not None and "source" not in now and _same(was, now):
+        secret = "source" not in now and "content" not in now if now is not None else False
+        if was is not None and now is not None and secret and _same(was, now):
             shown_after = "(secret changed)"
         out.append((f"files[{path}]", _shown(was), shown_after))
     return out

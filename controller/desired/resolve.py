@@ -341,7 +341,11 @@ def container_spec(
         memory=spec.resources.memory,
         cpus=spec.resources.cpus,
         volumes=tuple(
-            VolumeMount(volume_name(instance, v.name), v.mount_path, v.read_only, legacy=v.name)
+            VolumeMount(v.volume_name, v.mount_path, v.read_only)
+            if v.volume_name is not None
+            else VolumeMount(
+                volume_name(instance, v.name), v.mount_path, v.read_only, legacy=v.name
+            )
             for v in spec.volumes
         ),
         binds=bind_mounts(spec, bind_paths),

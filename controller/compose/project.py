@@ -1,0 +1,247 @@
+"""The entry point: one compose file (with its committed ``.env`` and the host's variables) →
+the ``App`` of each service, every problem located in the compose file.
+
+Stages: parse with positions (``manifests.yamlmarks``: the same bounds on hostile YAML as
+manifests), interpolate (``compose.interpolate``), check the top level and the project's scope
+(``compose.scope``), translate each service (``compose.translate``, ``compose.mounts``), then
+validate each with the manifest's own ``App`` model, so an ``x-trueup`` error reads as it would
+in a manifest. A broken service fails only itself where possible; any error fails the file
+(the loader suspends pruning). ``load_project`` never raises for its input.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from controller.compose import keys
+from controller.compose.context import Project, Translation
+from controller.compose.interpolate import Interpolator, interpolate, parse_dotenv
+from controller.compose.located import Report
+from controller.compose.scope import project_name, top_files, top_networks, top_volumes
+from controller.compose.services import build_app
+from controller.manifests.models import App
+from controller.manifests.problems import Problem
+from controller.manifests.yamlmarks import DocumentError, Mark, Path, documents
+
+COMPOSE_FILE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
+MAX_FILE_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ProjectApp:
+    """One service as a trueup app, and where it stands in the compose file."""
+
+    app: App
+    service: str
+    line: int
+    locate: Callable[[Path], Mark]
+    """Manifest path → place in the compose file (``("spec", "routes", 0, "host")`` → the
+    x-trueup route; a field compose does not have → the service)."""
+    env_files: tuple[str, ...] = ()
+    """The service's ``env_file`` paths (repo-relative, in order: later files win)."""
+
+
+@dataclass
+class ProjectResult:
+    """What one compose file yielded."""
+
+    project: str
+    apps: list[ProjectApp] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+    invalid_apps: set[str] = field(default_factory=set)
+    """App names of services that failed: they must be left running as they are."""
+
+
+def load_project(
+    file: str,
+    raw: bytes,
+    *,
+    dotenv: bytes | None,
+    variables: Mapping[str, str],
+    profiles: frozenset[str] = frozenset(),
+    allow_repo_secrets: bool = False,
+) -> ProjectResult:
+    """Every service of the compose file ``file`` as an app; never raises for its input."""
+    report = Report(file)
+    result = ProjectResult(project="")
+    try:
+        _load(file, raw, dotenv, variables, profiles, allow_repo_secrets, report, result)
+    except Exception as exc:  # a bug must cost this file only, never the pass
+        report.at(Mark(1, 1), f"cannot read this compose file ({type(exc).__name__})")
+        result.apps = []
+    result.problems = sorted(report.problems)
+    result.warnings = sorted(report.warnings)
+    return result
+
+
+def _load(
+    file: str,
+    raw: bytes,
+    dotenv: bytes | None,
+    variables: Mapping[str, str],
+    profiles: frozenset[str],
+    allow_repo_secrets: bool,
+    report: Report,
+    result: ProjectResult,
+) -> None:
+    parsed = _parse(report, raw)
+    if parsed is None:
+        return
+    folder = posixpath.dirname(posixpath.normpath(file))
+    values = {**_dotenv_values(report, folder, dotenv), **variables}
+    data = interpolate(parsed, Interpolator(values), lambda p, m: report.error(p, m))
+    top = report.mapping(
+        (),
+        data,
+        keys.TOP_LEVEL,
+        keys.TOP_LEVEL_UNSUPPORTED,
+        keys.TOP_LEVEL_IGNORED,
+        extensions=True,
+    )
+    if top is None:
+        return
+    name = project_name(report, file, top)
+    services = top.get("services")
+    if not isinstance(services, dict) or not services:
+        report.error(
+            ("services",) if "services" in top else (), "a compose file needs services:", key=True
+        )
+        return
+    if name is None:
+        return
+    result.project = name
+    project = Project(
+        name=name,
+        folder="" if folder in ("", ".") else folder,
+        report=report,
+        services=services,
+        volumes=top_volumes(report, name, top.get("volumes")),
+        networks=top_networks(report, name, top.get("networks")),
+        secrets=top_files(report, "secrets", top.get("secrets"), allow_repo_secrets),
+        configs=top_files(report, "configs", top.get("configs"), True),
+        variables=values,
+        allow_repo_secrets=allow_repo_secrets,
+    )
+    _services(project, profiles, result)
+
+
+def _parse(report: Report, raw: bytes) -> dict[str, Any] | None:
+    if len(raw) > MAX_FILE_BYTES:
+        report.at(Mark(1, 1), f"file is larger than {MAX_FILE_BYTES // 1024} KiB")
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        report.at(Mark(1, 1), f"file is not UTF-8 text (byte {exc.start})")
+        return None
+    try:
+        docs = list(documents(text))
+    except DocumentError as exc:
+        report.at(exc.mark, exc.message)
+        return None
+    docs = [d for d in docs if d.data is not None]
+    if len(docs) != 1:
+        where = docs[1].start if len(docs) > 1 else Mark(1, 1)
+        report.at(where, "a compose file holds exactly one YAML document")
+        return None
+    report.doc = docs[0]
+    for path, mark in docs[0].duplicate_keys:
+        report.at(mark, f"{'.'.join(map(str, path))}: key appears twice in this mapping")
+    if not isinstance(docs[0].data, dict):
+        report.at(docs[0].start, "a compose file must be a mapping with services:")
+        return None
+    return docs[0].data
+
+
+def _dotenv_values(report: Report, folder: str, dotenv: bytes | None) -> dict[str, str]:
+    if dotenv is None:
+        return {}
+    name = posixpath.join(folder, ".env") if folder not in ("", ".") else ".env"
+    try:
+        values, bad = parse_dotenv(dotenv.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        report.problems.append(Problem(name, 1, 1, f"file is not UTF-8 text (byte {exc.start})"))
+        return {}
+    for line, message in bad:
+        report.problems.append(Problem(name, line, 1, message))
+    return values
+
+
+def _services(project: Project, profiles: frozenset[str], result: ProjectResult) -> None:
+    report = project.report
+    translated: dict[str, Translation] = {}
+    active: set[str] = set()
+    for service, data in project.services.items():
+        at: Path = ("services", str(service))
+        checked = report.mapping(
+            at, data, keys.SERVICE, keys.SERVICE_UNSUPPORTED, keys.SERVICE_IGNORED
+        )
+        if checked is None:
+            continue
+        if _active(report, at, checked, profiles):
+            active.add(str(service))
+        translated[str(service)] = build_app(project, str(service), checked)
+    for service, out in translated.items():
+        for dep, path in out.healthy_deps.items():
+            other = translated.get(dep)
+            if other is not None and "healthCheck" not in other.spec:
+                report.error(
+                    path, f"service_healthy needs a healthcheck on {dep!r}, and it has none"
+                )
+        if service in active:
+            for i, dep in enumerate(out.spec.get("dependsOn", [])):
+                if dep.removeprefix(project.name + "-") not in active:
+                    report.error(
+                        out.compose_path(("spec", "dependsOn", i)),
+                        "depends on a service whose profiles are not active",
+                    )
+    for service, out in translated.items():
+        app_name = project.app_name(service)
+        if service in report.failed:
+            result.invalid_apps.add(app_name)
+            continue
+        app = _validate(project, out)
+        if app is None:
+            result.invalid_apps.add(app_name)
+        elif service in active:
+            line = report.mark(("services", service), key=True).line
+            locate = _locator(report, out)
+            result.apps.append(ProjectApp(app, service, line, locate, tuple(out.env_files)))
+
+
+def _active(report: Report, at: Path, data: dict[str, Any], profiles: frozenset[str]) -> bool:
+    if "profiles" not in data:
+        return True
+    given = report.strings((*at, "profiles"), data["profiles"])
+    return bool(given) and bool(set(given or ()) & profiles)
+
+
+def _locator(report: Report, out: Translation) -> Callable[[Path], Mark]:
+    def locate(path: Path) -> Mark:
+        return report.mark(out.compose_path(path))
+
+    return locate
+
+
+def _validate(project: Project, out: Translation) -> App | None:
+    from controller.compose.errors import describe
+
+    data = {
+        "apiVersion": "trueup/v1",
+        "kind": "App",
+        "metadata": {"name": project.app_name(out.service), "labels": out.labels},
+        "spec": out.spec,
+    }
+    from pydantic import ValidationError
+
+    try:
+        return App.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            path, message = describe(err, out)
+            project.report.error(path, message)
+        return None

@@ -1,0 +1,464 @@
+"""One compose service → the ``spec`` of a trueup ``App`` (manifest data, camelCase): image
+and build, command and entrypoint, environment, ports, restart, health check, limits, process
+options, labels, host powers, depends_on. Mounts are in ``compose.mounts``, networks in
+``compose.networks``.
+
+Each field is checked where it is read; a problem is reported at the compose key and the
+field left out, so every problem of the service is found.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from controller.compose import keys
+from controller.compose.context import Project, Translation
+from controller.compose.values import (
+    PortSpec,
+    expand_ports,
+    go_duration,
+    ram_bytes,
+    shell_words,
+    short_ports,
+)
+from controller.manifests.yamlmarks import Path
+
+_RESTART = {
+    "always": "always",
+    "unless-stopped": "always",
+    "no": "never",
+    "on-failure": "on-failure",
+}
+# Docker's defaults for a health check field compose leaves unset (trueup's own differ).
+_HEALTH_DEFAULTS = {"interval": 30.0, "timeout": 30.0, "retries": 3, "startPeriod": 0.0}
+
+
+def translate_service(project: Project, service: str, data: dict[str, Any]) -> Translation:
+    """The manifest data of ``service``; problems go to ``project.report``."""
+    out = Translation(service)
+    at: Path = ("services", service)
+    _image(project, out, at, data)
+    for key, field in (("command", "command"), ("entrypoint", "entrypoint")):
+        if key in data:
+            words = _command(project, (*at, key), data[key])
+            if words is not None:
+                out.put(field, words, (*at, key))
+    _environment(project, out, at, data)
+    _ports(project, out, at, data)
+    _restart(project, out, at, data)
+    if "healthcheck" in data:
+        _healthcheck(project, out, (*at, "healthcheck"), data["healthcheck"])
+    _resources(project, out, at, data)
+    _process(project, out, at, data)
+    _depends_on(project, out, at, data)
+    return out
+
+
+def _image(project: Project, out: Translation, at: Path, data: dict[str, Any]) -> None:
+    report = project.report
+    image = report.text((*at, "image"), data["image"]) if "image" in data else None
+    if "build" in data:
+        build = _build(project, (*at, "build"), data["build"])
+        if build is not None:
+            out.put("build", build, (*at, "build"))
+        if image is not None:
+            report.warn((*at, "image"), "ignored: trueup builds the image and tags it itself")
+    elif image is not None:
+        out.put("image", image, (*at, "image"))
+    elif "image" not in data:
+        report.error(at, "a service needs an image or a build", key=True)
+
+
+def _build(project: Project, at: Path, value: object) -> dict[str, Any] | None:
+    report = project.report
+    if isinstance(value, str):
+        context = project.repo_path(at, value, "build context")
+        return {"context": context} if context is not None else None
+    data = report.mapping(at, value, keys.BUILD, keys.BUILD_UNSUPPORTED)
+    if data is None:
+        return None
+    raw = report.text((*at, "context"), data.get("context", "."))
+    context = project.repo_path((*at, "context"), raw, "build context") if raw else None
+    if context is None:
+        return None
+    build: dict[str, Any] = {"context": context}
+    if "dockerfile" in data:
+        dockerfile = report.text((*at, "dockerfile"), data["dockerfile"])
+        if dockerfile is not None:
+            build["dockerfile"] = dockerfile
+    if "args" in data:
+        args = report.list_or_map((*at, "args"), data["args"])
+        build["args"] = {k: v for k, v in args.items() if v is not None}
+    if "target" in data:
+        target = report.text((*at, "target"), data["target"])
+        if target is not None:
+            build["target"] = target
+    return build
+
+
+def _command(project: Project, at: Path, value: object) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            return shell_words(value)
+        except ValueError as exc:
+            project.report.error(at, str(exc))
+            return None
+    return project.report.strings(at, value)
+
+
+def _environment(project: Project, out: Translation, at: Path, data: dict[str, Any]) -> None:
+    report = project.report
+    if "env_file" in data:
+        out.env_files.extend(_env_files(project, (*at, "env_file"), data["env_file"]))
+    if "environment" not in data:
+        return
+    env: dict[str, str] = {}
+    given = report.list_or_map((*at, "environment"), data["environment"])
+    for name, value in given.items():
+        if value is None:
+            value = project.variables.get(name)
+            if value is None:
+                report.warn(
+                    (*at, "environment"), f"{name} has no value and no variable gives one: unset"
+                )
+                continue
+        env[name] = value
+    out.put("env", env, (*at, "environment"))
+
+
+def _env_files(project: Project, at: Path, value: object) -> list[str]:
+    report = project.report
+    items = value if isinstance(value, list) else [value]
+    found: list[str] = []
+    for i, item in enumerate(items):
+        where = (*at, i) if isinstance(value, list) else at
+        required = True
+        if isinstance(item, dict):
+            entry = report.mapping(where, item, frozenset({"path", "required", "format"}))
+            if entry is None:
+                continue
+            item = entry.get("path")
+            required = entry.get("required", True) is not False
+            where = (*where, "path")
+        text = report.text(where, item, numbers=False)
+        if text is None:
+            continue
+        if not required:
+            report.error(where, "required: false is not supported by trueup (the file must exist)")
+            continue
+        path = project.repo_path(where, text, "env_file")
+        if path is not None:
+            found.append(path)
+    return found
+
+
+def _ports(project: Project, out: Translation, at: Path, data: dict[str, Any]) -> None:
+    report = project.report
+    specs: list[tuple[PortSpec, str | None, Path]] = []
+    if "ports" in data:
+        items = data["ports"]
+        if not isinstance(items, list):
+            report.error((*at, "ports"), "must be a list")
+            items = []
+        for i, item in enumerate(items):
+            where = (*at, "ports", i)
+            for spec, name in _port_entry(project, where, item):
+                specs.append((spec, name, where))
+    if "expose" in data:
+        for i, item in enumerate(report.strings((*at, "expose"), data["expose"]) or []):
+            try:
+                exposed = short_ports(item.split("/")[0]) if ":" not in item else None
+            except ValueError as exc:
+                report.error((*at, "expose", i), str(exc))
+                continue
+            if exposed is None:
+                report.error((*at, "expose", i), "expose takes container ports only")
+                continue
+            protocol = item.partition("/")[2] or "tcp"
+            for spec in exposed:
+                specs.append((PortSpec(spec.container, protocol), None, (*at, "expose", i)))
+    ports: list[dict[str, Any]] = []
+    seen: set[tuple[int, str, int | None, str | None]] = set()
+    names: set[str] = set()
+    for spec, name, where in specs:
+        key = (spec.container, spec.protocol, spec.host_port, spec.host_ip)
+        if key in seen or (spec.host_port is None and any(k[:2] == key[:2] for k in seen)):
+            continue  # an exposed port also published, or listed twice
+        seen.add(key)
+        name = name or _port_name(spec, names)
+        names.add(name)
+        port: dict[str, Any] = {"name": name, "containerPort": spec.container}
+        if spec.protocol != "tcp":
+            port["protocol"] = spec.protocol
+        if spec.host_port is not None:
+            port["hostPort"] = spec.host_port
+        if spec.host_ip is not None:
+            port["hostIp"] = spec.host_ip
+        out.origin(("spec", "ports", len(ports)), where)
+        ports.append(port)
+    if ports:
+        out.spec["ports"] = ports
+        out.origins.setdefault(("spec", "ports"), (*at, "ports"))
+
+
+def _port_name(spec: PortSpec, taken: set[str]) -> str:
+    """A stable name: ``tcp-80``, or ``tcp-80-8080`` when port 80 is published twice."""
+    base = f"{spec.protocol}-{spec.container}"
+    if base not in taken:
+        return base
+    name = f"{base}-{spec.host_port or 0}"
+    n = 2
+    while name in taken:
+        name, n = f"{base}-{n}", n + 1
+    return name
+
+
+def _port_entry(project: Project, at: Path, item: object) -> list[tuple[PortSpec, str | None]]:
+    report = project.report
+    if isinstance(item, str | int) and not isinstance(item, bool):
+        try:
+            return [(p, None) for p in short_ports(item)]
+        except ValueError as exc:
+            report.error(at, str(exc))
+            return []
+    data = report.mapping(at, item, keys.PORT)
+    if data is None:
+        return []
+    if "target" not in data:
+        report.error(at, "target (the container port) is missing", key=True)
+        return []
+    target = report.text((*at, "target"), data["target"])
+    published = data.get("published")
+    host = report.text((*at, "published"), published) if published not in (None, "") else None
+    ip = report.text((*at, "host_ip"), data["host_ip"]) if "host_ip" in data else None
+    protocol = str(data.get("protocol", "tcp")).lower()
+    if "mode" in data and data["mode"] not in ("host", "ingress"):
+        report.error((*at, "mode"), "must be host or ingress")
+    name = data.get("name")
+    if target is None:
+        return []
+    try:
+        specs = expand_ports(target, host, ip, protocol)
+    except ValueError as exc:
+        report.error(at, str(exc))
+        return []
+    if isinstance(name, str) and len(specs) == 1:
+        return [(specs[0], name)]
+    return [(p, None) for p in specs]
+
+
+def _restart(project: Project, out: Translation, at: Path, data: dict[str, Any]) -> None:
+    where = (*at, "restart")
+    if "restart" not in data:
+        out.put("restartPolicy", "never", at)  # compose's default is "no"
+        return
+    value = data["restart"]
+    text = "no" if value is False else project.report.text(where, value, numbers=False)
+    if text is None:
+        return
+    base = text.split(":", 1)[0] if text.startswith("on-failure") else text
+    if base not in _RESTART or (text != base and not text[len(base) + 1 :].isdigit()):
+        project.report.error(
+            where, f"{text!r} is not a restart policy (no, always, unless-stopped, on-failure[:N])"
+        )
+        return
+    out.put("restartPolicy", _RESTART[base], where)
+
+
+def _healthcheck(project: Project, out: Translation, at: Path, value: object) -> None:
+    report = project.report
+    data = report.mapping(at, value, keys.HEALTHCHECK, keys.HEALTHCHECK_UNSUPPORTED)
+    if data is None:
+        return
+    if data.get("disable") is True:
+        return
+    if "disable" in data and report.boolean((*at, "disable"), data["disable"]) is None:
+        return
+    test = data.get("test")
+    if test is None:
+        report.error(at, "test is missing (or say disable: true)", key=True)
+        return
+    if isinstance(test, str):
+        exec_ = ["/bin/sh", "-c", test]
+    else:
+        words = report.strings((*at, "test"), test)
+        if not words:
+            if words is not None:
+                report.error((*at, "test"), "must not be empty")
+            return
+        if words[0] == "NONE":
+            return
+        if words[0] == "CMD" and len(words) > 1:
+            exec_ = words[1:]
+        elif words[0] == "CMD-SHELL" and len(words) == 2:
+            exec_ = ["/bin/sh", "-c", words[1]]
+        else:
+            report.error(
+                (*at, "test"),
+                'must start with "CMD" (then the command), "CMD-SHELL" (then one shell '
+                'string) or be ["NONE"]',
+            )
+            return
+    check: dict[str, Any] = {"exec": exec_, **_HEALTH_DEFAULTS}
+    for key, field in (
+        ("interval", "interval"),
+        ("timeout", "timeout"),
+        ("start_period", "startPeriod"),
+    ):
+        if key in data:
+            try:
+                check[field] = go_duration(data[key])
+            except ValueError as exc:
+                report.error((*at, key), str(exc))
+    if "retries" in data:
+        retries = report.integer((*at, "retries"), data["retries"], 1, 100)
+        if retries is not None:
+            check["retries"] = retries
+    out.put("healthCheck", check, at)
+
+
+def _resources(project: Project, out: Translation, at: Path, data: dict[str, Any]) -> None:
+    report = project.report
+    resources: dict[str, Any] = {}
+    limits: dict[str, Any] = {}
+    limits_at: Path = (*at, "deploy", "resources", "limits")
+    if "deploy" in data:
+        deploy = report.mapping(
+            (*at, "deploy"), data["deploy"], keys.DEPLOY, keys.DEPLOY_UNSUPPORTED
+        )
+        if deploy is not None and "replicas" in deploy:
+            replicas = report.integer((*at, "deploy", "replicas"), deploy["replicas"], 0, 1000)
+            if replicas is not None:
+                out.put("replicas", replicas, (*at, "deploy", "replicas"))
+        res = (deploy or {}).get("resources")
+        if res is not None:
+            found = report.mapping(
+                (*at, "deploy", "resources"), res, keys.RESOURCES, keys.RESOURCES_UNSUPPORTED
+            )
+            if found is not None and "limits" in found:
+                limits = (
+                    report.mapping(limits_at, found["limits"], keys.LIMITS, keys.LIMITS_UNSUPPORTED)
+                    or {}
+                )
+    if "scale" in data:
+        scale = report.integer((*at, "scale"), data["scale"], 0, 1000)
+        if scale is not None:
+            out.put("replicas", scale, (*at, "scale"))
+    for source, where in (
+        (data.get("mem_limit"), (*at, "mem_limit")),
+        (limits.get("memory"), (*limits_at, "memory")),
+    ):
+        if source is not None:
+            try:
+                resources["memory"] = ram_bytes(source)
+                out.origin(("spec", "resources", "memory"), where)
+            except ValueError as exc:
+                report.error(where, str(exc))
+    for source, where in (
+        (data.get("cpus"), (*at, "cpus")),
+        (limits.get("cpus"), (*limits_at, "cpus")),
+    ):
+        if source is not None:
+            try:
+                resources["cpus"] = float(source)
+                out.origin(("spec", "resources", "cpus"), where)
+            except (TypeError, ValueError):
+                report.error(where, "must be a number of CPUs, e.g. 0.5")
+    if resources:
+        out.spec["resources"] = resources
+
+
+def _process(project: Project, out: Translation, at: Path, data: dict[str, Any]) -> None:
+    report = project.report
+    for key, field in (
+        ("user", "user"),
+        ("working_dir", "workingDir"),
+        ("stop_signal", "stopSignal"),
+    ):
+        if key in data:
+            text = report.text((*at, key), data[key])
+            if text is not None:
+                out.put(field, text, (*at, key))
+    for key, field in (("init", "init"), ("privileged", "privileged")):
+        if key in data:
+            flag = report.boolean((*at, key), data[key])
+            if flag is not None:
+                out.put(field, flag, (*at, key))
+    if "stop_grace_period" in data:
+        try:
+            out.put(
+                "stopGracePeriod",
+                go_duration(data["stop_grace_period"]),
+                (*at, "stop_grace_period"),
+            )
+        except ValueError as exc:
+            report.error((*at, "stop_grace_period"), str(exc))
+    if "labels" in data:
+        labels = report.list_or_map((*at, "labels"), data["labels"])
+        out.labels = {k: v or "" for k, v in labels.items()}
+        out.origin(("metadata", "labels"), (*at, "labels"))
+    if "cap_add" in data:
+        caps = report.strings((*at, "cap_add"), data["cap_add"])
+        if caps is not None:
+            out.put("capAdd", [c.upper().removeprefix("CAP_") for c in caps], (*at, "cap_add"))
+    if "network_mode" in data:
+        mode = report.text((*at, "network_mode"), data["network_mode"], numbers=False)
+        if mode in ("host", "none", "bridge"):
+            out.put("networkMode", mode, (*at, "network_mode"))
+        elif mode is not None:
+            report.error(
+                (*at, "network_mode"),
+                f"{mode!r} is not supported by trueup (host, none or bridge)",
+            )
+
+
+def _depends_on(project: Project, out: Translation, at: Path, data: dict[str, Any]) -> None:
+    report = project.report
+    if "depends_on" not in data:
+        return
+    where = (*at, "depends_on")
+    value = data["depends_on"]
+    entries: dict[str, Path] = {}
+    if isinstance(value, list):
+        for i, name in enumerate(value):
+            text = report.text((*where, i), name, numbers=False)
+            if text is not None:
+                entries[text] = (*where, i)
+    elif isinstance(value, dict):
+        for name, cond in value.items():
+            child = (*where, str(name))
+            entries[str(name)] = child
+            spec = report.mapping(child, cond if cond is not None else {}, keys.DEPENDS_ON)
+            if spec is None:
+                continue
+            condition = spec.get("condition", "service_started")
+            if condition == "service_healthy":
+                out.healthy_deps[str(name)] = (*child, "condition")
+            elif condition == "service_completed_successfully":
+                report.error(
+                    (*child, "condition"),
+                    "service_completed_successfully is not supported by trueup",
+                )
+            elif condition != "service_started":
+                report.error(
+                    (*child, "condition"),
+                    f"{condition!r} is not a condition (service_started, service_healthy)",
+                )
+            if spec.get("required", True) is not True:
+                report.error((*child, "required"), "required: false is not supported by trueup")
+    else:
+        report.error(where, "must be a list of services or a mapping of service to condition")
+    deps: list[str] = []
+    for name, path in entries.items():
+        if name not in project.services:
+            report.error(path, f"no service named {name!r} in this file")
+            continue
+        if name == out.service:
+            report.error(path, "a service cannot depend on itself")
+            continue
+        out.origin(("spec", "dependsOn", len(deps)), path)
+        deps.append(project.app_name(name))
+    if deps:
+        out.put("dependsOn", deps, where)
