@@ -230,7 +230,7 @@ class GitSource:
                     dotenv = join(posixpath.dirname(rel), DOTENV)
                     found = lookup(store, root, dotenv) if is_compose_name(rel) else None
                     if found is not None and stat.S_ISREG(found[0]):
-                        files[dotenv] = manifest_blob(store, found[1])
+                        files = {dotenv: manifest_blob(store, found[1]), **files}  # sorted
                 else:
                     raise SourceError(f"--path {path!r} is neither a folder nor a YAML file")
                 self._manifests.put((oid, rel), files)
