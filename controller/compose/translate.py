@@ -111,7 +111,11 @@ def _command(project: Project, at: Path, value: object) -> list[str] | None:
 def _environment(project: Project, out: Translation, at: Path, data: dict[str, Any]) -> None:
     report = project.report
     if "env_file" in data:
-        out.env_files.extend(_env_files(project, (*at, "env_file"), data["env_file"]))
+        found = _env_files(project, (*at, "env_file"), data["env_file"])
+        for i, (_, where) in enumerate(found):
+            out.origin(("spec", "envFrom", i), where)
+        if found:
+            out.put("envFrom", [{"file": path} for path, _ in found], (*at, "env_file"))
     if "environment" not in data:
         return
     env: dict[str, str] = {}
@@ -128,10 +132,11 @@ def _environment(project: Project, out: Translation, at: Path, data: dict[str, A
     out.put("env", env, (*at, "environment"))
 
 
-def _env_files(project: Project, at: Path, value: object) -> list[str]:
+def _env_files(project: Project, at: Path, value: object) -> list[tuple[str, Path]]:
+    """The ``env_file`` paths (repo-relative) with where each is written."""
     report = project.report
     items = value if isinstance(value, list) else [value]
-    found: list[str] = []
+    found: list[tuple[str, Path]] = []
     for i, item in enumerate(items):
         where = (*at, i) if isinstance(value, list) else at
         required = True
@@ -150,7 +155,7 @@ def _env_files(project: Project, at: Path, value: object) -> list[str]:
             continue
         path = project.repo_path(where, text, "env_file")
         if path is not None:
-            found.append(path)
+            found.append((path, where))
     return found
 
 

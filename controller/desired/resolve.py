@@ -50,6 +50,7 @@ _NOT_CONTAINER_FIELDS = (
     "suspend",
     "files",
     "reload",
+    "envFrom",
 )
 _UNHASHED = ("replicas",)
 

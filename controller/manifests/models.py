@@ -375,6 +375,13 @@ class FileEntry(Model):
         return int(uid), int(gid or uid)
 
 
+class EnvFrom(Model):
+    """A dotenv file of the repository (``KEY=VALUE`` lines) read at the same commit: its
+    variables are the app's environment, below ``env`` (which wins on a clash)."""
+
+    file: Annotated[str, AfterValidator(_repo_source)]
+
+
 class Reload(Model):
     """Apply a change of ``files`` alone in place: upload them, then send ``signal``."""
 
@@ -426,6 +433,8 @@ class Spec(Model):
     working_dir: Annotated[str, AfterValidator(_absolute_path)] | None = None
     user: Text | None = None
     env: dict[Annotated[str, Field(pattern=_ENV_NAME.pattern)], EnvValue] = {}
+    env_from: list[EnvFrom] = []
+    """Dotenv files of the repository; a later file wins over an earlier one, ``env`` over all."""
     replicas: Annotated[int, Field(ge=0, le=1000)] = 1
     ports: list[ContainerPort] = []
     routes: list[Route] = []
