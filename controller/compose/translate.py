@@ -88,7 +88,8 @@ def _build(project: Project, at: Path, value: object) -> dict[str, Any] | None:
             build["dockerfile"] = dockerfile
     if "args" in data:
         args = report.list_or_map((*at, "args"), data["args"])
-        build["args"] = {k: v for k, v in args.items() if v is not None}
+        given = {k: v if v is not None else project.variables.get(k) for k, v in args.items()}
+        build["args"] = {k: v for k, v in given.items() if v is not None}
     if "target" in data:
         target = report.text((*at, "target"), data["target"])
         if target is not None:
@@ -326,7 +327,6 @@ def _healthcheck(project: Project, out: Translation, at: Path, value: object) ->
 
 def _resources(project: Project, out: Translation, at: Path, data: dict[str, Any]) -> None:
     report = project.report
-    resources: dict[str, Any] = {}
     limits: dict[str, Any] = {}
     limits_at: Path = (*at, "deploy", "resources", "limits")
     if "deploy" in data:
@@ -351,28 +351,33 @@ def _resources(project: Project, out: Translation, at: Path, data: dict[str, Any
         scale = report.integer((*at, "scale"), data["scale"], 0, 1000)
         if scale is not None:
             out.put("replicas", scale, (*at, "scale"))
-    for source, where in (
-        (data.get("mem_limit"), (*at, "mem_limit")),
-        (limits.get("memory"), (*limits_at, "memory")),
-    ):
-        if source is not None:
+    resources: dict[str, Any] = {}
+    for field, key, parse in (("memory", "mem_limit", ram_bytes), ("cpus", "cpus", _cpus)):
+        given = [((*at, key), data.get(key)), ((*limits_at, field), limits.get(field))]
+        values: list[tuple[Path, Any]] = []
+        for where, source in given:
+            if source is None:
+                continue
             try:
-                resources["memory"] = ram_bytes(source)
-                out.origin(("spec", "resources", "memory"), where)
+                values.append((where, parse(source)))
             except ValueError as exc:
                 report.error(where, str(exc))
-    for source, where in (
-        (data.get("cpus"), (*at, "cpus")),
-        (limits.get("cpus"), (*limits_at, "cpus")),
-    ):
-        if source is not None:
-            try:
-                resources["cpus"] = float(source)
-                out.origin(("spec", "resources", "cpus"), where)
-            except (TypeError, ValueError):
-                report.error(where, "must be a number of CPUs, e.g. 0.5")
+        if len(values) == 2 and values[0][1] != values[1][1]:
+            report.error(values[0][0], f"differs from deploy.resources.limits.{field}")
+        elif values:
+            resources[field] = values[0][1]
+            out.origin(("spec", "resources", field), values[0][0])
     if resources:
         out.spec["resources"] = resources
+
+
+def _cpus(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError("must be a number of CPUs, e.g. 0.5")
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError("must be a number of CPUs, e.g. 0.5") from None
 
 
 def _process(project: Project, out: Translation, at: Path, data: dict[str, Any]) -> None:
@@ -383,7 +388,7 @@ def _process(project: Project, out: Translation, at: Path, data: dict[str, Any])
         ("stop_signal", "stopSignal"),
     ):
         if key in data:
-            text = report.text((*at, key), data[key])
+            text = report.text((*at, key), data[key], numbers=False)
             if text is not None:
                 out.put(field, text, (*at, key))
     for key, field in (("init", "init"), ("privileged", "privileged")):
