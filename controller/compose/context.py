@@ -65,7 +65,6 @@ class Translation:
     spec: dict[str, Any] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
     origins: dict[Path, Path] = field(default_factory=dict)
-    env_files: list[str] = field(default_factory=list)
     healthy_deps: dict[str, Path] = field(default_factory=dict)
     mirrors: dict[Path, Path] = field(default_factory=dict)
     """Manifest prefixes written as they are (``x-trueup``): the rest of a path carries over."""

@@ -22,7 +22,7 @@ _DOTENV_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.-]*)\s*(?:[=
 
 
 class InterpolationError(ValueError):
-    """A variable that is unset (or ``${V:?msg}``), or a ``$`` that starts nothing."""
+    """A variable that is unset (or ``${V:?msg}``), or a ``${`` that is not closed."""
 
 
 @dataclass
@@ -67,12 +67,9 @@ class Interpolator:
         if nxt == "{":
             return self._braced(text, pos + 2)
         match = _NAME.match(text, pos + 1)
-        if match is None:
-            raise InterpolationError(
-                f"invalid interpolation in {text!r}: '$' must start a variable "
-                "($NAME or ${NAME}); write $$ for a literal $"
-            )
-        return self._require(match.group(0), None), match.end()
+        if match is None:  # as Compose: a '$' that starts no variable stays itself
+            return "$", pos + 1
+        return self._require(match.group(0)), match.end()
 
     def _braced(self, text: str, pos: int) -> tuple[str, int]:
         match = _NAME.match(text, pos)
@@ -80,7 +77,7 @@ class Interpolator:
             raise InterpolationError(f"invalid interpolation in {text!r}: '${{' needs a name")
         name, pos = match.group(0), match.end()
         if text[pos : pos + 1] == "}":
-            return self._require(name, None), pos + 1
+            return self._require(name), pos + 1
         op = ""
         for candidate in (":-", ":?", ":+", "-", "?", "+"):
             if text.startswith(candidate, pos):
@@ -104,7 +101,7 @@ class Interpolator:
             raise InterpolationError(f"${{{name}}}: {reason}")
         return str(value), end + 1
 
-    def _require(self, name: str, _: None) -> str:
+    def _require(self, name: str) -> str:
         self.used.add(name)
         value = self.values.get(name)
         if value is None:

@@ -40,8 +40,6 @@ class ProjectApp:
     locate: Callable[[Path], Mark]
     """Manifest path → place in the compose file (``("spec", "routes", 0, "host")`` → the
     x-trueup route; a field compose does not have → the service)."""
-    env_files: tuple[str, ...] = ()
-    """The service's ``env_file`` paths (repo-relative, in order: later files win)."""
 
 
 @dataclass
@@ -210,7 +208,7 @@ def _services(project: Project, profiles: frozenset[str], result: ProjectResult)
         elif service in active:
             line = report.mark(("services", service), key=True).line
             locate = _locator(report, out)
-            result.apps.append(ProjectApp(app, service, line, locate, tuple(out.env_files)))
+            result.apps.append(ProjectApp(app, service, line, locate))
 
 
 def _active(report: Report, at: Path, data: dict[str, Any], profiles: frozenset[str]) -> bool:

@@ -88,7 +88,8 @@ def _build(project: Project, at: Path, value: object) -> dict[str, Any] | None:
             build["dockerfile"] = dockerfile
     if "args" in data:
         args = report.list_or_map((*at, "args"), data["args"])
-        build["args"] = {k: v for k, v in args.items() if v is not None}
+        given = {k: v if v is not None else project.variables.get(k) for k, v in args.items()}
+        build["args"] = {k: v for k, v in given.items() if v is not None}
     if "target" in data:
         target = report.text((*at, "target"), data["target"])
         if target is not None:
@@ -111,7 +112,11 @@ def _command(project: Project, at: Path, value: object) -> list[str] | None:
 def _environment(project: Project, out: Translation, at: Path, data: dict[str, Any]) -> None:
     report = project.report
     if "env_file" in data:
-        out.env_files.extend(_env_files(project, (*at, "env_file"), data["env_file"]))
+        found = _env_files(project, (*at, "env_file"), data["env_file"])
+        for i, (_, where) in enumerate(found):
+            out.origin(("spec", "envFrom", i), where)
+        if found:
+            out.put("envFrom", [{"file": path} for path, _ in found], (*at, "env_file"))
     if "environment" not in data:
         return
     env: dict[str, str] = {}
@@ -128,10 +133,11 @@ def _environment(project: Project, out: Translation, at: Path, data: dict[str, A
     out.put("env", env, (*at, "environment"))
 
 
-def _env_files(project: Project, at: Path, value: object) -> list[str]:
+def _env_files(project: Project, at: Path, value: object) -> list[tuple[str, Path]]:
+    """The ``env_file`` paths (repo-relative) with where each is written."""
     report = project.report
     items = value if isinstance(value, list) else [value]
-    found: list[str] = []
+    found: list[tuple[str, Path]] = []
     for i, item in enumerate(items):
         where = (*at, i) if isinstance(value, list) else at
         required = True
@@ -150,7 +156,7 @@ def _env_files(project: Project, at: Path, value: object) -> list[str]:
             continue
         path = project.repo_path(where, text, "env_file")
         if path is not None:
-            found.append(path)
+            found.append((path, where))
     return found
 
 
@@ -321,7 +327,6 @@ def _healthcheck(project: Project, out: Translation, at: Path, value: object) ->
 
 def _resources(project: Project, out: Translation, at: Path, data: dict[str, Any]) -> None:
     report = project.report
-    resources: dict[str, Any] = {}
     limits: dict[str, Any] = {}
     limits_at: Path = (*at, "deploy", "resources", "limits")
     if "deploy" in data:
@@ -346,28 +351,33 @@ def _resources(project: Project, out: Translation, at: Path, data: dict[str, Any
         scale = report.integer((*at, "scale"), data["scale"], 0, 1000)
         if scale is not None:
             out.put("replicas", scale, (*at, "scale"))
-    for source, where in (
-        (data.get("mem_limit"), (*at, "mem_limit")),
-        (limits.get("memory"), (*limits_at, "memory")),
-    ):
-        if source is not None:
+    resources: dict[str, Any] = {}
+    for field, key, parse in (("memory", "mem_limit", ram_bytes), ("cpus", "cpus", _cpus)):
+        given = [((*at, key), data.get(key)), ((*limits_at, field), limits.get(field))]
+        values: list[tuple[Path, Any]] = []
+        for where, source in given:
+            if source is None:
+                continue
             try:
-                resources["memory"] = ram_bytes(source)
-                out.origin(("spec", "resources", "memory"), where)
+                values.append((where, parse(source)))
             except ValueError as exc:
                 report.error(where, str(exc))
-    for source, where in (
-        (data.get("cpus"), (*at, "cpus")),
-        (limits.get("cpus"), (*limits_at, "cpus")),
-    ):
-        if source is not None:
-            try:
-                resources["cpus"] = float(source)
-                out.origin(("spec", "resources", "cpus"), where)
-            except (TypeError, ValueError):
-                report.error(where, "must be a number of CPUs, e.g. 0.5")
+        if len(values) == 2 and values[0][1] != values[1][1]:
+            report.error(values[0][0], f"differs from deploy.resources.limits.{field}")
+        elif values:
+            resources[field] = values[0][1]
+            out.origin(("spec", "resources", field), values[0][0])
     if resources:
         out.spec["resources"] = resources
+
+
+def _cpus(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError("must be a number of CPUs, e.g. 0.5")
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError("must be a number of CPUs, e.g. 0.5") from None
 
 
 def _process(project: Project, out: Translation, at: Path, data: dict[str, Any]) -> None:
@@ -378,7 +388,7 @@ def _process(project: Project, out: Translation, at: Path, data: dict[str, Any])
         ("stop_signal", "stopSignal"),
     ):
         if key in data:
-            text = report.text((*at, key), data[key])
+            text = report.text((*at, key), data[key], numbers=False)
             if text is not None:
                 out.put(field, text, (*at, key))
     for key, field in (("init", "init"), ("privileged", "privileged")):
