@@ -5,6 +5,7 @@ scripts and CI depend on its options and exit codes).
 - `controller.cli.inspect`: status, logs, history (look, change nothing);
 - `controller.cli.run`: run (the controller);
 - `controller.cli.notify`: notify test (send a test message);
+- `controller.cli.convert`: convert (a compose file as trueup manifests);
 - `controller.cli.options`: every option, declared once, and the typed groups they are read
   into; `controller.cli.connect`: where a command opens the engine and builds a Reconciler.
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import click
 
 from controller import __version__
+from controller.cli.convert import convert
 from controller.cli.inspect import history, logs, status
 from controller.cli.notify import notify
 from controller.cli.oneshot import apply, diff, schema, validate
@@ -29,5 +31,5 @@ def main() -> None:
     """trueup keeps the containers on a host matched to the manifests committed in git."""
 
 
-for _command in (validate, schema, diff, apply, status, logs, run, history, notify):
+for _command in (validate, schema, diff, apply, convert, status, logs, run, history, notify):
     main.add_command(_command)

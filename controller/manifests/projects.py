@@ -78,10 +78,7 @@ def _normalise(project: Project, raw: bytes, inputs: ComposeInputs, guess: str) 
         )
         return ComposeLoad(
             result.project,
-            [
-                ComposeApp(_with_env_files(a.app, a.env_files), a.locate, a.line)
-                for a in result.apps
-            ],
+            [ComposeApp(a.app, a.locate, a.line) for a in result.apps],
             list(result.problems),
             list(result.warnings),
             set(result.invalid_apps),
@@ -97,14 +94,3 @@ def _normalise(project: Project, raw: bytes, inputs: ComposeInputs, guess: str) 
         loaded.problems.append(Problem(project.file, 1, 1, why))
         loaded.apps = []
     return loaded
-
-
-def _with_env_files(app: App, env_files: tuple[str, ...]) -> App:
-    """``app`` with its service's ``env_file`` paths as ``spec.envFrom`` (read at the commit
-    by the desired stage, like every ``envFrom`` file)."""
-    if not env_files:
-        return app
-    from controller.manifests.models import EnvFrom
-
-    spec = app.spec.model_copy(update={"env_from": [EnvFrom(file=f) for f in env_files]})
-    return app.model_copy(update={"spec": spec})
