@@ -341,7 +341,7 @@ def container_spec(
         memory=spec.resources.memory,
         cpus=spec.resources.cpus,
         volumes=tuple(
-            VolumeMount(v.volume_name, v.mount_path, v.read_only)
+            VolumeMount(v.volume_name, v.mount_path, v.read_only, adopt=True)
             if v.volume_name is not None
             else VolumeMount(
                 volume_name(instance, v.name), v.mount_path, v.read_only, legacy=v.name

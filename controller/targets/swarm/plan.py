@@ -133,10 +133,12 @@ def service_spec(
 def _volumes(
     want: DesiredApp, instance: str, mounted: Sequence[tuple[str, str]]
 ) -> tuple[VolumeMount, ...]:
-    """The instance's named volumes; an old, unscoped name the service mounts is kept."""
+    """The instance's named volumes; an old, unscoped name the service mounts is kept; a
+    compose project's volume keeps its exact ``<project>_<volume>`` name."""
     return tuple(
         VolumeMount(
-            v.name if (v.name, v.mount_path) in mounted else volume_name(instance, v.name),
+            v.volume_name
+            or (v.name if (v.name, v.mount_path) in mounted else volume_name(instance, v.name)),
             v.mount_path,
             v.read_only,
         )
