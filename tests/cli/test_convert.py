@@ -43,9 +43,7 @@ def test_the_example_converts_to_manifests_that_validate_to_the_same_apps(tmp_pa
     assert "2 app(s) in 1 file(s)" in check.stderr
     back = load_files({"apps/shop.yaml": out.stdout.encode()})
     assert not back.problems
-    assert {n: a.app for n, a in back.apps.items()} == {
-        n: a.app for n, a in originals.apps.items()
-    }
+    assert {n: a.app for n, a in back.apps.items()} == {n: a.app for n, a in originals.apps.items()}
     assert [e.file for e in back.apps["shop-web"].app.spec.env_from] == ["compose/shop/web.env"]
 
 
