@@ -16,8 +16,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
 from controller.compose import keys
 from controller.compose.context import Project, Translation
+from controller.compose.errors import describe
 from controller.compose.interpolate import Interpolator, interpolate, parse_dotenv
 from controller.compose.located import Report
 from controller.compose.scope import project_name, top_files, top_networks, top_volumes
@@ -105,9 +108,10 @@ def _load(
     name = project_name(report, file, top)
     services = top.get("services")
     if not isinstance(services, dict) or not services:
-        report.error(
-            ("services",) if "services" in top else (), "a compose file needs services:", key=True
-        )
+        if "services" in top:
+            report.error(("services",), "must be a mapping of services", key=True)
+        else:
+            report.at(report.mark(()), "a compose file needs services:")
         return
     if name is None:
         return
@@ -199,11 +203,9 @@ def _services(project: Project, profiles: frozenset[str], result: ProjectResult)
                     )
     for service, out in translated.items():
         app_name = project.app_name(service)
-        if service in report.failed:
-            result.invalid_apps.add(app_name)
-            continue
-        app = _validate(project, out)
-        if app is None:
+        failed = service in report.failed
+        app = _validate(project, out, only_extensions=failed)
+        if app is None or failed:
             result.invalid_apps.add(app_name)
         elif service in active:
             line = report.mark(("services", service), key=True).line
@@ -225,21 +227,21 @@ def _locator(report: Report, out: Translation) -> Callable[[Path], Mark]:
     return locate
 
 
-def _validate(project: Project, out: Translation) -> App | None:
-    from controller.compose.errors import describe
-
+def _validate(project: Project, out: Translation, *, only_extensions: bool) -> App | None:
+    """The service's ``App``; its problems reported in compose terms. For a service that has
+    failed already, only the problems of its ``x-trueup`` part (which nothing else checks)."""
     data = {
         "apiVersion": "trueup/v1",
         "kind": "App",
         "metadata": {"name": project.app_name(out.service), "labels": out.labels},
         "spec": out.spec,
     }
-    from pydantic import ValidationError
-
     try:
         return App.model_validate(data)
     except ValidationError as exc:
+        extensions = ("services", out.service, "x-trueup")
         for err in exc.errors():
             path, message = describe(err, out)
-            project.report.error(path, message)
+            if not only_extensions or path[:3] == extensions:
+                project.report.error(path, message)
         return None
