@@ -76,6 +76,8 @@ class Interpolator:
         if match is None:
             raise InterpolationError(f"invalid interpolation in {text!r}: '${{' needs a name")
         name, pos = match.group(0), match.end()
+        if pos == len(text):
+            raise InterpolationError(f"unterminated '${{' in {text!r}")
         if text[pos : pos + 1] == "}":
             return self._require(name), pos + 1
         op = ""
