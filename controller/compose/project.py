@@ -22,7 +22,7 @@ from controller.compose import keys
 from controller.compose.context import Project, Translation
 from controller.compose.errors import describe
 from controller.compose.interpolate import Interpolator, interpolate, parse_dotenv
-from controller.compose.located import Report
+from controller.compose.located import Report, dotted
 from controller.compose.scope import project_name, top_files, top_networks, top_volumes
 from controller.compose.services import build_app
 from controller.manifests.models import App
@@ -152,7 +152,9 @@ def _parse(report: Report, raw: bytes) -> dict[str, Any] | None:
         return None
     report.doc = docs[0]
     for path, mark in docs[0].duplicate_keys:
-        report.at(mark, f"{'.'.join(map(str, path))}: key appears twice in this mapping")
+        report.at(mark, f"{dotted(path)}: key appears twice in this mapping")
+        if len(path) >= 2 and path[0] == "services":
+            report.failed.add(str(path[1]))
     if not isinstance(docs[0].data, dict):
         report.at(docs[0].start, "a compose file must be a mapping with services:")
         return None
@@ -183,6 +185,7 @@ def _services(project: Project, profiles: frozenset[str], result: ProjectResult)
             at, data, keys.SERVICE, keys.SERVICE_UNSUPPORTED, keys.SERVICE_IGNORED
         )
         if checked is None:
+            result.invalid_apps.add(project.app_name(str(service)))
             continue
         if _active(report, at, checked, profiles):
             active.add(str(service))

@@ -322,3 +322,17 @@ def test_not_a_compose_file_is_one_problem() -> None:
     ]
     assert [p.line for p in _load("services: {a: {image: x}}\n---\nb: 1\n").problems] == [3]
     assert [p.message for p in _load("name: x\n").problems] == ["a compose file needs services:"]
+
+
+def test_a_duplicate_key_or_a_service_that_is_no_mapping_fails_that_service() -> None:
+    """Both are located problems; the service is left running as it is, the others apply."""
+    result = _load(
+        "services:\n  web:\n    image: nginx\n    image: httpd\n  api: [oops]\n"
+        "  db: {image: postgres}\n"
+    )
+    assert [(p.line, p.message) for p in result.problems] == [
+        (4, "services.web.image: key appears twice in this mapping"),
+        (5, "services.api: must be a mapping"),
+    ]
+    assert [a.service for a in result.apps] == ["db"]
+    assert result.invalid_apps == {"shop-web", "shop-api"}
