@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from controller.compose import keys
 from controller.compose.context import Project, Translation
+from controller.compose.dependencies import check_dependencies
 from controller.compose.errors import describe
 from controller.compose.interpolate import Interpolator, interpolate, parse_dotenv
 from controller.compose.located import Report, dotted
@@ -190,20 +191,7 @@ def _services(project: Project, profiles: frozenset[str], result: ProjectResult)
         if _active(report, at, checked, profiles):
             active.add(str(service))
         translated[str(service)] = build_app(project, str(service), checked)
-    for service, out in translated.items():
-        for dep, path in out.healthy_deps.items():
-            other = translated.get(dep)
-            if other is not None and "healthCheck" not in other.spec:
-                report.error(
-                    path, f"service_healthy needs a healthcheck on {dep!r}, and it has none"
-                )
-        if service in active:
-            for i, dep in enumerate(out.spec.get("dependsOn", [])):
-                if dep.removeprefix(project.name + "-") not in active:
-                    report.error(
-                        out.compose_path(("spec", "dependsOn", i)),
-                        "depends on a service whose profiles are not active",
-                    )
+    check_dependencies(project, translated, active)
     for service, out in translated.items():
         app_name = project.app_name(service)
         failed = service in report.failed

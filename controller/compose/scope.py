@@ -180,7 +180,7 @@ def service_networks(project: Project, out: Translation, at: Path, data: dict[st
     """The app networks of one service: those it lists (default: ``default``), each with the
     service name as an alias (plus the aliases it gives)."""
     report = project.report
-    if data.get("network_mode") not in (None, "bridge"):
+    if "network_mode" in data:  # host, none, or bridge: the instance network, as in a manifest
         if "networks" in data:
             report.error((*at, "networks"), "networks cannot be used with network_mode")
         return

@@ -199,7 +199,9 @@ def _resources(project: Project, out: Translation, at: Path, data: dict[str, Any
                 )
     if "scale" in data:
         scale = report.integer((*at, "scale"), data["scale"], 0, 1000)
-        if scale is not None:
+        if scale is not None and out.spec.get("replicas", scale) != scale:
+            report.error((*at, "scale"), "differs from deploy.replicas")
+        elif scale is not None:
             out.put("replicas", scale, (*at, "scale"))
     resources: dict[str, Any] = {}
     for field, key, parse in (("memory", "mem_limit", ram_bytes), ("cpus", "cpus", _cpus)):

@@ -319,4 +319,16 @@ BROKEN = {
     "unterminated-brace": _HEAD + "    environment: {A: '${A'}  # <-\n",
     "services-not-mapping": "services: [web]  # <-\n",
     "unknown-top-level": _HEAD + "servces: {}  # <-\n",
+    "dependency-cycle": _HEAD + "    depends_on: [db]  # <-\n  db: {image: x, depends_on: [web]}\n",
+    "self-dependency": _HEAD + "    depends_on: [web]  # <-\n",
+    "undefined-config": _HEAD + "    configs: [conf]  # <-\n",
+    "bad-healthcheck-test": _HEAD + "    healthcheck: {test: [BOGUS, x]}  # <-\n",
+    "negative-replicas": _HEAD + "    deploy: {replicas: -1}  # <-\n",
+    "cap-add-not-list": _HEAD + "    cap_add: NET_ADMIN  # <-\n",
+    "label-not-scalar": _HEAD + "    labels: {a: [1]}  # <-\n",
+    "scale-and-replicas": _HEAD + "    scale: 2  # <-\n    deploy: {replicas: 3}\n",
+    "network-mode-and-networks": _HEAD
+    + "    network_mode: bridge\n    networks: [default]  # <-\n",
+    "bad-stop-grace-period": _HEAD + "    stop_grace_period: 10 s  # <-\n",
+    "bad-memory": _HEAD + "    mem_limit: lots  # <-\n",
 }
