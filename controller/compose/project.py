@@ -94,7 +94,7 @@ def _load(
     if parsed is None:
         return
     folder = posixpath.dirname(posixpath.normpath(file))
-    values = {**_dotenv_values(report, folder, dotenv), **variables}
+    values = {**_dotenv_values(report, folder, dotenv, variables), **variables}
     data = interpolate(parsed, Interpolator(values), lambda p, m: report.error(p, m))
     top = report.mapping(
         (),
@@ -162,12 +162,14 @@ def _parse(report: Report, raw: bytes) -> dict[str, Any] | None:
     return docs[0].data
 
 
-def _dotenv_values(report: Report, folder: str, dotenv: bytes | None) -> dict[str, str]:
+def _dotenv_values(
+    report: Report, folder: str, dotenv: bytes | None, host: Mapping[str, str]
+) -> dict[str, str]:
     if dotenv is None:
         return {}
     name = posixpath.join(folder, ".env") if folder not in ("", ".") else ".env"
     try:
-        values, bad = parse_dotenv(dotenv.decode("utf-8"))
+        values, bad = parse_dotenv(dotenv.decode("utf-8"), host)
     except UnicodeDecodeError as exc:
         report.problems.append(Problem(name, 1, 1, f"file is not UTF-8 text (byte {exc.start})"))
         return {}

@@ -175,11 +175,12 @@ services:
       G: "${UNSET:-${TAG}-nested}"
       H: "price: 5 $ or $1"
       I: ${FROM_HOST}
+      J: ${DERIVED}
     command: echo "${GREETING}"
 """,
         "app/.env": (
             "# committed defaults\nREGISTRY=registry.example.com\nTAG=1.0\nEMPTY=\n"
-            "GREETING='hello world'\nFROM_HOST=from-dotenv\n"
+            "GREETING='hello world'\nFROM_HOST=from-dotenv\nDERIVED=\"${TAG}/${FROM_HOST}\"\n"
         ),
     },
     compose="app/docker-compose.yml",

@@ -152,6 +152,16 @@ def test_dotenv_format_and_its_located_problems() -> None:
     assert [str(p) for p in result.problems] == ["apps/shop/.env:2:1: not a KEY=VALUE line"]
 
 
+def test_dotenv_values_interpolate_from_lines_above_and_the_host() -> None:
+    """As Compose: unquoted and double-quoted values expand, single-quoted ones do not; the
+    host's variables win; an unset variable is a bad line of the .env."""
+    values, bad = parse_dotenv(
+        "A=1\nB=${A}2\nC=\"q$A\"\nD='lit$A'\nE=$HOSTV\nF=${NOPE}\n", {"HOSTV": "h"}
+    )
+    assert values == {"A": "1", "B": "12", "C": "q1", "D": "lit$A", "E": "h"}
+    assert [n for n, _ in bad] == [6]
+
+
 @pytest.mark.parametrize(
     ("line", "words"),
     [
