@@ -289,7 +289,33 @@ volumes:
     }
 )
 
+COMMANDS = Case(
+    {
+        "cmds/compose.yaml": """\
+services:
+  quotes:
+    image: busybox:1.36
+    command: sh -c 'echo "a b" c'
+  escapes:
+    image: busybox:1.36
+    command: echo a\\ b "c\\"d" 'e\\f'
+  empties:
+    image: busybox:1.36
+    command: "printf '' \\"\\" x"
+  spaces:
+    image: busybox:1.36
+    entrypoint: "  /bin/sh\\t-c  "
+    command: ["x"]
+  glued:
+    image: busybox:1.36
+    command: a"b c"'d e'f
+""",
+    },
+    compose="cmds/compose.yaml",
+)
+
 CONFORMING = {
+    "commands": COMMANDS,
     "shop": SHOP,
     "ports": PORTS,
     "health": HEALTH,
