@@ -76,6 +76,8 @@ class Interpolator:
         if match is None:
             raise InterpolationError(f"invalid interpolation in {text!r}: '${{' needs a name")
         name, pos = match.group(0), match.end()
+        if pos == len(text):
+            raise InterpolationError(f"unterminated '${{' in {text!r}")
         if text[pos : pos + 1] == "}":
             return self._require(name), pos + 1
         op = ""
@@ -133,12 +135,16 @@ def interpolate(
     return data
 
 
-def parse_dotenv(text: str) -> tuple[dict[str, str], list[tuple[int, str]]]:
+def parse_dotenv(
+    text: str, host: Mapping[str, str] | None = None
+) -> tuple[dict[str, str], list[tuple[int, str]]]:
     """The variables of a ``.env`` file and its bad lines (line number, message).
 
     ``KEY=VALUE`` per line; ``#`` starts a comment (on an unquoted value, after a space);
     ``export`` is allowed; single quotes are literal, double quotes take ``\\n``, ``\\t``,
-    ``\\"`` and ``\\\\`` escapes. Values are not interpolated."""
+    ``\\"`` and ``\\\\`` escapes. Unquoted and double-quoted values are interpolated, as
+    Compose does, from the lines above and ``host`` (which wins); an unset variable there
+    is a bad line, not an empty string."""
     values: dict[str, str] = {}
     bad: list[tuple[int, str]] = []
     for number, line in enumerate(text.splitlines(), start=1):
@@ -149,11 +155,15 @@ def parse_dotenv(text: str) -> tuple[dict[str, str], list[tuple[int, str]]]:
         if match is None:
             bad.append((number, "not a KEY=VALUE line"))
             continue
-        key, raw = match.group(1), (match.group(2) or "")
+        key, raw = match.group(1), (match.group(2) or "").strip()
         try:
-            values[key] = _dotenv_value(raw.strip())
+            value = _dotenv_value(raw)
+            if raw[:1] != "'" and "$" in value:
+                value = Interpolator({**values, **(host or {})}).substitute(value)
         except ValueError as exc:
             bad.append((number, f"{key}: {exc}"))
+            continue
+        values[key] = value
     return values, bad
 
 

@@ -16,10 +16,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
 from controller.compose import keys
 from controller.compose.context import Project, Translation
+from controller.compose.dependencies import check_dependencies
+from controller.compose.errors import describe
 from controller.compose.interpolate import Interpolator, interpolate, parse_dotenv
-from controller.compose.located import Report
+from controller.compose.located import Report, dotted
 from controller.compose.scope import project_name, top_files, top_networks, top_volumes
 from controller.compose.services import build_app
 from controller.manifests.models import App
@@ -90,7 +94,7 @@ def _load(
     if parsed is None:
         return
     folder = posixpath.dirname(posixpath.normpath(file))
-    values = {**_dotenv_values(report, folder, dotenv), **variables}
+    values = {**_dotenv_values(report, folder, dotenv, variables), **variables}
     data = interpolate(parsed, Interpolator(values), lambda p, m: report.error(p, m))
     top = report.mapping(
         (),
@@ -105,9 +109,10 @@ def _load(
     name = project_name(report, file, top)
     services = top.get("services")
     if not isinstance(services, dict) or not services:
-        report.error(
-            ("services",) if "services" in top else (), "a compose file needs services:", key=True
-        )
+        if "services" in top:
+            report.error(("services",), "must be a mapping of services", key=True)
+        else:
+            report.at(report.mark(()), "a compose file needs services:")
         return
     if name is None:
         return
@@ -148,19 +153,23 @@ def _parse(report: Report, raw: bytes) -> dict[str, Any] | None:
         return None
     report.doc = docs[0]
     for path, mark in docs[0].duplicate_keys:
-        report.at(mark, f"{'.'.join(map(str, path))}: key appears twice in this mapping")
+        report.at(mark, f"{dotted(path)}: key appears twice in this mapping")
+        if len(path) >= 2 and path[0] == "services":
+            report.failed.add(str(path[1]))
     if not isinstance(docs[0].data, dict):
         report.at(docs[0].start, "a compose file must be a mapping with services:")
         return None
     return docs[0].data
 
 
-def _dotenv_values(report: Report, folder: str, dotenv: bytes | None) -> dict[str, str]:
+def _dotenv_values(
+    report: Report, folder: str, dotenv: bytes | None, host: Mapping[str, str]
+) -> dict[str, str]:
     if dotenv is None:
         return {}
     name = posixpath.join(folder, ".env") if folder not in ("", ".") else ".env"
     try:
-        values, bad = parse_dotenv(dotenv.decode("utf-8"))
+        values, bad = parse_dotenv(dotenv.decode("utf-8"), host)
     except UnicodeDecodeError as exc:
         report.problems.append(Problem(name, 1, 1, f"file is not UTF-8 text (byte {exc.start})"))
         return {}
@@ -179,31 +188,17 @@ def _services(project: Project, profiles: frozenset[str], result: ProjectResult)
             at, data, keys.SERVICE, keys.SERVICE_UNSUPPORTED, keys.SERVICE_IGNORED
         )
         if checked is None:
+            result.invalid_apps.add(project.app_name(str(service)))
             continue
         if _active(report, at, checked, profiles):
             active.add(str(service))
         translated[str(service)] = build_app(project, str(service), checked)
-    for service, out in translated.items():
-        for dep, path in out.healthy_deps.items():
-            other = translated.get(dep)
-            if other is not None and "healthCheck" not in other.spec:
-                report.error(
-                    path, f"service_healthy needs a healthcheck on {dep!r}, and it has none"
-                )
-        if service in active:
-            for i, dep in enumerate(out.spec.get("dependsOn", [])):
-                if dep.removeprefix(project.name + "-") not in active:
-                    report.error(
-                        out.compose_path(("spec", "dependsOn", i)),
-                        "depends on a service whose profiles are not active",
-                    )
+    check_dependencies(project, translated, active)
     for service, out in translated.items():
         app_name = project.app_name(service)
-        if service in report.failed:
-            result.invalid_apps.add(app_name)
-            continue
-        app = _validate(project, out)
-        if app is None:
+        failed = service in report.failed
+        app = _validate(project, out, only_extensions=failed)
+        if app is None or failed:
             result.invalid_apps.add(app_name)
         elif service in active:
             line = report.mark(("services", service), key=True).line
@@ -225,21 +220,21 @@ def _locator(report: Report, out: Translation) -> Callable[[Path], Mark]:
     return locate
 
 
-def _validate(project: Project, out: Translation) -> App | None:
-    from controller.compose.errors import describe
-
+def _validate(project: Project, out: Translation, *, only_extensions: bool) -> App | None:
+    """The service's ``App``; its problems reported in compose terms. For a service that has
+    failed already, only the problems of its ``x-trueup`` part (which nothing else checks)."""
     data = {
         "apiVersion": "trueup/v1",
         "kind": "App",
         "metadata": {"name": project.app_name(out.service), "labels": out.labels},
         "spec": out.spec,
     }
-    from pydantic import ValidationError
-
     try:
         return App.model_validate(data)
     except ValidationError as exc:
+        extensions = ("services", out.service, "x-trueup")
         for err in exc.errors():
             path, message = describe(err, out)
-            project.report.error(path, message)
+            if not only_extensions or path[:3] == extensions:
+                project.report.error(path, message)
         return None

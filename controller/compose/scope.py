@@ -49,9 +49,17 @@ def project_name(report: Report, file: str, data: dict[str, Any]) -> str | None:
             )
             return None
         name, where = normalise_name(folder), ()
+    what = f"project name {name!r}" if where else f"project name {name!r} (from its folder)"
     if not name or not name[0].isalnum():
-        what = "name" if where else f"the folder name {folder!r}"
-        report.error(where, f"{what} gives no valid project name (a-z, 0-9, '_', '-'): set name:")
+        report.error(where, f"{what} is not valid (a-z, 0-9, '_', '-'): set name:")
+        return None
+    if not is_dns_label(name) or len(name) > 61:
+        report.error(
+            where,
+            f"{what} cannot begin app names (<project>-<service>, DNS labels: a-z, 0-9 and "
+            "'-', at most 63 characters): set name:, e.g. "
+            f"{re.sub('[^a-z0-9-]+', '-', name).strip('-')[:40] or 'app'!r}",
+        )
         return None
     return name
 
@@ -147,6 +155,8 @@ def top_files(report: Report, kind: str, value: object, allow_repo: bool) -> dic
         if data is None:
             continue
         given = [k for k in ("file", "content") if k in data]
+        if not given and isinstance(spec, dict) and set(spec) & unsupported:
+            continue  # reported as not supported already
         if len(given) != 1:
             report.error(at, f"give exactly one of {' or '.join(sorted(known))}", key=True)
             continue
@@ -170,7 +180,7 @@ def service_networks(project: Project, out: Translation, at: Path, data: dict[st
     """The app networks of one service: those it lists (default: ``default``), each with the
     service name as an alias (plus the aliases it gives)."""
     report = project.report
-    if data.get("network_mode") not in (None, "bridge"):
+    if "network_mode" in data:  # host, none, or bridge: the instance network, as in a manifest
         if "networks" in data:
             report.error((*at, "networks"), "networks cannot be used with network_mode")
         return

@@ -1,7 +1,7 @@
 """One compose service → the ``spec`` of a trueup ``App`` (manifest data, camelCase): image
-and build, command and entrypoint, environment, ports, restart, health check, limits, process
-options, labels, host powers, depends_on. Mounts are in ``compose.mounts``, networks in
-``compose.networks``.
+and build, command and entrypoint, environment, restart, limits, process options, labels,
+host powers, depends_on. Ports are in ``compose.ports``, the health check in
+``compose.health``, mounts in ``compose.mounts``, networks in ``compose.scope``.
 
 Each field is checked where it is read; a problem is reported at the compose key and the
 field left out, so every problem of the service is found.
@@ -13,13 +13,12 @@ from typing import Any
 
 from controller.compose import keys
 from controller.compose.context import Project, Translation
+from controller.compose.health import translate_healthcheck
+from controller.compose.ports import translate_ports
 from controller.compose.values import (
-    PortSpec,
-    expand_ports,
     go_duration,
     ram_bytes,
     shell_words,
-    short_ports,
 )
 from controller.manifests.yamlmarks import Path
 
@@ -29,8 +28,6 @@ _RESTART = {
     "no": "never",
     "on-failure": "on-failure",
 }
-# Docker's defaults for a health check field compose leaves unset (trueup's own differ).
-_HEALTH_DEFAULTS = {"interval": 30.0, "timeout": 30.0, "retries": 3, "startPeriod": 0.0}
 
 
 def translate_service(project: Project, service: str, data: dict[str, Any]) -> Translation:
@@ -44,10 +41,10 @@ def translate_service(project: Project, service: str, data: dict[str, Any]) -> T
             if words is not None:
                 out.put(field, words, (*at, key))
     _environment(project, out, at, data)
-    _ports(project, out, at, data)
+    translate_ports(project, out, at, data)
     _restart(project, out, at, data)
     if "healthcheck" in data:
-        _healthcheck(project, out, (*at, "healthcheck"), data["healthcheck"])
+        translate_healthcheck(project, out, (*at, "healthcheck"), data["healthcheck"])
     _resources(project, out, at, data)
     _process(project, out, at, data)
     _depends_on(project, out, at, data)
@@ -160,101 +157,6 @@ def _env_files(project: Project, at: Path, value: object) -> list[tuple[str, Pat
     return found
 
 
-def _ports(project: Project, out: Translation, at: Path, data: dict[str, Any]) -> None:
-    report = project.report
-    specs: list[tuple[PortSpec, str | None, Path]] = []
-    if "ports" in data:
-        items = data["ports"]
-        if not isinstance(items, list):
-            report.error((*at, "ports"), "must be a list")
-            items = []
-        for i, item in enumerate(items):
-            where = (*at, "ports", i)
-            for spec, name in _port_entry(project, where, item):
-                specs.append((spec, name, where))
-    if "expose" in data:
-        for i, item in enumerate(report.strings((*at, "expose"), data["expose"]) or []):
-            try:
-                exposed = short_ports(item.split("/")[0]) if ":" not in item else None
-            except ValueError as exc:
-                report.error((*at, "expose", i), str(exc))
-                continue
-            if exposed is None:
-                report.error((*at, "expose", i), "expose takes container ports only")
-                continue
-            protocol = item.partition("/")[2] or "tcp"
-            for spec in exposed:
-                specs.append((PortSpec(spec.container, protocol), None, (*at, "expose", i)))
-    ports: list[dict[str, Any]] = []
-    seen: set[tuple[int, str, int | None, str | None]] = set()
-    names: set[str] = set()
-    for spec, name, where in specs:
-        key = (spec.container, spec.protocol, spec.host_port, spec.host_ip)
-        if key in seen or (spec.host_port is None and any(k[:2] == key[:2] for k in seen)):
-            continue  # an exposed port also published, or listed twice
-        seen.add(key)
-        name = name or _port_name(spec, names)
-        names.add(name)
-        port: dict[str, Any] = {"name": name, "containerPort": spec.container}
-        if spec.protocol != "tcp":
-            port["protocol"] = spec.protocol
-        if spec.host_port is not None:
-            port["hostPort"] = spec.host_port
-        if spec.host_ip is not None:
-            port["hostIp"] = spec.host_ip
-        out.origin(("spec", "ports", len(ports)), where)
-        ports.append(port)
-    if ports:
-        out.spec["ports"] = ports
-        out.origins.setdefault(("spec", "ports"), (*at, "ports"))
-
-
-def _port_name(spec: PortSpec, taken: set[str]) -> str:
-    """A stable name: ``tcp-80``, or ``tcp-80-8080`` when port 80 is published twice."""
-    base = f"{spec.protocol}-{spec.container}"
-    if base not in taken:
-        return base
-    name = f"{base}-{spec.host_port or 0}"
-    n = 2
-    while name in taken:
-        name, n = f"{base}-{n}", n + 1
-    return name
-
-
-def _port_entry(project: Project, at: Path, item: object) -> list[tuple[PortSpec, str | None]]:
-    report = project.report
-    if isinstance(item, str | int) and not isinstance(item, bool):
-        try:
-            return [(p, None) for p in short_ports(item)]
-        except ValueError as exc:
-            report.error(at, str(exc))
-            return []
-    data = report.mapping(at, item, keys.PORT)
-    if data is None:
-        return []
-    if "target" not in data:
-        report.error(at, "target (the container port) is missing", key=True)
-        return []
-    target = report.text((*at, "target"), data["target"])
-    published = data.get("published")
-    host = report.text((*at, "published"), published) if published not in (None, "") else None
-    ip = report.text((*at, "host_ip"), data["host_ip"]) if "host_ip" in data else None
-    protocol = str(data.get("protocol", "tcp")).lower()
-    if "mode" in data and data["mode"] not in ("host", "ingress"):
-        report.error((*at, "mode"), "must be host or ingress")
-    name = data.get("name")
-    if target is None:
-        return []
-    try:
-        specs = expand_ports(target, host, ip, protocol)
-    except ValueError as exc:
-        report.error(at, str(exc))
-        return []
-    if isinstance(name, str) and len(specs) == 1:
-        return [(specs[0], name)]
-    return [(p, None) for p in specs]
-
-
 def _restart(project: Project, out: Translation, at: Path, data: dict[str, Any]) -> None:
     where = (*at, "restart")
     if "restart" not in data:
@@ -271,58 +173,6 @@ def _restart(project: Project, out: Translation, at: Path, data: dict[str, Any])
         )
         return
     out.put("restartPolicy", _RESTART[base], where)
-
-
-def _healthcheck(project: Project, out: Translation, at: Path, value: object) -> None:
-    report = project.report
-    data = report.mapping(at, value, keys.HEALTHCHECK, keys.HEALTHCHECK_UNSUPPORTED)
-    if data is None:
-        return
-    if data.get("disable") is True:
-        return
-    if "disable" in data and report.boolean((*at, "disable"), data["disable"]) is None:
-        return
-    test = data.get("test")
-    if test is None:
-        report.error(at, "test is missing (or say disable: true)", key=True)
-        return
-    if isinstance(test, str):
-        exec_ = ["/bin/sh", "-c", test]
-    else:
-        words = report.strings((*at, "test"), test)
-        if not words:
-            if words is not None:
-                report.error((*at, "test"), "must not be empty")
-            return
-        if words[0] == "NONE":
-            return
-        if words[0] == "CMD" and len(words) > 1:
-            exec_ = words[1:]
-        elif words[0] == "CMD-SHELL" and len(words) == 2:
-            exec_ = ["/bin/sh", "-c", words[1]]
-        else:
-            report.error(
-                (*at, "test"),
-                'must start with "CMD" (then the command), "CMD-SHELL" (then one shell '
-                'string) or be ["NONE"]',
-            )
-            return
-    check: dict[str, Any] = {"exec": exec_, **_HEALTH_DEFAULTS}
-    for key, field in (
-        ("interval", "interval"),
-        ("timeout", "timeout"),
-        ("start_period", "startPeriod"),
-    ):
-        if key in data:
-            try:
-                check[field] = go_duration(data[key])
-            except ValueError as exc:
-                report.error((*at, key), str(exc))
-    if "retries" in data:
-        retries = report.integer((*at, "retries"), data["retries"], 1, 100)
-        if retries is not None:
-            check["retries"] = retries
-    out.put("healthCheck", check, at)
 
 
 def _resources(project: Project, out: Translation, at: Path, data: dict[str, Any]) -> None:
@@ -349,7 +199,9 @@ def _resources(project: Project, out: Translation, at: Path, data: dict[str, Any
                 )
     if "scale" in data:
         scale = report.integer((*at, "scale"), data["scale"], 0, 1000)
-        if scale is not None:
+        if scale is not None and out.spec.get("replicas", scale) != scale:
+            report.error((*at, "scale"), "differs from deploy.replicas")
+        elif scale is not None:
             out.put("replicas", scale, (*at, "scale"))
     resources: dict[str, Any] = {}
     for field, key, parse in (("memory", "mem_limit", ram_bytes), ("cpus", "cpus", _cpus)):

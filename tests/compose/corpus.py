@@ -175,11 +175,12 @@ services:
       G: "${UNSET:-${TAG}-nested}"
       H: "price: 5 $ or $1"
       I: ${FROM_HOST}
+      J: ${DERIVED}
     command: echo "${GREETING}"
 """,
         "app/.env": (
             "# committed defaults\nREGISTRY=registry.example.com\nTAG=1.0\nEMPTY=\n"
-            "GREETING='hello world'\nFROM_HOST=from-dotenv\n"
+            "GREETING='hello world'\nFROM_HOST=from-dotenv\nDERIVED=\"${TAG}/${FROM_HOST}\"\n"
         ),
     },
     compose="app/docker-compose.yml",
@@ -288,7 +289,33 @@ volumes:
     }
 )
 
+COMMANDS = Case(
+    {
+        "cmds/compose.yaml": """\
+services:
+  quotes:
+    image: busybox:1.36
+    command: sh -c 'echo "a b" c'
+  escapes:
+    image: busybox:1.36
+    command: echo a\\ b "c\\"d" 'e\\f'
+  empties:
+    image: busybox:1.36
+    command: "printf '' \\"\\" x"
+  spaces:
+    image: busybox:1.36
+    entrypoint: "  /bin/sh\\t-c  "
+    command: ["x"]
+  glued:
+    image: busybox:1.36
+    command: a"b c"'d e'f
+""",
+    },
+    compose="cmds/compose.yaml",
+)
+
 CONFORMING = {
+    "commands": COMMANDS,
     "shop": SHOP,
     "ports": PORTS,
     "health": HEALTH,
@@ -319,4 +346,16 @@ BROKEN = {
     "unterminated-brace": _HEAD + "    environment: {A: '${A'}  # <-\n",
     "services-not-mapping": "services: [web]  # <-\n",
     "unknown-top-level": _HEAD + "servces: {}  # <-\n",
+    "dependency-cycle": _HEAD + "    depends_on: [db]  # <-\n  db: {image: x, depends_on: [web]}\n",
+    "self-dependency": _HEAD + "    depends_on: [web]  # <-\n",
+    "undefined-config": _HEAD + "    configs: [conf]  # <-\n",
+    "bad-healthcheck-test": _HEAD + "    healthcheck: {test: [BOGUS, x]}  # <-\n",
+    "negative-replicas": _HEAD + "    deploy: {replicas: -1}  # <-\n",
+    "cap-add-not-list": _HEAD + "    cap_add: NET_ADMIN  # <-\n",
+    "label-not-scalar": _HEAD + "    labels: {a: [1]}  # <-\n",
+    "scale-and-replicas": _HEAD + "    scale: 2  # <-\n    deploy: {replicas: 3}\n",
+    "network-mode-and-networks": _HEAD
+    + "    network_mode: bridge\n    networks: [default]  # <-\n",
+    "bad-stop-grace-period": _HEAD + "    stop_grace_period: 10 s  # <-\n",
+    "bad-memory": _HEAD + "    mem_limit: lots  # <-\n",
 }
