@@ -40,16 +40,25 @@ class ConvertOptions:
     @classmethod
     def read(cls, params: Params) -> ConvertOptions:
         file = params["file"]
+        if file is None:  # as docker compose: the compose file of the current directory
+            names = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
+            found = [Path(n) for n in names if Path(n).is_file()]
+            if not found:
+                fail(f"no compose file here ({', '.join(names)}); name one: trueup convert FILE")
+            file = found[0]
         assert isinstance(file, Path)
         return cls(file, text(params, "repo"), ComposeOptions.read(params))
 
 
 @click.command()
-@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.argument(
+    "file", required=False, type=click.Path(path_type=Path, dir_okay=False, exists=True)
+)
 @options(COMMON, (REPO,))
 @reads(ConvertOptions.read)
 def convert(opts: ConvertOptions) -> None:
-    """Print the trueup manifests the compose file FILE translates to (YAML, one per service).
+    """Print the trueup manifests the compose file FILE translates to (YAML, one per service;
+    default: the compose file of the current directory).
 
     Exit 0 when every service translates, 1 when any has a problem (printed as
     FILE:LINE:COLUMN: message on stderr), 2 when the file cannot be read.
