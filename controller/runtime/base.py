@@ -92,7 +92,7 @@ class VolumeMount:
     mount_path: str
     read_only: bool = False
     legacy: str | None = None
-    adopt: bool = False
+    adopt: bool = field(default=False, compare=False)  # a permission, not the mount itself
 
 
 @dataclass(frozen=True)
