@@ -8,12 +8,16 @@ file's every problem is found in one pass.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from controller.compose.keys import did_you_mean
 from controller.manifests.problems import Problem
 from controller.manifests.yamlmarks import Document, Mark, Path
+
+_BOOLEANS = {"true": True, "yes": True, "y": True, "on": True}
+_BOOLEANS |= {"false": False, "no": False, "n": False, "off": False}
 
 
 def dotted(path: Path) -> str:
@@ -103,12 +107,19 @@ class Report:
         return None
 
     def boolean(self, path: Path, value: object) -> bool | None:
+        """true/false; as Compose casts them, also the text ``yes``/``no``, ``on``/``off``,
+        ``y``/``n``, ``true``/``false`` (an interpolated ``${DEBUG:-false}``)."""
+        if isinstance(value, str):
+            value = _BOOLEANS.get(value.strip().lower(), value)
         if isinstance(value, bool):
             return value
         self.error(path, "must be true or false")
         return None
 
     def integer(self, path: Path, value: object, low: int, high: int) -> int | None:
+        """An integer in ``[low, high]``; the text of one too, as Compose casts it."""
+        if isinstance(value, str) and re.fullmatch(r"\s*-?[0-9]{1,10}\s*", value):
+            value = int(value)
         if isinstance(value, int) and not isinstance(value, bool) and low <= value <= high:
             return value
         self.error(path, f"must be an integer from {low} to {high}")

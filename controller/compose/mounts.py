@@ -81,7 +81,10 @@ def _volume_entry(project: Project, at: Path, item: object) -> tuple[str, dict[s
             return None
         source = report.text((*at, "source"), data["source"]) if data.get("source") else None
         given = report.text((*at, "target"), data.get("target"))
-        read_only = data.get("read_only", False) is True
+        flag = (
+            report.boolean((*at, "read_only"), data["read_only"]) if "read_only" in data else False
+        )
+        read_only = flag is True
         if given is None:
             return None
         target = given

@@ -83,9 +83,10 @@ def top_volumes(report: Report, project: str, value: object) -> dict[str, str]:
         )
         if data is None:
             continue
-        external = data.get("external", False)
-        if not isinstance(external, bool):
-            report.error((*at, "external"), "must be true or false")
+        external = (
+            report.boolean((*at, "external"), data["external"]) if "external" in data else False
+        )
+        if external is None:
             continue
         explicit = data.get("name")
         engine = (

@@ -143,7 +143,12 @@ def _env_files(project: Project, at: Path, value: object) -> list[tuple[str, Pat
             if entry is None:
                 continue
             item = entry.get("path")
-            required = entry.get("required", True) is not False
+            flag = (
+                report.boolean((*where, "required"), entry["required"])
+                if "required" in entry
+                else True
+            )
+            required = flag is not False
             where = (*where, "path")
         text = report.text(where, item, numbers=False)
         if text is None:
@@ -308,7 +313,12 @@ def _depends_on(project: Project, out: Translation, at: Path, data: dict[str, An
                     (*child, "condition"),
                     f"{condition!r} is not a condition (service_started, service_healthy)",
                 )
-            if spec.get("required", True) is not True:
+            required = (
+                report.boolean((*child, "required"), spec["required"])
+                if "required" in spec
+                else True
+            )
+            if required is False:
                 report.error((*child, "required"), "required: false is not supported by trueup")
     else:
         report.error(where, "must be a list of services or a mapping of service to condition")

@@ -177,6 +177,9 @@ services:
       I: ${FROM_HOST}
       J: ${DERIVED}
     command: echo "${GREETING}"
+    deploy: {replicas: "${REPLICAS:-2}"}
+    init: ${INIT:-yes}
+    stop_grace_period: ${GRACE:-45s}
 """,
         "app/.env": (
             "# committed defaults\nREGISTRY=registry.example.com\nTAG=1.0\nEMPTY=\n"
