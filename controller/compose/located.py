@@ -101,6 +101,8 @@ class Report:
         """A string; numbers are accepted as their text (YAML reads ``1.2`` as a float)."""
         if isinstance(value, str):
             return value
+        if numbers and isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+            return str(int(value))  # as Compose prints it: 1.0 is "1"
         if numbers and isinstance(value, int | float) and not isinstance(value, bool):
             return str(value)
         self.error(path, "must be a string")

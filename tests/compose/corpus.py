@@ -200,6 +200,9 @@ services:
     command: ["--concurrency", "4"]
     environment:
       WORKERS: 4
+      RATIO: 1.0
+      SHARE: 0.25
+      OCTAL: 010
       VERBOSE: "true"
       EMPTY: ""
     env_file:
