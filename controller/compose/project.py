@@ -142,7 +142,7 @@ def _parse(report: Report, raw: bytes) -> dict[str, Any] | None:
         report.at(Mark(1, 1), f"file is not UTF-8 text (byte {exc.start})")
         return None
     try:
-        docs = list(documents(text))
+        docs = list(documents(text, core_schema=True))
     except DocumentError as exc:
         report.at(exc.mark, exc.message)
         return None

@@ -104,6 +104,7 @@ services:
     ports:
       - 80
       - "443:443"
+      - 22:22
       - "127.0.0.1:8080:80"
       - "[::1]:8081:81"
       - "53:53/udp"
@@ -203,6 +204,9 @@ services:
       RATIO: 1.0
       SHARE: 0.25
       OCTAL: 010
+      FEATURE: yes
+      MODE: on
+      BIG: 1e3
       VERBOSE: "true"
       EMPTY: ""
     env_file:
