@@ -127,12 +127,12 @@ class Report:
         self.error(path, f"must be an integer from {low} to {high}")
         return None
 
-    def strings(self, path: Path, value: object) -> list[str] | None:
-        """A list of strings (numbers as their text)."""
+    def strings(self, path: Path, value: object, *, numbers: bool = False) -> list[str] | None:
+        """A list of strings (with ``numbers``, numbers as their text)."""
         if not isinstance(value, list):
             self.error(path, "must be a list of strings")
             return None
-        out = [self.text((*path, i), v) for i, v in enumerate(value)]
+        out = [self.text((*path, i), v, numbers=numbers) for i, v in enumerate(value)]
         return [v for v in out if v is not None] if None not in out else None
 
     def list_or_map(self, path: Path, value: object, sep: str = "=") -> dict[str, str | None]:

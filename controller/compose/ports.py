@@ -28,7 +28,9 @@ def translate_ports(project: Project, out: Translation, at: Path, data: dict[str
             for spec, name in _port_entry(project, where, item):
                 specs.append((spec, name, where))
     if "expose" in data:
-        for i, item in enumerate(report.strings((*at, "expose"), data["expose"]) or []):
+        for i, item in enumerate(
+            report.strings((*at, "expose"), data["expose"], numbers=True) or []
+        ):
             try:
                 exposed = short_ports(item.split("/")[0]) if ":" not in item else None
             except ValueError as exc:

@@ -53,7 +53,7 @@ def translate_service(project: Project, service: str, data: dict[str, Any]) -> T
 
 def _image(project: Project, out: Translation, at: Path, data: dict[str, Any]) -> None:
     report = project.report
-    image = report.text((*at, "image"), data["image"]) if "image" in data else None
+    image = report.text((*at, "image"), data["image"], numbers=False) if "image" in data else None
     if "build" in data:
         build = _build(project, (*at, "build"), data["build"])
         if build is not None:
@@ -297,7 +297,7 @@ def _depends_on(project: Project, out: Translation, at: Path, data: dict[str, An
         for name, cond in value.items():
             child = (*where, str(name))
             entries[str(name)] = child
-            spec = report.mapping(child, cond if cond is not None else {}, keys.DEPENDS_ON)
+            spec = report.mapping(child, cond, keys.DEPENDS_ON)
             if spec is None:
                 continue
             condition = spec.get("condition", "service_started")

@@ -368,4 +368,8 @@ BROKEN = {
     + "    network_mode: bridge\n    networks: [default]  # <-\n",
     "bad-stop-grace-period": _HEAD + "    stop_grace_period: 10 s  # <-\n",
     "bad-memory": _HEAD + "    mem_limit: lots  # <-\n",
+    "dependency-without-mapping": _HEAD + "    depends_on:\n      db:  # <-\n  db: {image: x}\n",
+    "command-item-not-string": _HEAD + "    command: [sleep, 1]  # <-\n",
+    "duration-not-string": _HEAD + "    stop_grace_period: 10  # <-\n",
+    "image-not-string": "services:\n  web:\n    image: 1  # <-\n",
 }

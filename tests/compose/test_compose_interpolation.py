@@ -203,15 +203,14 @@ def test_command_strings_compose_would_cut_short_are_refused(line: str) -> None:
 
 def test_durations_sizes_and_ports() -> None:
     """Go durations, Docker memory sizes and short port specs; bad ones raise clearly."""
-    assert [go_duration(v) for v in ("1m30s", "500ms", "1.5h", "2us", "0", 3)] == [
+    assert [go_duration(v) for v in ("1m30s", "500ms", "1.5h", "2us", "0")] == [
         90.0,
         0.5,
         5400.0,
         2e-6,
         0.0,
-        3.0,
     ]
-    for bad in ("5 seconds", "1d", "-1s", "", True):
+    for bad in ("5 seconds", "1d", "-1s", "", True, 3):
         with pytest.raises(ValueError):
             go_duration(bad)
     assert [ram_bytes(v) for v in ("1.5G", "512m", "1gb", "64k", 1024)] == [
