@@ -97,8 +97,9 @@ class Report:
                 )
         return out
 
-    def text(self, path: Path, value: object, *, numbers: bool = True) -> str | None:
-        """A string; numbers are accepted as their text (YAML reads ``1.2`` as a float)."""
+    def text(self, path: Path, value: object, *, numbers: bool = False) -> str | None:
+        """A string; with ``numbers``, a number as its text (where Compose takes one: an
+        environment value, a label, a port)."""
         if isinstance(value, str):
             return value
         if numbers and isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
@@ -147,7 +148,7 @@ class Report:
                 elif isinstance(item, bool):
                     out[str(key)] = "true" if item else "false"
                 else:
-                    text = self.text(child, item)
+                    text = self.text(child, item, numbers=True)
                     if text is not None:
                         out[str(key)] = text
             return out

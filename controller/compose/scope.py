@@ -161,7 +161,7 @@ def top_files(report: Report, kind: str, value: object, allow_repo: bool) -> dic
         if len(given) != 1:
             report.error(at, f"give exactly one of {' or '.join(sorted(known))}", key=True)
             continue
-        text = report.text((*at, given[0]), data[given[0]], numbers=given[0] == "content")
+        text = report.text((*at, given[0]), data[given[0]])
         if text is None:
             continue
         if given[0] == "content":

@@ -372,4 +372,9 @@ BROKEN = {
     "command-item-not-string": _HEAD + "    command: [sleep, 1]  # <-\n",
     "duration-not-string": _HEAD + "    stop_grace_period: 10  # <-\n",
     "image-not-string": "services:\n  web:\n    image: 1  # <-\n",
+    "container-name": _HEAD + "    container_name: x  # <-\n",
+    "hostname-not-string": _HEAD + "    hostname: 5  # <-\n",
+    "version-not-string": "version: 3  # <-\n" + _HEAD,
+    "volume-without-type": _HEAD
+    + "    volumes: [{source: d, target: /d}]  # <-\nvolumes: {d: {}}\n",
 }
