@@ -22,10 +22,9 @@ def translate_healthcheck(project: Project, out: Translation, at: Path, value: o
     data = report.mapping(at, value, keys.HEALTHCHECK, keys.HEALTHCHECK_UNSUPPORTED)
     if data is None:
         return
-    if data.get("disable") is True:
-        return
-    if "disable" in data and report.boolean((*at, "disable"), data["disable"]) is None:
-        return
+    disable = report.boolean((*at, "disable"), data["disable"]) if "disable" in data else False
+    if disable is not False:
+        return  # disabled, or reported
     test = data.get("test")
     if test is None:
         report.error(at, "test is missing (or say disable: true)", key=True)

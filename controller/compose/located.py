@@ -8,12 +8,16 @@ file's every problem is found in one pass.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from controller.compose.keys import did_you_mean
 from controller.manifests.problems import Problem
 from controller.manifests.yamlmarks import Document, Mark, Path
+
+_BOOLEANS = {"true": True, "yes": True, "y": True, "on": True}
+_BOOLEANS |= {"false": False, "no": False, "n": False, "off": False}
 
 
 def dotted(path: Path) -> str:
@@ -93,33 +97,43 @@ class Report:
                 )
         return out
 
-    def text(self, path: Path, value: object, *, numbers: bool = True) -> str | None:
-        """A string; numbers are accepted as their text (YAML reads ``1.2`` as a float)."""
+    def text(self, path: Path, value: object, *, numbers: bool = False) -> str | None:
+        """A string; with ``numbers``, a number as its text (where Compose takes one: an
+        environment value, a label, a port)."""
         if isinstance(value, str):
             return value
+        if numbers and isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+            return str(int(value))  # as Compose prints it: 1.0 is "1"
         if numbers and isinstance(value, int | float) and not isinstance(value, bool):
             return str(value)
         self.error(path, "must be a string")
         return None
 
     def boolean(self, path: Path, value: object) -> bool | None:
+        """true/false; as Compose casts them, also the text ``yes``/``no``, ``on``/``off``,
+        ``y``/``n``, ``true``/``false`` (an interpolated ``${DEBUG:-false}``)."""
+        if isinstance(value, str):
+            value = _BOOLEANS.get(value.strip().lower(), value)
         if isinstance(value, bool):
             return value
         self.error(path, "must be true or false")
         return None
 
     def integer(self, path: Path, value: object, low: int, high: int) -> int | None:
+        """An integer in ``[low, high]``; the text of one too, as Compose casts it."""
+        if isinstance(value, str) and re.fullmatch(r"\s*-?[0-9]{1,10}\s*", value):
+            value = int(value)
         if isinstance(value, int) and not isinstance(value, bool) and low <= value <= high:
             return value
         self.error(path, f"must be an integer from {low} to {high}")
         return None
 
-    def strings(self, path: Path, value: object) -> list[str] | None:
-        """A list of strings (numbers as their text)."""
+    def strings(self, path: Path, value: object, *, numbers: bool = False) -> list[str] | None:
+        """A list of strings (with ``numbers``, numbers as their text)."""
         if not isinstance(value, list):
             self.error(path, "must be a list of strings")
             return None
-        out = [self.text((*path, i), v) for i, v in enumerate(value)]
+        out = [self.text((*path, i), v, numbers=numbers) for i, v in enumerate(value)]
         return [v for v in out if v is not None] if None not in out else None
 
     def list_or_map(self, path: Path, value: object, sep: str = "=") -> dict[str, str | None]:
@@ -134,7 +148,7 @@ class Report:
                 elif isinstance(item, bool):
                     out[str(key)] = "true" if item else "false"
                 else:
-                    text = self.text(child, item)
+                    text = self.text(child, item, numbers=True)
                     if text is not None:
                         out[str(key)] = text
             return out

@@ -73,7 +73,10 @@ def _volume_entry(project: Project, at: Path, item: object) -> tuple[str, dict[s
         ):
             if sub in data:
                 report.mapping((*at, sub), data[sub], known, unsupported)
-        kind = str(data.get("type", "volume"))
+        if "type" not in data:
+            report.error(at, "type (volume or bind) is missing", key=True)
+            return None
+        kind = str(data["type"])
         if kind not in ("volume", "bind"):
             report.error(
                 (*at, "type"), f"{kind!r} mounts are not supported by trueup (volume, bind)"
@@ -81,7 +84,10 @@ def _volume_entry(project: Project, at: Path, item: object) -> tuple[str, dict[s
             return None
         source = report.text((*at, "source"), data["source"]) if data.get("source") else None
         given = report.text((*at, "target"), data.get("target"))
-        read_only = data.get("read_only", False) is True
+        flag = (
+            report.boolean((*at, "read_only"), data["read_only"]) if "read_only" in data else False
+        )
+        read_only = flag is True
         if given is None:
             return None
         target = given

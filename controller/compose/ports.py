@@ -28,7 +28,9 @@ def translate_ports(project: Project, out: Translation, at: Path, data: dict[str
             for spec, name in _port_entry(project, where, item):
                 specs.append((spec, name, where))
     if "expose" in data:
-        for i, item in enumerate(report.strings((*at, "expose"), data["expose"]) or []):
+        for i, item in enumerate(
+            report.strings((*at, "expose"), data["expose"], numbers=True) or []
+        ):
             try:
                 exposed = short_ports(item.split("/")[0]) if ":" not in item else None
             except ValueError as exc:
@@ -90,9 +92,13 @@ def _port_entry(project: Project, at: Path, item: object) -> list[tuple[PortSpec
     if "target" not in data:
         report.error(at, "target (the container port) is missing", key=True)
         return []
-    target = report.text((*at, "target"), data["target"])
+    target = report.text((*at, "target"), data["target"], numbers=True)
     published = data.get("published")
-    host = report.text((*at, "published"), published) if published not in (None, "") else None
+    host = (
+        report.text((*at, "published"), published, numbers=True)
+        if published not in (None, "")
+        else None
+    )
     ip = report.text((*at, "host_ip"), data["host_ip"]) if "host_ip" in data else None
     protocol = str(data.get("protocol", "tcp")).lower()
     if "mode" in data and data["mode"] not in ("host", "ingress"):

@@ -12,6 +12,7 @@ in a manifest. A broken service fails only itself where possible; any error fail
 from __future__ import annotations
 
 import posixpath
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,7 @@ from controller.manifests.yamlmarks import DocumentError, Mark, Path, documents
 
 COMPOSE_FILE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
 MAX_FILE_BYTES = 1024 * 1024
+_CONTAINER = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,8 @@ def _load(
     )
     if top is None:
         return
+    if isinstance(data, dict) and "version" in data:  # ignored, but still a string
+        report.text(("version",), data["version"], numbers=False)
     name = project_name(report, file, top)
     services = top.get("services")
     if not isinstance(services, dict) or not services:
@@ -142,7 +146,7 @@ def _parse(report: Report, raw: bytes) -> dict[str, Any] | None:
         report.at(Mark(1, 1), f"file is not UTF-8 text (byte {exc.start})")
         return None
     try:
-        docs = list(documents(text))
+        docs = list(documents(text, core_schema=True))
     except DocumentError as exc:
         report.at(exc.mark, exc.message)
         return None
@@ -190,6 +194,7 @@ def _services(project: Project, profiles: frozenset[str], result: ProjectResult)
         if checked is None:
             result.invalid_apps.add(project.app_name(str(service)))
             continue
+        _check_ignored(report, at, data)
         if _active(report, at, checked, profiles):
             active.add(str(service))
         translated[str(service)] = build_app(project, str(service), checked)
@@ -204,6 +209,15 @@ def _services(project: Project, profiles: frozenset[str], result: ProjectResult)
             line = report.mark(("services", service), key=True).line
             locate = _locator(report, out)
             result.apps.append(ProjectApp(app, service, line, locate))
+
+
+def _check_ignored(report: Report, at: Path, data: dict[str, Any]) -> None:
+    """Ignored keys are still checked as Compose checks them (a wrong one is refused there)."""
+    for key in ("container_name", "hostname"):
+        if key in data:
+            value = report.text((*at, key), data[key], numbers=False)
+            if key == "container_name" and value is not None and not _CONTAINER.match(value):
+                report.error((*at, key), f"{value!r} is not a container name")
 
 
 def _active(report: Report, at: Path, data: dict[str, Any], profiles: frozenset[str]) -> bool:

@@ -83,9 +83,10 @@ def top_volumes(report: Report, project: str, value: object) -> dict[str, str]:
         )
         if data is None:
             continue
-        external = data.get("external", False)
-        if not isinstance(external, bool):
-            report.error((*at, "external"), "must be true or false")
+        external = (
+            report.boolean((*at, "external"), data["external"]) if "external" in data else False
+        )
+        if external is None:
             continue
         explicit = data.get("name")
         engine = (
@@ -160,7 +161,7 @@ def top_files(report: Report, kind: str, value: object, allow_repo: bool) -> dic
         if len(given) != 1:
             report.error(at, f"give exactly one of {' or '.join(sorted(known))}", key=True)
             continue
-        text = report.text((*at, given[0]), data[given[0]], numbers=given[0] == "content")
+        text = report.text((*at, given[0]), data[given[0]])
         if text is None:
             continue
         if given[0] == "content":

@@ -48,9 +48,12 @@ def _extensions(project: Project, out: Translation, at: Path, value: object) -> 
 
 def _route(out: Translation, route: object) -> object:
     """A route may name its port by number (``port: 80``): the port's generated name."""
-    if not isinstance(route, dict) or not isinstance(route.get("port"), int):
+    port = route.get("port") if isinstance(route, dict) else None
+    if isinstance(port, str) and port.isdigit():
+        port = int(port)
+    if not isinstance(route, dict) or not isinstance(port, int) or isinstance(port, bool):
         return route
-    number = route["port"]
+    number = port
     for port in out.spec.get("ports", []):
         if port["containerPort"] == number and port.get("protocol", "tcp") == "tcp":
             return {**route, "port": port["name"]}

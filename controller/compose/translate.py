@@ -53,7 +53,7 @@ def translate_service(project: Project, service: str, data: dict[str, Any]) -> T
 
 def _image(project: Project, out: Translation, at: Path, data: dict[str, Any]) -> None:
     report = project.report
-    image = report.text((*at, "image"), data["image"]) if "image" in data else None
+    image = report.text((*at, "image"), data["image"], numbers=False) if "image" in data else None
     if "build" in data:
         build = _build(project, (*at, "build"), data["build"])
         if build is not None:
@@ -143,7 +143,12 @@ def _env_files(project: Project, at: Path, value: object) -> list[tuple[str, Pat
             if entry is None:
                 continue
             item = entry.get("path")
-            required = entry.get("required", True) is not False
+            flag = (
+                report.boolean((*where, "required"), entry["required"])
+                if "required" in entry
+                else True
+            )
+            required = flag is not False
             where = (*where, "path")
         text = report.text(where, item, numbers=False)
         if text is None:
@@ -292,7 +297,7 @@ def _depends_on(project: Project, out: Translation, at: Path, data: dict[str, An
         for name, cond in value.items():
             child = (*where, str(name))
             entries[str(name)] = child
-            spec = report.mapping(child, cond if cond is not None else {}, keys.DEPENDS_ON)
+            spec = report.mapping(child, cond, keys.DEPENDS_ON)
             if spec is None:
                 continue
             condition = spec.get("condition", "service_started")
@@ -308,7 +313,12 @@ def _depends_on(project: Project, out: Translation, at: Path, data: dict[str, An
                     (*child, "condition"),
                     f"{condition!r} is not a condition (service_started, service_healthy)",
                 )
-            if spec.get("required", True) is not True:
+            required = (
+                report.boolean((*child, "required"), spec["required"])
+                if "required" in spec
+                else True
+            )
+            if required is False:
                 report.error((*child, "required"), "required: false is not supported by trueup")
     else:
         report.error(where, "must be a list of services or a mapping of service to condition")

@@ -29,13 +29,9 @@ MAX_PORT_RANGE = 256
 
 
 def go_duration(value: object) -> float:
-    """Seconds of a Go duration (``1m30s``, ``500ms``, ``1.5h``); a bare number is seconds."""
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ValueError("must be a duration such as 30s, 1m30s or 500ms")
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError("a duration cannot be negative")
-        return float(value)
+    """Seconds of a Go duration (``1m30s``, ``500ms``, ``1.5h``): text, as Compose wants it."""
+    if not isinstance(value, str):
+        raise ValueError("must be a duration such as 30s, 1m30s or 500ms (a string)")
     text = value.strip()
     if text == "0":
         return 0.0

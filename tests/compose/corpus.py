@@ -104,6 +104,7 @@ services:
     ports:
       - 80
       - "443:443"
+      - 22:22
       - "127.0.0.1:8080:80"
       - "[::1]:8081:81"
       - "53:53/udp"
@@ -177,6 +178,9 @@ services:
       I: ${FROM_HOST}
       J: ${DERIVED}
     command: echo "${GREETING}"
+    deploy: {replicas: "${REPLICAS:-2}"}
+    init: ${INIT:-yes}
+    stop_grace_period: ${GRACE:-45s}
 """,
         "app/.env": (
             "# committed defaults\nREGISTRY=registry.example.com\nTAG=1.0\nEMPTY=\n"
@@ -197,6 +201,12 @@ services:
     command: ["--concurrency", "4"]
     environment:
       WORKERS: 4
+      RATIO: 1.0
+      SHARE: 0.25
+      OCTAL: 010
+      FEATURE: yes
+      MODE: on
+      BIG: 1e3
       VERBOSE: "true"
       EMPTY: ""
     env_file:
@@ -358,4 +368,13 @@ BROKEN = {
     + "    network_mode: bridge\n    networks: [default]  # <-\n",
     "bad-stop-grace-period": _HEAD + "    stop_grace_period: 10 s  # <-\n",
     "bad-memory": _HEAD + "    mem_limit: lots  # <-\n",
+    "dependency-without-mapping": _HEAD + "    depends_on:\n      db:  # <-\n  db: {image: x}\n",
+    "command-item-not-string": _HEAD + "    command: [sleep, 1]  # <-\n",
+    "duration-not-string": _HEAD + "    stop_grace_period: 10  # <-\n",
+    "image-not-string": "services:\n  web:\n    image: 1  # <-\n",
+    "container-name": _HEAD + "    container_name: x  # <-\n",
+    "hostname-not-string": _HEAD + "    hostname: 5  # <-\n",
+    "version-not-string": "version: 3  # <-\n" + _HEAD,
+    "volume-without-type": _HEAD
+    + "    volumes: [{source: d, target: /d}]  # <-\nvolumes: {d: {}}\n",
 }

@@ -118,6 +118,19 @@ def test_keys_are_not_interpolated_and_every_value_is() -> None:
     assert app.app.spec.ports[0].host_port == 8080
 
 
+def test_interpolated_numbers_and_booleans_are_cast_as_compose_casts_them() -> None:
+    """``replicas: ${N}`` is the integer, ``init: ${INIT:-false}`` the boolean."""
+    text = (
+        "services:\n  web:\n    image: nginx\n    deploy: {replicas: '${N}'}\n"
+        "    init: ${INIT:-yes}\n    privileged: 'off'\n"
+        "    healthcheck: {test: [CMD, 'true'], retries: '${N}'}\n"
+    )
+    (app,) = load_project(FILE, text.encode(), dotenv=None, variables={"N": "3"}).apps
+    spec = app.app.spec
+    assert (spec.replicas, spec.init, spec.privileged) == (3, True, False)
+    assert spec.health_check is not None and spec.health_check.retries == 3
+
+
 def test_healthcheck_dollars_reach_the_shell() -> None:
     """``$$`` in a CMD-SHELL test is one ``$`` for the container's shell."""
     text = (
@@ -190,15 +203,14 @@ def test_command_strings_compose_would_cut_short_are_refused(line: str) -> None:
 
 def test_durations_sizes_and_ports() -> None:
     """Go durations, Docker memory sizes and short port specs; bad ones raise clearly."""
-    assert [go_duration(v) for v in ("1m30s", "500ms", "1.5h", "2us", "0", 3)] == [
+    assert [go_duration(v) for v in ("1m30s", "500ms", "1.5h", "2us", "0")] == [
         90.0,
         0.5,
         5400.0,
         2e-6,
         0.0,
-        3.0,
     ]
-    for bad in ("5 seconds", "1d", "-1s", "", True):
+    for bad in ("5 seconds", "1d", "-1s", "", True, 3):
         with pytest.raises(ValueError):
             go_duration(bad)
     assert [ram_bytes(v) for v in ("1.5G", "512m", "1gb", "64k", 1024)] == [

@@ -336,3 +336,17 @@ def test_a_duplicate_key_or_a_service_that_is_no_mapping_fails_that_service() ->
     ]
     assert [a.service for a in result.apps] == ["db"]
     assert result.invalid_apps == {"shop-web", "shop-api"}
+
+
+def test_plain_scalars_read_as_compose_reads_them() -> None:
+    """YAML 1.2's core schema, as Compose: ``22:22`` is a port mapping (not 1342, base 60),
+    ``yes``/``on`` stay text, ``restart: no`` is the policy."""
+    result = _load(
+        "services:\n  web:\n    image: nginx\n    ports: [22:22]\n    restart: no\n"
+        "    environment: {A: yes, B: on}\n"
+    )
+    (app,) = result.apps
+    spec = app.app.spec
+    assert [(p.container_port, p.host_port) for p in spec.ports] == [(22, 22)]
+    assert spec.restart_policy == "never"
+    assert spec.env == {"A": "yes", "B": "on"}
