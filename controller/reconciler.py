@@ -133,7 +133,7 @@ class Reconciler:
         from controller.manifests.loader import load_files
 
         inputs = compose if compose is not None else self.compose.inputs()
-        key = f"{files.tree_id}:{inputs.digest()}" if files.tree_id else ""
+        key = f"{files.tree_id}:{inputs.digest(self.digest_key or b'')}" if files.tree_id else ""
         cached = self._parsed.get(key) if key else None
         if cached is None:
             cached = load_files(files.files, inputs)
@@ -154,7 +154,9 @@ class Reconciler:
         )
         compose = await asyncio.to_thread(self.compose.inputs)
         key = (
-            desired_cache.cache_key(self.path, files.tree_id, self.policy, compose.digest())
+            desired_cache.cache_key(
+                self.path, files.tree_id, self.policy, compose.digest(self.digest_key or b"")
+            )
             if files.tree_id
             else None
         )

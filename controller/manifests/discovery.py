@@ -21,6 +21,7 @@ project: its variables files, the active profiles and whether committed secret f
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import posixpath
 from collections.abc import Mapping
@@ -41,9 +42,11 @@ class ComposeInputs:
     profiles: frozenset[str] = frozenset()
     allow_repo_secrets: bool = False
 
-    def digest(self) -> str:
+    def digest(self, key: bytes = b"") -> str:
         """Covers everything here, so a changed host variable parses (and plans) again; ""
-        for no inputs at all (so caches made before compose projects stay valid)."""
+        for no inputs at all (so caches made before compose projects stay valid). Keyed by
+        ``key`` (the instance's secret digest key), as host variables may hold secrets and
+        the desired-state cache's key is derived from this."""
         if self == ComposeInputs():
             return ""
         material = json.dumps(
@@ -55,7 +58,7 @@ class ComposeInputs:
             },
             sort_keys=True,
         )
-        return hashlib.sha256(material.encode()).hexdigest()
+        return hmac.new(key or b"trueup-compose", material.encode(), hashlib.sha256).hexdigest()
 
 
 @dataclass(frozen=True)
