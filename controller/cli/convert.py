@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from controller.manifests.models import App
 
 _MAX_BYTES = 1024 * 1024
+_CHECK = ("interval", "timeout", "startPeriod")
 
 
 @dataclass(frozen=True)
@@ -105,11 +106,24 @@ def _read(path: Path) -> bytes:
     return data
 
 
+def _duration(seconds: float) -> str:
+    """Seconds as a manifest writes them: ``2s``, ``90s``, ``1m``, ``500ms``."""
+    if seconds != int(seconds):
+        return f"{round(seconds * 1000)}ms"
+    whole = int(seconds)
+    return f"{whole // 60}m" if whole and whole % 60 == 0 else f"{whole}s"
+
+
 def _document(app: App, file: str, line: int) -> str:
     """One app as a YAML document, its defaults left out, with where it came from."""
     import yaml
 
     body: dict[str, Any] = app.model_dump(mode="json", by_alias=True, exclude_defaults=True)
     body = {"apiVersion": app.api_version, "kind": app.kind, **body}
+    spec = body.get("spec", {})
+    for holder, keys in ((spec, ("stopGracePeriod",)), (spec.get("healthCheck") or {}, _CHECK)):
+        for key in keys:
+            if isinstance(holder.get(key), int | float):
+                holder[key] = _duration(float(holder[key]))
     head = f"---\n# {app.name}: from {file}:{line} (trueup convert)\n"
     return head + yaml.safe_dump(body, sort_keys=False, allow_unicode=True)
