@@ -110,6 +110,8 @@ def load_files(files: Mapping[str, bytes], compose: ComposeInputs | None = None)
         candidates.extend(apps)
     for name, owner in layout.data.items():
         result.skipped[name] = f"data of compose project {projects[owner]}"
+        if b"apiVersion: trueup/v1" in files[name]:  # a manifest put there by mistake?
+            result.skipped[name] += "; it looks like a trueup manifest: move it out of the folder"
     for name, used in layout.shadowed.items():
         result.skipped[name] = f"{used} is the compose file of this folder"
     _check_repository(candidates, result)

@@ -163,3 +163,14 @@ def test_the_examples_load_with_the_compose_project() -> None:
     assert web.build is not None and web.build.context == "compose/shop/web"
     assert web.build.args["SHOP_TITLE"] == "trueup shop"
     assert web.depends_on == ["shop-db"]
+
+
+def test_a_manifest_inside_a_project_folder_is_data_and_says_so() -> None:
+    """A trueup manifest under a compose project's folder is not deployed; the skip reason
+    says it looks like one, so the operator moves it."""
+    files = {"shop/compose.yaml": SHOP, "shop/extra/api.yaml": manifest("api")}
+    result = load_files(files)
+    assert "api" not in result.apps
+    assert result.skipped["shop/extra/api.yaml"] == (
+        "data of compose project shop; it looks like a trueup manifest: move it out of the folder"
+    )
