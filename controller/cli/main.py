@@ -6,6 +6,7 @@ scripts and CI depend on its options and exit codes).
 - `controller.cli.run`: run (the controller);
 - `controller.cli.notify`: notify test (send a test message);
 - `controller.cli.override`: suspend, resume (an app's runtime override);
+- `controller.cli.convert`: convert (a compose file as trueup manifests);
 - `controller.cli.options`: every option, declared once, and the typed groups they are read
   into; `controller.cli.connect`: where a command opens the engine and builds a Reconciler.
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import click
 
 from controller import __version__
+from controller.cli.convert import convert
 from controller.cli.inspect import history, logs, status
 from controller.cli.notify import notify
 from controller.cli.oneshot import apply, diff, schema, validate
@@ -32,6 +34,6 @@ def main() -> None:
 
 
 for _command in (
-    validate, schema, diff, apply, status, logs, run, history, notify, suspend, resume,
+    validate, schema, diff, apply, convert, status, logs, run, history, notify, suspend, resume,
 ):  # fmt: skip
     main.add_command(_command)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +17,7 @@ import click
 
 from controller.cli.exits import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, fail
 from controller.cli.groups import (
+    ComposeOptions,
     EngineOptions,
     Params,
     PolicyOptions,
@@ -43,6 +44,7 @@ class ValidateOptions:
     state_dir: Path
     worktree: bool
     sops_age_key_files: tuple[Path, ...] = ()
+    compose: ComposeOptions = field(default_factory=ComposeOptions)
 
     @classmethod
     def read(cls, params: Params) -> ValidateOptions:
@@ -51,6 +53,7 @@ class ValidateOptions:
             path(params, "state_dir"),
             flag(params, "worktree"),
             paths(params, "sops_age_key_file"),
+            ComposeOptions.read(params),
         )
 
 
@@ -68,6 +71,7 @@ class PassOptions:
     prune: bool
     allow_empty: bool
     image_keep: int = 3
+    compose: ComposeOptions = field(default_factory=ComposeOptions)
 
     @classmethod
     def read(cls, params: Params) -> PassOptions:
@@ -81,6 +85,7 @@ class PassOptions:
             prune=flag(params, "prune", default=True),
             allow_empty=flag(params, "allow_empty", default=False),
             image_keep=int(str(params.get("image_keep", 3))),
+            compose=ComposeOptions.read(params),
         )
 
 
@@ -110,6 +115,7 @@ def validate(opts: ValidateOptions) -> None:
 
     source = opts.source
     try:
+        inputs = opts.compose.host().inputs()
         with GitSource(
             source.repo,
             state_dir=opts.state_dir,
@@ -120,7 +126,7 @@ def validate(opts: ValidateOptions) -> None:
                 files = git.read_worktree(source.path)
             else:
                 files = git.manifest_files(git.resolve(source.rev).sha, source.path)
-            result = load_files(files.files)
+            result = load_files(files.files, inputs)
             sops = _check_sops(git, files.revision, result, opts.sops_age_key_files)
     except TrueupError as exc:
         fail(str(exc))
@@ -131,6 +137,11 @@ def validate(opts: ValidateOptions) -> None:
     for problem in result.problems:
         shown = display_path(source.repo, problem.file)
         click.echo(f"{shown}:{problem.line}:{problem.column}: {problem.message}")
+    for warning in result.warnings:
+        shown = display_path(source.repo, warning.file)
+        click.echo(f"{shown}:{warning.line}:{warning.column}: warning: {warning.message}")
+    for name, why in result.skipped.items():
+        click.echo(f"skipped: {display_path(source.repo, name)} ({why})")
     where = f"at {files.revision[:12]}" if files.revision else "in the working tree"
     n_files = len(files.files)
     if result.problems:
@@ -188,6 +199,7 @@ def run_pass(opts: PassOptions, *, apply: bool) -> PassResult:
     async def one_pass() -> PassResult:
         async with pass_reconciler(opts.engine, opts.source, opts.policy, opts.routing) as rec:
             rec.image_keep = opts.image_keep
+            rec.compose = opts.compose.host()
             return await rec.run_pass(
                 rev=opts.source.rev,
                 worktree=opts.worktree,
