@@ -35,7 +35,7 @@ from controller.file_diffs import with_content_diffs
 from controller.manifests.problems import Problem
 from controller.planning import Plan, PlanOptions
 from controller.routes import NoRouter, Router, RouteSync, RouteTable, kept_apps
-from controller.sops import MAX_SOPS_FILE_BYTES
+from controller.sops import MAX_SOPS_FILE_BYTES, looks_encrypted
 from controller.sops.repo import RepoSops, single_file
 from controller.source import GitSource, ManifestFiles
 from controller.source.files import SourceDigest, digest_disk, read_disk
@@ -144,7 +144,7 @@ class Reconciler:
             cached = load_files(files.files, inputs)
             for warning in cached.warnings:
                 log.warning("manifest_warning", file=warning.file, line=warning.line)
-            if key:
+            if key and not _sops_failed(inputs):  # a key added on the host helps next pass
                 self._parsed = {key: cached}
         return cached
 
@@ -155,7 +155,7 @@ class Reconciler:
         when given) and reused while its build contexts and secrets are unchanged (see
         ``desired_cache``)."""
         secrets = await asyncio.to_thread(self._secrets, files)
-        compose = await asyncio.to_thread(self.compose.inputs)
+        compose = replace(await asyncio.to_thread(self.compose.inputs), sops=secrets.sops)
         key = (
             desired_cache.cache_key(
                 self.path, files.tree_id, self.policy, compose.digest(self.digest_key or b"")
@@ -210,7 +210,7 @@ class Reconciler:
             return self._file_digest(files, source).digest
 
         def env_file(path: str) -> EnvFile:
-            return self._env_file(files, path)
+            return self._env_file(files, path, secrets)
 
         if self._resolved is not None and self._resolved[0] == key:
             return desired_cache.reuse(
@@ -259,7 +259,7 @@ class Reconciler:
             context_ids=context_ids,
             policy=self.policy,
             file_sources=await asyncio.to_thread(self._file_sources, files, loaded),
-            env_files=await asyncio.to_thread(self._env_files, files, loaded),
+            env_files=await asyncio.to_thread(self._env_files, files, loaded, secrets),
         )
         for name, item in loaded.apps.items():  # say why a context is unusable, not "not found"
             build = item.app.spec.build
@@ -285,20 +285,22 @@ class Reconciler:
                 found[source] = str(exc)
         return found
 
-    def _env_files(self, files: ManifestFiles, loaded: LoadResult) -> dict[str, EnvFile | str]:
+    def _env_files(
+        self, files: ManifestFiles, loaded: LoadResult, secrets: SecretStore
+    ) -> dict[str, EnvFile | str]:
         """Every ``spec.envFrom`` file's variables, or why it cannot be read (that app fails)."""
         paths = {e.file for item in loaded.apps.values() for e in item.app.spec.env_from}
         found: dict[str, EnvFile | str] = {}
         for path in sorted(paths):
             try:
-                found[path] = self._env_file(files, path)
+                found[path] = self._env_file(files, path, secrets)
             except TrueupError as exc:
                 found[path] = str(exc)
         return found
 
-    def _env_file(self, files: ManifestFiles, path: str) -> EnvFile:
+    def _env_file(self, files: ManifestFiles, path: str, secrets: SecretStore) -> EnvFile:
         """One ``spec.envFrom`` file read at the pass's revision (or on disk) and parsed: the
-        one place its bytes become values (a decrypt step goes here)."""
+        one place its bytes become values (a SOPS file decrypted first: its values secret)."""
         if files.revision is None:
             root = self.source.worktree_root
             assert root is not None
@@ -307,6 +309,9 @@ class Reconciler:
             read = self.source.read_files(files.revision, path)
         if len(read) != 1 or read[0].name:
             raise SourceError(f"env file {path!r} is a folder, not a file")
+        if looks_encrypted(read[0].data):
+            plain = secrets.repo_sops().decrypted(path).plaintext
+            return replace(parse_env_file(path, plain), encrypted=True)
         return parse_env_file(path, read[0].data)
 
     def _file_digest(self, files: ManifestFiles, source: str) -> SourceDigest:
@@ -517,6 +522,12 @@ def _log_pass(result: PassResult) -> None:
         routes_error=result.routes_error,
         duration_s=round(result.duration_s, 3),
     )
+
+
+def _sops_failed(inputs: ComposeInputs) -> bool:
+    """True when loading with ``inputs`` met a SOPS file it could not decrypt."""
+    sops = inputs.sops
+    return isinstance(sops, RepoSops) and any(why is not None for why in sops.checked().values())
 
 
 def resolution_problems(desired: DesiredState, loaded: LoadResult) -> list[Problem]:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,9 +33,8 @@ from controller.cli.options import COMMON, OUTPUT, SOURCE, WORKTREE, options, re
 from controller.errors import TrueupError
 
 if TYPE_CHECKING:
-    from controller.manifests.loader import LoadResult
     from controller.reconciler import PassResult
-    from controller.sops.check import SopsCheck
+    from controller.sops.repo import RepoSops
     from controller.source import GitSource
 
 
@@ -111,6 +111,7 @@ def validate(opts: ValidateOptions) -> None:
     valid, 1 when any is not, 2 when the repository cannot be read.
     """
     from controller.manifests.loader import load_files
+    from controller.sops.check import check_sops
     from controller.source import GitSource
 
     source = opts.source
@@ -126,8 +127,9 @@ def validate(opts: ValidateOptions) -> None:
                 files = git.read_worktree(source.path)
             else:
                 files = git.manifest_files(git.resolve(source.rev).sha, source.path)
-            result = load_files(files.files, inputs)
-            sops = _check_sops(git, files.revision, result, opts.sops_age_key_files)
+            read, repo = _repo_sops(git, files.revision, opts.sops_age_key_files)
+            result = load_files(files.files, replace(inputs, sops=repo))
+            sops = check_sops(result, read, repo)
     except TrueupError as exc:
         fail(str(exc))
     result.problems = sorted(result.problems + sops.problems)
@@ -154,11 +156,10 @@ def validate(opts: ValidateOptions) -> None:
     click.echo(f"{len(result.apps)} app(s) in {n_files} file(s) {where}: valid", err=True)
 
 
-def _check_sops(
-    git: GitSource, revision: str | None, loaded: LoadResult, key_files: tuple[Path, ...]
-) -> SopsCheck:
-    """The SOPS files the apps of ``loaded`` use, checked at ``revision`` (None: on disk)."""
-    from controller.sops.check import check_sops
+def _repo_sops(
+    git: GitSource, revision: str | None, key_files: tuple[Path, ...]
+) -> tuple[Callable[[str], bytes], RepoSops]:
+    """The repository's files at ``revision`` (None: on disk), and its SOPS files."""
     from controller.sops.repo import RepoSops, single_file
     from controller.source.files import read_disk
 
@@ -168,7 +169,7 @@ def _check_sops(
             return single_file(read_disk(git.worktree_root, file), file)
         return single_file(git.read_files(revision, file), file)
 
-    return check_sops(loaded, read, RepoSops(read, key_files))
+    return read, RepoSops(read, key_files)
 
 
 @click.command()

@@ -6,7 +6,7 @@ wrote, the compose path it came from (so a problem found later points into the c
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +21,8 @@ class FileSource:
     path: Path
     file: str | None = None
     content: str | None = None
+    encrypted: bool = False
+    """The file is SOPS-encrypted (by its metadata): a secret then comes from it."""
 
 
 @dataclass
@@ -40,6 +42,12 @@ class Project:
     configs: Mapping[str, FileSource]
     variables: Mapping[str, str]
     allow_repo_secrets: bool = False
+    secret_variables: Mapping[str, str] = field(default_factory=dict)
+    """Variables of an encrypted ``.env`` → that file: their values never enter the spec."""
+    secret_env: Mapping[Path, tuple[str, str]] = field(default_factory=dict)
+    """``services.<s>.environment.<NAME>`` whose whole value is a secret variable → (file, key)."""
+    encrypted: Callable[[str], bool] | None = None
+    """Whether a repository file is SOPS-encrypted (None: no SOPS files are known)."""
 
     def app_name(self, service: str) -> str:
         return f"{self.name}-{service}"

@@ -6,6 +6,11 @@ Values come from a lookup the caller builds (the host's variables file over the 
 ``.env``), never from the process environment. An unset variable without a default is an
 error, not an empty string. Defaults may nest (``${A:-${B:-x}}``). The text produced is
 bounded (``MAX_CHARS``), so a short file cannot expand into gigabytes through a long value.
+
+Secret variables (those of a SOPS-encrypted ``.env``) never reach the translated spec: the
+whole value of a service's ``environment`` entry (``KEY: ${V}``, ``- KEY=${V}``) that is one
+secret variable is recorded in ``secret_refs`` (the translation makes it a ``secretRef`` to
+the encrypted file) and left empty; any other use of one is an error at its place.
 """
 
 from __future__ import annotations
@@ -32,6 +37,10 @@ class Interpolator:
     values: Mapping[str, str]
     produced: int = 0
     used: set[str] = field(default_factory=set)
+    secret: Mapping[str, str] = field(default_factory=dict)
+    """Secret variable → the encrypted file that holds it."""
+    secret_refs: dict[Path, tuple[str, str]] = field(default_factory=dict)
+    secret_used: set[str] = field(default_factory=set)
 
     def substitute(self, text: str) -> str:
         out, pos = self._scan(text, 0, stop=None)
@@ -92,6 +101,8 @@ class Interpolator:
             )
         arg, end = self._scan(text, pos + len(op), stop="}")
         self.used.add(name)
+        if name in self.secret:
+            self.secret_used.add(name)
         value = self.values.get(name)
         unset_or_empty = value is None or (op.startswith(":") and value == "")
         if op in (":-", "-"):
@@ -105,6 +116,8 @@ class Interpolator:
 
     def _require(self, name: str) -> str:
         self.used.add(name)
+        if name in self.secret:
+            self.secret_used.add(name)
         value = self.values.get(name)
         if value is None:
             raise InterpolationError(
@@ -127,12 +140,43 @@ def interpolate(
     if isinstance(data, list):
         return [interpolate(v, interpolator, report, (*path, i)) for i, v in enumerate(data)]
     if isinstance(data, str) and "$" in data:
+        interpolator.secret_used.clear()
         try:
-            return interpolator.substitute(data)
+            out = interpolator.substitute(data)
         except InterpolationError as exc:
             report(path, str(exc))
             return data
+        if interpolator.secret_used:
+            return _secret_use(data, interpolator, report, path)
+        return out
     return data
+
+
+_WHOLE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+
+
+def _secret_use(
+    text: str, interpolator: Interpolator, report: Callable[[Path, str], None], path: Path
+) -> str:
+    """A string that used a secret variable: recorded when it is a whole environment value
+    (left empty here), else an error; the secret's value is never returned."""
+    names = sorted(interpolator.secret_used)
+    environment = len(path) == 4 and path[0] == "services" and path[2] == "environment"
+    key, value = str(path[3]) if environment else "", text
+    if environment and isinstance(path[3], int):
+        key, _, value = text.partition("=")
+    whole = _WHOLE.fullmatch(value)
+    name = str(whole.group(1) or whole.group(2)) if whole else ""
+    if environment and key and name in interpolator.secret:
+        file = interpolator.secret[name]
+        interpolator.secret_refs[(*path[:3], key)] = (file, name)
+        return f"{key}=" if isinstance(path[3], int) else ""
+    report(
+        path,
+        f"variable {names[0]} comes from an encrypted file ({interpolator.secret[names[0]]}): "
+        f"it may only be the whole value of an environment variable (KEY: ${{{names[0]}}})",
+    )
+    return ""
 
 
 def parse_dotenv(

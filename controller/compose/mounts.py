@@ -227,8 +227,8 @@ def _file_entry(
     repo = project.repo_path((*source.path, "file"), source.file, f"{what} file")
     if repo is None:
         return None
-    if what == "config" or project.allow_repo_secrets:
-        return {"source": repo}
+    if what == "config" or project.allow_repo_secrets or source.encrypted:
+        return {"source": repo}  # a SOPS source is decrypted as a secret file (desired.files)
     if not _SECRET_NAME.match(name):
         project.report.error(
             at, f"secret name {name!r} cannot name a file in the host's secrets dir"

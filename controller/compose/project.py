@@ -68,12 +68,20 @@ def load_project(
     variables: Mapping[str, str],
     profiles: frozenset[str] = frozenset(),
     allow_repo_secrets: bool = False,
+    secret_dotenv: str = "",
+    encrypted: Callable[[str], bool] | None = None,
 ) -> ProjectResult:
-    """Every service of the compose file ``file`` as an app; never raises for its input."""
+    """Every service of the compose file ``file`` as an app; never raises for its input.
+
+    ``secret_dotenv`` names the ``.env`` when it was SOPS-encrypted (``dotenv`` is then its
+    plaintext): its variables are secret (see ``compose.interpolate``). ``encrypted`` tells
+    whether a repository file is a SOPS file (a committed secret that is one is used without
+    ``allow_repo_secrets``)."""
     report = Report(file)
     result = ProjectResult(project="")
+    host = _Host(profiles, allow_repo_secrets, secret_dotenv, encrypted)
     try:
-        _load(file, raw, dotenv, variables, profiles, allow_repo_secrets, report, result)
+        _load(file, raw, dotenv, variables, host, report, result)
     except Exception as exc:  # a bug must cost this file only, never the pass
         report.at(Mark(1, 1), f"cannot read this compose file ({type(exc).__name__})")
         result.apps = []
@@ -82,13 +90,22 @@ def load_project(
     return result
 
 
+@dataclass(frozen=True)
+class _Host:
+    """What the host says about one compose file (see `load_project`)."""
+
+    profiles: frozenset[str]
+    allow_repo_secrets: bool
+    secret_dotenv: str
+    encrypted: Callable[[str], bool] | None
+
+
 def _load(
     file: str,
     raw: bytes,
     dotenv: bytes | None,
     variables: Mapping[str, str],
-    profiles: frozenset[str],
-    allow_repo_secrets: bool,
+    host: _Host,
     report: Report,
     result: ProjectResult,
 ) -> None:
@@ -96,8 +113,12 @@ def _load(
     if parsed is None:
         return
     folder = posixpath.dirname(posixpath.normpath(file))
-    values = {**_dotenv_values(report, folder, dotenv, variables), **variables}
-    data = interpolate(parsed, Interpolator(values), lambda p, m: report.error(p, m))
+    committed = _dotenv_values(report, folder, dotenv, variables)
+    values = {**committed, **variables}
+    secret = {k: host.secret_dotenv for k in committed if host.secret_dotenv and k not in variables}
+    interpolator = Interpolator(values, secret=secret)
+    data = interpolate(parsed, interpolator, lambda p, m: report.error(p, m))
+    allow_repo_secrets = host.allow_repo_secrets
     top = report.mapping(
         (),
         data,
@@ -128,12 +149,17 @@ def _load(
         services=services,
         volumes=top_volumes(report, name, top.get("volumes")),
         networks=top_networks(report, name, top.get("networks")),
-        secrets=top_files(report, "secrets", top.get("secrets"), allow_repo_secrets),
+        secrets=top_files(
+            report, "secrets", top.get("secrets"), allow_repo_secrets, host.encrypted, folder
+        ),
         configs=top_files(report, "configs", top.get("configs"), True),
         variables=values,
         allow_repo_secrets=allow_repo_secrets,
+        secret_variables=secret,
+        secret_env=interpolator.secret_refs,
+        encrypted=host.encrypted,
     )
-    _services(project, profiles, result)
+    _services(project, host.profiles, result)
 
 
 def _parse(report: Report, raw: bytes) -> dict[str, Any] | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+from collections.abc import Callable
 from typing import Any
 
 from controller.compose import keys
@@ -137,8 +138,16 @@ def top_networks(report: Report, project: str, value: object) -> dict[str, str]:
     return found
 
 
-def top_files(report: Report, kind: str, value: object, allow_repo: bool) -> dict[str, FileSource]:
-    """Top-level ``secrets`` or ``configs``: name → its ``file`` (or a config's ``content``)."""
+def top_files(
+    report: Report,
+    kind: str,
+    value: object,
+    allow_repo: bool,
+    encrypted: Callable[[str], bool] | None = None,
+    folder: str = "",
+) -> dict[str, FileSource]:
+    """Top-level ``secrets`` or ``configs``: name → its ``file`` (or a config's ``content``).
+    A secret file that ``encrypted`` says is a SOPS file is read from the repository."""
     found: dict[str, FileSource] = {}
     if value is None:
         return found
@@ -167,8 +176,9 @@ def top_files(report: Report, kind: str, value: object, allow_repo: bool) -> dic
         if given[0] == "content":
             found[str(key)] = FileSource(at, content=text)
             continue
-        found[str(key)] = FileSource(at, file=text)
-        if kind == "secrets" and not allow_repo:
+        sops = encrypted is not None and encrypted(posixpath.normpath(posixpath.join(folder, text)))
+        found[str(key)] = FileSource(at, file=text, encrypted=sops)
+        if kind == "secrets" and not allow_repo and not sops:
             report.warn(
                 (*at, "file"),
                 f"not read from the repository: the secret comes from the host's secrets dir, "

@@ -116,9 +116,15 @@ def _environment(project: Project, out: Translation, at: Path, data: dict[str, A
             out.put("envFrom", [{"file": path} for path, _ in found], (*at, "env_file"))
     if "environment" not in data:
         return
-    env: dict[str, str] = {}
+    env: dict[str, Any] = {}
     given = report.list_or_map((*at, "environment"), data["environment"])
     for name, value in given.items():
+        secret = project.secret_env.get((*at, "environment", name))
+        if secret is None and value is None and name in project.secret_variables:
+            secret = (project.secret_variables[name], name)
+        if secret is not None:  # a variable of an encrypted .env: read at resolve, as a secret
+            env[name] = {"secretRef": {"file": secret[0], "key": secret[1]}}
+            continue
         if value is None:
             value = project.variables.get(name)
             if value is None:

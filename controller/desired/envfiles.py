@@ -8,8 +8,10 @@ variables (as compose's ``env_file`` does), below ``spec.env``; the resolved spe
 a keyed digest of its values, never the values: a changed file rolls the app and shows as
 ``envFrom[<file>]`` changed.
 
-A missing, oversized, non-UTF-8 or non-dotenv file fails the app that reads it (a
-``SourceError`` naming the file and line), never another app.
+A SOPS-encrypted file (by its metadata) is decrypted first (the reconciler's ``RepoSops``) and
+its values are secrets: its entry says ``sops: true`` and a diff shows ``(secret changed)``.
+A missing, oversized, non-UTF-8, non-dotenv or undecryptable file fails the app that reads it
+(a ``SourceError``/``SopsError`` naming the file and line), never another app.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ class EnvFile:
 
     path: str
     values: Mapping[str, str] = field(repr=False)
+    encrypted: bool = False
+    """Decrypted from a SOPS file: its values are secrets."""
 
 
 def parse_env_file(path: str, raw: bytes) -> EnvFile:
@@ -93,7 +97,11 @@ def resolve_env_from(
         found = reads.get(item.file, f"env file {item.file!r} was not read")
         if isinstance(found, str):
             raise SourceError(f"spec.envFrom[{i}].file: {found}")
-        entries.append({"file": item.file, "digest": env_from_digest(app.name, found, secrets)})
+        entry: dict[str, Any] = {"file": item.file}
+        entry["digest"] = env_from_digest(app.name, found, secrets)
+        if found.encrypted:
+            entry["sops"] = True
+        entries.append(entry)
         merged.update(found.values)
     return entries, merged
 
@@ -108,7 +116,10 @@ def diff_env_from(before: Any, after: Any) -> list[tuple[str, str | None, str | 
     for path in sorted(set(old) | set(new)):
         was, now = old.get(path), new.get(path)
         if was != now:
-            shown_after = None if now is None else path if was is None else "(values changed)"
+            changed = (
+                "(secret changed)" if now is not None and now.get("sops") else "(values changed)"
+            )
+            shown_after = None if now is None else path if was is None else changed
             out.append((f"envFrom[{path}]", None if was is None else path, shown_after))
     if not out and list(old) != list(new):  # the same files in another order
         out.append(("envFrom", ", ".join(old), ", ".join(new)))

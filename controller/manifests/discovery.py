@@ -15,7 +15,9 @@ file, and the ``.env`` beside each compose file), `classify` sorts them:
 
 Files a ``files`` source names are taken out later, by the loader, once the apps (hence
 their sources) are known. `ComposeInputs` is what the controller's host adds to a compose
-project: its variables files, the active profiles and whether committed secret files count.
+project: its variables files, the active profiles, whether committed secret files count, and
+the pass's SOPS files (`RepoSecrets`: a committed ``.env`` or a ``secrets:`` file that is
+SOPS-encrypted is decrypted with the host's identities).
 """
 
 from __future__ import annotations
@@ -26,9 +28,22 @@ import json
 import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 COMPOSE_FILE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
 DOTENV = ".env"
+
+
+class RepoSecrets(Protocol):
+    """The pass's SOPS files of the repository (`controller.sops.repo.RepoSops`)."""
+
+    def is_encrypted(self, file: str) -> bool:
+        """True when the repository file ``file`` is a SOPS file (by its metadata)."""
+        ...
+
+    def plaintext(self, file: str) -> bytes:
+        """``file`` decrypted when it is SOPS (a located ``SopsError`` when it cannot be)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -41,6 +56,10 @@ class ComposeInputs:
     """Projects whose host variables file could not be read, and why."""
     profiles: frozenset[str] = frozenset()
     allow_repo_secrets: bool = False
+    sops: RepoSecrets | None = field(default=None, compare=False, repr=False)
+    """The pass's SOPS files (None: none is decrypted; an encrypted ``.env`` is a problem).
+    Not part of the digest: what a file decrypts to is covered by the tree id (``.env``) or
+    by the spec's keyed digests (secret files)."""
 
     def digest(self, key: bytes = b"") -> str:
         """Covers everything here, so a changed host variable parses (and plans) again; ""

@@ -7,7 +7,9 @@ calls `ComposeHost.inputs` on every pass (this module reads files: it is an edge
 the result to the loader; its digest is part of the parse and desired-state cache keys, so a
 changed host variable parses and plans again. A variables file that cannot be read (not
 UTF-8, not ``KEY=VALUE``, unreadable, over 256 KiB) fails the apps of that project alone,
-which keep running as they are.
+which keep running as they are. So does one that is SOPS-encrypted (by its ``ENC[`` values):
+its variables would reach the spec (labels) in plaintext, so it is refused rather than
+decrypted; a secret belongs in the repository's encrypted ``.env`` or ``env_file``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,12 @@ from pathlib import Path
 from controller.desired.envfiles import parse_env_file
 from controller.errors import SourceError
 from controller.manifests.discovery import ComposeInputs
+from controller.sops import looks_encrypted
+
+_ENCRYPTED = (
+    "is SOPS-encrypted: a host variables file is read as plaintext (its values may reach the "
+    "spec and labels); put secrets in the repository's encrypted .env or env_file instead"
+)
 
 
 @dataclass(frozen=True)
@@ -49,7 +57,11 @@ def read_variables(directory: Path | None) -> tuple[dict[str, dict[str, str]], d
         if not path.is_file():
             continue
         try:
-            values[path.stem] = dict(parse_env_file(str(path), path.read_bytes()).values)
+            raw = path.read_bytes()
+            if looks_encrypted(raw):
+                errors[path.stem] = f"{path}: {_ENCRYPTED}"
+                continue
+            values[path.stem] = dict(parse_env_file(str(path), raw).values)
         except SourceError as exc:
             errors[path.stem] = str(exc)
         except OSError as exc:
