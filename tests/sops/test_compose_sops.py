@@ -243,3 +243,49 @@ def test_an_encrypted_host_variables_file_is_refused(tmp_path: Path, sops_lab: S
     values, errors = read_variables(tmp_path / "vars")
     assert values == {"plain": {"A": "b"}}
     assert "SOPS-encrypted" in errors["shop"] and "host-s3cret" not in errors["shop"]
+
+
+def test_validate_decrypts_the_compose_sops_files(tmp_path: Path, sops_lab: SopsLab) -> None:
+    """`trueup validate` reads the encrypted .env (the project is valid), checks the env_file
+    and the secret file with the host's identity, and prints no value; a broken env_file is
+    a problem of its app, a .env for another recipient one of the .env."""
+    import subprocess
+    import sys
+
+    from tests.gitutil import make_repo
+
+    files = _files(sops_lab)
+    files["shop/web.sops.env"] = flip_first_value(files["shop/web.sops.env"])
+    other = _files(sops_lab)
+    other_env = sops_lab.encrypt(
+        "other/.env", b"DB_PASSWORD=x\n", recipients=(sops_lab.second.recipient,)
+    )
+    repo = tmp_path / "repo"
+    make_repo(
+        repo,
+        {
+            "shop/compose.yaml": COMPOSE,
+            **files,
+            "other/compose.yaml": COMPOSE,
+            "other/.env": other_env.read_text(),
+            "other/web.sops.env": other["shop/web.sops.env"],
+            "other/token.sops.txt": other["shop/token.sops.txt"],
+        },
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "controller", "validate", "--repo", str(repo),
+         "--state-dir", str(tmp_path / "state"), f"--sops-age-key-file={sops_lab.key_file}"],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 1, out.stderr
+    lines = [line[line.index("shop/") if "shop/" in line else line.index("other/") :]
+             for line in out.stdout.splitlines()]  # fmt: skip
+    assert lines[0].startswith("other/.env:1:1: ") and "recipient" in lines[0]
+    assert lines[1] == (
+        "shop/compose.yaml:2:1: app shop-web: spec.envFrom[0].file: shop/web.sops.env: "
+        "refused: a value does not authenticate (changed, or moved)"
+    )
+    assert len(lines) == 2, lines
+    assert "SOPS file(s) decrypted" in out.stderr
+    for value in (DB_PASSWORD, API_TOKEN, TOKEN_FILE.strip()):
+        assert value not in out.stdout + out.stderr
