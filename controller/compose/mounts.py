@@ -214,6 +214,8 @@ def _file_refs(
             entry["mode"] = (
                 f"{mode:04o}" if isinstance(mode, int) and not isinstance(mode, bool) else mode
             )
+        elif "secretFile" in entry:
+            entry["mode"] = "0444"  # Compose's default for a secret (trueup's own is 0400)
         found.append((where, entry))
     return found
 

@@ -274,6 +274,7 @@ def test_secrets_come_from_the_host_unless_repo_secrets_are_allowed() -> None:
     ]
     (entry,) = result.apps[0].app.spec.files
     assert (entry.path, entry.secret_file, entry.source) == ("/run/secrets/db_pw", "db_pw", None)
+    assert entry.effective_mode() == 0o444  # as Compose: a service's non-root user reads it
     assert "host's secrets dir" in result.warnings[0].message
     allowed = _load(text, allow_repo_secrets=True)
     (entry,) = allowed.apps[0].app.spec.files
