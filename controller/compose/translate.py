@@ -22,6 +22,7 @@ from controller.compose.values import (
 )
 from controller.manifests.yamlmarks import Path
 
+_ENV_FILE = frozenset({"path", "required"})
 _RESTART = {
     "always": "always",
     "unless-stopped": "always",
@@ -139,7 +140,7 @@ def _env_files(project: Project, at: Path, value: object) -> list[tuple[str, Pat
         where = (*at, i) if isinstance(value, list) else at
         required = True
         if isinstance(item, dict):
-            entry = report.mapping(where, item, frozenset({"path", "required", "format"}))
+            entry = report.mapping(where, item, _ENV_FILE, frozenset({"format"}))
             if entry is None:
                 continue
             item = entry.get("path")
