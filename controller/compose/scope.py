@@ -74,6 +74,7 @@ def top_volumes(report: Report, project: str, value: object) -> dict[str, str]:
         return found
     for key, spec in value.items():
         at: Path = ("volumes", str(key))
+        before = len(report.problems)
         data = report.mapping(
             at,
             spec if spec is not None else {},
@@ -101,7 +102,8 @@ def top_volumes(report: Report, project: str, value: object) -> dict[str, str]:
                 "never trueup-*, the names of trueup's own volumes)",
             )
             continue
-        found[str(key)] = engine
+        if not report.broken_since(before, "volumes", str(key)):
+            found[str(key)] = engine
     return found
 
 
@@ -115,15 +117,22 @@ def top_networks(report: Report, project: str, value: object) -> dict[str, str]:
         return found
     for key, spec in value.items():
         at: Path = ("networks", str(key))
+        before = len(report.problems)
         data = report.mapping(
             at,
             spec if spec is not None else {},
-            frozenset(),
+            frozenset({"external"}),
             keys.TOP_NETWORK_UNSUPPORTED | keys.TOP_NETWORK,
             extensions=True,
         )
         if data is None:
             continue
+        if "external" in data:
+            external = report.boolean((*at, "external"), data["external"])
+            if external:
+                report.error((*at, "external"), "external networks are not supported by trueup")
+            if external is not False:
+                continue
         name = f"{project}-{key}"
         if not is_dns_label(name):
             report.error(
@@ -133,7 +142,8 @@ def top_networks(report: Report, project: str, value: object) -> dict[str, str]:
                 key=True,
             )
             continue
-        found[str(key)] = name
+        if not report.broken_since(before, "networks", str(key)):
+            found[str(key)] = name
     return found
 
 
@@ -152,28 +162,19 @@ def top_files(report: Report, kind: str, value: object, allow_repo: bool) -> dic
     )
     for key, spec in value.items():
         at: Path = (kind, str(key))
-        data = report.mapping(at, spec, known, unsupported, extensions=True)
-        if data is None:
-            continue
-        given = [k for k in ("file", "content") if k in data]
-        if not given and isinstance(spec, dict) and set(spec) & unsupported:
-            continue  # reported as not supported already
-        if len(given) != 1:
-            report.error(at, f"give exactly one of {' or '.join(sorted(known))}", key=True)
-            continue
-        text = report.text((*at, given[0]), data[given[0]])
-        if text is None:
-            continue
-        if given[0] == "content":
-            found[str(key)] = FileSource(at, content=text)
-            continue
-        found[str(key)] = FileSource(at, file=text)
-        if kind == "secrets" and not allow_repo:
-            report.warn(
-                (*at, "file"),
-                f"not read from the repository: the secret comes from the host's secrets dir, "
-                f"file {key!r} (the controller's config may allow committed secret files)",
-            )
+        before = len(report.problems)
+        source = _file_source(report, at, spec, known, unsupported)
+        if source is not None and not report.broken_since(before, kind, str(key)):
+            found[str(key)] = source
+            if kind == "secrets" and source.file is not None and not allow_repo:
+                report.warn(
+                    (*at, "file"),
+                    f"not read from the repository: the secret comes from the host's secrets "
+                    f"dir, file {key!r} (the controller's config may allow committed secret "
+                    "files)",
+                )
+        elif source is None:
+            report.broken.add((kind, str(key)))
     return found
 
 
@@ -214,10 +215,30 @@ def service_networks(project: Project, out: Translation, at: Path, data: dict[st
     networks: list[dict[str, Any]] = []
     for name, (path, aliases) in entries.items():
         if name not in project.networks:
-            report.error(path, f"network {name!r} is not declared under the top-level networks:")
+            report.error(path, report.undeclared("networks", name))
             continue
         out.origin(("spec", "networks", len(networks)), path)
         names = [out.service] + [a for a in aliases if a != out.service]
         networks.append({"name": project.networks[name], "aliases": names})
     if networks:
         out.put("networks", networks, where)
+
+
+def _file_source(
+    report: Report, at: Path, spec: object, known: frozenset[str], unsupported: frozenset[str]
+) -> FileSource | None:
+    data = report.mapping(at, spec, known, unsupported, extensions=True)
+    if data is None:
+        return None
+    given = [k for k in ("file", "content") if k in data]
+    if not given and isinstance(spec, dict) and set(spec) & unsupported:
+        return None  # reported as not supported already
+    if len(given) != 1:
+        report.error(at, f"give exactly one of {' or '.join(sorted(known))}", key=True)
+        return None
+    text = report.text((*at, given[0]), data[given[0]])
+    if text is None:
+        return None
+    if given[0] == "content":
+        return FileSource(at, content=text)
+    return FileSource(at, file=text)
