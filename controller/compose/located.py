@@ -38,6 +38,22 @@ class Report:
     warnings: list[Problem] = field(default_factory=list)
     failed: set[str] = field(default_factory=set)
     """Services with an error of their own."""
+    broken: set[tuple[str, str]] = field(default_factory=set)
+    """Top-level entries (``("volumes", "data")``) with a problem: a service using one fails."""
+
+    def broken_since(self, count: int, section: str, key: str) -> bool:
+        """True (and the entry recorded as broken) when problems were added since ``count``."""
+        if len(self.problems) > count:
+            self.broken.add((section, key))
+            return True
+        return False
+
+    def undeclared(self, section: str, key: str) -> str:
+        """Why a service cannot use the top-level ``section`` entry ``key``."""
+        kind = section.rstrip("s")
+        if (section, key) in self.broken:
+            return f"{kind} {key!r} has a problem where it is declared (see there)"
+        return f"{kind} {key!r} is not declared under the top-level {section}:"
 
     def mark(self, path: Path, *, key: bool = False) -> Mark:
         if self.doc is None:

@@ -136,7 +136,7 @@ def _mount(
             )
             return None
         if source not in project.volumes:
-            report.error(at, f"volume {source!r} is not declared under the top-level volumes:")
+            report.error(at, report.undeclared("volumes", source))
             return None
         entry = {
             "name": volume_label(source),
@@ -197,7 +197,7 @@ def _file_refs(
         if name is None:
             continue
         if name not in sources:
-            report.error(where, f"{what} {name!r} is not declared under the top-level {what}s:")
+            report.error(where, report.undeclared(f"{what}s", name))
             continue
         target = str(data.get("target", name))
         if not target.startswith("/"):
@@ -214,6 +214,8 @@ def _file_refs(
             entry["mode"] = (
                 f"{mode:04o}" if isinstance(mode, int) and not isinstance(mode, bool) else mode
             )
+        elif "secretFile" in entry or sources[name].encrypted:
+            entry["mode"] = "0444"  # Compose's default for a secret (trueup's own is 0400)
         found.append((where, entry))
     return found
 

@@ -9,6 +9,7 @@ each service answers there to its service name.
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
 import re
 from collections.abc import Callable
@@ -75,6 +76,7 @@ def top_volumes(report: Report, project: str, value: object) -> dict[str, str]:
         return found
     for key, spec in value.items():
         at: Path = ("volumes", str(key))
+        before = len(report.problems)
         data = report.mapping(
             at,
             spec if spec is not None else {},
@@ -102,7 +104,8 @@ def top_volumes(report: Report, project: str, value: object) -> dict[str, str]:
                 "never trueup-*, the names of trueup's own volumes)",
             )
             continue
-        found[str(key)] = engine
+        if not report.broken_since(before, "volumes", str(key)):
+            found[str(key)] = engine
     return found
 
 
@@ -116,15 +119,22 @@ def top_networks(report: Report, project: str, value: object) -> dict[str, str]:
         return found
     for key, spec in value.items():
         at: Path = ("networks", str(key))
+        before = len(report.problems)
         data = report.mapping(
             at,
             spec if spec is not None else {},
-            frozenset(),
+            frozenset({"external"}),
             keys.TOP_NETWORK_UNSUPPORTED | keys.TOP_NETWORK,
             extensions=True,
         )
         if data is None:
             continue
+        if "external" in data:
+            external = report.boolean((*at, "external"), data["external"])
+            if external:
+                report.error((*at, "external"), "external networks are not supported by trueup")
+            if external is not False:
+                continue
         name = f"{project}-{key}"
         if not is_dns_label(name):
             report.error(
@@ -134,7 +144,8 @@ def top_networks(report: Report, project: str, value: object) -> dict[str, str]:
                 key=True,
             )
             continue
-        found[str(key)] = name
+        if not report.broken_since(before, "networks", str(key)):
+            found[str(key)] = name
     return found
 
 
@@ -161,29 +172,23 @@ def top_files(
     )
     for key, spec in value.items():
         at: Path = (kind, str(key))
-        data = report.mapping(at, spec, known, unsupported, extensions=True)
-        if data is None:
-            continue
-        given = [k for k in ("file", "content") if k in data]
-        if not given and isinstance(spec, dict) and set(spec) & unsupported:
-            continue  # reported as not supported already
-        if len(given) != 1:
-            report.error(at, f"give exactly one of {' or '.join(sorted(known))}", key=True)
-            continue
-        text = report.text((*at, given[0]), data[given[0]])
-        if text is None:
-            continue
-        if given[0] == "content":
-            found[str(key)] = FileSource(at, content=text)
-            continue
-        sops = encrypted is not None and encrypted(posixpath.normpath(posixpath.join(folder, text)))
-        found[str(key)] = FileSource(at, file=text, encrypted=sops)
-        if kind == "secrets" and not allow_repo and not sops:
-            report.warn(
-                (*at, "file"),
-                f"not read from the repository: the secret comes from the host's secrets dir, "
-                f"file {key!r} (the controller's config may allow committed secret files)",
-            )
+        before = len(report.problems)
+        source = _file_source(report, at, spec, known, unsupported)
+        if source is not None and not report.broken_since(before, kind, str(key)):
+            if kind == "secrets" and source.file is not None and encrypted is not None:
+                repo = posixpath.normpath(posixpath.join(folder, source.file))
+                source = dataclasses.replace(source, encrypted=encrypted(repo))
+            found[str(key)] = source
+            secret_file = kind == "secrets" and source.file is not None
+            if secret_file and not allow_repo and not source.encrypted:
+                report.warn(
+                    (*at, "file"),
+                    f"not read from the repository: the secret comes from the host's secrets "
+                    f"dir, file {key!r} (the controller's config may allow committed secret "
+                    "files)",
+                )
+        elif source is None:
+            report.broken.add((kind, str(key)))
     return found
 
 
@@ -224,10 +229,30 @@ def service_networks(project: Project, out: Translation, at: Path, data: dict[st
     networks: list[dict[str, Any]] = []
     for name, (path, aliases) in entries.items():
         if name not in project.networks:
-            report.error(path, f"network {name!r} is not declared under the top-level networks:")
+            report.error(path, report.undeclared("networks", name))
             continue
         out.origin(("spec", "networks", len(networks)), path)
         names = [out.service] + [a for a in aliases if a != out.service]
         networks.append({"name": project.networks[name], "aliases": names})
     if networks:
         out.put("networks", networks, where)
+
+
+def _file_source(
+    report: Report, at: Path, spec: object, known: frozenset[str], unsupported: frozenset[str]
+) -> FileSource | None:
+    data = report.mapping(at, spec, known, unsupported, extensions=True)
+    if data is None:
+        return None
+    given = [k for k in ("file", "content") if k in data]
+    if not given and isinstance(spec, dict) and set(spec) & unsupported:
+        return None  # reported as not supported already
+    if len(given) != 1:
+        report.error(at, f"give exactly one of {' or '.join(sorted(known))}", key=True)
+        return None
+    text = report.text((*at, given[0]), data[given[0]])
+    if text is None:
+        return None
+    if given[0] == "content":
+        return FileSource(at, content=text)
+    return FileSource(at, file=text)

@@ -22,6 +22,7 @@ from controller.compose.values import (
 )
 from controller.manifests.yamlmarks import Path
 
+_ENV_FILE = frozenset({"path", "required"})
 _RESTART = {
     "always": "always",
     "unless-stopped": "always",
@@ -145,7 +146,7 @@ def _env_files(project: Project, at: Path, value: object) -> list[tuple[str, Pat
         where = (*at, i) if isinstance(value, list) else at
         required = True
         if isinstance(item, dict):
-            entry = report.mapping(where, item, frozenset({"path", "required", "format"}))
+            entry = report.mapping(where, item, _ENV_FILE, frozenset({"format"}))
             if entry is None:
                 continue
             item = entry.get("path")
@@ -296,36 +297,13 @@ def _depends_on(project: Project, out: Translation, at: Path, data: dict[str, An
     entries: dict[str, Path] = {}
     if isinstance(value, list):
         for i, name in enumerate(value):
-            text = report.text((*where, i), name, numbers=False)
+            text = report.text((*where, i), name)
             if text is not None:
                 entries[text] = (*where, i)
     elif isinstance(value, dict):
         for name, cond in value.items():
-            child = (*where, str(name))
-            entries[str(name)] = child
-            spec = report.mapping(child, cond, keys.DEPENDS_ON)
-            if spec is None:
-                continue
-            condition = spec.get("condition", "service_started")
-            if condition == "service_healthy":
-                out.healthy_deps[str(name)] = (*child, "condition")
-            elif condition == "service_completed_successfully":
-                report.error(
-                    (*child, "condition"),
-                    "service_completed_successfully is not supported by trueup",
-                )
-            elif condition != "service_started":
-                report.error(
-                    (*child, "condition"),
-                    f"{condition!r} is not a condition (service_started, service_healthy)",
-                )
-            required = (
-                report.boolean((*child, "required"), spec["required"])
-                if "required" in spec
-                else True
-            )
-            if required is False:
-                report.error((*child, "required"), "required: false is not supported by trueup")
+            entries[str(name)] = (*where, str(name))
+            _condition(project, out, (*where, str(name)), str(name), cond)
     else:
         report.error(where, "must be a list of services or a mapping of service to condition")
     deps: list[str] = []
@@ -340,3 +318,26 @@ def _depends_on(project: Project, out: Translation, at: Path, data: dict[str, An
         deps.append(project.app_name(name))
     if deps:
         out.put("dependsOn", deps, where)
+
+
+def _condition(project: Project, out: Translation, at: Path, name: str, value: object) -> None:
+    """One ``depends_on`` map entry: its condition (``service_healthy`` is recorded to be
+    checked against the dependency's health check) and ``required``."""
+    report = project.report
+    spec = report.mapping(at, value, keys.DEPENDS_ON)
+    if spec is None:
+        return
+    condition = spec.get("condition", "service_started")
+    if condition == "service_healthy":
+        out.healthy_deps[name] = (*at, "condition")
+    elif condition == "service_completed_successfully":
+        report.error(
+            (*at, "condition"), "service_completed_successfully is not supported by trueup"
+        )
+    elif condition != "service_started":
+        report.error(
+            (*at, "condition"),
+            f"{condition!r} is not a condition (service_started, service_healthy)",
+        )
+    if "required" in spec and report.boolean((*at, "required"), spec["required"]) is False:
+        report.error((*at, "required"), "required: false is not supported by trueup")

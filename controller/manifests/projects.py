@@ -58,9 +58,12 @@ def load_compose(
     """The apps of compose file ``project.file`` (see the module docstring); a file over
     ``max_bytes`` is not read."""
     guess = posixpath.basename(project.folder)
+    why = f"file is larger than {max_bytes // 1024} KiB"
     if len(raw) > max_bytes:
-        why = f"file is larger than {max_bytes // 1024} KiB"
         return ComposeLoad(guess, problems=[Problem(project.file, 1, 1, why)])
+    if project.dotenv is not None and len(project.dotenv) > max_bytes:
+        dotenv = posixpath.join(project.folder, ".env")
+        return ComposeLoad(guess, problems=[Problem(dotenv, 1, 1, why)])
     try:
         loaded = _normalise(project, raw, inputs, guess)
     except Exception as exc:  # a normaliser that raised what it should not: this file only

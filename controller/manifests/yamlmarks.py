@@ -8,6 +8,9 @@ laughs" document is refused instead of eating the machine, and nesting is bounde
 node tree is composed (libyaml's own composer recurses in C and crashes the process on a
 deeply nested file, so nodes are composed by PyYAML's Python composer over libyaml's events).
 
+Manifests are read as PyYAML reads YAML 1.1; compose files as Compose reads them, under YAML
+1.2's core schema (``documents(text, core_schema=True)``: ``22:22`` is text, not base 60).
+
 Committed text is hostile: every value a constructor cannot build (``!!int x``, a 4301-digit
 integer, ``!!timestamp 2001-13-01``), every tag outside plain YAML data (``!!python/...``,
 ``!!set``, local tags), and every failure of any kind while composing or constructing becomes

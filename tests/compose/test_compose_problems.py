@@ -274,6 +274,7 @@ def test_secrets_come_from_the_host_unless_repo_secrets_are_allowed() -> None:
     ]
     (entry,) = result.apps[0].app.spec.files
     assert (entry.path, entry.secret_file, entry.source) == ("/run/secrets/db_pw", "db_pw", None)
+    assert entry.effective_mode() == 0o444  # as Compose: a service's non-root user reads it
     assert "host's secrets dir" in result.warnings[0].message
     allowed = _load(text, allow_repo_secrets=True)
     (entry,) = allowed.apps[0].app.spec.files
@@ -350,3 +351,32 @@ def test_plain_scalars_read_as_compose_reads_them() -> None:
     assert [(p.container_port, p.host_port) for p in spec.ports] == [(22, 22)]
     assert spec.restart_policy == "never"
     assert spec.env == {"A": "yes", "B": "on"}
+
+
+def test_a_service_using_a_broken_declaration_fails_with_it() -> None:
+    """A volume with a driver trueup does not support is not made without it: the services
+    that use it fail (pointing at the declaration), the others apply."""
+    result = _load(
+        "networks: {back: {name: custom}, front: {external: false}}\n"
+        "volumes: {data: {driver: nfs}}\n"
+        "secrets: {pw: {environment: PW}}\n"
+        "services:\n"
+        "  web: {image: nginx, networks: [back, front]}\n"  # 5
+        "  db: {image: postgres, volumes: ['data:/var/lib/postgresql/data']}\n"  # 6
+        "  api: {image: busybox, secrets: [pw]}\n"  # 7
+        "  ok: {image: busybox, networks: [front]}\n"
+    )
+    assert [(p.line, p.message) for p in result.problems] == [
+        (1, "networks.back.name: not supported by trueup"),
+        (2, "volumes.data.driver: not supported by trueup"),
+        (3, "secrets.pw.environment: not supported by trueup"),
+        (
+            5,
+            "services.web.networks[0]: network 'back' has a problem where it is declared "
+            "(see there)",
+        ),
+        (6, "services.db.volumes[0]: volume 'data' has a problem where it is declared (see there)"),
+        (7, "services.api.secrets[0]: secret 'pw' has a problem where it is declared (see there)"),
+    ]
+    assert [a.service for a in result.apps] == ["ok"]
+    assert result.invalid_apps == {"shop-web", "shop-db", "shop-api"}

@@ -174,3 +174,13 @@ def test_a_manifest_inside_a_project_folder_is_data_and_says_so() -> None:
     assert result.skipped["shop/extra/api.yaml"] == (
         "data of compose project shop; it looks like a trueup manifest: move it out of the folder"
     )
+
+
+def test_an_oversized_env_is_refused_as_too_large() -> None:
+    """A project's ``.env`` over 1 MiB is never parsed: one problem naming it; pruning is
+    suspended (the file failed)."""
+    from controller.source.tree import OVERSIZED
+
+    result = load_files({"s/compose.yaml": SHOP, "s/.env": OVERSIZED})
+    assert [str(p) for p in result.problems] == ["s/.env:1:1: file is larger than 1024 KiB"]
+    assert result.failed_files == {"s/compose.yaml"} and not result.apps

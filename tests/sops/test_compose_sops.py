@@ -53,8 +53,8 @@ def test_encrypted_env_file_dotenv_and_secret_reach_the_app_only(
     tmp_path: Path, sops_lab: SopsLab
 ) -> None:
     """The env_file's and the .env's values are the app's environment, the secret file is at
-    /run/secrets/token (0400, without compose_repo_secrets); labels, the desired-state cache
-    and the plan hold none of them."""
+    /run/secrets/token (0444 as in Compose, without compose_repo_secrets); labels, the
+    desired-state cache and the plan hold none of them."""
     host = _host(tmp_path, sops_lab)
     result = host.run()
     assert result.problems == [] and not result.failed
@@ -63,7 +63,7 @@ def test_encrypted_env_file_dotenv_and_secret_reach_the_app_only(
     assert web.env["API_TOKEN"] == API_TOKEN and web.env["LEVEL"] == "3"
     files = {f.path: f for f in web.files}
     assert files["/run/secrets/token"].data == TOKEN_FILE.encode()
-    assert files["/run/secrets/token"].mode == 0o400
+    assert files["/run/secrets/token"].mode == 0o444  # Compose's default for a secret
     written = _everything_written(host, result)
     assert "desired-cache" in str(list(host.state.iterdir()))
     for value in (DB_PASSWORD, API_TOKEN, TOKEN_FILE.strip()):

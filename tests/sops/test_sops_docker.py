@@ -201,7 +201,7 @@ def test_a_compose_project_with_sops_files_deploys_and_keeps_its_values(
     first, second = SHOP_VALUES
     commit_files(ctl.repo, _shop_files(sops_lab, *first), "a compose project with SOPS files")
     ctl.start("--sops-age-key-file", str(sops_lab.key_file), "--listen", "off")
-    want = f"{first[0]} {first[1]}\n{first[2]}400\n"
+    want = f"{first[0]} {first[1]}\n{first[2]}444\n"
     wait_for(lambda: ctl.synced() and _shop_seen(ctl) == want, 60, "the compose project")
     first_ids = {c.id for c in _shop(ctl)}
 
@@ -218,7 +218,7 @@ def test_a_compose_project_with_sops_files_deploys_and_keeps_its_values(
     assert {c.id for c in _shop(ctl)} == first_ids
 
     commit_files(ctl.repo, _shop_files(sops_lab, *second), "new values")
-    want = f"{second[0]} {second[1]}\n{second[2]}400\n"
+    want = f"{second[0]} {second[1]}\n{second[2]}444\n"
     wait_for(
         lambda: ctl.synced() and _shop_seen(ctl) == want and len(_shop(ctl)) == 1, 60, "the roll"
     )
