@@ -167,16 +167,26 @@ def _secret_use(
         key, _, value = text.partition("=")
     whole = _WHOLE.fullmatch(value)
     name = str(whole.group(1) or whole.group(2)) if whole else ""
-    if environment and key and name in interpolator.secret:
+    if environment and key and interpolator.secret.get(name):
         file = interpolator.secret[name]
         interpolator.secret_refs[(*path[:3], key)] = (file, name)
         return f"{key}=" if isinstance(path[3], int) else ""
-    report(
-        path,
-        f"variable {names[0]} comes from an encrypted file ({interpolator.secret[names[0]]}): "
-        f"it may only be the whole value of an environment variable (KEY: ${{{names[0]}}})",
-    )
+    report(path, secret_misuse(names[0], interpolator.secret[names[0]]))
     return ""
+
+
+def secret_misuse(name: str, file: str) -> str:
+    """Why secret variable ``name`` (of encrypted ``file``; "": one sops reads otherwise than
+    Compose) cannot be used where it is."""
+    if not file:
+        return (
+            f"variable {name} of the encrypted .env is quoted, escaped, interpolated or followed "
+            "by a comment there, which sops reads literally: write it as KEY=value"
+        )
+    return (
+        f"variable {name} comes from an encrypted file ({file}): it may only be the whole "
+        f"value of an environment variable (KEY: ${{{name}}})"
+    )
 
 
 def parse_dotenv(

@@ -113,9 +113,9 @@ def _load(
     if parsed is None:
         return
     folder = posixpath.dirname(posixpath.normpath(file))
-    committed = _dotenv_values(report, folder, dotenv, variables)
+    committed = _dotenv_values(report, folder, dotenv, variables, bool(host.secret_dotenv))
     values = {**committed, **variables}
-    secret = {k: host.secret_dotenv for k in committed if host.secret_dotenv and k not in variables}
+    secret = _secret_variables(committed, variables, dotenv, host.secret_dotenv)
     interpolator = Interpolator(values, secret=secret)
     data = interpolate(parsed, interpolator, lambda p, m: report.error(p, m))
     allow_repo_secrets = host.allow_repo_secrets
@@ -193,7 +193,7 @@ def _parse(report: Report, raw: bytes) -> dict[str, Any] | None:
 
 
 def _dotenv_values(
-    report: Report, folder: str, dotenv: bytes | None, host: Mapping[str, str]
+    report: Report, folder: str, dotenv: bytes | None, host: Mapping[str, str], secret: bool
 ) -> dict[str, str]:
     if dotenv is None:
         return {}
@@ -204,8 +204,26 @@ def _dotenv_values(
         report.problems.append(Problem(name, 1, 1, f"file is not UTF-8 text (byte {exc.start})"))
         return {}
     for line, message in bad:
+        if secret:  # a message may quote the line: a decrypted value is never shown
+            message = f"{message.split(':', 1)[0]}: not a value trueup can read (not shown)"
         report.problems.append(Problem(name, line, 1, message))
     return values
+
+
+def _secret_variables(
+    committed: Mapping[str, str], host: Mapping[str, str], dotenv: bytes | None, file: str
+) -> dict[str, str]:
+    """The secret variables of an encrypted ``.env`` (``file``; none when it is ""): each →
+    ``file``, or → "" when Compose reads its value otherwise than sops does (quoted, escaped,
+    interpolated, a comment after it), since the container gets sops's value."""
+    if not file or dotenv is None:
+        return {}
+    literal: dict[str, str] = {}
+    for line in dotenv.decode("utf-8", "replace").splitlines():
+        key, sep, value = line.partition("=")
+        if sep and not key.startswith("#"):
+            literal[key] = value.replace("\\n", "\n")
+    return {k: file if literal.get(k) == v else "" for k, v in committed.items() if k not in host}
 
 
 def _services(project: Project, profiles: frozenset[str], result: ProjectResult) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 from controller.compose import keys
 from controller.compose.context import Project, Translation
 from controller.compose.health import translate_healthcheck
+from controller.compose.interpolate import secret_misuse
 from controller.compose.ports import translate_ports
 from controller.compose.values import (
     go_duration,
@@ -123,6 +124,9 @@ def _environment(project: Project, out: Translation, at: Path, data: dict[str, A
         secret = project.secret_env.get((*at, "environment", name))
         if secret is None and value is None and name in project.secret_variables:
             secret = (project.secret_variables[name], name)
+            if not secret[0]:
+                report.error((*at, "environment", name), secret_misuse(name, ""))
+                continue
         if secret is not None:  # a variable of an encrypted .env: read at resolve, as a secret
             env[name] = {"secretRef": {"file": secret[0], "key": secret[1]}}
             continue

@@ -289,3 +289,25 @@ def test_validate_decrypts_the_compose_sops_files(tmp_path: Path, sops_lab: Sops
     assert "SOPS file(s) decrypted" in out.stderr
     for value in (DB_PASSWORD, API_TOKEN, TOKEN_FILE.strip()):
         assert value not in out.stdout + out.stderr
+
+
+def test_a_secret_compose_reads_otherwise_than_sops_is_refused_and_never_shown() -> None:
+    """A variable of the encrypted .env that is quoted or escaped (Compose would strip what
+    sops keeps) is refused where it is used; a bad line of it is reported without its text."""
+    compose = (
+        "services:\n  web:\n    image: busybox:1.36\n    environment:\n"
+        "      A: ${Q}\n      B: ${PLAIN}\n      C:\n"
+    )
+    dotenv = "Q='quoted-s3cret'\nPLAIN=plain-s3cret\n"
+    dotenv += 'C="esc\\\\aped-s3cret"\nBAD="open-s3cret${\n'
+    problems = _load(compose, dotenv)
+    assert problems == [
+        "shop/.env:4:1: BAD: not a value trueup can read (not shown)",
+        "shop/compose.yaml:5:10: services.web.environment.A: variable Q of the encrypted .env "
+        "is quoted, escaped, interpolated or followed by a comment there, which sops reads "
+        "literally: write it as KEY=value",
+        "shop/compose.yaml:7:9: services.web.environment.C: variable C of the encrypted .env "
+        "is quoted, escaped, interpolated or followed by a comment there, which sops reads "
+        "literally: write it as KEY=value",
+    ]
+    assert not [p for p in problems if "s3cret" in p]
