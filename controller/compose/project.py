@@ -113,12 +113,7 @@ def _load(
     if parsed is None:
         return
     folder = posixpath.dirname(posixpath.normpath(file))
-    committed = _dotenv_values(report, folder, dotenv, variables, bool(host.secret_dotenv))
-    values = {**committed, **variables}
-    secret = _secret_variables(committed, variables, dotenv, host.secret_dotenv)
-    interpolator = Interpolator(values, secret=secret)
-    data = interpolate(parsed, interpolator, lambda p, m: report.error(p, m))
-    allow_repo_secrets = host.allow_repo_secrets
+    data, interpolator = _interpolated(report, folder, parsed, dotenv, variables, host)
     top = report.mapping(
         (),
         data,
@@ -150,16 +145,32 @@ def _load(
         volumes=top_volumes(report, name, top.get("volumes")),
         networks=top_networks(report, name, top.get("networks")),
         secrets=top_files(
-            report, "secrets", top.get("secrets"), allow_repo_secrets, host.encrypted, folder
+            report, "secrets", top.get("secrets"), host.allow_repo_secrets, host.encrypted, folder
         ),
         configs=top_files(report, "configs", top.get("configs"), True),
-        variables=values,
-        allow_repo_secrets=allow_repo_secrets,
-        secret_variables=secret,
+        variables=interpolator.values,
+        allow_repo_secrets=host.allow_repo_secrets,
+        secret_variables=interpolator.secret,
         secret_env=interpolator.secret_refs,
         encrypted=host.encrypted,
     )
     _services(project, host.profiles, result)
+
+
+def _interpolated(
+    report: Report,
+    folder: str,
+    parsed: dict[str, Any],
+    dotenv: bytes | None,
+    variables: Mapping[str, str],
+    host: _Host,
+) -> tuple[object, Interpolator]:
+    """``parsed`` interpolated with the host's variables over the committed ``.env`` (whose
+    variables are secret when it was encrypted), and the interpolator (what it recorded)."""
+    committed = _dotenv_values(report, folder, dotenv, variables, bool(host.secret_dotenv))
+    secret = _secret_variables(committed, variables, dotenv, host.secret_dotenv)
+    interpolator = Interpolator({**committed, **variables}, secret=secret)
+    return interpolate(parsed, interpolator, lambda p, m: report.error(p, m)), interpolator
 
 
 def _parse(report: Report, raw: bytes) -> dict[str, Any] | None:
