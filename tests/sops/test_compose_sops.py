@@ -311,3 +311,34 @@ def test_a_secret_compose_reads_otherwise_than_sops_is_refused_and_never_shown()
         "literally: write it as KEY=value",
     ]
     assert not [p for p in problems if "s3cret" in p]
+
+
+def test_an_identity_added_on_the_host_is_used_on_the_next_pass(
+    tmp_path: Path, sops_lab: SopsLab
+) -> None:
+    """The controller's loop keeps one reconciler: a .env it could not decrypt is not
+    remembered as parsed, so the pass after the host's key file gains the identity applies."""
+    import asyncio
+
+    from controller.reconciler import Reconciler
+    from controller.source import GitSource
+    from controller.targets.containers.target import ContainerTarget
+
+    host = _host(tmp_path, sops_lab)
+    key = tmp_path / "host.key"
+    key.write_bytes(sops_lab.second_key_file.read_bytes())
+    key.chmod(0o600)
+
+    async def two_passes() -> list[list[str]]:
+        with GitSource(str(host.repo), state_dir=host.state) as source:
+            reconciler = Reconciler(
+                source, ContainerTarget(host.runtime), instance="t", sops_age_key_files=(key,)
+            )
+            first = await reconciler.run_pass()
+            key.write_bytes(sops_lab.key_file.read_bytes())
+            second = await reconciler.run_pass()
+        return [[str(p) for p in first.problems], [str(p) for p in second.problems]]
+
+    first, second = asyncio.run(two_passes())
+    assert len(first) == 1 and first[0].startswith("shop/.env:1:1: none of the host's age")
+    assert second == [] and host.specs()["shop-web"].env["DB_PASSWORD"] == DB_PASSWORD
