@@ -342,3 +342,21 @@ def test_an_identity_added_on_the_host_is_used_on_the_next_pass(
     first, second = asyncio.run(two_passes())
     assert len(first) == 1 and first[0].startswith("shop/.env:1:1: none of the host's age")
     assert second == [] and host.specs()["shop-web"].env["DB_PASSWORD"] == DB_PASSWORD
+
+
+def test_an_encrypted_config_file_is_decrypted_as_a_secret_file(
+    tmp_path: Path, sops_lab: SopsLab
+) -> None:
+    """A ``configs:`` file that is SOPS-encrypted reaches the container decrypted, with the
+    secret-file mode (0400), and never as ciphertext."""
+    conf = sops_lab.encrypt("app.sops.yaml", b"password: conf-s3cret-9\n").read_text()
+    uses = "    secrets: [token]\n"
+    compose = COMPOSE.replace(uses, uses + "    configs: [app]\n")
+    compose += "configs:\n  app: {file: ./app.sops.yaml}\n"
+    files = {"shop/compose.yaml": compose, "shop/app.sops.yaml": conf, **_files(sops_lab)}
+    host = Host(tmp_path, sops_lab, files)
+    result = host.run()
+    assert result.problems == []
+    found = {f.path: f for f in host.specs()["shop-web"].files}["/app"]
+    assert found.data == b"password: conf-s3cret-9\n" and found.mode == 0o400
+    assert "conf-s3cret-9" not in _everything_written(host, result)
