@@ -155,7 +155,7 @@ class Settings(BaseModel):
     """Folder of ``<project>.env`` files: each compose project's variables on this host."""
     compose_repo_secrets: bool = False
     """Let compose ``secrets: {file: ...}`` read the committed file (default: the host's
-    secrets dir, under the secret's name)."""
+    secrets dir, under the secret's name; a SOPS-encrypted file is read without it)."""
 
     @field_validator("sops_age_key_file", mode="before")
     @classmethod
