@@ -25,7 +25,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import compare, controller, engine, generate, inprocess, memory, peers, report
+from bench import (
+    compare,
+    compose_source,
+    controller,
+    engine,
+    generate,
+    inprocess,
+    memory,
+    peers,
+    report,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -74,6 +84,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         default=1000,
         help="passes of the `trueup run` memory scenario (default 1000; 0 skips it)",
+    )
+    p.add_argument(
+        "--no-compose-source", action="store_true", help="skip the compose-source scenario"
+    )
+    p.add_argument(
+        "--compose-source-only",
+        action="store_true",
+        help="run only the compose-source scenario (trueup and Compose v2 on one compose file)",
     )
     p.add_argument(
         "--trueup-command",
@@ -134,9 +152,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         can_wait=name == "compose-v2",  # v1 has no `up --wait`
                     )
                 )
-        say(f"whole-process scenarios, N={args.n}, {args.repeat} repetitions ...")
-        results["whole_process"] = compare.compare(runners, args.n, args.repeat, log=say)
-        if not args.no_controller:
+        if not args.compose_source_only:
+            say(f"whole-process scenarios, N={args.n}, {args.repeat} repetitions ...")
+            results["whole_process"] = compare.compare(runners, args.n, args.repeat, log=say)
+        if tools["compose-v2"].available and not args.no_compose_source:
+            say(f"compose source: one compose file, trueup and compose v2, N={args.n} ...")
+            try:
+                results["compose_source"] = compose_source.run(
+                    tools["trueup"], tools["compose-v2"], root, args.n, args.repeat, api, tag, say
+                )
+            except Exception as exc:
+                results["compose_source"] = {"error": f"{type(exc).__name__}: {exc}"}
+                say(f"  FAILED: {exc}")
+        if args.compose_source_only:
+            pass
+        elif not args.no_controller:
             say("`trueup run` scenarios ...")
             try:
                 ctl = controller.run_controller(
@@ -149,7 +179,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             except Exception as exc:
                 results["controller"] = {"error": f"{type(exc).__name__}: {exc}"}
                 say(f"  FAILED: {exc}")
-        if args.memory_passes > 0:
+        if args.memory_passes > 0 and not args.compose_source_only:
             say(f"`trueup run` memory over {args.memory_passes} passes, N={args.n} ...")
             try:
                 results["memory"] = memory.run_memory(
@@ -165,7 +195,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             except Exception as exc:
                 results["memory"] = {"error": f"{type(exc).__name__}: {exc}"}
                 say(f"  FAILED: {exc}")
-        if not args.no_inprocess:
+        if not args.no_inprocess and not args.compose_source_only:
             say(f"in-process no-op pass, N={args.inproc_n} (FakeRuntime) ...")
             try:
                 results["inprocess"] = inprocess.run(args.inproc_n)
@@ -178,17 +208,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             (engine.TRUEUP_INSTANCE, f"{tag}-r"),
             (engine.TRUEUP_INSTANCE, f"{tag}-f"),
             (engine.TRUEUP_INSTANCE, f"{tag}-m"),
+            (engine.TRUEUP_INSTANCE, f"{tag}-cs"),
+            (engine.COMPOSE_PROJECT, f"{tag}cs2"),
             (engine.COMPOSE_PROJECT, f"{tag}c2"),
             (engine.COMPOSE_PROJECT, f"{tag}c1"),
         ):
             engine.remove_all(api, label, value)
-        for net in (
-            f"trueup-{tag}-t",
-            f"trueup-{tag}-r",
-            f"trueup-{tag}-m",
-            f"{tag}c2_default",
-            f"{tag}c1_default",
-        ):
+        networks = [f"trueup-{tag}-t", f"trueup-{tag}-r", f"trueup-{tag}-m"]
+        networks += [f"{tag}c2_default", f"{tag}c1_default"]
+        networks += [f"trueup-{tag}-cs", f"trueup-{tag}-cs-{tag}cs-default", f"{tag}cs2_default"]
+        for net in networks:
             engine.remove_network(api, net)
         if args.keep:
             say(f"kept {root}")
@@ -201,14 +230,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"{', '.join(sorted(set(engine.LEFTOVERS)))} (stale endpoints); they were reused"
         )
     results["duration_s"] = time.perf_counter() - started
+    results.setdefault("whole_process", {"samples": {}, "errors": {}})
     table = report.rows(results)
     results["summary"] = [row.as_dict() for row in table]
     say("")
     say(report.table_text(table))
+    compose_lines = compose_source.summary(results.get("compose_source", {}))
+    for line in compose_lines:
+        say(line)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / results["timestamp"].replace(":", "")
     stem.with_suffix(".json").write_text(json.dumps(results, indent=2, default=str) + "\n")
-    stem.with_suffix(".md").write_text(report.markdown(results))
+    extra = "".join(f"\n{line}\n" for line in compose_lines)
+    stem.with_suffix(".md").write_text(report.markdown(results) + extra)
     say(f"\nwritten: {stem.with_suffix('.json')} (and .md), {results['duration_s']:.0f} s in all")
     return results
 

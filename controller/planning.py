@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeVar
 
+from controller.desired.envfiles import diff_env_from
 from controller.desired.files import diff_files
 from controller.desired.resolve import BuildPlan, DesiredApp, DesiredState, stored_secret
 from controller.routes.table import RouteTable, build_table, kept_apps
@@ -295,7 +296,8 @@ def why_not_prune(name: str, desired: DesiredState, prune: bool) -> str | None:
 def diff_specs(before: dict[str, Any], after: dict[str, Any]) -> list[FieldChange]:
     """Field-level differences between two resolved specs, secrets masked, sorted by path."""
     out = [FieldChange(*row) for row in diff_files(before.get("files"), after.get("files"))]
-    rest = [{k: v for k, v in spec.items() if k != "files"} for spec in (before, after)]
+    out += [FieldChange(*r) for r in diff_env_from(before.get("envFrom"), after.get("envFrom"))]
+    rest = [{k: v for k, v in s.items() if k not in ("files", "envFrom")} for s in (before, after)]
     _diff("", rest[0], rest[1], out)
     return sorted(out, key=lambda f: f.path)
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from controller.desired import cache as desired_cache
+from controller.desired.envfiles import EnvFile, parse_env_file
 from controller.desired.files import file_contents
 from controller.desired.policy import Policy
 from controller.desired.resolve import DesiredState, resolve
@@ -34,10 +35,11 @@ from controller.errors import SourceError, TrueupError
 from controller.manifests.problems import Problem
 from controller.planning import Plan, PlanOptions
 from controller.routes import NoRouter, Router, RouteSync, RouteTable, kept_apps
-from controller.sops import MAX_SOPS_FILE_BYTES
+from controller.sops import MAX_SOPS_FILE_BYTES, looks_encrypted
 from controller.sops.repo import RepoSops, single_file
 from controller.source import GitSource, ManifestFiles
 from controller.source.files import SourceDigest, digest_disk, read_disk
+from controller.source.hostvars import ComposeHost
 from controller.source.worktree import context_id as worktree_context_id
 from controller.targets.images import DEFAULT_KEEP, ImagePrune, prune_images
 from controller.targets.observed import Observation, ObservedState
@@ -45,6 +47,7 @@ from controller.targets.runner import Outcome, RunSetup
 from controller.targets.target import Target
 
 if TYPE_CHECKING:
+    from controller.manifests.discovery import ComposeInputs
     from controller.manifests.loader import LoadResult
 
 log = structlog.get_logger(__name__)
@@ -100,6 +103,7 @@ class Reconciler:
         cache_dir: Path | None = None,
         digest_key: bytes | None = None,
         image_keep: int = DEFAULT_KEEP,
+        compose: ComposeHost | None = None,
     ) -> None:
         self.source = source
         self.target = target
@@ -116,6 +120,8 @@ class Reconciler:
         """The instance's secret digest key (``secrets.load_digest_key``); None: per process."""
         self.image_keep = image_keep
         """Images kept per app beyond those in use (`targets.images`)."""
+        self.compose = compose or ComposeHost()
+        """What the host gives compose projects (variables files, profiles), read every pass."""
         self._parsed: dict[str, LoadResult] = {}
         self._resolved: tuple[str, DesiredState] | None = None
 
@@ -126,15 +132,20 @@ class Reconciler:
         revision = await asyncio.to_thread(self.source.resolve, rev)
         return await asyncio.to_thread(self.source.manifest_files, revision.sha, self.path)
 
-    def load(self, files: ManifestFiles) -> LoadResult:
-        """What ``files`` load to (parsed once per tree id)."""
+    def load(self, files: ManifestFiles, compose: ComposeInputs | None = None) -> LoadResult:
+        """What ``files`` load to, with the host's compose inputs (parsed once per tree id
+        and inputs)."""
         from controller.manifests.loader import load_files
 
-        cached = self._parsed.get(files.tree_id or "")
+        inputs = compose if compose is not None else self.compose.inputs()
+        key = f"{files.tree_id}:{inputs.digest(self.digest_key or b'')}" if files.tree_id else ""
+        cached = self._parsed.get(key) if key else None
         if cached is None:
-            cached = load_files(files.files)
-            if files.tree_id:
-                self._parsed = {files.tree_id: cached}
+            cached = load_files(files.files, inputs)
+            for warning in cached.warnings:
+                log.warning("manifest_warning", file=warning.file, line=warning.line)
+            if key and not _sops_failed(inputs):  # a key added on the host helps next pass
+                self._parsed = {key: cached}
         return cached
 
     async def desire(self, files: ManifestFiles) -> tuple[DesiredState, list[Problem]]:
@@ -144,8 +155,11 @@ class Reconciler:
         when given) and reused while its build contexts and secrets are unchanged (see
         ``desired_cache``)."""
         secrets = await asyncio.to_thread(self._secrets, files)
+        compose = replace(await asyncio.to_thread(self.compose.inputs), sops=secrets.sops)
         key = (
-            desired_cache.cache_key(self.path, files.tree_id, self.policy)
+            desired_cache.cache_key(
+                self.path, files.tree_id, self.policy, compose.digest(self.digest_key or b"")
+            )
             if files.tree_id
             else None
         )
@@ -154,7 +168,7 @@ class Reconciler:
             if reused is not None:
                 self._resolved = (key, reused)
                 return reused, []
-        loaded = await asyncio.to_thread(self.load, files)  # parsing never stalls the loop
+        loaded = await asyncio.to_thread(self.load, files, compose)  # never stalls the loop
         desired = await self.resolve(files, loaded, secrets)
         problems = sorted(list(loaded.problems) + resolution_problems(desired, loaded))
         if key is not None and not problems:
@@ -195,6 +209,9 @@ class Reconciler:
         def file_digest(source: str) -> str:
             return self._file_digest(files, source).digest
 
+        def env_file(path: str) -> EnvFile:
+            return self._env_file(files, path, secrets)
+
         if self._resolved is not None and self._resolved[0] == key:
             return desired_cache.reuse(
                 self._resolved[1],
@@ -202,6 +219,7 @@ class Reconciler:
                 secrets=secrets,
                 context_id=context_id,
                 file_digest=file_digest,
+                env_file=env_file,
             )
         if self.cache_dir is None:
             return None
@@ -212,6 +230,7 @@ class Reconciler:
             secrets=secrets,
             context_id=context_id,
             file_digest=file_digest,
+            env_file=env_file,
         )
 
     async def resolve(
@@ -240,6 +259,7 @@ class Reconciler:
             context_ids=context_ids,
             policy=self.policy,
             file_sources=await asyncio.to_thread(self._file_sources, files, loaded),
+            env_files=await asyncio.to_thread(self._env_files, files, loaded, secrets),
         )
         for name, item in loaded.apps.items():  # say why a context is unusable, not "not found"
             build = item.app.spec.build
@@ -264,6 +284,35 @@ class Reconciler:
             except TrueupError as exc:
                 found[source] = str(exc)
         return found
+
+    def _env_files(
+        self, files: ManifestFiles, loaded: LoadResult, secrets: SecretStore
+    ) -> dict[str, EnvFile | str]:
+        """Every ``spec.envFrom`` file's variables, or why it cannot be read (that app fails)."""
+        paths = {e.file for item in loaded.apps.values() for e in item.app.spec.env_from}
+        found: dict[str, EnvFile | str] = {}
+        for path in sorted(paths):
+            try:
+                found[path] = self._env_file(files, path, secrets)
+            except TrueupError as exc:
+                found[path] = str(exc)
+        return found
+
+    def _env_file(self, files: ManifestFiles, path: str, secrets: SecretStore) -> EnvFile:
+        """One ``spec.envFrom`` file read at the pass's revision (or on disk) and parsed: the
+        one place its bytes become values (a SOPS file decrypted first: its values secret)."""
+        if files.revision is None:
+            root = self.source.worktree_root
+            assert root is not None
+            read = read_disk(root, path)
+        else:
+            read = self.source.read_files(files.revision, path)
+        if len(read) != 1 or read[0].name:
+            raise SourceError(f"env file {path!r} is a folder, not a file")
+        if looks_encrypted(read[0].data):
+            plain = secrets.repo_sops().decrypted(path).plaintext
+            return replace(parse_env_file(path, plain), encrypted=True)
+        return parse_env_file(path, read[0].data)
 
     def _file_digest(self, files: ManifestFiles, source: str) -> SourceDigest:
         if files.revision is None:
@@ -495,6 +544,12 @@ def _log_pass(result: PassResult) -> None:
         routes_error=result.routes_error,
         duration_s=round(result.duration_s, 3),
     )
+
+
+def _sops_failed(inputs: ComposeInputs) -> bool:
+    """True when loading with ``inputs`` met a SOPS file it could not decrypt."""
+    sops = inputs.sops
+    return isinstance(sops, RepoSops) and any(why is not None for why in sops.checked().values())
 
 
 def resolution_problems(desired: DesiredState, loaded: LoadResult) -> list[Problem]:

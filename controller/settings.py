@@ -20,6 +20,7 @@ from controller.desired.policy import Policy, parse_port_range
 from controller.errors import ConfigError
 from controller.labels import check_instance
 from controller.manifests.models import Duration, Size
+from controller.source.hostvars import ComposeHost
 
 EVENT_KINDS = (
     "deployed", "failed", "degraded", "recovered", "healed", "deletion_refused", "unreachable",
@@ -148,6 +149,13 @@ class Settings(BaseModel):
     """Host ports manifests may publish: ports (``8080``) and ranges (``"8000-9000"``)."""
     notifications: NotificationSettings = NotificationSettings()
     """Where pass events and commit statuses go (README, "Notifications")."""
+    compose_profiles: tuple[str, ...] = ()
+    """Active compose profiles: a service with ``profiles:`` runs only when one is active."""
+    compose_vars_dir: Path | None = None
+    """Folder of ``<project>.env`` files: each compose project's variables on this host."""
+    compose_repo_secrets: bool = False
+    """Let compose ``secrets: {file: ...}`` read the committed file (default: the host's
+    secrets dir, under the secret's name; a SOPS-encrypted file is read without it)."""
 
     @field_validator("sops_age_key_file", mode="before")
     @classmethod
@@ -177,6 +185,12 @@ class Settings(BaseModel):
                 raise ValueError(f"{path!r} must be an absolute host path")
         return value
 
+    def compose(self) -> ComposeHost:
+        """What this host gives compose projects (README, "Compose files")."""
+        return ComposeHost(
+            frozenset(self.compose_profiles), self.compose_vars_dir, self.compose_repo_secrets
+        )
+
     def policy(self) -> Policy:
         return Policy(
             allow_privileged=self.allow_privileged,
@@ -188,7 +202,8 @@ class Settings(BaseModel):
 
 
 _LIST_KEYS = {
-    "allowed_bind_paths", "allowed_capabilities", "allowed_host_ports", "sops_age_key_file",
+    "allowed_bind_paths", "allowed_capabilities", "allowed_host_ports", "compose_profiles",
+    "sops_age_key_file",
 }  # fmt: skip
 
 

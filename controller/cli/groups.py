@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from controller.desired.policy import Policy
+from controller.source.hostvars import ComposeHost
 
 #: What click passes a command: each option's destination and its converted value.
 Params = Mapping[str, object]
@@ -170,6 +171,28 @@ class PolicyOptions:
             allowed_bind_paths=self.allowed_bind_paths,
             allowed_host_ports=self.allowed_host_ports,
         )
+
+
+@dataclass(frozen=True)
+class ComposeOptions:
+    """``--compose-profile``, ``--compose-vars-dir``, ``--compose-repo-secrets``."""
+
+    profiles: tuple[str, ...] = ()
+    vars_dir: Path | None = None
+    repo_secrets: bool = False
+
+    @classmethod
+    def read(cls, params: Params) -> ComposeOptions:
+        if "compose_profiles" not in params:
+            return cls()
+        return cls(
+            profiles=texts(params, "compose_profiles"),
+            vars_dir=optional_path(params, "compose_vars_dir"),
+            repo_secrets=flag(params, "compose_repo_secrets"),
+        )
+
+    def host(self) -> ComposeHost:
+        return ComposeHost(frozenset(self.profiles), self.vars_dir, self.repo_secrets)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ scripts and CI depend on its options and exit codes).
 - `controller.cli.run`: run (the controller);
 - `controller.cli.notify`: notify test (send a test message);
 - `controller.cli.override`: suspend, resume (an app's runtime override);
+- `controller.cli.convert`: convert (a compose file as trueup manifests);
 - `controller.cli.options`: every option, declared once, and the typed groups they are read
   into; `controller.cli.connect`: where a command opens the engine and builds a Reconciler.
 
@@ -25,6 +26,7 @@ from collections.abc import Iterator, Mapping, MutableMapping
 import click
 
 from controller import __version__
+from controller.cli.convert import convert
 from controller.cli.oneshot import apply, diff, schema, validate
 
 LAZY = {
@@ -75,5 +77,5 @@ def main() -> None:
 
 
 main.commands = Commands(LAZY)
-for _command in (validate, schema, diff, apply):
+for _command in (validate, schema, diff, apply, convert):
     main.add_command(_command)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,7 @@ import click
 
 from controller.cli.exits import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, fail
 from controller.cli.groups import (
+    ComposeOptions,
     EngineOptions,
     Params,
     PolicyOptions,
@@ -31,9 +33,8 @@ from controller.cli.options import COMMON, OUTPUT, SOURCE, WORKTREE, options, re
 from controller.errors import TrueupError
 
 if TYPE_CHECKING:
-    from controller.manifests.loader import LoadResult
     from controller.reconciler import PassResult
-    from controller.sops.check import SopsCheck
+    from controller.sops.repo import RepoSops
     from controller.source import GitSource
 
 
@@ -43,6 +44,7 @@ class ValidateOptions:
     state_dir: Path
     worktree: bool
     sops_age_key_files: tuple[Path, ...] = ()
+    compose: ComposeOptions = field(default_factory=ComposeOptions)
 
     @classmethod
     def read(cls, params: Params) -> ValidateOptions:
@@ -51,6 +53,7 @@ class ValidateOptions:
             path(params, "state_dir"),
             flag(params, "worktree"),
             paths(params, "sops_age_key_file"),
+            ComposeOptions.read(params),
         )
 
 
@@ -68,6 +71,7 @@ class PassOptions:
     prune: bool
     allow_empty: bool
     image_keep: int = 3
+    compose: ComposeOptions = field(default_factory=ComposeOptions)
 
     @classmethod
     def read(cls, params: Params) -> PassOptions:
@@ -81,6 +85,7 @@ class PassOptions:
             prune=flag(params, "prune", default=True),
             allow_empty=flag(params, "allow_empty", default=False),
             image_keep=int(str(params.get("image_keep", 3))),
+            compose=ComposeOptions.read(params),
         )
 
 
@@ -106,10 +111,12 @@ def validate(opts: ValidateOptions) -> None:
     valid, 1 when any is not, 2 when the repository cannot be read.
     """
     from controller.manifests.loader import load_files
+    from controller.sops.check import check_sops
     from controller.source import GitSource
 
     source = opts.source
     try:
+        inputs = opts.compose.host().inputs()
         with GitSource(
             source.repo,
             state_dir=opts.state_dir,
@@ -120,8 +127,9 @@ def validate(opts: ValidateOptions) -> None:
                 files = git.read_worktree(source.path)
             else:
                 files = git.manifest_files(git.resolve(source.rev).sha, source.path)
-            result = load_files(files.files)
-            sops = _check_sops(git, files.revision, result, opts.sops_age_key_files)
+            read, repo = _repo_sops(git, files.revision, opts.sops_age_key_files)
+            result = load_files(files.files, replace(inputs, sops=repo))
+            sops = check_sops(result, read, repo)
     except TrueupError as exc:
         fail(str(exc))
     result.problems = sorted(result.problems + sops.problems)
@@ -131,6 +139,11 @@ def validate(opts: ValidateOptions) -> None:
     for problem in result.problems:
         shown = display_path(source.repo, problem.file)
         click.echo(f"{shown}:{problem.line}:{problem.column}: {problem.message}")
+    for warning in result.warnings:
+        shown = display_path(source.repo, warning.file)
+        click.echo(f"{shown}:{warning.line}:{warning.column}: warning: {warning.message}")
+    for name, why in result.skipped.items():
+        click.echo(f"skipped: {display_path(source.repo, name)} ({why})")
     where = f"at {files.revision[:12]}" if files.revision else "in the working tree"
     n_files = len(files.files)
     if result.problems:
@@ -143,11 +156,10 @@ def validate(opts: ValidateOptions) -> None:
     click.echo(f"{len(result.apps)} app(s) in {n_files} file(s) {where}: valid", err=True)
 
 
-def _check_sops(
-    git: GitSource, revision: str | None, loaded: LoadResult, key_files: tuple[Path, ...]
-) -> SopsCheck:
-    """The SOPS files the apps of ``loaded`` use, checked at ``revision`` (None: on disk)."""
-    from controller.sops.check import check_sops
+def _repo_sops(
+    git: GitSource, revision: str | None, key_files: tuple[Path, ...]
+) -> tuple[Callable[[str], bytes], RepoSops]:
+    """The repository's files at ``revision`` (None: on disk), and its SOPS files."""
     from controller.sops.repo import RepoSops, single_file
     from controller.source.files import read_disk
 
@@ -157,7 +169,7 @@ def _check_sops(
             return single_file(read_disk(git.worktree_root, file), file)
         return single_file(git.read_files(revision, file), file)
 
-    return check_sops(loaded, read, RepoSops(read, key_files))
+    return read, RepoSops(read, key_files)
 
 
 @click.command()
@@ -188,6 +200,7 @@ def run_pass(opts: PassOptions, *, apply: bool) -> PassResult:
     async def one_pass() -> PassResult:
         async with pass_reconciler(opts.engine, opts.source, opts.policy, opts.routing) as rec:
             rec.image_keep = opts.image_keep
+            rec.compose = opts.compose.host()
             return await rec.run_pass(
                 rev=opts.source.rev,
                 worktree=opts.worktree,

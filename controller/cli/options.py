@@ -260,6 +260,25 @@ ALLOW_HOST_PORT = Option(
     convert=parsed_port_ranges,
     help="A host port (8080) or range (8000-9000) manifests may publish; repeatable.",
 )
+COMPOSE_PROFILE = Option(
+    "--compose-profile",
+    "compose_profiles",
+    multiple=True,
+    help="An active compose profile (services with profiles: run only when one is); repeatable.",
+)
+COMPOSE_VARS_DIR = Option(
+    "--compose-vars-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    envvar="TRUEUP_COMPOSE_VARS_DIR",
+    setting_type=click.Path(path_type=Path),
+    help="Folder of <project>.env files: the host's variables of each compose project.",
+)
+COMPOSE_REPO_SECRETS = Option(
+    "--compose-repo-secrets",
+    is_flag=True,
+    default=False,
+    help="Let compose secrets read committed files (default: the host's secrets dir).",
+)
 ROUTER = Option(
     "--router",
     type=click.Choice(["caddy", "none"]),
@@ -337,5 +356,7 @@ POLICY = (
     ALLOW_HOST_PORT,
 )
 ROUTING = (ROUTER, CADDY_ADMIN, PROXY_LISTEN, PROXY_HTTPS)
+#: What the host gives compose projects.
+COMPOSE = (COMPOSE_PROFILE, COMPOSE_VARS_DIR, COMPOSE_REPO_SECRETS)
 #: The README's "common:" options: every command takes them.
-COMMON = (*ENGINE, *GIT, *POLICY, *ROUTING)
+COMMON = (*ENGINE, *GIT, *POLICY, *ROUTING, *COMPOSE)

@@ -165,6 +165,7 @@ def make_controller(
         router=router,
         digest_key=digest_key,
         image_keep=settings.image_keep,
+        compose=settings.compose(),
     )
     watcher = RevisionWatcher(source, interval=settings.interval, on_fetch=metrics.fetch_finished)
     return Controller(

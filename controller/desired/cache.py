@@ -7,9 +7,10 @@ git tree id, the host-power policy and this file's format. The key does not cove
 outside the tree, so a hit is used only after checking it again: every build context's tree id
 is looked up afresh, and every secret is read again from the secrets dir (or decrypted again
 from its SOPS file) and its digest compared with the one in the stored spec; every
-``spec.files`` source is digested again and every secret file read (or decrypted) again.
-Secret values and file contents are never written here: only which secret each variable or
-file reads, and the digests the container labels carry anyway.
+``spec.files`` source is digested again and every secret file read (or decrypted) again;
+every ``spec.envFrom`` file is read again and its digest compared. Secret values, env file
+values and file contents are never written here: only which secret each variable or file
+reads, and the digests the container labels carry anyway.
 
 Only a clean state is stored (no manifest problem, no app that failed to resolve), so a hit
 never hides a problem a user must see. Any unreadable, foreign or stale file is a miss.
@@ -29,6 +30,7 @@ from typing import Any
 
 import structlog
 
+from controller.desired.envfiles import EnvFile, env_from_digest
 from controller.desired.files import secret_bytes
 from controller.desired.policy import Policy
 from controller.desired.resolve import (
@@ -48,23 +50,24 @@ FORMAT = 1
 FILE_NAME = "desired-cache.json"
 
 
-def cache_key(path: str, tree_id: str, policy: Policy) -> str:
-    """What the stored state depends on besides build contexts and secrets."""
-    material = canonical_json(
-        {
-            "format": FORMAT,
-            "path": path,
-            "tree": tree_id,
-            "policy": {
-                "allow_privileged": policy.allow_privileged,
-                "allow_host_network": policy.allow_host_network,
-                "allowed_capabilities": sorted(policy.allowed_capabilities),
-                "allowed_bind_paths": list(policy.allowed_bind_paths),
-                "allowed_host_ports": [list(r) for r in policy.allowed_host_ports],
-            },
-        }
-    )
-    return hashlib.sha256(material.encode()).hexdigest()
+def cache_key(path: str, tree_id: str, policy: Policy, compose: str = "") -> str:
+    """What the stored state depends on besides build contexts and secrets; ``compose`` is
+    the digest of the host's compose inputs (`discovery.ComposeInputs.digest`)."""
+    material = {
+        "format": FORMAT,
+        "path": path,
+        "tree": tree_id,
+        "policy": {
+            "allow_privileged": policy.allow_privileged,
+            "allow_host_network": policy.allow_host_network,
+            "allowed_capabilities": sorted(policy.allowed_capabilities),
+            "allowed_bind_paths": list(policy.allowed_bind_paths),
+            "allowed_host_ports": [list(r) for r in policy.allowed_host_ports],
+        },
+    }
+    if compose:
+        material["compose"] = compose
+    return hashlib.sha256(canonical_json(material).encode()).hexdigest()
 
 
 def store(state_dir: Path, key: str, desired: DesiredState) -> None:
@@ -98,6 +101,7 @@ def restore(
     secrets: SecretStore,
     context_id: Callable[[str], str],
     file_digest: Callable[[str], str] | None = None,
+    env_file: Callable[[str], EnvFile] | None = None,
 ) -> DesiredState | None:
     """The stored state for ``key`` at ``revision``, or None when there is none or it is stale
     (a build context or a secret changed since it was stored)."""
@@ -120,6 +124,7 @@ def restore(
         secrets=secrets,
         context_id=context_id,
         file_digest=file_digest,
+        env_file=env_file,
     )
 
 
@@ -130,6 +135,7 @@ def reuse(
     secrets: SecretStore,
     context_id: Callable[[str], str],
     file_digest: Callable[[str], str] | None = None,
+    env_file: Callable[[str], EnvFile] | None = None,
 ) -> DesiredState | None:
     """``state`` at ``revision`` when every build context and secret it was resolved from is
     unchanged (apps with their secret values read again), else None.
@@ -142,6 +148,8 @@ def reuse(
             current = _current(app, secrets=secrets, context_id=context_id)
             if current is not None and app.spec.get("files"):
                 current = _current_files(current, secrets=secrets, file_digest=file_digest)
+            if current is not None and app.spec.get("envFrom"):
+                current = _current_env_from(current, secrets=secrets, env_file=env_file)
         except (TrueupError, OSError, KeyError, TypeError):
             return None  # a secret that is gone: the full path reports it, located
         if current is None:
@@ -182,6 +190,8 @@ def _current_files(
     secret_files: dict[str, bytes] = {}
     for item in app.spec["files"]:
         entry = by_path[item["path"]]
+        if entry.content is not None:
+            continue  # in the manifest itself: its digest cannot go stale
         if entry.source is not None and "sopsFile" not in item:
             if file_digest(entry.source) != item["digest"]:
                 return None  # the file changed outside --path: the spec hash changes
@@ -191,6 +201,22 @@ def _current_files(
             return None
         secret_files[entry.path] = value
     return dataclasses.replace(app, secret_files=secret_files)
+
+
+def _current_env_from(
+    app: DesiredApp, *, secrets: SecretStore, env_file: Callable[[str], EnvFile] | None
+) -> DesiredApp | None:
+    """``app`` with its ``spec.envFrom`` variables read again, or None when a file's digest
+    is no longer the stored one."""
+    if env_file is None:
+        return None
+    merged: dict[str, str] = {}
+    for item in app.spec["envFrom"]:
+        found = env_file(str(item["file"]))
+        if env_from_digest(app.name, found, secrets) != item["digest"]:
+            return None
+        merged.update(found.values)
+    return dataclasses.replace(app, file_env=merged)
 
 
 def _app_json(app: DesiredApp) -> dict[str, Any]:

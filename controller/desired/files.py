@@ -14,6 +14,7 @@ files existed.
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
@@ -105,6 +106,11 @@ def resolve_files(
             else:
                 item["source"], item["digest"] = entry.source, found.digest
                 total += found.size
+        elif entry.content is not None:
+            data = entry.content.encode()
+            item["content"] = "inline"
+            item["digest"] = "sha256:" + hashlib.sha256(data).hexdigest()
+            total += len(data)
         else:
             try:
                 value = secret_bytes(entry, secrets)
@@ -134,6 +140,9 @@ def file_contents(
     for entry in app.spec.files:
         mode = secret_mode(entry, secret_files)
         uid, gid = entry.uid_gid()
+        if entry.content is not None:
+            out.append(FileContent(entry.path, mode, uid, gid, entry.content.encode()))
+            continue
         if entry.source is None or entry.path in secret_files:
             out.append(FileContent(entry.path, mode, uid, gid, secret_files[entry.path]))
             continue
@@ -151,7 +160,9 @@ def _shown(item: Mapping[str, Any] | None) -> str | None:
         return None
     origins = ("source", "secretRef", "secretFile", "sopsFile")
     where = next((item[k] for k in origins if item.get(k)), None)
-    digest = "" if "source" not in item else f"@{str(item.get('digest'))[:19]}"
+    where = where or ("(inline content)" if "content" in item else None)
+    plain = "source" in item or "content" in item
+    digest = f"@{str(item.get('digest'))[:19]}" if plain else ""
     return f"{where}{digest} mode {item.get('mode')} owner {item.get('owner')}"
 
 
@@ -166,7 +177,8 @@ def diff_files(before: Any, after: Any) -> list[tuple[str, str | None, str | Non
         if was == now:
             continue
         shown_after = _shown(now)
-        if was is not None and now is not None and "source" not in now and _same(was, now):
+        secret = "source" not in now and "content" not in now if now is not None else False
+        if was is not None and now is not None and secret and _same(was, now):
             shown_after = "(secret changed)"
         out.append((f"files[{path}]", _shown(was), shown_after))
     return out

@@ -18,6 +18,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
 from controller import labels as L
+from controller.desired.envfiles import EnvFile, resolve_env_from
 from controller.desired.files import SourceDigest, resolve_files
 from controller.desired.policy import Policy, allowed_root, violations
 from controller.desired.secrets import SecretStore
@@ -50,6 +51,7 @@ _NOT_CONTAINER_FIELDS = (
     "suspend",
     "files",
     "reload",
+    "envFrom",
 )
 _UNHASHED = ("replicas",)
 
@@ -102,6 +104,8 @@ class DesiredApp:
     secret_env: Mapping[str, str] = field(default_factory=dict, repr=False)
     secret_files: Mapping[str, bytes] = field(default_factory=dict, repr=False)
     """Secret ``spec.files`` contents by container path (never stored, re-read on reuse)."""
+    file_env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """The variables of ``spec.envFrom`` files (never stored, re-read on reuse)."""
     file_contents: tuple[FileContent, ...] = field(default=(), repr=False, compare=False)
     """Every ``spec.files`` file with its bytes, filled in by the apply stage (never cached)."""
 
@@ -162,6 +166,7 @@ def resolve(
     context_ids: Mapping[str, str],
     policy: Policy,
     file_sources: Mapping[str, SourceDigest | str] | None = None,
+    env_files: Mapping[str, EnvFile | str] | None = None,
 ) -> DesiredState:
     """Resolve every loaded app; an app that fails to resolve is recorded, not raised."""
     state = DesiredState(
@@ -177,6 +182,7 @@ def resolve(
                 context_ids=context_ids,
                 policy=policy,
                 file_sources=file_sources or {},
+                env_files=env_files or {},
             )
         except TrueupError as exc:
             state.errors[name] = str(exc)
@@ -193,6 +199,7 @@ def resolve_app(
     context_ids: Mapping[str, str],
     policy: Policy,
     file_sources: Mapping[str, SourceDigest | str] | None = None,
+    env_files: Mapping[str, EnvFile | str] | None = None,
 ) -> DesiredApp:
     """Resolve one app; raises ``SecretError`` or ``PolicyError`` for this app alone."""
     from controller.manifests.models import SecretValue
@@ -228,6 +235,9 @@ def resolve_app(
     files, secret_files = resolve_files(app, file_sources or {}, secrets)
     if files:  # absent otherwise: an app without files keeps the hash it always had
         resolved["files"] = files
+    env_from, file_env = resolve_env_from(app, env_files or {}, secrets)
+    if env_from:  # likewise
+        resolved["envFrom"] = env_from
     ports = {p.name: p.container_port for p in spec.ports}
     return DesiredApp(
         name=app.name,
@@ -249,6 +259,7 @@ def resolve_app(
         manifest_source=app,
         secret_env=secret_env,
         secret_files=secret_files,
+        file_env=file_env,
     )
 
 
@@ -303,7 +314,8 @@ def container_spec(
     Each bind carries the allowed path of ``bind_paths`` (the policy's) it lies under, or its
     own path when none: the runtime refuses it when its symlinks lead out of that path."""
     spec = desired.manifest.spec
-    env = {k: v for k, v in spec.env.items() if isinstance(v, str)}
+    env = dict(desired.file_env)
+    env.update({k: v for k, v in spec.env.items() if isinstance(v, str)})
     env.update(desired.secret_env)
     labels = {f"{L.USER_PREFIX}{k}": v for k, v in desired.manifest.metadata.labels.items()}
     labels.update(
@@ -332,7 +344,11 @@ def container_spec(
         memory=spec.resources.memory,
         cpus=spec.resources.cpus,
         volumes=tuple(
-            VolumeMount(volume_name(instance, v.name), v.mount_path, v.read_only, legacy=v.name)
+            VolumeMount(v.volume_name, v.mount_path, v.read_only, adopt=True)
+            if v.volume_name is not None
+            else VolumeMount(
+                volume_name(instance, v.name), v.mount_path, v.read_only, legacy=v.name
+            )
             for v in spec.volumes
         ),
         binds=bind_mounts(spec, bind_paths),

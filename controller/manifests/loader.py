@@ -1,4 +1,5 @@
-"""Turn manifest files into validated ``App`` models, reporting every problem with its place.
+"""Turn manifest files and compose files into validated ``App`` models, reporting every
+problem with its place.
 
 Input is a mapping of file name to bytes (from git at a commit, or from the working tree);
 output is a ``LoadResult``: the apps that are valid, and a list of ``Problem`` (file, line,
@@ -6,6 +7,13 @@ column, message). A broken file never hides the valid apps of other files: calle
 valid apps and use ``failed_files`` to suspend pruning. A YAML file that sops encrypted (a
 document with a ``sops`` block and no ``apiVersion``) is not a manifest and is passed over, nor
 is sops's configuration (``.sops.yaml``).
+
+The files are sorted first (`discovery.classify`): compose files are compose projects
+(`projects.load_compose`), the other YAML files of a project's folder are its data, every
+other YAML file is a trueup manifest. Once every file is loaded, a manifest file that a
+``files`` source of any app names (the file, or a folder above it) is taken out again: it is
+data too. Files not read as manifests are listed in ``skipped`` with the reason. The
+repository checks then run across manifests and compose projects alike.
 
 ``load_files`` does not raise for bad input: a file over ``MAX_FILE_BYTES``, not UTF-8, not
 YAML, or whose parsing or validation raises anything unexpected (any ``Exception``) becomes a
@@ -17,16 +25,19 @@ iterative, so no ``dependsOn`` chain reaches the recursion limit. Only what is n
 from __future__ import annotations
 
 import difflib
+import posixpath
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from controller.manifests.discovery import ComposeInputs, classify
 from controller.manifests.models import API_VERSION, UNION_TAGS, App
 from controller.manifests.problems import Problem
+from controller.manifests.projects import load_compose
 from controller.manifests.yamlmarks import Document, DocumentError, Mark, Path, documents
 
 MAX_FILE_BYTES = 1024 * 1024
@@ -51,6 +62,10 @@ class LoadResult:
     failed_files: set[str] = field(default_factory=set)
     invalid_apps: set[str] = field(default_factory=set)
     """Names of apps whose manifest exists but failed: they must be left running as they are."""
+    warnings: list[Problem] = field(default_factory=list)
+    """Located notes that fail nothing (a compose key trueup ignores)."""
+    skipped: dict[str, str] = field(default_factory=dict)
+    """YAML files not read as manifests, and why (data of a compose project, a files source)."""
 
     @property
     def ok(self) -> bool:
@@ -61,18 +76,66 @@ class LoadResult:
 class _Candidate:
     app: App
     file: str
-    doc: Document
+    locate: Callable[[Path], Mark]
+    line: int
 
 
-def load_files(files: Mapping[str, bytes]) -> LoadResult:
-    """Load every document of every file, then run the whole-repository checks."""
+def load_files(files: Mapping[str, bytes], compose: ComposeInputs | None = None) -> LoadResult:
+    """Load every manifest document and compose project, then run the repository checks."""
+    layout = classify(files)
+    loaded: dict[str, tuple[LoadResult, list[_Candidate]]] = {}
+    for name, raw in layout.manifests.items():
+        part = LoadResult()
+        loaded[name] = (part, _load_file(name, raw, part))
+    projects: dict[str, str] = {}
+    for name, project in layout.projects.items():
+        found = load_compose(project, files[name], compose or ComposeInputs(), MAX_FILE_BYTES)
+        projects[name] = found.project
+        part = LoadResult(
+            problems=found.problems,
+            failed_files={name} if found.problems else set(),
+            invalid_apps=found.invalid_apps,
+            warnings=found.warnings,
+        )
+        loaded[name] = (part, [_Candidate(a.app, name, a.locate, a.line) for a in found.apps])
     result = LoadResult()
+    sources = _file_sources(c for _, apps in loaded.values() for c in apps)
     candidates: list[_Candidate] = []
-    for name in sorted(files):
-        candidates.extend(_load_file(name, files[name], result))
+    for name in sorted(loaded):
+        part, apps = loaded[name]
+        if name in layout.manifests and _is_source(name, sources):
+            result.skipped[name] = "a files source of an app"
+            continue
+        result.problems.extend(part.problems)
+        result.warnings.extend(part.warnings)
+        result.failed_files |= part.failed_files
+        result.invalid_apps |= part.invalid_apps
+        candidates.extend(apps)
+    for name, owner in layout.data.items():
+        result.skipped[name] = f"data of compose project {projects[owner]}"
+        if b"apiVersion: trueup/v1" in files[name]:  # a manifest put there by mistake?
+            result.skipped[name] += "; it looks like a trueup manifest: move it out of the folder"
+    for name, used in layout.shadowed.items():
+        result.skipped[name] = f"{used} is the compose file of this folder"
     _check_repository(candidates, result)
     result.problems.sort()
+    result.warnings.sort()
+    result.skipped = dict(sorted(result.skipped.items()))
     return result
+
+
+def _file_sources(candidates: Iterable[_Candidate]) -> set[str]:
+    return {f.source for c in candidates for f in c.app.spec.files if f.source is not None}
+
+
+def _is_source(name: str, sources: set[str]) -> bool:
+    """True when ``name`` is a ``files`` source or lies in a folder that is one."""
+    parent = name
+    while parent:
+        if parent in sources:
+            return True
+        parent = posixpath.dirname(parent)
+    return False
 
 
 def _load_file(name: str, raw: bytes, result: LoadResult) -> list[_Candidate]:
@@ -95,7 +158,7 @@ def _load_file(name: str, raw: bytes, result: LoadResult) -> list[_Candidate]:
         for doc in documents(text):
             app = _validate_document(doc, problem, result)
             if app is not None:
-                found.append(_Candidate(app, name, doc))
+                found.append(_Candidate(app, name, doc.locate, doc.start.line))
     except DocumentError as exc:
         problem(exc.mark, exc.message)
     except Exception as exc:  # a validator that raised what it should not: this file only
@@ -255,14 +318,14 @@ def _check_repository(candidates: list[_Candidate], result: LoadResult) -> None:
     rejected: set[str] = set()
 
     def reject(c: _Candidate, path: Path, message: str) -> None:
-        mark = c.doc.locate(path)
+        mark = c.locate(path)
         result.problems.append(Problem(c.file, mark.line, mark.column, message))
         result.failed_files.add(c.file)
         rejected.add(c.app.name)
 
     for name, group in by_name.items():
         if len(group) > 1:
-            places = [f"{c.file}:{c.doc.locate(('metadata', 'name')).line}" for c in group]
+            places = [f"{c.file}:{c.locate(('metadata', 'name')).line}" for c in group]
             for i, c in enumerate(group):
                 others = ", ".join(p for j, p in enumerate(places) if j != i)
                 reject(
@@ -297,7 +360,7 @@ def _check_repository(candidates: list[_Candidate], result: LoadResult) -> None:
             result.invalid_apps.add(name)
             continue
         c = group[0]
-        result.apps[name] = LoadedApp(c.app, c.file, c.doc.start.line)
+        result.apps[name] = LoadedApp(c.app, c.file, c.line)
 
 
 def _check_routes(candidates: list[_Candidate], reject: Any) -> None:
@@ -313,7 +376,7 @@ def _check_routes(candidates: list[_Candidate], reject: Any) -> None:
         if len(group) < 2:
             continue
         places = [
-            f"app {c.app.name!r} at {c.file}:{c.doc.locate(('spec', 'routes', i)).line}"
+            f"app {c.app.name!r} at {c.file}:{c.locate(('spec', 'routes', i)).line}"
             for c, i in group
         ]
         for n, (c, i) in enumerate(group):

@@ -293,12 +293,30 @@ class Resources(Model):
         return value
 
 
+def _engine_volume(value: str) -> str:
+    if value.startswith("trueup-"):
+        raise ValueError(
+            f"{value!r}: volumes named trueup-* are trueup's own (one instance's), not to be named"
+        )
+    return value
+
+
 class VolumeMount(Model):
-    """A named volume owned by the app; prune never deletes it."""
+    """A named volume owned by the app; prune never deletes it. Its engine name is
+    ``trueup-<instance>_<name>``, or ``volumeName`` exactly (a compose project's
+    ``<project>_<volume>``, so data made by ``docker compose up`` is found)."""
 
     name: DnsLabel
     mount_path: Annotated[str, AfterValidator(_absolute_path)]
     read_only: bool = False
+    volume_name: (
+        Annotated[
+            str,
+            Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"),
+            AfterValidator(_engine_volume),
+        ]
+        | None
+    ) = None
 
 
 class BindMount(Model):
@@ -336,18 +354,22 @@ def _repo_source(value: str) -> str:
 
 class FileEntry(Model):
     """A file (or folder) in the container: from the repository at the same commit
-    (``source``), or from the host's secrets dir (``secretRef`` / ``secretFile``)."""
+    (``source``), from the host's secrets dir (``secretRef`` / ``secretFile``), or inline
+    text (``content``, as a compose ``configs:`` entry gives it)."""
 
     path: Annotated[str, AfterValidator(_container_file_path)]
     source: Annotated[str, AfterValidator(_repo_source)] | None = None
     secret_ref: SecretRef | None = None
     secret_file: Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")] | None = None
+    content: Annotated[str, Field(max_length=1024 * 1024)] | None = None
+    """Inline text (a compose ``configs: content:``), committed with the manifest."""
     mode: Annotated[int, BeforeValidator(_file_mode), Field(ge=0, le=0o777)] | None = None
     owner: Annotated[str, Field(pattern=r"^[0-9]{1,10}(:[0-9]{1,10})?$")] | None = None
 
     @model_validator(mode="after")
     def _one_origin(self) -> FileEntry:
-        given = [k for k in ("source", "secretRef", "secretFile") if getattr(self, to_snake(k))]
+        origins = ("source", "secretRef", "secretFile", "content")
+        given = [k for k in origins if getattr(self, to_snake(k)) is not None]
         if len(given) != 1:
             raise rule(
                 "a file needs exactly one of source, secretRef or secretFile"
@@ -359,7 +381,7 @@ class FileEntry(Model):
     @property
     def secret(self) -> bool:
         """True when the content comes from the host's secrets dir."""
-        return self.source is None
+        return self.secret_ref is not None or self.secret_file is not None
 
     def effective_mode(self) -> int:
         """The mode in force: 0444 for files from git, 0400 for secret files."""
@@ -369,6 +391,13 @@ class FileEntry(Model):
         """The numeric owner; default root (0:0)."""
         uid, _, gid = (self.owner or "0:0").partition(":")
         return int(uid), int(gid or uid)
+
+
+class EnvFrom(Model):
+    """A dotenv file of the repository (``KEY=VALUE`` lines) read at the same commit: its
+    variables are the app's environment, below ``env`` (which wins on a clash)."""
+
+    file: Annotated[str, AfterValidator(_repo_source)]
 
 
 class Reload(Model):
@@ -434,6 +463,8 @@ class Spec(Model):
     working_dir: Annotated[str, AfterValidator(_absolute_path)] | None = None
     user: Text | None = None
     env: dict[Annotated[str, Field(pattern=_ENV_NAME.pattern)], EnvValue] = {}
+    env_from: list[EnvFrom] = []
+    """Dotenv files of the repository; a later file wins over an earlier one, ``env`` over all."""
     replicas: Annotated[int, Field(ge=0, le=1000)] = 1
     ports: list[ContainerPort] = []
     routes: list[Route] = []

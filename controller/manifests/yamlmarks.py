@@ -8,6 +8,9 @@ laughs" document is refused instead of eating the machine, and nesting is bounde
 node tree is composed (libyaml's own composer recurses in C and crashes the process on a
 deeply nested file, so nodes are composed by PyYAML's Python composer over libyaml's events).
 
+Manifests are read as PyYAML reads YAML 1.1; compose files as Compose reads them, under YAML
+1.2's core schema (``documents(text, core_schema=True)``: ``22:22`` is text, not base 60).
+
 Committed text is hostile: every value a constructor cannot build (``!!int x``, a 4301-digit
 integer, ``!!timestamp 2001-13-01``), every tag outside plain YAML data (``!!python/...``,
 ``!!set``, local tags), and every failure of any kind while composing or constructing becomes
@@ -17,6 +20,7 @@ a ``DocumentError`` at the value's position, never an exception of another class
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -84,6 +88,58 @@ else:
             Composer.__init__(self)
 
     _Loader = _FastLoader  # type: ignore[assignment]  # it has every method a SafeLoader has
+
+
+def _core_resolvers() -> dict[str | None, list[tuple[str, re.Pattern[str]]]]:
+    """PyYAML's implicit resolvers, narrowed to YAML 1.2's core schema as Compose reads it:
+    only ``true``/``false`` are booleans (``yes``, ``on``, ``no`` stay text), no base-60
+    numbers (``22:22`` stays text, not 1342); ``1e3`` is a float. Timestamps stay (Compose's
+    YAML library reads them too, and refuses them where text is expected)."""
+    narrowed = {
+        first: [(tag, rx) for tag, rx in pairs if tag.rsplit(":", 1)[-1] not in _CORE_RETAGGED]
+        for first, pairs in yaml.resolver.Resolver.yaml_implicit_resolvers.items()
+    }
+    for tag, pattern, firsts in _CORE_PATTERNS:
+        for first in firsts:
+            narrowed.setdefault(first, []).append((_TAG + tag, re.compile(pattern, re.X)))
+    return narrowed
+
+
+_CORE_RETAGGED = {"bool", "int", "float"}
+_CORE_PATTERNS = (
+    ("bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    (
+        "int",
+        r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$",
+        "-+0123456789",
+    ),
+    (
+        "float",
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        "-+0123456789.",
+    ),
+)
+
+
+class _PureCoreLoader(_PureLoader):
+    """The pure loader under YAML 1.2's core schema (see `_core_resolvers`)."""
+
+    yaml_implicit_resolvers = _core_resolvers()
+
+
+_CoreLoader: type[yaml.SafeLoader] = _PureCoreLoader
+if _Loader is not _PureLoader:
+
+    class _FastCoreLoader(_Loader):  # type: ignore[misc,valid-type]  # libyaml's, when built
+        """libyaml's loader under YAML 1.2's core schema."""
+
+        yaml_implicit_resolvers = _core_resolvers()
+
+    _CoreLoader = _FastCoreLoader
 
 
 @dataclass(frozen=True)
@@ -242,10 +298,13 @@ def _short(tag: str) -> str:
     return "!!" + tag[len(_TAG) :] if tag.startswith(_TAG) else tag
 
 
-def documents(text: str) -> Iterator[Document]:
-    """Yield each document of ``text`` in order; raise ``DocumentError`` at the first bad one."""
+def documents(text: str, *, core_schema: bool = False) -> Iterator[Document]:
+    """Yield each document of ``text`` in order; raise ``DocumentError`` at the first bad one.
+
+    ``core_schema``: resolve plain scalars as YAML 1.2's core schema does (compose files, as
+    Compose reads them) instead of PyYAML's YAML 1.1."""
     try:
-        loader = _Loader(text)
+        loader = (_CoreLoader if core_schema else _Loader)(text)
     except yaml.reader.ReaderError as exc:
         raise DocumentError(f"YAML error: {exc.reason}", _position(text, exc.position)) from exc
     try:

@@ -83,13 +83,16 @@ class VolumeMount:
 
     ``name`` is the engine's name (`volume_name`). ``legacy`` is the name the same volume had
     before names were scoped to the instance (the manifest's name): while no volume ``name``
-    exists, a volume ``legacy`` that carries this instance's label is kept in use.
+    exists, a volume ``legacy`` that carries this instance's label is kept in use. ``adopt``
+    (a compose project's ``<project>_<volume>``) also lets a volume that ``docker compose``
+    made under exactly that name be mounted, without this instance's label.
     """
 
     name: str
     mount_path: str
     read_only: bool = False
     legacy: str | None = None
+    adopt: bool = field(default=False, compare=False)  # a permission, not the mount itself
 
 
 @dataclass(frozen=True)
@@ -428,10 +431,13 @@ class Runtime(Engine, Protocol):
         """Run ``command`` inside a running container and return its exit code and output."""
         ...
 
-    async def ensure_volume(self, name: str, *, legacy: str | None = None) -> str:
+    async def ensure_volume(
+        self, name: str, *, legacy: str | None = None, adopt: bool = False
+    ) -> str:
         """The engine volume to mount for ``name`` (see `VolumeMount`), created with this
         instance's label when neither exists. `RuntimeRejected` when the volume there does not
-        carry this instance's label: a manifest never mounts another owner's data."""
+        carry this instance's label (with ``adopt``: nor was made by ``docker compose`` as
+        ``<project>_<volume>``): a manifest never mounts another owner's data."""
         ...
 
     async def prune_networks(self, keep: Collection[str]) -> list[str]:

@@ -243,15 +243,19 @@ class DockerRuntime:
             "release_instance", objects.release, self._transport, self.instance, subject=subject
         )
 
-    async def ensure_volume(self, name: str, *, legacy: str | None = None) -> str:
+    async def ensure_volume(
+        self, name: str, *, legacy: str | None = None, adopt: bool = False
+    ) -> str:
         """The volume to mount for ``name`` (`docker_objects.ensure_volume`: this instance's,
-        created when missing, a foreign one refused). Trueup never deletes volumes."""
+        created when missing, a compose-made one adopted with ``adopt``, a foreign one
+        refused). Trueup never deletes volumes."""
         return await self._run(
             "ensure_volume",
             objects.ensure_volume,
             self._transport,
             name,
             legacy=legacy,
+            adopt=adopt,
             instance=self.instance,
             subject=name,
         )
@@ -267,7 +271,8 @@ class DockerRuntime:
             await self.ensure_network(network)
         binds = tuple(self._resolved_bind(b) for b in spec.binds)
         volumes = [
-            replace(v, name=await self.ensure_volume(v.name, legacy=v.legacy)) for v in spec.volumes
+            replace(v, name=await self.ensure_volume(v.name, legacy=v.legacy, adopt=v.adopt))
+            for v in spec.volumes
         ]
         body = self._create_body(replace(spec, volumes=tuple(volumes), binds=binds))
         created: dict[str, Any] = await self._run(

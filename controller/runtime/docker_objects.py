@@ -139,15 +139,26 @@ def release(transport: Transport, instance: str) -> None:
             raise
 
 
-def ensure_volume(transport: Transport, name: str, *, legacy: str | None, instance: str) -> str:
-    """The volume to mount for ``name``: it, when it carries ``instance``'s label; else an
-    existing ``legacy`` volume (pre-scoping name) with that label; else ``name``, created with
-    the label. A volume there without the label is refused (`RuntimeRejected`), and so is an
-    unlabelled or foreign ``legacy`` one: it may hold this app's data, and the app must not
+def ensure_volume(
+    transport: Transport,
+    name: str,
+    *,
+    legacy: str | None,
+    instance: str,
+    adopt: bool = False,
+) -> str:
+    """The volume to mount for ``name``: it, when it carries ``instance``'s label (or, with
+    ``adopt``, when ``docker compose`` made it under this very name: `_made_by_compose`); else
+    an existing ``legacy`` volume (pre-scoping name) with that label; else ``name``, created
+    with the label. A volume there without the label is refused (`RuntimeRejected`), and so is
+    an unlabelled or foreign ``legacy`` one: it may hold this app's data, and the app must not
     start on an empty volume beside it (README, "Named volumes")."""
     found = _volume(transport, name)
     if found is not None:
         owner = _owner(found)
+        if owner is None and adopt and _made_by_compose(found, name):
+            log.info("volume_adopted", volume=name)
+            return name
         if owner != instance:
             raise RuntimeRejected(
                 f"volume {name}: exists but {_owned_by(owner)}, not by instance "
@@ -187,6 +198,14 @@ def _volume(transport: Transport, name: str) -> dict[str, Any] | None:
             raise
         return None
     return found
+
+
+def _made_by_compose(volume: Mapping[str, Any], name: str) -> bool:
+    """True when ``docker compose`` made ``volume`` as ``<project>_<volume>`` = ``name``."""
+    labels = volume.get("Labels") or {}
+    project = labels.get("com.docker.compose.project")
+    key = labels.get("com.docker.compose.volume")
+    return bool(project and key) and f"{project}_{key}" == name
 
 
 def _owner(volume: Mapping[str, Any]) -> str | None:

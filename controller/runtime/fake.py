@@ -424,7 +424,9 @@ class FakeRuntime:
         self.networks.difference_update(gone)
         return gone
 
-    async def ensure_volume(self, name: str, *, legacy: str | None = None) -> str:
+    async def ensure_volume(
+        self, name: str, *, legacy: str | None = None, adopt: bool = False
+    ) -> str:
         """Record the volume."""
         self._enter("ensure_volume")
         self.volumes.add(name)

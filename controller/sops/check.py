@@ -3,7 +3,8 @@ identities (or, without any identity given, is at least a SOPS file trueup suppo
 secretRef's key is in it; values are never printed.
 
 The files an app uses: every ``secretRef.file`` (env and ``files``) and every ``files`` source
-that is a single SOPS-encrypted file. Each problem is located at the app's manifest.
+that is a single SOPS-encrypted file, and every ``envFrom`` file (a compose ``env_file``) that
+is one. Each problem is located at the app's manifest.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ def uses(app: App) -> list[tuple[str, str, str | None]]:
             out.append((f"spec.files[{i}]", entry.secret_ref.file, entry.secret_ref.key))
         elif entry.source is not None:
             out.append((f"spec.files[{i}].source", entry.source, None))
+    for i, env_from in enumerate(app.spec.env_from):
+        out.append((f"spec.envFrom[{i}].file", env_from.file, None))
     return out
 
 

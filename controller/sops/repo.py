@@ -96,6 +96,14 @@ class RepoSops:
             raise found
         return found
 
+    def is_encrypted(self, file: str) -> bool:
+        """True when ``file`` is a SOPS file (by its ``ENC[`` values, not its name), also one
+        that cannot be decrypted; False for a plain file and one that cannot be read."""
+        try:
+            return looks_encrypted(self._read(file))
+        except TrueupError:
+            return False
+
     def plaintext(self, file: str) -> bytes:
         """``file`` as an app should read it: decrypted when it is a SOPS file, else its bytes
         as committed. The call for any reader of repository files that may be encrypted (an

@@ -18,6 +18,7 @@ into ``SourceUnavailable`` (fetch failed: retry), ``RevisionNotFound`` or ``Sour
 
 from __future__ import annotations
 
+import posixpath
 import re
 import stat
 import threading
@@ -34,6 +35,8 @@ from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 from controller.errors import RevisionNotFound, SourceError
+from controller.manifests.discovery import DOTENV
+from controller.manifests.discovery import is_compose_file as is_compose_name
 from controller.source.files import SourceDigest, SourceFile, digest_tree, read_tree
 from controller.source.location import RepoLocation, parse_location
 from controller.source.mirror import HEAD, HEADS, OPEN_ERRORS, TAGS, create_mirror, fetch_into
@@ -206,10 +209,12 @@ class GitSource:
         return lines[0] if lines else ""
 
     def manifest_files(self, sha: str, path: str = ".") -> ManifestFiles:
-        """The ``*.yaml``/``*.yml`` files under ``path`` (relative to the deployment root).
+        """The ``*.yaml``/``*.yml`` files under ``path`` (relative to the deployment root),
+        and the ``.env`` beside each compose file (`tree.collect_manifests`).
 
-        ``path`` may also name a single YAML file. Results are cached by the git tree id of
-        ``path``, so a commit that does not touch it is answered from memory.
+        ``path`` may also name a single YAML file (a compose file comes with its ``.env``).
+        Results are cached by the git tree id of ``path``, so a commit that does not touch it
+        is answered from memory.
         """
         rel = clean_subpath(path, what="--path")
         with self._lock:
@@ -222,6 +227,10 @@ class GitSource:
                     files = collect_manifests(store, oid, rel)
                 elif stat.S_ISREG(mode) and is_manifest_name(rel):
                     files = {rel: manifest_blob(store, oid)}
+                    dotenv = join(posixpath.dirname(rel), DOTENV)
+                    found = lookup(store, root, dotenv) if is_compose_name(rel) else None
+                    if found is not None and stat.S_ISREG(found[0]):
+                        files = {dotenv: manifest_blob(store, found[1]), **files}  # sorted
                 else:
                     raise SourceError(f"--path {path!r} is neither a folder nor a YAML file")
                 self._manifests.put((oid, rel), files)

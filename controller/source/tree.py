@@ -21,7 +21,7 @@ import os
 import posixpath
 import stat
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 import structlog
@@ -29,6 +29,7 @@ from dulwich.object_store import BaseObjectStore, DiskObjectStore
 from dulwich.objects import Blob, ObjectID, Tree
 
 from controller.errors import SourceError
+from controller.manifests.discovery import DOTENV, is_compose_file
 from controller.source.dockerignore import BadPattern, DockerIgnore
 
 if TYPE_CHECKING:  # imported by tar_tree: reading manifests never loads tarfile
@@ -177,8 +178,16 @@ def is_manifest_name(name: str) -> bool:
     return name.lower().endswith(MANIFEST_SUFFIXES)
 
 
+def with_compose_dotenvs(found: Iterable[str], dotenvs: Iterable[str]) -> list[str]:
+    """The ``.env`` files of ``dotenvs`` that lie beside a compose file of ``found``."""
+    folders = {posixpath.dirname(k) for k in found if is_compose_file(k)}
+    return [d for d in dotenvs if posixpath.dirname(d) in folders]
+
+
 def collect_manifests(store: BaseObjectStore, tree_id: ObjectID, prefix: str) -> dict[str, bytes]:
-    """Return ``{prefix/relpath: bytes}`` for every manifest file under ``tree_id``, sorted.
+    """Return ``{prefix/relpath: bytes}`` for every YAML file under ``tree_id`` (trueup
+    manifests, compose files and the data files beside them: the loader tells them apart)
+    and every ``.env`` that lies beside a compose file, sorted.
 
     A symlink is followed only while it stays inside ``tree_id`` (so the tree id remains a
     correct cache key); one that leaves it, dangles or names a folder is skipped with a log
@@ -186,19 +195,39 @@ def collect_manifests(store: BaseObjectStore, tree_id: ObjectID, prefix: str) ->
     header) is never read: it is given as ``OVERSIZED``.
     """
     files: dict[str, bytes] = {}
+    yamls: list[str] = []
+    dotenvs: dict[str, tuple[int, ObjectID]] = {}
     for rel, mode, oid in walk(store, tree_id):
-        if not is_manifest_name(rel) or stat.S_ISDIR(mode) or mode == S_IFGITLINK:
+        if stat.S_ISDIR(mode) or mode == S_IFGITLINK:
             continue
-        key = join(prefix, rel)
-        if stat.S_ISLNK(mode):
-            data = _follow_symlink(store, tree_id, rel, oid)
-            if data is None:
-                log.warning("manifest_symlink_skipped", file=key)
-                continue
-            files[key] = data
-        else:
-            files[key] = manifest_blob(store, oid)
+        if posixpath.basename(rel) == DOTENV:
+            dotenvs[rel] = (mode, oid)
+        elif is_manifest_name(rel):
+            yamls.append(rel)
+            _read_entry(store, tree_id, files, prefix, rel, mode, oid)
+    for rel in with_compose_dotenvs(yamls, list(dotenvs)):
+        _read_entry(store, tree_id, files, prefix, rel, *dotenvs[rel])
     return dict(sorted(files.items()))
+
+
+def _read_entry(
+    store: BaseObjectStore,
+    tree_id: ObjectID,
+    files: dict[str, bytes],
+    prefix: str,
+    rel: str,
+    mode: int,
+    oid: ObjectID,
+) -> None:
+    key = join(prefix, rel)
+    if stat.S_ISLNK(mode):
+        data = _follow_symlink(store, tree_id, rel, oid)
+        if data is None:
+            log.warning("manifest_symlink_skipped", file=key)
+            return
+        files[key] = data
+    else:
+        files[key] = manifest_blob(store, oid)
 
 
 def _follow_symlink(

@@ -3,10 +3,10 @@
 ``validate`` and ``diff`` use this so a person can preview an uncommitted edit; ``apply`` and
 ``run`` never do. Called through ``GitSource.read_worktree`` (which knows the deployment root
 of a local repository) or directly with a folder. The same rules as for a commit apply: only
-``*.yaml``/``*.yml`` files, keys relative to the deployment root, no escaping it (a symlink
-that resolves outside the root is skipped), ``.git`` folders are never read, and a file larger
-than ``MAX_MANIFEST_BYTES`` is never read (it is given as ``OVERSIZED``, which the loader
-refuses as too large).
+``*.yaml``/``*.yml`` files and the ``.env`` beside a compose file, keys relative to the
+deployment root, no escaping it (a symlink that resolves outside the root is skipped), ``.git``
+folders are never read, and a file larger than ``MAX_MANIFEST_BYTES`` is never read (it is
+given as ``OVERSIZED``, which the loader refuses as too large).
 
 ``context_id`` identifies a build context on disk for the same previews (``diff --worktree``
 never builds): a context that leaves the repository through a symlink is refused, symlinks
@@ -24,6 +24,8 @@ from pathlib import Path
 import structlog
 
 from controller.errors import SourceError
+from controller.manifests.discovery import DOTENV
+from controller.manifests.discovery import is_compose_file as is_compose_name
 from controller.source.model import ManifestFiles
 from controller.source.tree import (
     MAX_MANIFEST_BYTES,
@@ -31,6 +33,7 @@ from controller.source.tree import (
     clean_subpath,
     is_manifest_name,
     join,
+    with_compose_dotenvs,
 )
 
 log = structlog.get_logger(__name__)
@@ -51,14 +54,23 @@ def read_worktree(root: Path, path: str = ".") -> ManifestFiles:
         if not is_manifest_name(start.name):
             raise SourceError(f"--path {path!r} is neither a folder nor a YAML file")
         _read_into(files, real_root, start, rel)
+        if is_compose_name(rel) and (start.parent / DOTENV).is_file():
+            dotenv = start.parent / DOTENV
+            _read_into(files, real_root, dotenv, dotenv.relative_to(root).as_posix())
     else:
+        dotenvs: dict[str, Path] = {}
         for dirpath, dirnames, filenames in os.walk(start):
             dirnames[:] = sorted(d for d in dirnames if d != ".git")
             here = Path(dirpath)
             for name in filenames:
-                if is_manifest_name(name):
-                    file = here / name
-                    _read_into(files, real_root, file, file.relative_to(root).as_posix())
+                file = here / name
+                key = file.relative_to(root).as_posix()
+                if name == DOTENV:
+                    dotenvs[key] = file
+                elif is_manifest_name(name):
+                    _read_into(files, real_root, file, key)
+        for key in with_compose_dotenvs(list(files), list(dotenvs)):
+            _read_into(files, real_root, dotenvs[key], key)
     return ManifestFiles(revision=None, tree_id=None, files=dict(sorted(files.items())))
 
 

@@ -133,3 +133,21 @@ def test_change_is_compared_with_compose_up_wait_too() -> None:
     waited = table["one-service change vs `up -d --wait`"]
     assert (waited.ratio, waited.met) == ("0.80×", True)
     assert table["no-op `apply` / `up -d` (whole process)"].met is False  # 2× > 1.5×
+
+
+def test_the_compose_source_scenario_file_is_one_valid_project() -> None:
+    """The compose scenario's file (named, as both tools read it) loads as a trueup compose
+    source: N apps ``<project>-svc-NNN`` with the generated services' image and command."""
+    from bench import compose_source
+
+    text = compose_source.named_compose("bq", 3, frozenset({"svc-002"}))
+    result = load_files({"stack/compose.yaml": text.encode()})
+    assert [str(p) for p in result.problems] == []
+    assert sorted(result.apps) == ["bq-svc-001", "bq-svc-002", "bq-svc-003"]
+    spec = result.apps["bq-svc-002"].app.spec
+    assert (spec.image, tuple(spec.command or ()), spec.init) == (
+        generate.IMAGE,
+        generate.COMMAND,
+        True,
+    )
+    assert dict(spec.env) == {"RELEASE": "2"}

@@ -149,3 +149,104 @@ def test_sops_values_reach_the_app_and_nowhere_else(
     assert rec.messages  # the deploys were told
     for value in (*PASSWORDS, TOKEN):
         assert not [where for where, text in seen.items() if value in text], value
+
+
+SHOP = """\
+services:
+  web:
+    image: busybox:1.36
+    command: ["sh", "-c", "exec sleep 3600"]
+    init: true
+    stop_grace_period: 1s
+    env_file: [./web.sops.env]
+    environment:
+      DB_PASSWORD: ${DB_PASSWORD}
+    secrets: [token]
+secrets:
+  token: {file: ./token.sops.txt}
+"""
+SHOP_VALUES = (("Dot-first-8a1", "Env-first-2b7", "Sec-first-c44"),
+               ("Dot-second-5d0", "Env-second-9e3", "Sec-second-f16"))  # fmt: skip
+
+
+def _shop_files(lab: SopsLab, dot: str, env: str, secret: str) -> dict[str, str]:
+    return {
+        "shop/compose.yaml": SHOP,
+        "shop/.env": lab.encrypt("shop/.env", f"DB_PASSWORD={dot}\n".encode()).read_text(),
+        "shop/web.sops.env": lab.encrypt("web.sops.env", f"API_TOKEN={env}\n".encode()).read_text(),
+        "shop/token.sops.txt": lab.encrypt("token.sops.txt", secret.encode()).read_text(),
+    }
+
+
+def _shop(ctl: Controller) -> list[Any]:
+    label = [f"trueup.instance={ctl.instance}", "trueup.app=shop-web"]
+    return list(ctl.client.containers.list(all=True, filters={"label": label}))
+
+
+def _shop_seen(ctl: Controller) -> str:
+    running = [c for c in _shop(ctl) if c.status == "running"]
+    if len(running) != 1:
+        return ""
+    script = 'echo "$DB_PASSWORD $API_TOKEN"; cat /run/secrets/token; stat -c %a /run/secrets/token'
+    return str(running[0].exec_run(["sh", "-c", script]).output.decode())
+
+
+def test_a_compose_project_with_sops_files_deploys_and_keeps_its_values(
+    ctl: Controller, sops_lab: SopsLab, tmp_path: Path
+) -> None:
+    """A compose project whose committed .env, env_file and secret file are SOPS files runs
+    under `trueup run` (no compose_repo_secrets): the values reach the container and none is
+    in `docker inspect` beyond its environment, the labels, the log, history, status, the
+    desired-state cache or the diff; a re-encryption does not roll, a changed value does."""
+    first, second = SHOP_VALUES
+    commit_files(ctl.repo, _shop_files(sops_lab, *first), "a compose project with SOPS files")
+    ctl.start("--sops-age-key-file", str(sops_lab.key_file), "--listen", "off")
+    want = f"{first[0]} {first[1]}\n{first[2]}444\n"
+    wait_for(lambda: ctl.synced() and _shop_seen(ctl) == want, 60, "the compose project")
+    first_ids = {c.id for c in _shop(ctl)}
+
+    rotated = {}
+    for name, kind in (("shop/.env", "dotenv"), ("shop/web.sops.env", "dotenv"),
+                       ("shop/token.sops.txt", "binary")):  # fmt: skip
+        path = tmp_path / "rotate" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes((ctl.repo / name).read_bytes())
+        sops_lab.run("rotate", "-i", "--input-type", kind, "--output-type", kind, str(path))
+        rotated[name] = path.read_text()
+    sha = commit_files(ctl.repo, rotated, "re-encrypt with new data keys")
+    wait_for(lambda: _passed(ctl, sha), 30, "the pass of the re-encryption")
+    assert {c.id for c in _shop(ctl)} == first_ids
+
+    commit_files(ctl.repo, _shop_files(sops_lab, *second), "new values")
+    want = f"{second[0]} {second[1]}\n{second[2]}444\n"
+    wait_for(
+        lambda: ctl.synced() and _shop_seen(ctl) == want and len(_shop(ctl)) == 1, 60, "the roll"
+    )
+    assert not {c.id for c in _shop(ctl)} & first_ids
+    assert ctl.stop() == 0
+
+    commit_files(ctl.repo, _shop_files(sops_lab, *first), "the first values again")
+    diff = subprocess.run(
+        [sys.executable, "-m", "controller", "diff", "--repo", str(ctl.repo),
+         "--instance", ctl.instance, "--state-dir", str(ctl.state),
+         "--sops-age-key-file", str(sops_lab.key_file)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert diff.returncode == 1, diff.stderr
+    assert "spec.env.DB_PASSWORD: (secret changed)" in diff.stdout
+    assert "envFrom[shop/web.sops.env]: (secret changed)" in diff.stdout
+    assert "files[/run/secrets/token]: (secret changed)" in diff.stdout
+    attrs = [json.loads(json.dumps(c.attrs)) for c in _shop(ctl)]
+    for item in attrs:
+        item["Config"].pop("Env", None)
+    seen = {
+        "docker inspect": json.dumps(attrs),
+        "diff": diff.stdout + diff.stderr,
+        "log": ctl.log.read_text(errors="replace"),
+    }
+    for p in ctl.state.rglob("*"):
+        if p.is_file():
+            seen[p.name] = p.read_bytes().decode("latin-1")
+    assert {"history.db", "status.json", "desired-cache.json"} <= set(seen)
+    for value in (*first, *second):
+        assert not [where for where, text in seen.items() if value in text], value

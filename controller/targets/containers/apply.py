@@ -98,6 +98,9 @@ class Applier(PlanRunner):
             built = await self._ensure_image(want)
             # before anything is retired: a volume that is not this instance's stops the change
             for volume in want.manifest.spec.volumes:
+                if volume.volume_name is not None:  # a compose project's <project>_<volume>
+                    await self.runtime.ensure_volume(volume.volume_name, adopt=True)
+                    continue
                 await self.runtime.ensure_volume(
                     volume_name(self.instance, volume.name), legacy=volume.name
                 )

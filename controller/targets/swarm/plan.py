@@ -134,10 +134,12 @@ def service_spec(
 def _volumes(
     want: DesiredApp, instance: str, mounted: Sequence[tuple[str, str]]
 ) -> tuple[VolumeMount, ...]:
-    """The instance's named volumes; an old, unscoped name the service mounts is kept."""
+    """The instance's named volumes; an old, unscoped name the service mounts is kept; a
+    compose project's volume keeps its exact ``<project>_<volume>`` name."""
     return tuple(
         VolumeMount(
-            v.name if (v.name, v.mount_path) in mounted else volume_name(instance, v.name),
+            v.volume_name
+            or (v.name if (v.name, v.mount_path) in mounted else volume_name(instance, v.name)),
             v.mount_path,
             v.read_only,
         )
@@ -165,7 +167,8 @@ def _env_and_secrets(
 ) -> tuple[dict[str, str], tuple[SecretMount, ...]]:
     """Plain variables as they are; each secretRef as a Swarm secret file and ``VAR_FILE``."""
     spec = want.manifest.spec
-    env = {k: v for k, v in spec.env.items() if isinstance(v, str)}
+    env = dict(want.file_env)  # spec.envFrom, below spec.env
+    env.update({k: v for k, v in spec.env.items() if isinstance(v, str)})
     secrets: list[SecretMount] = []
     for var, value in sorted(spec.env.items()):
         if not isinstance(value, SecretValue):
