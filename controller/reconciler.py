@@ -43,6 +43,7 @@ from controller.source.hostvars import ComposeHost
 from controller.source.worktree import context_id as worktree_context_id
 from controller.targets.images import DEFAULT_KEEP, ImagePrune, prune_images
 from controller.targets.observed import Observation, ObservedState
+from controller.targets.refusals import refusal_problems, withhold
 from controller.targets.runner import Outcome, RunSetup
 from controller.targets.target import Target
 
@@ -388,6 +389,11 @@ class Reconciler:
         current_routes, routes_error = await self.current_routes()
         options = PlanOptions(prune, allow_empty, current_routes)
         plan = await self._plan(desired, observation, options, plan_filter)
+        refused = await self.target.refused(desired, plan)
+        if refused:  # an app the engine refuses (a volume: targets.refusals) is left as it runs
+            problems = sorted(problems + refusal_problems(desired, refused, files.files))
+            desired = withhold(desired, refused)
+            plan = await self._plan(desired, observation, options, plan_filter)
         result = PassResult(
             files.revision,
             plan,

@@ -147,6 +147,9 @@ class Settings(BaseModel):
     allowed_capabilities: tuple[str, ...] = ()
     allowed_host_ports: tuple[str | int, ...] = ()
     """Host ports manifests may publish: ports (``8080``) and ranges (``"8000-9000"``)."""
+    allow_volumes: tuple[str, ...] = ()
+    """Existing volumes not made by this instance (compose-made, another instance's, made by
+    hand, external) that a ``volumeName`` may mount: names or globs (``"shop_*"``)."""
     notifications: NotificationSettings = NotificationSettings()
     """Where pass events and commit statuses go (README, "Notifications")."""
     compose_profiles: tuple[str, ...] = ()
@@ -198,12 +201,13 @@ class Settings(BaseModel):
             allowed_capabilities=frozenset(self.allowed_capabilities),
             allowed_bind_paths=self.allowed_bind_paths,
             allowed_host_ports=tuple(parse_port_range(p) for p in self.allowed_host_ports),
+            allow_volumes=self.allow_volumes,
         )
 
 
 _LIST_KEYS = {
-    "allowed_bind_paths", "allowed_capabilities", "allowed_host_ports", "compose_profiles",
-    "sops_age_key_file",
+    "allow_volumes", "allowed_bind_paths", "allowed_capabilities", "allowed_host_ports",
+    "compose_profiles", "sops_age_key_file",
 }  # fmt: skip
 
 

@@ -150,6 +150,7 @@ class PolicyOptions:
     allowed_capabilities: tuple[str, ...]
     allowed_host_ports: tuple[tuple[int, int], ...]
     sops_age_key_files: tuple[Path, ...] = ()
+    allow_volumes: tuple[str, ...] = ()
 
     @classmethod
     def read(cls, params: Params) -> PolicyOptions:
@@ -161,6 +162,7 @@ class PolicyOptions:
             allowed_bind_paths=texts(params, "allowed_bind_paths"),
             allowed_capabilities=texts(params, "allowed_capabilities"),
             allowed_host_ports=port_ranges(params, "allowed_host_ports"),
+            allow_volumes=texts(params, "allow_volumes") if "allow_volumes" in params else (),
         )
 
     def policy(self) -> Policy:
@@ -170,6 +172,7 @@ class PolicyOptions:
             allowed_capabilities=frozenset(self.allowed_capabilities),
             allowed_bind_paths=self.allowed_bind_paths,
             allowed_host_ports=self.allowed_host_ports,
+            allow_volumes=self.allow_volumes,
         )
 
 

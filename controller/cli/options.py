@@ -260,6 +260,13 @@ ALLOW_HOST_PORT = Option(
     convert=parsed_port_ranges,
     help="A host port (8080) or range (8000-9000) manifests may publish; repeatable.",
 )
+ALLOW_VOLUME = Option(
+    "--allow-volume",
+    "allow_volumes",
+    multiple=True,
+    help="An existing volume (name or glob, e.g. 'shop_*') not made by this instance that a "
+    "volumeName may mount; repeatable.",
+)
 COMPOSE_PROFILE = Option(
     "--compose-profile",
     "compose_profiles",
@@ -354,6 +361,7 @@ POLICY = (
     ALLOW_BIND,
     ALLOW_CAP,
     ALLOW_HOST_PORT,
+    ALLOW_VOLUME,
 )
 ROUTING = (ROUTER, CADDY_ADMIN, PROXY_LISTEN, PROXY_HTTPS)
 #: What the host gives compose projects.

@@ -63,6 +63,7 @@ def cache_key(path: str, tree_id: str, policy: Policy, compose: str = "") -> str
             "allowed_capabilities": sorted(policy.allowed_capabilities),
             "allowed_bind_paths": list(policy.allowed_bind_paths),
             "allowed_host_ports": [list(r) for r in policy.allowed_host_ports],
+            "allow_volumes": list(policy.allow_volumes),
         },
     }
     if compose:
@@ -235,6 +236,7 @@ def _app_json(app: DesiredApp) -> dict[str, Any]:
         "restartPolicy": app.restart_policy,
         "routes": [dataclasses.asdict(r) for r in app.routes],
         "manifest": manifest,
+        "adoptVolumes": sorted(app.adopt_volumes),
     }
 
 
@@ -254,4 +256,5 @@ def _app_from_json(item: Mapping[str, Any]) -> DesiredApp:
         restart_policy=item["restartPolicy"],
         routes=tuple(WantedRoute(**r) for r in item["routes"]),
         manifest_source=item["manifest"],
+        adopt_volumes=frozenset(item.get("adoptVolumes", ())),
     )

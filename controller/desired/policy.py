@@ -1,13 +1,17 @@
 """Host-level powers a manifest may ask for, and whether the controller's config allows them.
 
 Whoever can commit to the repository is not automatically an admin of the host: privileged
-mode, host networking, added capabilities, bind mounts of host paths and published host ports
-are refused unless the controller's own settings allow them. Pure: ``violations`` takes values
-and returns messages; ``parse_port_range`` reads ``--allow-host-port`` / ``allowed_host_ports``.
+mode, host networking, added capabilities, bind mounts of host paths, published host ports and
+existing engine volumes that trueup did not make for this instance (``volumeName``) are refused
+unless the controller's own settings allow them. Pure: ``violations`` takes values and returns
+messages; ``parse_port_range`` reads ``--allow-host-port`` / ``allowed_host_ports``;
+``volume_allowed`` matches a ``volumeName`` against ``allow_volumes`` (whether the volume exists
+and whose it is only the engine knows: `runtime.docker_objects.ensure_volume`).
 """
 
 from __future__ import annotations
 
+import fnmatch
 import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +31,9 @@ class Policy:
     allowed_bind_paths: tuple[str, ...] = ()
     allowed_host_ports: tuple[tuple[int, int], ...] = ()
     """Inclusive (first, last) ranges of host ports manifests may publish (``hostPort``)."""
+    allow_volumes: tuple[str, ...] = ()
+    """Names or globs (``shop_*``) of existing volumes not made by this instance that a
+    ``volumeName`` may mount (compose-made, another instance's, made by hand, external)."""
 
 
 def parse_port_range(value: str | int) -> tuple[int, int]:
@@ -67,6 +74,23 @@ def violations(spec: Spec, policy: Policy) -> list[str]:
                 "controller"
             )
     return problems
+
+
+def volume_allowed(name: str, patterns: Sequence[str]) -> bool:
+    """True when a pattern of ``patterns`` (an exact name or a glob: ``*``, ``?``, ``[...]``,
+    case-sensitive, matching the whole name) matches the engine volume ``name``."""
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+
+
+def adopted_volumes(spec: Spec, policy: Policy) -> frozenset[str]:
+    """The ``volumeName`` volumes of ``spec`` that may be mounted although this instance did
+    not make them (``allow_volumes``); the others only when missing (trueup creates them) or
+    already this instance's."""
+    return frozenset(
+        v.volume_name
+        for v in spec.volumes
+        if v.volume_name is not None and volume_allowed(v.volume_name, policy.allow_volumes)
+    )
 
 
 def _allowed_path(path: str, allowed: tuple[str, ...]) -> bool:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from controller import labels as L
 from controller.desired.envfiles import EnvFile, resolve_env_from
 from controller.desired.files import SourceDigest, resolve_files
-from controller.desired.policy import Policy, allowed_root, violations
+from controller.desired.policy import Policy, adopted_volumes, allowed_root, violations
 from controller.desired.secrets import SecretStore
 from controller.errors import PolicyError, SourceError, TrueupError
 from controller.runtime.archive import FileContent
@@ -108,6 +108,9 @@ class DesiredApp:
     """The variables of ``spec.envFrom`` files (never stored, re-read on reuse)."""
     file_contents: tuple[FileContent, ...] = field(default=(), repr=False, compare=False)
     """Every ``spec.files`` file with its bytes, filled in by the apply stage (never cached)."""
+    adopt_volumes: frozenset[str] = field(default=frozenset(), compare=False)
+    """The ``volumeName`` volumes the policy (``allow_volumes``) lets be mounted when they
+    exist and are not this instance's."""
 
     @property
     def short_hash(self) -> str:
@@ -260,6 +263,7 @@ def resolve_app(
         secret_env=secret_env,
         secret_files=secret_files,
         file_env=file_env,
+        adopt_volumes=adopted_volumes(spec, policy),
     )
 
 
@@ -344,7 +348,12 @@ def container_spec(
         memory=spec.resources.memory,
         cpus=spec.resources.cpus,
         volumes=tuple(
-            VolumeMount(v.volume_name, v.mount_path, v.read_only, adopt=True)
+            VolumeMount(
+                v.volume_name,
+                v.mount_path,
+                v.read_only,
+                adopt=v.volume_name in desired.adopt_volumes,
+            )
             if v.volume_name is not None
             else VolumeMount(
                 volume_name(instance, v.name), v.mount_path, v.read_only, legacy=v.name

@@ -84,8 +84,9 @@ class VolumeMount:
     ``name`` is the engine's name (`volume_name`). ``legacy`` is the name the same volume had
     before names were scoped to the instance (the manifest's name): while no volume ``name``
     exists, a volume ``legacy`` that carries this instance's label is kept in use. ``adopt``
-    (a compose project's ``<project>_<volume>``) also lets a volume that ``docker compose``
-    made under exactly that name be mounted, without this instance's label.
+    (a ``volumeName`` that the host's ``allow_volumes`` matches) also lets an existing volume
+    of that name be mounted without this instance's label (made by docker compose, by another
+    instance, by hand).
     """
 
     name: str
@@ -436,8 +437,13 @@ class Runtime(Engine, Protocol):
     ) -> str:
         """The engine volume to mount for ``name`` (see `VolumeMount`), created with this
         instance's label when neither exists. `RuntimeRejected` when the volume there does not
-        carry this instance's label (with ``adopt``: nor was made by ``docker compose`` as
-        ``<project>_<volume>``): a manifest never mounts another owner's data."""
+        carry this instance's label (unless ``adopt``: the host's ``allow_volumes`` lets
+        it be mounted): a manifest never mounts another owner's data by itself."""
+        ...
+
+    async def check_volume(self, name: str, *, adopt: bool = False) -> str | None:
+        """Why `ensure_volume` would refuse the existing volume ``name`` (a message naming
+        ``allow_volumes``); None when it is missing or may be mounted. Creates nothing."""
         ...
 
     async def prune_networks(self, keep: Collection[str]) -> list[str]:

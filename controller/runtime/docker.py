@@ -247,7 +247,7 @@ class DockerRuntime:
         self, name: str, *, legacy: str | None = None, adopt: bool = False
     ) -> str:
         """The volume to mount for ``name`` (`docker_objects.ensure_volume`: this instance's,
-        created when missing, a compose-made one adopted with ``adopt``, a foreign one
+        created when missing, another one mounted only with ``adopt``, else
         refused). Trueup never deletes volumes."""
         return await self._run(
             "ensure_volume",
@@ -257,6 +257,18 @@ class DockerRuntime:
             legacy=legacy,
             adopt=adopt,
             instance=self.instance,
+            subject=name,
+        )
+
+    async def check_volume(self, name: str, *, adopt: bool = False) -> str | None:
+        """`docker_objects.check_volume`: why the existing ``name`` would be refused."""
+        return await self._run(
+            "check_volume",
+            objects.check_volume,
+            self._transport,
+            name,
+            instance=self.instance,
+            adopt=adopt,
             subject=name,
         )
 

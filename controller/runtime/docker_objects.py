@@ -4,8 +4,8 @@ Blocking steps over one `Transport` (the adapters run them off the event loop th
 `Transport.run`), on any Docker-compatible engine: Docker, and Podman's compat API, whose
 answers differ where noted. Bodies and queries come from `docker_requests`. Ownership is a
 label (``trueup.instance``): trueup creates what is missing with it, and refuses a volume that
-lacks it, so a manifest can never reach another instance's or another project's data. Nothing
-here deletes a volume.
+lacks it, so a manifest can never reach another instance's or another project's data unless
+the host's ``allow_volumes`` names it (``adopt``). Nothing here deletes a volume.
 """
 
 from __future__ import annotations
@@ -148,22 +148,18 @@ def ensure_volume(
     adopt: bool = False,
 ) -> str:
     """The volume to mount for ``name``: it, when it carries ``instance``'s label (or, with
-    ``adopt``, when ``docker compose`` made it under this very name: `_made_by_compose`); else
+    ``adopt``, the host's ``allow_volumes`` matching a ``volumeName``, whoever made it); else
     an existing ``legacy`` volume (pre-scoping name) with that label; else ``name``, created
-    with the label. A volume there without the label is refused (`RuntimeRejected`), and so is
-    an unlabelled or foreign ``legacy`` one: it may hold this app's data, and the app must not
-    start on an empty volume beside it (README, "Named volumes")."""
+    with the label. A volume there that is not ``instance``'s is refused (`RuntimeRejected`),
+    and so is an unlabelled or foreign ``legacy`` one: it may hold this app's data, and the app
+    must not start on an empty volume beside it (README, "Named volumes")."""
     found = _volume(transport, name)
     if found is not None:
-        owner = _owner(found)
-        if owner is None and adopt and _made_by_compose(found, name):
-            log.info("volume_adopted", volume=name)
-            return name
-        if owner != instance:
-            raise RuntimeRejected(
-                f"volume {name}: exists but {_owned_by(owner)}, not by instance "
-                f"{instance}; refusing to mount it"
-            )
+        refusal = volume_refusal(found, name, instance=instance, adopt=adopt)
+        if refusal is not None:
+            raise RuntimeRejected(refusal)
+        if _owner(found) != instance:
+            log.info("volume_adopted", volume=name, made_by=_made_by(found))
         return name
     if legacy is not None and legacy != name:
         old = _volume(transport, legacy)
@@ -172,6 +168,27 @@ def ensure_volume(
     transport.call("POST", "/volumes/create", body=req.volume_body(name, instance=instance))
     log.info("volume_created", volume=name)
     return name
+
+
+def check_volume(transport: Transport, name: str, *, instance: str, adopt: bool) -> str | None:
+    """Why mounting the existing volume ``name`` is refused (`volume_refusal`); None when it
+    is missing (trueup would create it) or may be mounted. Creates nothing."""
+    found = _volume(transport, name)
+    return None if found is None else volume_refusal(found, name, instance=instance, adopt=adopt)
+
+
+def volume_refusal(
+    volume: Mapping[str, Any], name: str, *, instance: str, adopt: bool
+) -> str | None:
+    """None when ``volume`` carries ``instance``'s label, or may be adopted (``adopt``: the
+    host's ``allow_volumes`` matches its ``volumeName``); else the message that refuses it."""
+    if adopt or _owner(volume) == instance:
+        return None
+    return (
+        f"volume {name}: exists but {_made_by(volume)}, not by instance {instance}; "
+        "refusing to mount it: the controller's allow_volumes (--allow-volume) has no "
+        f"pattern that matches {name} (README, Named volumes)"
+    )
 
 
 def _legacy_volume(old: Mapping[str, Any], legacy: str, *, name: str, instance: str) -> str:
@@ -200,12 +217,13 @@ def _volume(transport: Transport, name: str) -> dict[str, Any] | None:
     return found
 
 
-def _made_by_compose(volume: Mapping[str, Any], name: str) -> bool:
-    """True when ``docker compose`` made ``volume`` as ``<project>_<volume>`` = ``name``."""
+def _made_by(volume: Mapping[str, Any]) -> str:
+    """Who made ``volume``, in words: a docker compose project, another instance, or neither."""
     labels = volume.get("Labels") or {}
     project = labels.get("com.docker.compose.project")
-    key = labels.get("com.docker.compose.volume")
-    return bool(project and key) and f"{project}_{key}" == name
+    if _owner(volume) is None and project:
+        return f"was made by docker compose (project {project})"
+    return _owned_by(_owner(volume))
 
 
 def _owner(volume: Mapping[str, Any]) -> str | None:

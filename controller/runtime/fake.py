@@ -109,6 +109,8 @@ class FakeRuntime:
         self.images: dict[str, str] = {name: _digest(name) for name in images}
         self.networks: set[str] = set()
         self.volumes: set[str] = set()
+        self.foreign_volumes: set[str] = set()
+        """Volumes that exist but are not this instance's (`check_volume` refuses them)."""
         self.unavailable = False
         self.registry: set[str] = set()
         """Images ``pull`` can fetch (none by default: there is no registry)."""
@@ -427,10 +429,20 @@ class FakeRuntime:
     async def ensure_volume(
         self, name: str, *, legacy: str | None = None, adopt: bool = False
     ) -> str:
-        """Record the volume."""
+        """Record the volume; one of ``foreign_volumes`` is refused unless ``adopt``."""
         self._enter("ensure_volume")
+        refusal = await self.check_volume(name, adopt=adopt)
+        if refusal is not None:
+            raise RuntimeRejected(refusal)
         self.volumes.add(name)
         return name
+
+    async def check_volume(self, name: str, *, adopt: bool = False) -> str | None:
+        """A message when ``name`` is in ``foreign_volumes`` (made by someone else) and not
+        ``adopt``; None otherwise."""
+        if name in self.foreign_volumes and not adopt:
+            return f"volume {name}: exists but was not created by trueup (allow_volumes)"
+        return None
 
     async def claim_instance(self, holder: Mapping[str, str]) -> dict[str, str] | None:
         """Take the claim unless a holder has it (claims live in ``claims``, shareable)."""

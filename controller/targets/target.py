@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from typing import Protocol
 
 from controller.desired.resolve import DesiredState
+from controller.planning import Plan
 from controller.runtime.base import Engine
 from controller.targets.observed import Observation
 from controller.targets.runner import PlanRunner, RunSetup
@@ -31,6 +32,12 @@ class Target(Protocol):
 
     async def observe(self) -> Observation:
         """One look at this instance's workloads on the engine (as few calls as it allows)."""
+        ...
+
+    async def refused(self, desired: DesiredState, plan: Plan) -> dict[str, str]:
+        """The apps of ``desired`` that ``plan`` would start but this engine refuses, with
+        why (a ``volumeName`` volume that is not this instance's and that the host's
+        ``allow_volumes`` does not match; see `controller.targets.refusals`)."""
         ...
 
     def runner(self, desired: DesiredState, setup: RunSetup) -> PlanRunner:

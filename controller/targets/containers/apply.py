@@ -99,7 +99,8 @@ class Applier(PlanRunner):
             # before anything is retired: a volume that is not this instance's stops the change
             for volume in want.manifest.spec.volumes:
                 if volume.volume_name is not None:  # a compose project's <project>_<volume>
-                    await self.runtime.ensure_volume(volume.volume_name, adopt=True)
+                    adopt = volume.volume_name in want.adopt_volumes  # allow_volumes
+                    await self.runtime.ensure_volume(volume.volume_name, adopt=adopt)
                     continue
                 await self.runtime.ensure_volume(
                     volume_name(self.instance, volume.name), legacy=volume.name

@@ -10,9 +10,11 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from controller.desired.resolve import DesiredState
+from controller.planning import Plan
 from controller.runtime.base import ContainerInfo, LogLine, Runtime
 from controller.targets.containers.apply import Applier
 from controller.targets.containers.plan import ContainerObservation
+from controller.targets.refusals import starting_apps, volume_names
 from controller.targets.runner import RunSetup
 
 
@@ -25,6 +27,22 @@ class ContainerTarget:
     async def observe(self) -> ContainerObservation:
         """Every container of the instance, from one list call."""
         return ContainerObservation(tuple(await self.engine.list()))
+
+    async def refused(self, desired: DesiredState, plan: Plan) -> dict[str, str]:
+        """Apps ``plan`` starts whose ``volumeName`` volume exists, is not this instance's and
+        is not matched by ``allow_volumes`` (`Runtime.check_volume`: one inspect per such
+        volume; none for an app in sync or a volume the policy allows)."""
+        out: dict[str, str] = {}
+        for name in sorted(starting_apps(plan)):
+            app = desired.apps.get(name)
+            for volume, _ in volume_names(app) if app is not None else ():
+                if app is not None and volume in app.adopt_volumes:
+                    continue
+                refusal = await self.engine.check_volume(volume)
+                if refusal is not None:
+                    out[name] = refusal
+                    break
+        return out
 
     def runner(self, desired: DesiredState, setup: RunSetup) -> Applier:
         return Applier(
