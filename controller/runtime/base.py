@@ -77,6 +77,16 @@ class HealthCheckSpec:
     start_period: float = 0.0
 
 
+def refused_volume(name: str, made_by: str, instance: str) -> str:
+    """Why an existing volume ``name`` that ``made_by`` describes is not mounted for
+    ``instance``: the message `Runtime.check_volume` and `Runtime.ensure_volume` give."""
+    return (
+        f"volume {name}: exists but {made_by}, not by instance {instance}; refusing to mount "
+        "it: the controller's allow_volumes (--allow-volume) has no pattern that matches "
+        f"{name} (README, Named volumes)"
+    )
+
+
 @dataclass(frozen=True)
 class VolumeMount:
     """A named volume mounted at ``mount_path``; created on demand, never deleted by trueup.

@@ -18,7 +18,12 @@ import structlog
 from controller import labels as L
 from controller.errors import RuntimeRejected
 from controller.runtime import docker_requests as req
-from controller.runtime.base import CLAIM_LABEL_PREFIX, NetworkAttachment, claim_name
+from controller.runtime.base import (
+    CLAIM_LABEL_PREFIX,
+    NetworkAttachment,
+    claim_name,
+    refused_volume,
+)
 from controller.runtime.transport import EngineHTTPError, Transport
 
 log = structlog.get_logger(__name__)
@@ -184,11 +189,7 @@ def volume_refusal(
     host's ``allow_volumes`` matches its ``volumeName``); else the message that refuses it."""
     if adopt or _owner(volume) == instance:
         return None
-    return (
-        f"volume {name}: exists but {_made_by(volume)}, not by instance {instance}; "
-        "refusing to mount it: the controller's allow_volumes (--allow-volume) has no "
-        f"pattern that matches {name} (README, Named volumes)"
-    )
+    return refused_volume(name, _made_by(volume), instance)
 
 
 def _legacy_volume(old: Mapping[str, Any], legacy: str, *, name: str, instance: str) -> str:

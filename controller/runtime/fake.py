@@ -45,6 +45,7 @@ from controller.runtime.base import (
     RuntimeEvent,
     Stats,
     network_name,
+    refused_volume,
 )
 from controller.runtime.fake_images import FakeImages
 
@@ -441,7 +442,7 @@ class FakeRuntime:
         """A message when ``name`` is in ``foreign_volumes`` (made by someone else) and not
         ``adopt``; None otherwise."""
         if name in self.foreign_volumes and not adopt:
-            return f"volume {name}: exists but was not created by trueup (allow_volumes)"
+            return refused_volume(name, "was not created by trueup", self.instance)
         return None
 
     async def claim_instance(self, holder: Mapping[str, str]) -> dict[str, str] | None:
