@@ -311,8 +311,10 @@ def test_a_project_docker_compose_made_keeps_its_volume_data(
     tmp_path: Path, instance: str, docker_engine: None
 ) -> None:
     """`docker compose up` writes into `<project>_data`; after `docker compose down`
-    (without -v) trueup adopts that volume by its compose name: its container reads what
-    compose's wrote, and trueup made no volume of its own."""
+    (without -v) trueup refuses that volume until the controller's allow_volumes names it:
+    `diff` and `apply` give a located problem naming the setting and nothing of the app is
+    created; with `--allow-volume '<project>_*'` trueup adopts the volume by its compose
+    name: its container reads what compose's wrote, and trueup made no volume of its own."""
     binary = _compose_binary()
     name = f"a{uuid.uuid4().hex[:8]}"
     folder = tmp_path / "compose-run"
@@ -327,15 +329,78 @@ def test_a_project_docker_compose_made_keeps_its_volume_data(
         assert client.volumes.get(f"{name}_data").attrs["Labels"]["com.docker.compose.project"]
         repo = tmp_path / "repo"
         make_repo(repo, {f"stacks/{name}/compose.yaml": ADOPTED.format(name=name, maker="trueup")})
-        cmd = [sys.executable, "-m", "controller", "apply", "--repo", str(repo),
+        cmd = [sys.executable, "-m", "controller", "--repo", str(repo),
                "--instance", instance, "--state-dir", str(tmp_path / "state")]  # fmt: skip
-        applied = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-        assert applied.returncode == 0, applied.stdout + applied.stderr
         label = [f"trueup.instance={instance}", f"trueup.app={name}-db"]
+        for command in ("diff", "apply"):
+            refused = subprocess.run([*cmd[:3], command, *cmd[3:]], capture_output=True,
+                                     text=True, timeout=120)  # fmt: skip
+            out = refused.stdout + refused.stderr
+            assert refused.returncode == 2, out
+            assert re.search(
+                rf"stacks/{name}/compose.yaml:\d+:\d+: app {name}-db: volume {name}_data: "
+                rf"exists but was made by docker compose \(project {name}\).*allow_volumes",
+                out,
+            ), out
+            assert client.containers.list(all=True, filters={"label": label}) == []
+        allow = ["--allow-volume", f"{name}_*"]
+        applied = subprocess.run([*cmd[:3], "apply", *cmd[3:], *allow], capture_output=True,
+                                 text=True, timeout=120)  # fmt: skip
+        assert applied.returncode == 0, applied.stdout + applied.stderr
         (container,) = client.containers.list(filters={"label": label})
         assert container.exec_run(["cat", "/data/made-by"]).output == b"compose\n"
         made = {v.name for v in client.volumes.list()}
         assert f"{name}_data" in made and not [v for v in made if instance in v]
     finally:
         _cleanup(client, instance, [name])
+        client.close()
+
+
+VOLUME_APP = """\
+apiVersion: trueup/v1
+kind: App
+metadata: {{name: {app}}}
+spec:
+  image: busybox:1.36
+  command: [sleep, "3600"]
+  init: true
+  stopGracePeriod: 1s
+  volumes:
+    - name: data
+      mountPath: /data
+      volumeName: {volume}
+"""
+
+
+def test_another_instances_volume_is_refused_and_a_fresh_one_needs_no_grant(
+    tmp_path: Path, instance: str, docker_engine: None
+) -> None:
+    """Without allow_volumes: a `volumeName` held by another trueup instance is refused (a
+    located problem naming it and the setting; its app not created), while a `volumeName`
+    that does not exist is created with this instance's label and mounted."""
+    prefix = f"v{uuid.uuid4().hex[:8]}"
+    client = docker.from_env()
+    client.volumes.create(f"{prefix}_theirs", labels={"trueup.instance": f"{instance}-other"})
+    try:
+        repo = tmp_path / "repo"
+        make_repo(repo, {
+            "apps/fresh.yaml": VOLUME_APP.format(app="fresh", volume=f"{prefix}_fresh"),
+            "apps/theirs.yaml": VOLUME_APP.format(app="theirs", volume=f"{prefix}_theirs"),
+        })  # fmt: skip
+        cmd = [sys.executable, "-m", "controller", "apply", "--repo", str(repo),
+               "--instance", instance, "--state-dir", str(tmp_path / "state")]  # fmt: skip
+        applied = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        out = applied.stdout + applied.stderr
+        assert applied.returncode == 2, out
+        assert (
+            f"apps/theirs.yaml:12:19: app theirs: volume {prefix}_theirs: exists but is owned "
+            f"by instance {instance}-other, not by instance {instance}"
+        ) in out and "allow_volumes (--allow-volume)" in out
+        apps = {c.labels["trueup.app"] for c in client.containers.list(
+            all=True, filters={"label": f"trueup.instance={instance}"})}  # fmt: skip
+        assert apps == {"fresh"}
+        fresh = client.volumes.get(f"{prefix}_fresh")
+        assert fresh.attrs["Labels"] == {"trueup.instance": instance}
+    finally:
+        _cleanup(client, instance, [prefix])
         client.close()

@@ -52,3 +52,36 @@ async def test_only_volumes_labelled_with_the_instance_are_mounted(
             with contextlib.suppress(docker.errors.NotFound):
                 client.remove_volume(name, force=True)
         client.close()
+
+
+async def test_a_volume_name_of_someone_else_is_mounted_only_when_granted(
+    runtime: Runtime, instance: str
+) -> None:
+    """A `volumeName` volume made by hand, or by another instance, is refused naming the
+    host's allow_volumes (`check_volume` says so without creating anything), and mounted as
+    it is with ``adopt`` (the grant); a missing one is created with this instance's label."""
+    if not isinstance(runtime, DockerRuntime):
+        pytest.skip("ownership labels live on the engines' volumes")
+    client = docker.APIClient(base_url=runtime.url, version="1.41", timeout=30)
+    hand, other, fresh = (f"{instance}_{n}" for n in ("hand", "other", "fresh"))
+    try:
+        client.create_volume(hand)
+        client.create_volume(other, labels={"trueup.instance": f"{instance}-x"})
+        for name, who in ((hand, "was not created by trueup"), (other, "is owned by instance")):
+            why = await runtime.check_volume(name)
+            assert why is not None and f"volume {name}: exists but {who}" in why
+            assert "allow_volumes (--allow-volume)" in why
+            with pytest.raises(RuntimeRejected, match="allow_volumes"):
+                await runtime.ensure_volume(name)
+            assert await runtime.check_volume(name, adopt=True) is None
+            assert await runtime.ensure_volume(name, adopt=True) == name
+        assert client.inspect_volume(other)["Labels"] == {"trueup.instance": f"{instance}-x"}
+        assert await runtime.check_volume(fresh) is None  # missing: nothing to refuse
+        assert fresh not in {v["Name"] for v in client.volumes()["Volumes"] or []}
+        assert await runtime.ensure_volume(fresh) == fresh
+        assert client.inspect_volume(fresh)["Labels"] == {"trueup.instance": instance}
+    finally:
+        for name in (hand, other, fresh):
+            with contextlib.suppress(docker.errors.NotFound):
+                client.remove_volume(name, force=True)
+        client.close()
