@@ -117,6 +117,10 @@ class SwarmRuntime:
     async def remove_image(self, ref: str) -> bool:
         return await self._engine.remove_image(ref)
 
+    async def check_volume(self, name: str, *, adopt: bool = False) -> str | None:
+        """`DockerRuntime.check_volume` on the manager's engine (the only node trueup sees)."""
+        return await self._engine.check_volume(name, adopt=adopt)
+
     async def prune_dangling_images(self) -> int:
         return await self._engine.prune_dangling_images()
 

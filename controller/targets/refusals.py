@@ -8,17 +8,42 @@ message becomes a problem located at the line of its file that names the volume.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
 
 from controller.desired.resolve import DesiredApp, DesiredState
 from controller.manifests.problems import Problem
 from controller.planning import Plan
 
+VolumeCheck = Callable[[str], Awaitable[str | None]]
+
 
 def starting_apps(plan: Plan) -> frozenset[str]:
-    """The apps ``plan`` starts a container (or a service) of: the ones worth checking."""
+    """The apps ``plan`` starts a container of: the ones worth checking."""
     return frozenset(c.app for c in plan.changes if any(s.start for s in c.steps))
+
+
+def changed_apps(plan: Plan) -> frozenset[str]:
+    """The apps ``plan`` creates, updates, scales or heals (a Swarm service's changes)."""
+    return frozenset(c.app for c in plan.changes if c.action not in ("delete", "route"))
+
+
+async def refused_volumes(
+    desired: DesiredState, apps: Iterable[str], check: VolumeCheck
+) -> dict[str, str]:
+    """``apps`` whose ``volumeName`` volume ``check`` refuses (`Runtime.check_volume`), with
+    why; a volume the policy grants (``adopt_volumes``) is not asked about."""
+    out: dict[str, str] = {}
+    for name in sorted(apps):
+        app = desired.apps.get(name)
+        for volume, _ in volume_names(app) if app is not None else ():
+            if app is not None and volume in app.adopt_volumes:
+                continue
+            refusal = await check(volume)
+            if refusal is not None:
+                out[name] = refusal
+                break
+    return out
 
 
 def volume_names(app: DesiredApp) -> Iterator[tuple[str, str]]:

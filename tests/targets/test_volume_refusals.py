@@ -2,21 +2,24 @@
 of its app is applied, unless the host's ``allow_volumes`` matches it: a located problem
 naming the setting in `diff` and `apply`, the app left as it runs (never pruned), the other
 apps applied. Pure: the in-memory FakeRuntime (its ``foreign_volumes`` exist, made by
-someone else), and the Swarm target's refusal without an engine."""
+someone else), and the Swarm target over a stand-in for the manager's volume check."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 from controller.desired.policy import Policy
+from controller.desired.resolve import DesiredApp, resolve_app
+from controller.desired.secrets import SecretStore
+from controller.planning import Change, Plan
 from controller.reconciler import Reconciler
-from controller.runtime.docker import DockerRuntime
 from controller.runtime.fake import FakeRuntime
 from controller.runtime.swarm import SwarmRuntime
 from controller.source import GitSource
 from controller.targets.containers.target import ContainerTarget
 from controller.targets.swarm.target import SwarmTarget
-from tests.builders import desired, desired_app
+from tests.builders import app, desired
 from tests.gitutil import commit_files, make_repo
 
 DB = """\
@@ -90,17 +93,44 @@ async def test_a_fresh_volume_name_needs_no_grant(tmp_path: Path) -> None:
     assert "shop_data" in runtime.volumes
 
 
-async def test_on_a_swarm_every_volume_name_needs_the_grant() -> None:
-    """trueup sees only the manager's volumes, and a node mounts one that is there: a
-    ``volumeName`` on a swarm is refused unless allow_volumes matches it."""
-    docker = DockerRuntime("unix:///nonexistent/docker.sock", instance="t")
-    target = SwarmTarget(SwarmRuntime(docker, registry="reg:5000"))
-    volumes = [{"name": "data", "mountPath": "/data", "volumeName": "shop_data"}]
-    db, web = desired_app("db", volumes=volumes), desired_app("web")
-    from controller.planning import Plan
+class _Manager:
+    """The manager's volumes as `SwarmRuntime.check_volume` sees them: ``theirs_data``
+    exists and is someone else's."""
 
-    refused = await target.refused(desired(db, web), Plan("r1"))
-    assert list(refused) == ["db"] and "allow_volumes (--allow-volume)" in refused["db"]
-    allowed = desired_app("db", volumes=volumes)
-    allowed = type(allowed)(**{**allowed.__dict__, "adopt_volumes": frozenset({"shop_data"})})
-    assert await target.refused(desired(allowed, web), Plan("r1")) == {}
+    instance = "t"
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    async def check_volume(self, name: str, *, adopt: bool = False) -> str | None:
+        self.asked.append(name)
+        return None if name != "theirs_data" or adopt else f"volume {name}: allow_volumes"
+
+
+async def test_a_swarm_service_is_refused_a_foreign_volume_the_manager_holds() -> None:
+    """A changed service whose ``volumeName`` the manager holds for someone else is refused;
+    a missing one is not; a granted one, and an app the plan leaves alone, are not asked."""
+    manager = _Manager()
+    target = SwarmTarget(cast(SwarmRuntime, manager))
+    theirs, fresh, idle = (
+        _app("theirs", "theirs_data"),
+        _app("fresh", "new_data"),
+        _app("idle", "x"),
+    )
+    plan = Plan("r1", changes=tuple(Change(a, "create", ()) for a in ("theirs", "fresh")))
+    refused = await target.refused(desired(theirs, fresh, idle), plan)
+    assert list(refused) == ["theirs"]
+    assert sorted(manager.asked) == ["new_data", "theirs_data"]
+    granted = _app("theirs", "theirs_data", Policy(allow_volumes=("theirs_*",)))
+    assert await target.refused(desired(granted), plan) == {}
+
+
+def _app(name: str, volume: str, policy: Policy | None = None) -> DesiredApp:
+    volumes = [{"name": "d", "mountPath": "/d", "volumeName": volume}]
+    return resolve_app(
+        app(name, volumes=volumes),
+        file=f"apps/{name}.yaml",
+        secrets=SecretStore(),
+        context_ids={},
+        policy=policy or Policy(),
+    )

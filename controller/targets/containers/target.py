@@ -14,7 +14,7 @@ from controller.planning import Plan
 from controller.runtime.base import ContainerInfo, LogLine, Runtime
 from controller.targets.containers.apply import Applier
 from controller.targets.containers.plan import ContainerObservation
-from controller.targets.refusals import starting_apps, volume_names
+from controller.targets.refusals import refused_volumes, starting_apps
 from controller.targets.runner import RunSetup
 
 
@@ -32,17 +32,7 @@ class ContainerTarget:
         """Apps ``plan`` starts whose ``volumeName`` volume exists, is not this instance's and
         is not matched by ``allow_volumes`` (`Runtime.check_volume`: one inspect per such
         volume; none for an app in sync or a volume the policy allows)."""
-        out: dict[str, str] = {}
-        for name in sorted(starting_apps(plan)):
-            app = desired.apps.get(name)
-            for volume, _ in volume_names(app) if app is not None else ():
-                if app is not None and volume in app.adopt_volumes:
-                    continue
-                refusal = await self.engine.check_volume(volume)
-                if refusal is not None:
-                    out[name] = refusal
-                    break
-        return out
+        return await refused_volumes(desired, starting_apps(plan), self.engine.check_volume)
 
     def runner(self, desired: DesiredState, setup: RunSetup) -> Applier:
         return Applier(

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from controller.desired.resolve import DesiredState
 from controller.planning import Plan
 from controller.runtime.swarm import SwarmRuntime
-from controller.targets.refusals import volume_names
+from controller.targets.refusals import changed_apps, refused_volumes
 from controller.targets.runner import RunSetup
 from controller.targets.swarm.apply import SwarmApplier
 from controller.targets.swarm.plan import ServiceObservation, observation
@@ -30,20 +30,10 @@ class SwarmTarget:
         return observation(snapshot, instance=self.engine.instance)
 
     async def refused(self, desired: DesiredState, plan: Plan) -> dict[str, str]:
-        """Apps with a ``volumeName`` that ``allow_volumes`` does not match: on a swarm every
-        node's engine mounts a volume of that name that already exists there, and trueup sees
-        only the manager's, so such a mount needs the host's grant (README, Named volumes)."""
-        out: dict[str, str] = {}
-        for name, app in sorted(desired.apps.items()):
-            for volume, _ in volume_names(app):
-                if volume not in app.adopt_volumes:
-                    out[name] = (
-                        f"volume {volume}: on a swarm trueup cannot tell whether a node "
-                        "already holds a volume of that name; mounting it needs a pattern "
-                        f"of the controller's allow_volumes (--allow-volume) that matches {volume}"
-                    )
-                    break
-        return out
+        """Apps ``plan`` changes whose ``volumeName`` volume exists on the manager, is not
+        this instance's and is not matched by ``allow_volumes``. Only the manager's volumes
+        can be seen (README, "Named volumes")."""
+        return await refused_volumes(desired, changed_apps(plan), self.engine.check_volume)
 
     def runner(self, desired: DesiredState, setup: RunSetup) -> SwarmApplier:
         """``setup.routes_changed`` hears of every change of an app's running tasks during a
