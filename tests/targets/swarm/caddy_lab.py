@@ -218,3 +218,15 @@ def images(node: Node) -> list[str]:
         return [t for row in api.images() for t in row.get("RepoTags") or []]
     finally:
         api.close()
+
+
+def attach_caddy(deployment: SwarmDeployment, network: str) -> None:
+    """Connect the deployment's Caddy to ``network`` too (an app network trueup made), as an
+    operator does for routed apps that live on networks of their own."""
+    api = deployment.lab.manager.api()
+    try:
+        filters = {"network": f"trueup-{deployment.instance}", "ancestor": CADDY_IMAGE}
+        (caddy,) = api.containers(filters=filters)
+        api.connect_container_to_network(caddy["Id"], network)
+    finally:
+        api.close()
