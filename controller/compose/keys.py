@@ -140,10 +140,9 @@ BUILD_UNSUPPORTED = frozenset(
 HEALTHCHECK = frozenset({"test", "interval", "timeout", "retries", "start_period", "disable"})
 HEALTHCHECK_UNSUPPORTED = frozenset({"start_interval"})
 DEPENDS_ON = frozenset({"condition", "required", "restart"})
-DEPLOY = frozenset({"replicas", "resources"})
+DEPLOY = frozenset({"replicas", "resources", "endpoint_mode"})
 DEPLOY_UNSUPPORTED = frozenset(
-    {"mode", "endpoint_mode", "labels", "placement", "restart_policy", "rollback_config"}
-    | {"update_config"}
+    {"mode", "labels", "placement", "restart_policy", "rollback_config", "update_config"}
 )
 RESOURCES = frozenset({"limits"})
 RESOURCES_UNSUPPORTED = frozenset({"reservations"})

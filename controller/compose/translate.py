@@ -1,7 +1,8 @@
 """One compose service → the ``spec`` of a trueup ``App`` (manifest data, camelCase): image
-and build, command and entrypoint, environment, restart, limits, process options, labels,
-host powers, depends_on. Ports are in ``compose.ports``, the health check in
-``compose.health``, mounts in ``compose.mounts``, networks in ``compose.scope``.
+and build, command and entrypoint, environment, restart, replicas, limits and the Swarm
+endpoint mode, process options, labels, host powers, depends_on. Ports are in
+``compose.ports``, the health check in ``compose.health``, mounts in ``compose.mounts``,
+networks in ``compose.scope``.
 
 Each field is checked where it is read; a problem is reported at the compose key and the
 field left out, so every problem of the service is found.
@@ -203,6 +204,8 @@ def _resources(project: Project, out: Translation, at: Path, data: dict[str, Any
             replicas = report.integer((*at, "deploy", "replicas"), deploy["replicas"], 0, 1000)
             if replicas is not None:
                 out.put("replicas", replicas, (*at, "deploy", "replicas"))
+        if deploy is not None and "endpoint_mode" in deploy:
+            _endpoint_mode(project, out, (*at, "deploy", "endpoint_mode"), deploy["endpoint_mode"])
         res = (deploy or {}).get("resources")
         if res is not None:
             found = report.mapping(
@@ -237,6 +240,19 @@ def _resources(project: Project, out: Translation, at: Path, data: dict[str, Any
             out.origin(("spec", "resources", field), values[0][0])
     if resources:
         out.spec["resources"] = resources
+
+
+def _endpoint_mode(project: Project, out: Translation, where: Path, value: object) -> None:
+    """``deploy.endpoint_mode`` → ``spec.swarm.endpointMode`` (Swarm only; Docker and Podman
+    ignore it, as Compose does without a swarm)."""
+    text = project.report.text(where, value)
+    if text is None:
+        return
+    if text not in ("vip", "dnsrr"):
+        project.report.error(where, f"{text!r} is not an endpoint mode (vip, dnsrr)")
+        return
+    out.put("swarm", {"endpointMode": text}, where)
+    out.origin(("spec", "swarm", "endpointMode"), where)
 
 
 def _cpus(value: object) -> float:

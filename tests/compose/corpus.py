@@ -224,6 +224,7 @@ services:
     cpus: 0.5
     deploy:
       replicas: 3
+      endpoint_mode: dnsrr
     restart: on-failure:5
   metrics:
     image: prom/node-exporter
@@ -361,6 +362,7 @@ BROKEN = {
     "undefined-config": _HEAD + "    configs: [conf]  # <-\n",
     "bad-healthcheck-test": _HEAD + "    healthcheck: {test: [BOGUS, x]}  # <-\n",
     "negative-replicas": _HEAD + "    deploy: {replicas: -1}  # <-\n",
+    "endpoint-mode-not-string": _HEAD + "    deploy: {endpoint_mode: 3}  # <-\n",
     "cap-add-not-list": _HEAD + "    cap_add: NET_ADMIN  # <-\n",
     "label-not-scalar": _HEAD + "    labels: {a: [1]}  # <-\n",
     "scale-and-replicas": _HEAD + "    scale: 2  # <-\n    deploy: {replicas: 3}\n",

@@ -200,7 +200,8 @@ _RESTART = {None: "never", "no": "never", "always": "always", "unless-stopped": 
 
 
 def oracle_process(config: dict[str, Any], service: str) -> dict[str, Any]:
-    """Restart, replicas, limits, process options, labels and host powers per the oracle."""
+    """Restart, replicas, limits, process options, labels, host powers and the Swarm endpoint
+    mode per the oracle."""
     svc = _unescape(config["services"][service])
     restart = svc.get("restart")
     limits = svc.get("deploy", {}).get("resources", {}).get("limits", {})
@@ -221,6 +222,7 @@ def oracle_process(config: dict[str, Any], service: str) -> dict[str, Any]:
         "cap_add": sorted(c.removeprefix("CAP_") for c in svc.get("cap_add", [])),
         "privileged": svc.get("privileged", False),
         "network_mode": svc.get("network_mode", "bridge"),
+        "endpoint_mode": svc.get("deploy", {}).get("endpoint_mode") or "vip",
     }
 
 
@@ -240,4 +242,5 @@ def trueup_process(app: App) -> dict[str, Any]:
         "cap_add": sorted(spec.cap_add),
         "privileged": spec.privileged,
         "network_mode": spec.network_mode,
+        "endpoint_mode": spec.swarm.endpoint_mode if spec.swarm is not None else "vip",
     }

@@ -242,6 +242,29 @@ def test_x_trueup_is_validated_by_the_manifest_models() -> None:
     assert app.locate(("spec", "replicas")) == app.locate(())
 
 
+def test_deploy_endpoint_mode_is_the_swarm_endpoint_mode() -> None:
+    """Compose's ``deploy.endpoint_mode`` sets ``spec.swarm.endpointMode`` (located there);
+    a value that is neither ``vip`` nor ``dnsrr`` is a located error of that service alone."""
+    result = _load(
+        "services:\n  web:\n    image: nginx\n    deploy: {endpoint_mode: dnsrr}\n"
+        "  api:\n    image: nginx\n    deploy:\n      endpoint_mode: round-robin\n"  # 8
+        "  db:\n    image: postgres\n"
+    )
+    assert [(p.line, p.column, p.message) for p in result.problems] == [
+        (
+            8,
+            22,
+            "services.api.deploy.endpoint_mode: 'round-robin' is not an endpoint mode (vip, dnsrr)",
+        )
+    ]
+    apps = {a.service: a for a in result.apps}
+    assert sorted(apps) == ["db", "web"]
+    swarm = apps["web"].app.spec.swarm
+    assert swarm is not None and swarm.endpoint_mode == "dnsrr"
+    assert apps["web"].locate(("spec", "swarm", "endpointMode")).line == 4
+    assert apps["db"].app.spec.swarm is None
+
+
 def test_service_healthy_waits_for_a_health_check() -> None:
     """``service_healthy`` becomes dependsOn (trueup starts a dependent once its dependency
     is healthy); on a dependency without a health check it is an error."""
