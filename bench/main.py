@@ -155,6 +155,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if not args.compose_source_only:
             say(f"whole-process scenarios, N={args.n}, {args.repeat} repetitions ...")
             results["whole_process"] = compare.compare(runners, args.n, args.repeat, log=say)
+            python = tools["trueup"].python
+            if python:
+                say(f"interpreter floor: {python} -c pass ...")
+                results["interpreter_floor"] = {
+                    "python": python,
+                    "samples": peers.interpreter_floor(python, max(10, 4 * args.repeat)),
+                }
         if tools["compose-v2"].available and not args.no_compose_source:
             say(f"compose source: one compose file, trueup and compose v2, N={args.n} ...")
             try:

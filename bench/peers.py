@@ -36,6 +36,7 @@ class Tool:
     version: str = ""
     skipped: str | None = None
     install_s: float = 0.0
+    python: str = ""  # the interpreter that runs the tool (its venv's), for the start-up floor
 
     @property
     def available(self) -> bool:
@@ -82,6 +83,7 @@ def install_trueup(root: Path, repo: Path) -> Tool:
         command,
         _version(command, "--version"),
         install_s=time.perf_counter() - started,
+        python=str(env / "bin" / "python"),
     )
 
 
@@ -147,6 +149,33 @@ def install_compose_v1(root: Path) -> Tool:
     return Tool("compose-v1", skipped=reason)
 
 
+def _interpreter_of(command: list[str]) -> str:
+    """The Python a given trueup command runs on: ``python -m controller``'s first word, an
+    installed script's shebang, else this interpreter."""
+    first = Path(shutil.which(command[0]) or command[0])
+    if "-m" in command:
+        return str(first)
+    try:
+        with first.open("rb") as script:
+            line = script.readline(512).decode(errors="replace")
+    except OSError:
+        return sys.executable
+    if line.startswith("#!") and "python" in line:
+        return line[2:].split()[0]
+    return sys.executable
+
+
+def interpreter_floor(python: str, repeat: int) -> list[float]:
+    """Wall time of ``python -c pass``, ``repeat`` times: what every Python command pays
+    before its first import of its own (site-packages' .pth files included)."""
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        subprocess.run([python, "-c", "pass"], check=True, timeout=60)
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
 def _py() -> str:
     return f"{sys.version_info.major}.{sys.version_info.minor}"
 
@@ -165,7 +194,12 @@ def install_all(
             jobs["compose-v1"] = pool.submit(install_compose_v1, root)
         tools = {name: job.result() for name, job in jobs.items()}
     if trueup_command is not None:
-        tools["trueup"] = Tool("trueup", trueup_command, _version(trueup_command, "--version"))
+        tools["trueup"] = Tool(
+            "trueup",
+            trueup_command,
+            _version(trueup_command, "--version"),
+            python=_interpreter_of(trueup_command),
+        )
     if not v2:
         tools["compose-v2"] = Tool("compose-v2", skipped="--no-v2")
     if not v1:

@@ -108,6 +108,8 @@ def rows(results: dict[str, Any]) -> list[Row]:
                 met,
             )
         )
+        if scenario == "noop":
+            out.extend(_floor_row(results, v2))
     ctl = results.get("controller") or {}
     if ctl and not ctl.get("error"):
         noop = ctl.get("noop_pass_s") or []
@@ -206,6 +208,25 @@ def rows(results: dict[str, Any]) -> list[Row]:
             )
         )
     return out
+
+
+def _floor_row(results: dict[str, Any], v2_noop: float) -> list[Row]:
+    """The interpreter's own start-up (``<venv>/bin/python -c pass``), beside the no-op row: the
+    part of trueup's whole-process figure that no change to trueup can remove."""
+    floor = (results.get("interpreter_floor") or {}).get("samples") or []
+    if not floor:
+        return []
+    return [
+        Row(
+            "  of which the interpreter: `python -c pass`",
+            _seconds(floor),
+            "",
+            "",
+            _ratio(median(floor), v2_noop),
+            "(the floor of the row above)",
+            None,
+        )
+    ]
 
 
 def _mark(met: bool | None) -> str:

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Protocol
 
 from controller.errors import SopsError, SourceError, TrueupError
 from controller.sops import MAX_SOPS_FILE_BYTES, looks_encrypted
-from controller.sops.identities import Identities, load_identities
 
 if TYPE_CHECKING:
     from controller.sops.decrypt import Decrypted
+    from controller.sops.identities import Identities
 
 
 class _Part(Protocol):
@@ -57,7 +57,9 @@ class RepoSops:
     @property
     def identities(self) -> Identities:
         """The host's identities, read on first use."""
-        if self._identities is None:
+        if self._identities is None:  # imported here: a pass that decrypts nothing never loads it
+            from controller.sops.identities import Identities, load_identities
+
             given = self._key_files
             self._identities = given if isinstance(given, Identities) else load_identities(given)
         return self._identities

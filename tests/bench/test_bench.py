@@ -61,6 +61,35 @@ def test_table_marks_a_missed_target() -> None:
     assert "NO" in report.table_text(report.rows(results))
 
 
+def test_table_shows_the_interpreter_floor_under_the_noop_row() -> None:
+    """The venv's ``python -c pass`` is printed right under the no-op row, with its share of
+    Compose's no-op, so the reader sees how much of trueup's no-op is the interpreter."""
+    results = {
+        "config": {"n": 3, "repeat": 1},
+        "tools": {"trueup": {}, "compose-v2": {}, "compose-v1": {"skipped": "no"}},
+        "whole_process": {
+            "samples": {"trueup": {"noop": [0.3]}, "compose-v2": {"noop": [0.1]}},
+            "errors": {},
+        },
+        "interpreter_floor": {"python": "/venv/bin/python", "samples": [0.02, 0.03, 0.04]},
+    }
+    table = report.rows(results)
+    at = [row.scenario.split(",")[0] for row in table].index(
+        "no-op `apply` / `up -d` (whole process)"
+    )
+    floor = table[at + 1]
+    assert "python -c pass" in floor.scenario
+    assert floor.trueup.startswith("0.03 s") and floor.ratio == "0.30×"
+    assert "python -c pass" in report.table_text(table)
+
+
+def test_interpreter_floor_times_the_given_python() -> None:
+    """The floor is measured by running the interpreter itself, once per sample."""
+    samples = peers.interpreter_floor(sys.executable, 3)
+    assert len(samples) == 3 and all(0 < s < 10 for s in samples)
+    assert peers._interpreter_of([sys.executable, "-m", "controller"]) == sys.executable
+
+
 @pytest.mark.integration
 @pytest.mark.usefixtures("docker_engine")
 def test_bench_runs_end_to_end_at_small_n(tmp_path: Path) -> None:
@@ -88,6 +117,8 @@ def test_bench_runs_end_to_end_at_small_n(tmp_path: Path) -> None:
     assert "error" not in results["controller"], results["controller"]
     assert results["controller"]["api_calls_proxy"]
     assert results["inprocess"]["median_s"] > 0
+    assert results["interpreter_floor"]["python"] == sys.executable
+    assert len(results["interpreter_floor"]["samples"]) >= 10
     assert results["memory"]["end_passes"] >= 20 and results["memory"]["rss_end_mib"] > 0
     assert list(tmp_path.glob("*.json")) and list(tmp_path.glob("*.md"))
 

@@ -139,6 +139,19 @@ def test_first_apply_then_noop(deployment: Deployment) -> None:
     assert "pydantic" not in loaded and "yaml" not in loaded
     # nor the commands it does not run (imported when looked up: see controller.cli.main)
     assert not loaded & {"controller.cli.inspect", "controller.cli.run", "controller.cli.notify"}
+    # nor what only a load, a decryption, a compose project, templates or the daemon need
+    assert not loaded & {
+        "controller.manifests.loader",
+        "controller.compose",
+        "controller.sops.identities",
+        "controller.sops.age",
+        "cryptography",
+        "jinja2",
+        "aiohttp",
+        "prometheus_client",
+        "apprise",
+        "docker",
+    }
     assert "controller.runtime.docker" in loaded  # the listing really is of imports
     assert deployment.trueup("diff").returncode == 0
 
