@@ -38,6 +38,7 @@ from controller.manifests.discovery import ComposeInputs, classify
 from controller.manifests.models import API_VERSION, UNION_TAGS, App
 from controller.manifests.problems import Problem
 from controller.manifests.projects import load_compose
+from controller.manifests.pydantic_errors import error_path, plain_message
 from controller.manifests.yamlmarks import Document, DocumentError, Mark, Path, documents
 
 MAX_FILE_BYTES = 1024 * 1024
@@ -233,12 +234,9 @@ def _name_of(data: dict[Any, Any]) -> str | None:
 
 
 def _describe(err: Any, doc: Document) -> tuple[Mark, str]:
-    loc: Path = tuple(p for p in err["loc"] if p not in UNION_TAGS)
+    loc = error_path(err)
     kind = err["type"]
     if kind == "rule":
-        at = err.get("ctx", {}).get("at", "")
-        extra: Path = tuple(int(p) if p.isdigit() else p for p in at.split(".") if p)
-        loc = (*loc, *extra)
         return doc.locate(loc), f"{_dotted(loc)}: {err['msg']}"
     if kind == "extra_forbidden":
         mark = doc.locate(loc, prefer_key=True)
@@ -248,14 +246,7 @@ def _describe(err: Any, doc: Document) -> tuple[Mark, str]:
     if kind == "missing":
         parent = loc[:-1]
         return doc.locate(parent, prefer_key=True), f"{_dotted(loc)}: required field is missing"
-    message = err["msg"]
-    if kind == "value_error" and message.startswith("Value error, "):
-        message = message[len("Value error, ") :]
-    if message.startswith("Input should be "):
-        message = "must be " + message[len("Input should be ") :]
-    if kind == "literal_error" and "expected" in err.get("ctx", {}):
-        message = f"must be one of {err['ctx']['expected']}"
-    return doc.locate(loc), f"{_dotted(loc)}: {message}"
+    return doc.locate(loc), f"{_dotted(loc)}: {plain_message(err)}"
 
 
 def _dotted(path: Path) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 
 from controller.errors import SopsError
 from controller.sops import MAX_SOPS_FILE_BYTES
-from controller.sops.formats import Format, FormatError, emit, parse
+from controller.sops.formats import Format, FormatError, Parsed, emit, parse
 from controller.sops.identities import Identities
 from controller.sops.metadata import MetadataError, data_key, read_metadata
 from controller.sops.tree import MacMismatch, decrypt_documents
@@ -64,7 +64,9 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _inspect(raw: bytes, *, file: str) -> tuple[str, ...]:
+def _parse(raw: bytes, *, file: str) -> Parsed:
+    """``raw`` parsed in its format, with its sops metadata; ``SopsError`` when it cannot be
+    read or has encrypted values but no metadata."""
     try:
         parsed = parse(raw, file)
     except FormatError as exc:
@@ -74,6 +76,11 @@ def _inspect(raw: bytes, *, file: str) -> tuple[str, ...]:
             "has encrypted values but no sops metadata (a removed or damaged sops block)",
             file=file,
         )
+    return parsed
+
+
+def _inspect(raw: bytes, *, file: str) -> tuple[str, ...]:
+    parsed = _parse(raw, file=file)
     try:
         return read_metadata(parsed.metadata).recipients
     except MetadataError as exc:
@@ -106,15 +113,7 @@ def inspect_file(raw: bytes, *, file: str) -> tuple[str, ...]:
 def _decrypt(raw: bytes, *, file: str, identities: Identities) -> Decrypted:
     if len(raw) > MAX_SOPS_FILE_BYTES:
         raise SopsError("larger than 16 MiB", file=file)
-    try:
-        parsed = parse(raw, file)
-    except FormatError as exc:
-        raise SopsError(f"not a readable SOPS file ({exc})", file=file) from None
-    if parsed is None:
-        raise SopsError(
-            "has encrypted values but no sops metadata (a removed or damaged sops block)",
-            file=file,
-        )
+    parsed = _parse(raw, file=file)
     try:
         metadata = read_metadata(parsed.metadata)
         if not identities.keys:
