@@ -8,11 +8,11 @@ streams an app's replicas from the engine; `history` reads the state dir's pass 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -42,6 +42,9 @@ from controller.errors import TrueupError
 if TYPE_CHECKING:
     from controller.daemon.status import AppStatus
     from controller.settings import Settings
+    from controller.targets.target import Target
+
+T = TypeVar("T")
 
 DEFAULT_API = "127.0.0.1:9090"
 
@@ -190,40 +193,34 @@ def _show_app(opts: StatusOptions, apps: list[AppStatus]) -> None:
 
 def _engine_images(engine: EngineOptions, app: str) -> list[dict[str, Any]]:
     """The images trueup built for ``app`` on the engine (`targets.images.app_images`)."""
-    import asyncio
-
-    from controller.cli.connect import open_target
     from controller.targets.images import app_images
 
-    async def collect() -> list[dict[str, Any]]:
-        target = open_target(engine)
-        try:
-            return await app_images(target.engine, app)
-        finally:
-            await target.engine.close()
-
-    try:
-        return asyncio.run(collect())
-    except TrueupError as exc:
-        fail(str(exc))
+    return _on_target(engine, lambda target: app_images(target.engine, app))
 
 
 def _engine_status(engine: EngineOptions) -> list[AppStatus]:
     """The apps as the engine alone shows them; an engine error exits 2."""
+    from controller.daemon import status as status_module
+
+    return _on_target(engine, status_module.collect)
+
+
+def _on_target(engine: EngineOptions, use: Callable[[Target], Awaitable[T]]) -> T:
+    """What ``use`` answers on the target ``engine`` names (closed after); an engine error
+    exits 2."""
     import asyncio
 
     from controller.cli.connect import open_target
-    from controller.daemon import status as status_module
 
-    async def collect() -> list[AppStatus]:
+    async def run() -> T:
         target = open_target(engine)
         try:
-            return await status_module.collect(target)
+            return await use(target)
         finally:
             await target.engine.close()
 
     try:
-        return asyncio.run(collect())
+        return asyncio.run(run())
     except TrueupError as exc:
         fail(str(exc))
 
