@@ -15,21 +15,30 @@ errors to exit codes. No traceback ever reaches a user; an unexpected one is a b
 
 The one-shot commands are imported with the group; the others (`LAZY`) only when they are
 looked up (run, or listed by ``--help``), so ``trueup apply`` does not pay for importing what
-status, logs, history, notify and run need.
+status, logs, history, notify, run and convert need.
+
+At exit the process freezes its garbage collector (`gc.freeze`, an `atexit` hook) before
+the interpreter's finalisation, which otherwise runs full collections over the whole heap
+(pydantic's schemas, the modules): measured ~0.1 s of every one-service `apply` after its
+last engine request. Nothing is skipped: the atexit hooks (logging's flush included) still
+run, stdout and stderr are still flushed, the exit code is unchanged; only the memory the
+operating system takes back anyway is no longer traversed.
 """
 
 from __future__ import annotations
 
+import atexit
+import gc
 import importlib
 from collections.abc import Iterator, Mapping, MutableMapping
 
 import click
 
 from controller import __version__
-from controller.cli.convert import convert
 from controller.cli.oneshot import apply, diff, schema, validate
 
 LAZY = {
+    "convert": "controller.cli.convert",
     "history": "controller.cli.inspect",
     "logs": "controller.cli.inspect",
     "notify": "controller.cli.notify",
@@ -76,6 +85,8 @@ def main() -> None:
     """trueup keeps the containers on a host matched to the manifests committed in git."""
 
 
+atexit.register(gc.freeze)  # runs before the interpreter's final collections (see above)
+
 main.commands = Commands(LAZY)
-for _command in (validate, schema, diff, apply, convert):
+for _command in (validate, schema, diff, apply):
     main.add_command(_command)

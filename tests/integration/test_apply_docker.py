@@ -138,7 +138,12 @@ def test_first_apply_then_noop(deployment: Deployment) -> None:
     loaded = {line.rsplit("|", 1)[-1].strip() for line in second.stderr.splitlines()}
     assert "pydantic" not in loaded and "yaml" not in loaded
     # nor the commands it does not run (imported when looked up: see controller.cli.main)
-    assert not loaded & {"controller.cli.inspect", "controller.cli.run", "controller.cli.notify"}
+    assert not loaded & {
+        "controller.cli.inspect",
+        "controller.cli.run",
+        "controller.cli.notify",
+        "controller.cli.convert",
+    }
     # nor what only a load, a decryption, a compose project, templates or the daemon need
     assert not loaded & {
         "controller.manifests.loader",
