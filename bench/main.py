@@ -131,9 +131,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             say(f"  {tool.name}: {(tool.skipped and 'SKIPPED: ' + tool.skipped) or tool.version}")
         if not tools["trueup"].available:
             raise SystemExit(f"trueup could not be installed: {tools['trueup'].skipped}")
-        env = dict(os.environ)
-        if command is not None and "-m" in command:  # `python -m controller`: this checkout
-            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+        env = peers.checkout_env(command or [], dict(os.environ))
+        if "PYTHONPATH" in env:  # `python -m controller`: this checkout
             os.environ["PYTHONPATH"] = env["PYTHONPATH"]
         repo = root / "repo"
         generate.make_repo(repo, args.n)

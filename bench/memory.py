@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import engine, generate
+from bench import engine, generate, peers
 from bench.controller import LogTail
 
 REPO = Path(__file__).resolve().parent.parent
@@ -173,8 +173,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--change-every", type=int, default=250, help="passes between changes")
     p.add_argument("--trueup-command", default=f"{sys.executable} -m controller")
     args = p.parse_args(argv)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env = peers.checkout_env(shlex.split(args.trueup_command), dict(os.environ))
     root = Path(tempfile.mkdtemp(prefix="trueup-memory-"))
     try:
         result = run_memory(

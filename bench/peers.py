@@ -17,6 +17,7 @@ The installs run concurrently; each returns a ``Tool`` or the reason it is unava
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -205,3 +206,13 @@ def install_all(
     if not v1:
         tools["compose-v1"] = Tool("compose-v1", skipped="--no-v1")
     return tools
+
+
+def checkout_env(command: list[str], env: dict[str, str]) -> dict[str, str]:
+    """``env`` for running ``command``: a ``python -m controller`` command gets this checkout on
+    ``PYTHONPATH`` (its code is what is measured); an installed ``trueup`` (a venv's
+    ``bin/trueup``) runs its own install's code, so the checkout is not put in front of it."""
+    if "-m" not in command:
+        return dict(env)
+    repo = str(Path(__file__).resolve().parent.parent)
+    return {**env, "PYTHONPATH": os.pathsep.join(filter(None, [repo, env.get("PYTHONPATH")]))}

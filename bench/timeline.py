@@ -23,9 +23,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench import engine, generate
-
-REPO = Path(__file__).resolve().parent.parent
+from bench import engine, generate, peers
 
 
 def events(api: Any, label: str, value: str, since: float, until: float) -> list[dict[str, Any]]:
@@ -58,8 +56,8 @@ def run(args: argparse.Namespace) -> None:
     tag = f"tut{os.getpid()}"
     upstream = engine.engine_url().removeprefix("unix://")
     proxy = CountingProxy(upstream, root / "engine.sock")
-    env = {**os.environ, "DOCKER_HOST": proxy.url}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env = peers.checkout_env(shlex.split(args.trueup_command), {**os.environ})
+    env["DOCKER_HOST"] = proxy.url
     repo, compose = root / "repo", root / "compose"
     first, second = generate.service_names(max(args.n, 2))[:2]
     if args.tool == "trueup":

@@ -182,3 +182,14 @@ def test_the_compose_source_scenario_file_is_one_valid_project() -> None:
         True,
     )
     assert dict(spec.env) == {"RELEASE": "2"}
+
+
+def test_an_installed_trueup_runs_its_own_code_not_the_checkouts() -> None:
+    """A venv's ``bin/trueup`` measures that install: the checkout is not put in front of it on
+    PYTHONPATH (it was, in the timeline and memory scripts, so they measured the checkout);
+    ``python -m controller`` is the checkout, so it gets it."""
+    installed = peers.checkout_env(["/opt/venv/bin/trueup"], {"PATH": "/usr/bin"})
+    assert "PYTHONPATH" not in installed
+    checkout = peers.checkout_env([sys.executable, "-m", "controller"], {"PYTHONPATH": "/x"})
+    repo = str(Path(peers.__file__).resolve().parent.parent)
+    assert checkout["PYTHONPATH"].split(":") == [repo, "/x"]
