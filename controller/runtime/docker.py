@@ -33,6 +33,7 @@ from controller.errors import (
     ImageNotFound,
     TrueupError,
 )
+from controller.noop.fingerprint import ListSeen, all_running, list_fingerprint
 from controller.runtime import docker_images as images
 from controller.runtime import docker_objects as objects
 from controller.runtime import docker_requests as req
@@ -108,6 +109,8 @@ class DockerRuntime:
         self._streams = self._transport.streams
         self._networks: set[str] = set()
         self._network_lock = asyncio.Lock()
+        self.listed: builtins.list[ListSeen] = []
+        """Each container list this adapter answered, as the no-op stamp records it."""
 
     @property
     def timeout(self) -> float:
@@ -150,6 +153,8 @@ class DockerRuntime:
             "list", self._call, "GET", "/containers/json", query=query
         )
         infos = [self._info(container_from_row(row, self.instance)) for row in rows]
+        # what the planner sees of this answer, for the no-op stamp (controller.noop)
+        self.listed.append(ListSeen(query, list_fingerprint(rows), all_running(rows)))
         return sorted(infos, key=lambda c: c.name)
 
     async def inspect(self, container: str) -> ContainerInfo:
