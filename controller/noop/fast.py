@@ -14,25 +14,27 @@ runs the regular command, which restamps or deletes the stamp.
 
 from __future__ import annotations
 
+import _socket  # socket's C core: `socket` would import enum and selectors too
 import json
 import os
-import socket
 import sys
 import time
-from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Any
 
 from controller import __version__
 from controller.noop import stamp
 from controller.noop.fingerprint import list_fingerprint
+
+TYPE_CHECKING = False  # typing and pathlib are not imported on the fast path
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Any
 
 ENGINE_TIMEOUT = 5.0
 """Seconds the list request may take (else the regular path asks, with its own timeout)."""
 MAX_ANSWER = 64 << 20
 
 
-def state_dir_of(args: Sequence[str], environ: Mapping[str, str]) -> Path:
+def state_dir_of(args: Sequence[str], environ: Mapping[str, str]) -> str:
     """Where the command's ``--state-dir`` points (then ``TRUEUP_STATE_DIR``, the default).
     Only where to look: the stamp's own argv and state dir are compared afterwards."""
     found: str | None = None
@@ -45,7 +47,7 @@ def state_dir_of(args: Sequence[str], environ: Mapping[str, str]) -> Path:
             found = arg.removeprefix("--state-dir=")
     if found is None:
         found = environ.get("TRUEUP_STATE_DIR") or stamp.DEFAULT_STATE_DIR
-    return Path(found)
+    return found
 
 
 def answer(args: Sequence[str], environ: Mapping[str, str]) -> tuple[str, str] | None:
@@ -67,13 +69,13 @@ def answer(args: Sequence[str], environ: Mapping[str, str]) -> tuple[str, str] |
 
 
 def check(
-    doc: Mapping[str, Any], args: Sequence[str], environ: Mapping[str, str], state_dir: Path
+    doc: Mapping[str, Any], args: Sequence[str], environ: Mapping[str, str], state_dir: str
 ) -> None:
     """`Stale` unless every input in ``doc`` is as it is now."""
     same = (
         doc.get("argv") == list(args)
         and doc.get("cwd") == os.getcwd()
-        and doc.get("state_dir") == str(state_dir.resolve())
+        and doc.get("state_dir") == os.path.realpath(state_dir)
         and doc.get("version") == __version__
         and doc.get("ttys") == [sys.stdout.isatty(), sys.stderr.isatty()]
     )
@@ -88,7 +90,7 @@ def check(
         stamp.check_file(key, entry, written_ns)
     for entry in doc["dirs"]:
         stamp.check_dir(key, entry, written_ns)
-    package_dir = Path(__file__).resolve().parent.parent
+    package_dir = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
     if stamp.code_digest(package_dir) != doc["code"]:
         raise stamp.Stale("another trueup")
     engine = doc["engine"]
@@ -100,20 +102,22 @@ def check(
 def list_rows(socket_path: str, request: str) -> list[Mapping[str, Any]]:
     """The engine's answer to ``GET request`` over its unix socket; `Stale` unless a 200
     with a JSON list."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
         sock.settimeout(ENGINE_TIMEOUT)
-        try:
-            sock.connect(socket_path)
-            sock.sendall(f"GET {request} HTTP/1.0\r\nHost: docker\r\n\r\n".encode())
-            chunks: list[bytes] = []
-            size = 0
-            while chunk := sock.recv(1 << 16):
-                chunks.append(chunk)
-                size += len(chunk)
-                if size > MAX_ANSWER:
-                    raise stamp.Stale("answer too large")
-        except OSError as exc:
-            raise stamp.Stale(f"engine: {exc}") from exc
+        sock.connect(socket_path)
+        sock.sendall(f"GET {request} HTTP/1.0\r\nHost: docker\r\n\r\n".encode())
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := sock.recv(1 << 16):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_ANSWER:
+                raise stamp.Stale("answer too large")
+    except OSError as exc:
+        raise stamp.Stale(f"engine: {exc}") from exc
+    finally:
+        sock.close()
     head, sep, body = b"".join(chunks).partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     status = lines[0].split(" ")

@@ -12,25 +12,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
-from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+
+TYPE_CHECKING = False  # typing itself is not imported on the fast path
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Any
 
 LIST_PATH = "/containers/json"
 """The list request's path (after the API version prefix)."""
 
 
-class ListSeen(NamedTuple):
-    """One list answer an adapter turned into containers: its query, its fingerprint, and
-    whether every container in it was running (see `all_running`)."""
-
-    query: Mapping[str, str]
-    fingerprint: str
-    all_running: bool
-
-
-_HEALTH_RE = re.compile(r"\((healthy|unhealthy|health: starting)\)")
-_EXITED_RE = re.compile(r"^Exited \((-?\d+)\)")
+_HEALTH_MARKS = (
+    ("(healthy)", "healthy"),
+    ("(unhealthy)", "unhealthy"),
+    ("(health: starting)", "starting"),
+)
+_EXITED = "Exited ("
 
 
 def list_query(instance_label_filter: str) -> dict[str, str]:
@@ -39,18 +36,21 @@ def list_query(instance_label_filter: str) -> dict[str, str]:
 
 
 def health_in(status: str) -> str | None:
-    """Health from an engine's status text, e.g. ``Up 5 seconds (healthy)``."""
-    match = _HEALTH_RE.search(status)
-    if match is None:
-        return None
-    word = match.group(1)
-    return word if word in ("healthy", "unhealthy") else "starting"
+    """Health from an engine's status text, e.g. ``Up 5 seconds (healthy)``: the first of
+    the marks in it (string search, not `re`: the fast path does not import it)."""
+    found = [(status.find(mark), word) for mark, word in _HEALTH_MARKS if mark in status]
+    return min(found)[1] if found else None
 
 
 def exit_code_in(status: str) -> int | None:
     """The exit code from a status text such as ``Exited (137) 2 seconds ago``."""
-    match = _EXITED_RE.match(status)
-    return int(match.group(1)) if match else None
+    if not status.startswith(_EXITED):
+        return None
+    number, closed, _ = status[len(_EXITED) :].partition(")")
+    digits = number.removeprefix("-")
+    if not closed or not digits or not (digits.isascii() and digits.isdigit()):
+        return None
+    return int(number)
 
 
 def project(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -70,7 +70,7 @@ def project(row: Mapping[str, Any]) -> dict[str, Any]:
         "addresses": {
             str(name): str(n.get("IPAddress") or "")
             for name, n in networks.items()
-            if isinstance(n, Mapping)
+            if isinstance(n, dict)
         },
     }
 

@@ -170,7 +170,12 @@ class Recording:
         seen = engine.listed
         if not seen or len({(s.fingerprint, str(sorted(s.query.items()))) for s in seen}) != 1:
             return None
-        if not seen[0].all_running or self.spawned or self.sockets - {socket_path}:
+        if (
+            not seen[0].fingerprint
+            or not seen[0].all_running
+            or self.spawned
+            or self.sockets - {socket_path}
+        ):
             return None
         from controller.runtime.transport import API_VERSION, api_path
 
@@ -184,7 +189,7 @@ class Recording:
             "code": stamp.code_digest(PACKAGE_DIR),
             "argv": sys.argv[1:],
             "cwd": os.getcwd(),
-            "state_dir": str(self.state_dir.resolve()),
+            "state_dir": os.path.realpath(self.state_dir),
             "env_names": names,
             "env": stamp.env_digest(key, names, os.environ),
             "ttys": [sys.stdout.isatty(), sys.stderr.isatty()],

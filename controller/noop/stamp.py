@@ -10,16 +10,18 @@ read back whole (another ``FORMAT``, truncated, hand-edited) counts as no stamp.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import json
 import os
 import sys
-import tempfile
-from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
-from typing import Any
+
+TYPE_CHECKING = False  # the fast path imports neither typing nor pathlib
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+    from typing import Any
+
+    StrPath = str | os.PathLike[str]
 
 FORMAT = 1
 STAMP_FILE = "noop-stamp.json"
@@ -53,18 +55,19 @@ class Stale(Exception):
     """An input differs from the stamp's (or cannot be read): no fast path."""
 
 
-def stamp_path(state_dir: Path) -> Path:
-    return state_dir / STAMP_FILE
+def stamp_path(state_dir: StrPath) -> str:
+    return os.path.join(state_dir, STAMP_FILE)
 
 
 def digest(key: bytes, data: bytes) -> str:
     return hmac.new(key, data, hashlib.sha256).hexdigest()
 
 
-def read_key(state_dir: Path) -> bytes:
+def read_key(state_dir: StrPath) -> bytes:
     """The instance's digest key (its hex text as bytes); `Stale` when there is none."""
     try:
-        key = (state_dir / KEY_FILE).read_bytes().strip()
+        with open(os.path.join(state_dir, KEY_FILE), "rb") as f:
+            key = f.read().strip()
     except OSError as exc:
         raise Stale("no digest key") from exc
     if len(key) < 32:
@@ -72,11 +75,11 @@ def read_key(state_dir: Path) -> bytes:
     return key
 
 
-def code_digest(package_dir: Path) -> str:
+def code_digest(package_dir: StrPath) -> str:
     """The interpreter, and (path, size, mtime_ns) of every file of the package but its
     byte-code caches: a changed or added file of trueup gives another digest."""
     entries: list[str] = [sys.executable, sys.version]
-    stack = [str(package_dir)]
+    stack = [os.fspath(package_dir)]
     while stack:
         folder = stack.pop()
         with os.scandir(folder) as it:
@@ -175,25 +178,33 @@ def check_dir(key: bytes, entry: Sequence[Any], written_ns: int) -> None:
         raise Stale(f"{path}: {exc}") from exc
 
 
-def write(state_dir: Path, doc: Mapping[str, Any]) -> None:
+def write(state_dir: StrPath, doc: Mapping[str, Any]) -> None:
     """Write the stamp atomically, mode 0600."""
+    import tempfile  # the writer's only (the fast path never writes)
+
     fd, tmp = tempfile.mkstemp(dir=state_dir, prefix=f".{STAMP_FILE}.")  # mode 0600
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             json.dump({"format": FORMAT, **doc}, out, sort_keys=True)
         os.replace(tmp, stamp_path(state_dir))
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        remove_file(tmp)
         raise
 
 
-def remove(state_dir: Path) -> None:
+def remove(state_dir: StrPath) -> None:
     """Delete the stamp (a regular pass that is not a clean no-op)."""
-    with contextlib.suppress(OSError):  # an unwritable state dir: the pass reports it
-        stamp_path(state_dir).unlink(missing_ok=True)
+    remove_file(stamp_path(state_dir))
 
 
-def read(state_dir: Path) -> dict[str, Any]:
+def remove_file(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:  # missing, or an unwritable state dir: the pass itself reports that
+        return
+
+
+def read(state_dir: StrPath) -> dict[str, Any]:
     """The stamp; `Stale` when missing, unreadable, of another format or malformed."""
     try:
         with open(stamp_path(state_dir), encoding="utf-8") as f:

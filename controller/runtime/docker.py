@@ -24,7 +24,7 @@ import math
 import time
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, NotRequired, Required, TypedDict, Unpack
+from typing import Any, NamedTuple, NotRequired, Required, TypedDict, Unpack
 
 import structlog
 
@@ -33,7 +33,7 @@ from controller.errors import (
     ImageNotFound,
     TrueupError,
 )
-from controller.noop.fingerprint import ListSeen, all_running, list_fingerprint
+from controller.noop.fingerprint import all_running, list_fingerprint
 from controller.runtime import docker_images as images
 from controller.runtime import docker_objects as objects
 from controller.runtime import docker_requests as req
@@ -84,6 +84,25 @@ class EngineOptions(TypedDict):
     """Seconds each request that is not a stream or a build may take (default 30)."""
     build_timeout: NotRequired[float]
     """Seconds a build may take (default 900)."""
+
+
+class ListSeen(NamedTuple):
+    """One list answer the adapter turned into containers (what the no-op stamp records):
+    its query, its fingerprint (`controller.noop.fingerprint`), and whether every container
+    in it was running and not starting."""
+
+    query: Mapping[str, str]
+    fingerprint: str
+    all_running: bool
+
+
+def _seen(query: Mapping[str, str], rows: Sequence[Mapping[str, Any]]) -> ListSeen:
+    """What the planner saw of a list answer; a row the projection cannot read gives an
+    empty fingerprint (no stamp), never a failed pass."""
+    try:
+        return ListSeen(query, list_fingerprint(rows), all_running(rows))
+    except Exception:  # the stamp is an optimisation: its failure must not fail the pass
+        return ListSeen(query, "", False)
 
 
 class DockerRuntime:
@@ -153,8 +172,7 @@ class DockerRuntime:
             "list", self._call, "GET", "/containers/json", query=query
         )
         infos = [self._info(container_from_row(row, self.instance)) for row in rows]
-        # what the planner sees of this answer, for the no-op stamp (controller.noop)
-        self.listed.append(ListSeen(query, list_fingerprint(rows), all_running(rows)))
+        self.listed.append(_seen(query, rows))  # for the no-op stamp (controller.noop)
         return sorted(infos, key=lambda c: c.name)
 
     async def inspect(self, container: str) -> ContainerInfo:
