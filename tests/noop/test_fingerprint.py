@@ -90,3 +90,26 @@ def test_the_stamp_is_written_0600(tmp_path: Path) -> None:
     stamp.write(tmp_path, {"stdout": "x"})
     assert (tmp_path / stamp.STAMP_FILE).stat().st_mode & 0o777 == 0o600
     assert stamp.read(tmp_path)["stdout"] == "x"
+
+
+def test_any_change_to_trueups_files_changes_the_code_digest(tmp_path: Path) -> None:
+    """A touched, added or removed file of the package (not its byte-code caches) gives
+    another digest: a stamp made by other code never answers."""
+    import os
+    import shutil
+
+    import controller
+
+    package = tmp_path / "controller"
+    shutil.copytree(Path(controller.__file__).parent, package)
+    before = stamp.code_digest(package)
+    (package / "__pycache__").mkdir(exist_ok=True)
+    (package / "__pycache__" / "x.pyc").write_bytes(b"")
+    assert stamp.code_digest(package) == before
+    target = package / "planning.py"
+    st = target.stat()
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    touched = stamp.code_digest(package)
+    assert touched != before
+    (package / "extra.py").write_text("")
+    assert stamp.code_digest(package) not in (before, touched)
