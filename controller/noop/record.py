@@ -76,9 +76,8 @@ class Recording:
         self.sockets: set[str] = set()
         self.spawned = False
         self.engine: object | None = None
-        self._code_roots = tuple(
-            {str(Path(p)) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
-        )
+        roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, *_site_dirs()}
+        self._code_roots = tuple(os.path.abspath(p) + os.sep for p in roots)
         self._path_dirs = {os.path.abspath(p) for p in sys.path if p}
         self._thread_lock = threading.Lock()
         self._tee: _Tee | None = None
@@ -125,9 +124,9 @@ class Recording:
         if not isinstance(raw, (str, os.PathLike)):
             return
         path = os.path.abspath(os.fspath(raw))
-        if path.startswith(self._code_roots) or path.startswith(str(PACKAGE_DIR)):
-            return
-        if "/__pycache__" in path or "site-packages" in path or "dist-packages" in path:
+        if path.startswith(self._code_roots) or path.startswith(str(PACKAGE_DIR) + os.sep):
+            return  # Python's and the installed packages' code (the code digest covers trueup)
+        if f"{os.sep}__pycache__{os.sep}" in path:
             return
         if into is self.dirs and (path in self._path_dirs or _is_package(path)):
             return  # the import system scanning sys.path
@@ -215,6 +214,15 @@ def recording(state_dir: Path) -> Iterator[Recording]:
         yield rec
     finally:
         rec.stop()
+
+
+def _site_dirs() -> list[str]:
+    """Where installed packages live (site-packages of the venv and of the user)."""
+    import site
+
+    found = list(site.getsitepackages()) if hasattr(site, "getsitepackages") else []
+    user = site.getusersitepackages() if hasattr(site, "getusersitepackages") else None
+    return [*found, *([user] if isinstance(user, str) else [])]
 
 
 def _is_package(path: str) -> bool:
