@@ -8,8 +8,9 @@ Trueup's and Python's own code is left out (the stamp's code digest covers the p
 `Recording.finish` writes the stamp only when all of these hold: exit code 0, the plan in
 sync, no outcome, problem, refusal, warning or route error; ``--router none``; a local
 repository; the plain Docker adapter on a ``unix://`` socket whose every list answer (one
-fingerprint) showed only running, not-starting containers; no socket but the engine's and no
-subprocess. Anything else: no stamp. Capturing stdout is a tee on ``sys.stdout``.
+fingerprint) showed only running, not-starting containers, and that made no other request;
+no socket but the engine's and no subprocess. Anything else: no stamp. Capturing stdout is
+a tee on ``sys.stdout``.
 """
 
 from __future__ import annotations
@@ -165,6 +166,8 @@ class Recording:
             return None
         if type(engine) is not DockerRuntime or not engine.url.startswith("unix://"):
             return None  # Podman (two list requests), Swarm, tcp engines: no stamp
+        if set(engine.calls) - {"list"}:
+            return None  # an engine answer other than the list would be an unstamped input
         socket_path = engine.url.removeprefix("unix://")
         seen = engine.listed
         if not seen or len({(s.fingerprint, str(sorted(s.query.items()))) for s in seen}) != 1:
