@@ -185,7 +185,8 @@ class Recording:
         now_ns = time.time_ns()
         names = stamp.env_names(_option_envvars(command), os.environ)
         files = sorted(self.files | _declared_files(opts))
-        dirs = sorted(self.dirs | _declared_dirs(opts))
+        # where trueup is installed: installing or upgrading a dependency changes its listing
+        dirs = sorted(self.dirs | _declared_dirs(opts) | {str(PACKAGE_DIR.parent)})
         return {
             "version": __version__,
             "code": stamp.code_digest(PACKAGE_DIR),
