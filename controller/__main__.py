@@ -1,6 +1,6 @@
-"""`python -m controller` is the `trueup` command line."""
+"""`python -m controller` is the `trueup` command line (`controller.cli.entry`)."""
 
-from controller.cli.main import main
+from controller.cli.entry import main
 
 if __name__ == "__main__":
     main()

@@ -33,6 +33,7 @@ from controller.cli.options import COMMON, OUTPUT, SOURCE, WORKTREE, options, re
 from controller.errors import TrueupError
 
 if TYPE_CHECKING:
+    from controller.noop.record import Recording
     from controller.reconciler import PassResult
     from controller.sops.repo import RepoSops
     from controller.source import GitSource
@@ -190,8 +191,9 @@ def schema(out: Path) -> None:
     click.echo(str(target))
 
 
-def run_pass(opts: PassOptions, *, apply: bool) -> PassResult:
-    """One pass (planning only unless ``apply``); a trueup error exits 2 naming it."""
+def run_pass(opts: PassOptions, *, apply: bool, watch: Recording | None = None) -> PassResult:
+    """One pass (planning only unless ``apply``); a trueup error exits 2 naming it.
+    ``watch`` is told the engine the pass drove (the no-op stamp reads its list answer)."""
     import asyncio
 
     from controller.cli.connect import pass_reconciler
@@ -201,6 +203,8 @@ def run_pass(opts: PassOptions, *, apply: bool) -> PassResult:
         async with pass_reconciler(opts.engine, opts.source, opts.policy, opts.routing) as rec:
             rec.image_keep = opts.image_keep
             rec.compose = opts.compose.host()
+            if watch is not None:
+                watch.engine = rec.target.engine
             return await rec.run_pass(
                 rev=opts.source.rev,
                 worktree=opts.worktree,
@@ -298,7 +302,17 @@ def apply(opts: PassOptions) -> None:
     (the containers still converge) or deleting every app was refused (no --allow-empty), 2 on
     an error (a manifest that failed to load is an error: the valid apps are applied first).
     """
-    result = run_pass(opts, apply=True)
+    from controller.noop.record import recording
+
+    with recording(opts.engine.state_dir) as watch:
+        result = run_pass(opts, apply=True, watch=watch)
+        code = _applied(result, opts)
+        watch.finish(apply, opts, result, code)
+    sys.exit(code)
+
+
+def _applied(result: PassResult, opts: PassOptions) -> int:
+    """Print what apply did; its exit code."""
     show_plan(result, opts)
     to_stderr = opts.output == "json"
     for outcome in result.outcomes:
@@ -311,6 +325,6 @@ def apply(opts: PassOptions) -> None:
         click.echo(f"REFUSED {change.app} delete: {change.reasons[-1]}", err=to_stderr)
     show_routes(result, opts, applied=True)
     if result.problems:
-        sys.exit(EXIT_ERROR)
+        return EXIT_ERROR
     failed = result.failed or result.routes_error or result.plan.refused
-    sys.exit(EXIT_CHANGES if failed else EXIT_OK)
+    return EXIT_CHANGES if failed else EXIT_OK

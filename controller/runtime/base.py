@@ -13,7 +13,6 @@ async; blocking engine calls run off the event loop. Errors are trueup's own (se
 from __future__ import annotations
 
 import builtins
-import re
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -21,6 +20,7 @@ from datetime import datetime
 from typing import IO, Literal, Protocol, runtime_checkable
 
 from controller import labels as L
+from controller.noop.fingerprint import exit_code_in, health_in
 from controller.runtime.archive import FileContent
 
 RestartPolicy = Literal["always", "on-failure", "never"]
@@ -462,27 +462,20 @@ class Runtime(Engine, Protocol):
         ...
 
 
-_HEALTH_RE = re.compile(r"\((healthy|unhealthy|health: starting)\)")
-_EXITED_RE = re.compile(r"^Exited \((-?\d+)\)")
-
-
 def parse_health(status: str) -> Health | None:
-    """Health from an engine's status text, e.g. ``Up 5 seconds (healthy)``."""
-    match = _HEALTH_RE.search(status)
-    if match is None:
-        return None
-    word = match.group(1)
+    """Health from an engine's status text, e.g. ``Up 5 seconds (healthy)`` (read by
+    `controller.noop.fingerprint`, which projects a list row the same way)."""
+    word = health_in(status)
     if word == "healthy":
         return "healthy"
     if word == "unhealthy":
         return "unhealthy"
-    return "starting"
+    return "starting" if word is not None else None
 
 
 def parse_exit_code(status: str) -> int | None:
     """The exit code from a status text such as ``Exited (137) 2 seconds ago``."""
-    match = _EXITED_RE.match(status)
-    return int(match.group(1)) if match else None
+    return exit_code_in(status)
 
 
 def parse_state(value: str) -> ContainerState:

@@ -24,7 +24,7 @@ import math
 import time
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, NotRequired, Required, TypedDict, Unpack
+from typing import Any, NamedTuple, NotRequired, Required, TypedDict, Unpack
 
 import structlog
 
@@ -33,6 +33,7 @@ from controller.errors import (
     ImageNotFound,
     TrueupError,
 )
+from controller.noop.fingerprint import all_running, list_fingerprint
 from controller.runtime import docker_images as images
 from controller.runtime import docker_objects as objects
 from controller.runtime import docker_requests as req
@@ -85,6 +86,25 @@ class EngineOptions(TypedDict):
     """Seconds a build may take (default 900)."""
 
 
+class ListSeen(NamedTuple):
+    """One list answer the adapter turned into containers (what the no-op stamp records):
+    its query, its fingerprint (`controller.noop.fingerprint`), and whether every container
+    in it was running and not starting."""
+
+    query: Mapping[str, str]
+    fingerprint: str
+    all_running: bool
+
+
+def _seen(query: Mapping[str, str], rows: Sequence[Mapping[str, Any]]) -> ListSeen:
+    """What the planner saw of a list answer; a row the projection cannot read gives an
+    empty fingerprint (no stamp), never a failed pass."""
+    try:
+        return ListSeen(query, list_fingerprint(rows), all_running(rows))
+    except Exception:  # the stamp is an optimisation: its failure must not fail the pass
+        return ListSeen(query, "", False)
+
+
 class DockerRuntime:
     """The runtime contract on a Docker-compatible engine at ``url`` (``unix://``, ``tcp://``).
 
@@ -108,6 +128,8 @@ class DockerRuntime:
         self._streams = self._transport.streams
         self._networks: set[str] = set()
         self._network_lock = asyncio.Lock()
+        self.listed: builtins.list[ListSeen] = []
+        """Each container list this adapter answered, as the no-op stamp records it."""
 
     @property
     def timeout(self) -> float:
@@ -150,6 +172,7 @@ class DockerRuntime:
             "list", self._call, "GET", "/containers/json", query=query
         )
         infos = [self._info(container_from_row(row, self.instance)) for row in rows]
+        self.listed.append(_seen(query, rows))  # for the no-op stamp (controller.noop)
         return sorted(infos, key=lambda c: c.name)
 
     async def inspect(self, container: str) -> ContainerInfo:

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from controller import labels as L
+from controller.noop.fingerprint import list_query
 from controller.runtime.base import BuildRequest, ContainerSpec, HealthCheckSpec, network_name
 
 NS = 1_000_000_000
@@ -150,7 +151,7 @@ def healthcheck(hc: HealthCheckSpec) -> dict[str, Any]:
 
 def label_filter(instance: str) -> dict[str, str]:
     """The list query for every container of ``instance`` (any state)."""
-    return {"all": "1", "filters": json.dumps({"label": [L.instance_filter(instance)]})}
+    return list_query(L.instance_filter(instance))
 
 
 def image_filter(instance: str, *, dangling: bool = False) -> dict[str, str]:
