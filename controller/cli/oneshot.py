@@ -33,7 +33,7 @@ from controller.cli.options import COMMON, OUTPUT, SOURCE, WORKTREE, options, re
 from controller.errors import TrueupError
 
 if TYPE_CHECKING:
-    from controller.noop.record import Recording
+    from controller.noop.record import Converged, Recording
     from controller.reconciler import PassResult
     from controller.sops.repo import RepoSops
     from controller.source import GitSource
@@ -307,8 +307,37 @@ def apply(opts: PassOptions) -> None:
     with recording(opts.engine.state_dir) as watch:
         result = run_pass(opts, apply=True, watch=watch)
         code = _applied(result, opts)
-        watch.finish(apply, opts, result, code)
+        watch.finish(apply, opts, result, code, _converged(result, opts))
     sys.exit(code)
+
+
+def _converged(result: PassResult, opts: PassOptions) -> Converged | None:
+    """A pass whose changes all succeeded, as the no-op `apply` after it would be: the plan
+    made again from the look at the engine after apply, when that plan is in sync, and what
+    `apply` prints for it (so the no-op stamp can answer the next identical `apply`)."""
+    import contextlib
+    import io
+
+    from controller.noop.record import Converged
+    from controller.planning import PlanOptions
+    from controller.reconciler import PassResult
+
+    desired, after = result.desired, result.after
+    if not result.outcomes or result.failed or result.problems or result.routes_error:
+        return None
+    if desired is None or after is None or opts.routing.router != "none":
+        return None
+    plan = after.plan(desired, PlanOptions(opts.prune, opts.allow_empty, None))
+    if not plan.in_sync or plan.changes or plan.refused:
+        return None
+    noop = PassResult(
+        result.revision, plan, [], desired=desired, observed=after, routes=plan.routes
+    )
+    shown = io.StringIO()
+    with contextlib.redirect_stdout(shown):
+        if _applied(noop, opts) != EXIT_OK:
+            return None
+    return Converged(noop, shown.getvalue())
 
 
 def _applied(result: PassResult, opts: PassOptions) -> int:

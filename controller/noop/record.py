@@ -11,6 +11,12 @@ repository; the plain Docker adapter on a ``unix://`` socket whose every list an
 fingerprint) showed only running, not-starting containers, and that made no other request;
 no socket but the engine's and no subprocess. Anything else: no stamp. Capturing stdout is
 a tee on ``sys.stdout``.
+
+A pass that applied changes is stamped too, as the no-op the next identical `apply` would be,
+when every change succeeded and the plan made again from the pass's look at the engine after
+apply (its last list answer, the one fingerprinted) is in sync: the caller hands that plan's
+result and what a no-op prints (`Converged`), and the stamp holds the after-apply fingerprint.
+The apply's own engine requests are not inputs of that plan; the after-apply list is.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
 import controller
 from controller import __version__
@@ -144,18 +150,36 @@ class Recording:
             return
         into.add(path)
 
-    def finish(self, command: click.Command, opts: Any, result: PassResult, exit_code: int) -> None:
-        """Write the stamp when this pass may be memoized (see the module docstring)."""
+    def finish(
+        self,
+        command: click.Command,
+        opts: Any,
+        result: PassResult,
+        exit_code: int,
+        converged: Converged | None = None,
+    ) -> None:
+        """Write the stamp when this pass may be memoized (see the module docstring);
+        ``converged``: a pass that applied changes, as the no-op after it."""
         printed = self.stop()
+        after = False
+        if converged is not None and exit_code == 0 and result.outcomes:
+            result, printed, after = converged.result, converged.stdout, True
         try:
-            doc = self._stamp(command, opts, result, exit_code, printed)
+            doc = self._stamp(command, opts, result, exit_code, printed, after=after)
             if doc is not None:
                 stamp.write(self.state_dir, doc)
         except (OSError, ValueError, stamp.Stale):
             stamp.remove(self.state_dir)  # no stamp is always a safe answer
 
     def _stamp(
-        self, command: click.Command, opts: Any, result: PassResult, exit_code: int, printed: str
+        self,
+        command: click.Command,
+        opts: Any,
+        result: PassResult,
+        exit_code: int,
+        printed: str,
+        *,
+        after: bool = False,
     ) -> dict[str, Any] | None:
         from controller.runtime.docker import DockerRuntime
 
@@ -166,10 +190,14 @@ class Recording:
             return None
         if type(engine) is not DockerRuntime or not engine.url.startswith("unix://"):
             return None  # Podman (two list requests), Swarm, tcp engines: no stamp
-        if set(engine.calls) - {"list"}:
+        seen = engine.listed
+        if after:  # the look before apply and the one after it; the plan read the latter
+            if len(seen) != 2 or engine.calls.get("list") != 2:
+                return None
+            seen = seen[-1:]
+        elif set(engine.calls) - {"list"}:
             return None  # an engine answer other than the list would be an unstamped input
         socket_path = engine.url.removeprefix("unix://")
-        seen = engine.listed
         if not seen or len({(s.fingerprint, str(sorted(s.query.items()))) for s in seen}) != 1:
             return None
         if (
@@ -208,6 +236,14 @@ class Recording:
             "revision": result.revision,
             "written_ns": now_ns,
         }
+
+
+class Converged(NamedTuple):
+    """A pass that applied changes, as the no-op after it: the plan made again from the
+    look at the engine after apply (in sync), and what a no-op `apply` prints for it."""
+
+    result: PassResult
+    stdout: str
 
 
 @contextlib.contextmanager

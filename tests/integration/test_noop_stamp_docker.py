@@ -154,6 +154,38 @@ def test_new_commit_inside_the_manifests_applies_it(converged: Site) -> None:
     assert job.id != before and "GREETING=two" in job.attrs["Config"]["Env"]
 
 
+def test_the_noop_after_a_converging_apply_is_answered_from_the_stamp(converged: Site) -> None:
+    """An apply that changed something stamps the no-op after it (the plan made again from
+    its after-apply look is in sync): the next identical apply is answered from the stamp and
+    prints exactly what a regular no-op prints."""
+    commit_files(converged.repo, {"apps/job.yaml": APP.format(greeting="three")}, "greet 3")
+    changed = converged.apply()
+    assert not fast(changed) and "ok     job update" in changed.stdout
+    assert converged.stamp.exists()
+    after = converged.apply()
+    assert fast(after)
+    assert "GREETING=three" in converged.job().attrs["Config"]["Env"]
+    converged.stamp.unlink()
+    regular = converged.apply()
+    assert not fast(regular)
+    assert after.stdout == regular.stdout and "in sync: nothing to do" in after.stdout
+
+
+def test_a_replacement_that_dies_after_the_apply_is_healed_not_stamped_in_sync(
+    converged: Site,
+) -> None:
+    """The after-apply stamp holds the look at the engine after apply: a replacement that
+    exits afterwards changes the list answer, so the next apply is a regular pass that heals
+    it (never "in sync" from the stamp)."""
+    commit_files(converged.repo, {"apps/job.yaml": APP.format(greeting="four")}, "greet 4")
+    assert not fast(converged.apply())
+    assert converged.stamp.exists()
+    subprocess.run(["docker", "kill", converged.job().id], check=True, capture_output=True)
+    healed = converged.apply()
+    assert not fast(healed) and "heal" in healed.stdout
+    assert converged.job().status == "running"
+
+
 @pytest.mark.parametrize("how", ["stop", "kill", "remove"])
 def test_container_changed_by_hand_is_restored(converged: Site, how: str) -> None:
     """A container stopped, killed or removed with the docker CLI: the regular path runs
