@@ -204,7 +204,7 @@ def run_pass(opts: PassOptions, *, apply: bool, watch: Recording | None = None) 
             rec.image_keep = opts.image_keep
             rec.compose = opts.compose.host()
             if watch is not None:
-                watch.engine = rec.target.engine
+                watch.watch_engine(rec.target.engine)
             return await rec.run_pass(
                 rev=opts.source.rev,
                 worktree=opts.worktree,

@@ -111,6 +111,13 @@ class Recording:
             sys.stdout = self._tee.inner
         return "".join(self._tee.parts)
 
+    def watch_engine(self, engine: object) -> None:
+        """The engine the pass drives: a Docker adapter keeps its list answers' fingerprints
+        for the stamp from now on (it keeps none unless asked)."""
+        self.engine = engine
+        if hasattr(engine, "listed"):
+            engine.listed = []
+
     def note(self, event: str, args: tuple[Any, ...]) -> None:
         with self._thread_lock:
             if event == "open":
@@ -191,6 +198,8 @@ class Recording:
         if type(engine) is not DockerRuntime or not engine.url.startswith("unix://"):
             return None  # Podman (two list requests), Swarm, tcp engines: no stamp
         seen = engine.listed
+        if seen is None:
+            return None
         if after:  # the look before apply and the one after it; the plan read the latter
             if len(seen) != 2 or engine.calls.get("list") != 2:
                 return None

@@ -128,8 +128,11 @@ class DockerRuntime:
         self._streams = self._transport.streams
         self._networks: set[str] = set()
         self._network_lock = asyncio.Lock()
-        self.listed: builtins.list[ListSeen] = []
-        """Each container list this adapter answered, as the no-op stamp records it."""
+        self.listed: builtins.list[ListSeen] | None = None
+        """Each container list this adapter answered, as the no-op stamp records it; None
+        (nothing kept, no fingerprint computed) unless a one-shot `apply`'s recording set it
+        to a list: a long-running controller lists every pass and must neither pay for the
+        fingerprint nor keep the answers."""
 
     @property
     def timeout(self) -> float:
@@ -172,7 +175,8 @@ class DockerRuntime:
             "list", self._call, "GET", "/containers/json", query=query
         )
         infos = [self._info(container_from_row(row, self.instance)) for row in rows]
-        self.listed.append(_seen(query, rows))  # for the no-op stamp (controller.noop)
+        if self.listed is not None:  # for the no-op stamp (controller.noop)
+            self.listed.append(_seen(query, rows))
         return sorted(infos, key=lambda c: c.name)
 
     async def inspect(self, container: str) -> ContainerInfo:

@@ -53,6 +53,13 @@ async def test_listing_50_containers_is_one_docker_request(
         assert rt.calls == {"list": 1}
         assert len(proxy.requests) == 1
         assert proxy.requests[0].startswith("GET /v1.41/containers/json")
+        # a long-running controller lists every pass: the adapter keeps no answers and
+        # computes no no-op fingerprint unless a one-shot apply's recording asked for them
+        await rt.list()
+        assert rt.listed is None
+        rt.listed = []
+        await rt.list()
+        assert len(rt.listed) == 1 and rt.listed[0].fingerprint.startswith("sha256:")
     finally:
         await rt.close()
         proxy.close()
