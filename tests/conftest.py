@@ -17,6 +17,7 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -92,13 +93,19 @@ def instance(request: pytest.FixtureRequest) -> Iterator[str]:
 
     client = docker.from_env()
     try:
-        label = f"trueup.instance={name}"
-        for c in client.containers.list(all=True, filters={"label": label}):
-            c.remove(force=True)
-        for n in client.networks.list(filters={"label": label}):
-            n.remove()
+        remove_instance_objects(client, name)
     finally:
         client.close()
+
+
+def remove_instance_objects(client: Any, name: str) -> None:
+    """Remove every container and network labelled as trueup instance ``name``'s (a
+    ``docker.DockerClient``)."""
+    label = f"trueup.instance={name}"
+    for c in client.containers.list(all=True, filters={"label": label}):
+        c.remove(force=True)
+    for n in client.networks.list(filters={"label": label}):
+        n.remove()
 
 
 @pytest.fixture(autouse=True)

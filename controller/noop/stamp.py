@@ -139,12 +139,20 @@ def dir_entry(key: bytes, path: str) -> list[Any]:
     return [path, st.st_mtime_ns, st.st_ino, names]
 
 
+def _stamped_missing(entry: Sequence[Any]) -> bool:
+    """True when ``entry`` records its path as missing (and it still is: `Stale` if it
+    appeared since)."""
+    if len(entry) != 1:
+        return False
+    if os.path.lexists(entry[0]):
+        raise Stale(f"{entry[0]} appeared")
+    return True
+
+
 def check_file(key: bytes, entry: Sequence[Any], written_ns: int) -> None:
     """`Stale` unless the file is as stamped (stat; content too when it was racy)."""
     path = entry[0]
-    if len(entry) == 1:
-        if os.path.lexists(path):
-            raise Stale(f"{path} appeared")
+    if _stamped_missing(entry):
         return
     try:
         st = os.stat(path)
@@ -164,9 +172,7 @@ def check_file(key: bytes, entry: Sequence[Any], written_ns: int) -> None:
 def check_dir(key: bytes, entry: Sequence[Any], written_ns: int) -> None:
     """`Stale` unless the directory is as stamped (stat; its names too when it was racy)."""
     path = entry[0]
-    if len(entry) == 1:
-        if os.path.lexists(path):
-            raise Stale(f"{path} appeared")
+    if _stamped_missing(entry):
         return
     try:
         st = os.stat(path)

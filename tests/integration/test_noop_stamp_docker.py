@@ -22,6 +22,7 @@ from typing import Any
 import docker
 import pytest
 
+from tests.conftest import remove_instance_objects
 from tests.gitutil import commit_files, make_repo
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("docker_engine")]
@@ -97,11 +98,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     try:
         yield Site(repo, secrets, base / "state", instance, client)
     finally:
-        label = f"trueup.instance={instance}"
-        for c in client.containers.list(all=True, filters={"label": label}):
-            c.remove(force=True)
-        for n in client.networks.list(filters={"label": label}):
-            n.remove()
+        remove_instance_objects(client, instance)
         client.close()
 
 
