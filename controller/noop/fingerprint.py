@@ -18,11 +18,13 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import Any
 
+    from controller.runtime.base import Health
+
 LIST_PATH = "/containers/json"
 """The list request's path (after the API version prefix)."""
 
 
-_HEALTH_MARKS = (
+_HEALTH_MARKS: tuple[tuple[str, Health], ...] = (
     ("(healthy)", "healthy"),
     ("(unhealthy)", "unhealthy"),
     ("(health: starting)", "starting"),
@@ -35,7 +37,7 @@ def list_query(instance_label_filter: str) -> dict[str, str]:
     return {"all": "1", "filters": json.dumps({"label": [instance_label_filter]})}
 
 
-def health_in(status: str) -> str | None:
+def health_in(status: str) -> Health | None:
     """Health from an engine's status text, e.g. ``Up 5 seconds (healthy)``: the first of
     the marks in it (string search, not `re`: the fast path does not import it)."""
     found = [(status.find(mark), word) for mark, word in _HEALTH_MARKS if mark in status]

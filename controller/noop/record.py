@@ -169,7 +169,7 @@ class Recording:
         ``converged``: a pass that applied changes, as the no-op after it."""
         printed = self.stop()
         after = False
-        if converged is not None and exit_code == 0 and result.outcomes:
+        if converged is not None:  # `_stamp` still requires exit code 0 and a clean result
             result, printed, after = converged.result, converged.stdout, True
         try:
             doc = self._stamp(command, opts, result, exit_code, printed, after=after)

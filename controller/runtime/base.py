@@ -465,12 +465,7 @@ class Runtime(Engine, Protocol):
 def parse_health(status: str) -> Health | None:
     """Health from an engine's status text, e.g. ``Up 5 seconds (healthy)`` (read by
     `controller.noop.fingerprint`, which projects a list row the same way)."""
-    word = health_in(status)
-    if word == "healthy":
-        return "healthy"
-    if word == "unhealthy":
-        return "unhealthy"
-    return "starting" if word is not None else None
+    return health_in(status)
 
 
 def parse_exit_code(status: str) -> int | None:
