@@ -102,7 +102,7 @@ def remove_instance_objects(client: Any, name: str) -> None:
     """Remove every container and network labelled as trueup instance ``name``'s (a
     ``docker.DockerClient``)."""
     label = f"trueup.instance={name}"
-    for c in client.containers.list(all=True, filters={"label": label}):
+    for c in client.containers.list(ignore_removed=True, all=True, filters={"label": label}):
         c.remove(force=True)
     for n in client.networks.list(filters={"label": label}):
         n.remove()

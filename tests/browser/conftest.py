@@ -157,7 +157,7 @@ def remove_instance(name: str) -> None:
     client = docker.from_env()
     try:
         label = f"trueup.instance={name}"
-        for c in client.containers.list(all=True, filters={"label": label}):
+        for c in client.containers.list(ignore_removed=True, all=True, filters={"label": label}):
             c.remove(force=True)
         for n in client.networks.list(filters={"label": label}):
             with contextlib.suppress(docker.errors.APIError):

@@ -78,10 +78,10 @@ def containers(client: docker.DockerClient, run: Running, app: str) -> list[Any]
     label = [f"trueup.instance={run.instance}", f"trueup.app={app}"]
     for _ in range(10):
         try:
-            return list(client.containers.list(filters={"label": label}))
+            return list(client.containers.list(ignore_removed=True, filters={"label": label}))
         except docker.errors.NotFound:  # removed between the list and its inspect
             time.sleep(0.1)
-    return list(client.containers.list(filters={"label": label}))
+    return list(client.containers.list(ignore_removed=True, filters={"label": label}))
 
 
 def env_of(container: Any, key: str) -> str | None:

@@ -101,7 +101,7 @@ class Deployment:
         label = [f"trueup.instance={self.instance}"]
         if app:
             label.append(f"trueup.app={app}")
-        return self.client.containers.list(all=True, filters={"label": label})
+        return self.client.containers.list(ignore_removed=True, all=True, filters={"label": label})
 
     def ids(self) -> set[str]:
         return {c.id for c in self.containers()}

@@ -134,7 +134,7 @@ def test_run_with_an_unreachable_docker_host_waits_for_it_and_leaves_the_local_e
         client = docker.from_env()
         try:
             label = {"label": f"trueup.instance={instance}"}
-            assert client.containers.list(all=True, filters=label) == []
+            assert client.containers.list(ignore_removed=True, all=True, filters=label) == []
             assert client.networks.list(names=[f"trueup-claim-{instance}"]) == []
         finally:
             client.close()

@@ -103,7 +103,7 @@ class Shop:
 
     def containers(self, service: str) -> list[docker.models.containers.Container]:
         label = [f"trueup.instance={self.instance}", f"trueup.app={self.project}-{service}"]
-        return self.client.containers.list(all=True, filters={"label": label})
+        return self.client.containers.list(ignore_removed=True, all=True, filters={"label": label})
 
     def running(self, service: str) -> list[docker.models.containers.Container]:
         return [c for c in self.containers(service) if c.status == "running"]
@@ -119,7 +119,7 @@ class Shop:
 
 def _cleanup(client: docker.DockerClient, instance: str, projects: list[str]) -> None:
     label = f"trueup.instance={instance}"
-    for c in client.containers.list(all=True, filters={"label": label}):
+    for c in client.containers.list(ignore_removed=True, all=True, filters={"label": label}):
         c.remove(force=True)
     for n in client.networks.list(filters={"label": label}):
         n.remove()
@@ -254,7 +254,7 @@ def test_a_broken_compose_file_is_located_isolated_and_suspends_pruning(shop: Sh
     assert f"ok     {shop.project}x-job update" in applied.stdout
     assert {c.id for c in shop.running("web")} == web
     other = ["trueup.app=other", f"trueup.instance={shop.instance}"]
-    assert shop.client.containers.list(filters={"label": other})
+    assert shop.client.containers.list(ignore_removed=True, filters={"label": other})
     assert "other delete" not in applied.stdout
 
 
@@ -342,12 +342,15 @@ def test_a_project_docker_compose_made_keeps_its_volume_data(
                 rf"exists but was made by docker compose \(project {name}\).*allow_volumes",
                 out,
             ), out
-            assert client.containers.list(all=True, filters={"label": label}) == []
+            assert (
+                client.containers.list(ignore_removed=True, all=True, filters={"label": label})
+                == []
+            )
         allow = ["--allow-volume", f"{name}_*"]
         applied = subprocess.run([*cmd[:3], "apply", *cmd[3:], *allow], capture_output=True,
                                  text=True, timeout=120)  # fmt: skip
         assert applied.returncode == 0, applied.stdout + applied.stderr
-        (container,) = client.containers.list(filters={"label": label})
+        (container,) = client.containers.list(ignore_removed=True, filters={"label": label})
         assert container.exec_run(["cat", "/data/made-by"]).output == b"compose\n"
         made = {v.name for v in client.volumes.list()}
         assert f"{name}_data" in made and not [v for v in made if instance in v]
@@ -396,7 +399,7 @@ def test_another_instances_volume_is_refused_and_a_fresh_one_needs_no_grant(
             f"apps/theirs.yaml:12:19: app theirs: volume {prefix}_theirs: exists but is owned "
             f"by instance {instance}-other, not by instance {instance}"
         ) in out and "allow_volumes (--allow-volume)" in out
-        apps = {c.labels["trueup.app"] for c in client.containers.list(
+        apps = {c.labels["trueup.app"] for c in client.containers.list(ignore_removed=True,
             all=True, filters={"label": f"trueup.instance={instance}"})}  # fmt: skip
         assert apps == {"fresh"}
         fresh = client.volumes.get(f"{prefix}_fresh")

@@ -73,15 +73,10 @@ class Controller:
         return self.process.wait(timeout=timeout)
 
     def containers(self) -> list[Any]:
-        """This instance's web containers; retried when one vanishes mid-listing (the SDK
-        lists, then inspects each, and a rollout may remove one in between)."""
+        """This instance's web containers. The SDK lists, then inspects each, and a rollout may
+        remove one in between: ignore_removed skips it instead of raising NotFound."""
         label = [f"trueup.instance={self.instance}", "trueup.app=web"]
-        for _ in range(10):
-            try:
-                return self.client.containers.list(all=True, filters={"label": label})
-            except docker.errors.NotFound:
-                time.sleep(0.1)
-        return self.client.containers.list(all=True, filters={"label": label})
+        return self.client.containers.list(ignore_removed=True, all=True, filters={"label": label})
 
     def versions(self, rows: list[Any] | None = None) -> list[str]:
         out = []
@@ -336,7 +331,9 @@ def test_refused_deletion_of_every_app_is_out_of_sync(ctl: Controller) -> None:
     ctl.start("--listen", listen)
     wait_for(lambda: ctl.converged("1") and len(_status_apps(ctl)) == 2, 60, "convergence")
     label = f"trueup.instance={ctl.instance}"
-    running = {c.id for c in ctl.client.containers.list(filters={"label": label})}
+    running = {
+        c.id for c in ctl.client.containers.list(ignore_removed=True, filters={"label": label})
+    }
     git(ctl.repo, "rm", "-q", "apps/web.yaml", "apps/job.yaml")
     commit_files(ctl.repo, {"README.md": "no apps any more\n"}, "remove every app")
 
@@ -371,7 +368,9 @@ def test_refused_deletion_of_every_app_is_out_of_sync(ctl: Controller) -> None:
         if s.name == "trueup_app_info" and s.value == 1
     }
     assert info == {("job", "OutOfSync"), ("web", "OutOfSync")}
-    assert {c.id for c in ctl.client.containers.list(filters={"label": label})} == running
+    assert {
+        c.id for c in ctl.client.containers.list(ignore_removed=True, filters={"label": label})
+    } == running
     assert ctl.stop() == 0
 
 

@@ -69,7 +69,9 @@ def trueup(repo: Path, instance: str, state: Path, *args: str) -> subprocess.Com
 def containers(
     client: docker.DockerClient, instance: str
 ) -> list[docker.models.containers.Container]:
-    return client.containers.list(all=True, filters={"label": f"trueup.instance={instance}"})
+    return client.containers.list(
+        ignore_removed=True, all=True, filters={"label": f"trueup.instance={instance}"}
+    )
 
 
 def test_query_path_check_fails_when_the_server_answers_500(

@@ -62,7 +62,9 @@ class Deployment:
 
     def running_image(self) -> str:
         label = [f"trueup.instance={self.instance}", "trueup.app=site"]
-        (container,) = self.client.containers.list(all=True, filters={"label": label})
+        (container,) = self.client.containers.list(
+            ignore_removed=True, all=True, filters={"label": label}
+        )
         self.seen.append(str(container.attrs["Config"]["Image"]))
         return self.seen[-1]
 
@@ -77,7 +79,7 @@ def deployment(tmp_path: Path, instance: str) -> Iterator[Deployment]:
         yield deployment
     finally:
         label = f"trueup.instance={instance}"
-        for c in client.containers.list(all=True, filters={"label": label}):
+        for c in client.containers.list(ignore_removed=True, all=True, filters={"label": label}):
             c.remove(force=True)
         built = client.images.list(filters={"label": f"trueup.image-instance={instance}"})
         for image in built:

@@ -62,7 +62,7 @@ class Site:
 
     def job(self) -> Any:
         label = [f"trueup.instance={self.instance}", "trueup.app=job"]
-        found = self.client.containers.list(all=True, filters={"label": label})
+        found = self.client.containers.list(ignore_removed=True, all=True, filters={"label": label})
         assert len(found) <= 1
         return found[0] if found else None
 

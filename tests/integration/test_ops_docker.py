@@ -100,12 +100,7 @@ class Run:
 
     def containers(self) -> list[Any]:
         label = [f"trueup.instance={self.instance}", "trueup.app=web"]
-        for _ in range(10):
-            try:
-                return self.client.containers.list(all=True, filters={"label": label})
-            except docker.errors.NotFound:  # removed between the list and its inspect
-                time.sleep(0.1)
-        return self.client.containers.list(all=True, filters={"label": label})
+        return self.client.containers.list(ignore_removed=True, all=True, filters={"label": label})
 
     def running(self, version: str, sync: str = "Synced") -> str | None:
         """The id of web's one replica when it runs ``version`` and status says so (Healthy,
@@ -140,7 +135,7 @@ class Run:
 
 def cleanup(client: docker.DockerClient, instance: str) -> None:
     label = f"trueup.instance={instance}"
-    for c in client.containers.list(all=True, filters={"label": label}):
+    for c in client.containers.list(ignore_removed=True, all=True, filters={"label": label}):
         c.remove(force=True)
     for n in client.networks.list(filters={"label": label}):
         n.remove()

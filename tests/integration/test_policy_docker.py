@@ -58,7 +58,7 @@ class Host:
 
     def containers(self, app: str) -> list[docker.models.containers.Container]:
         labels = [f"trueup.instance={self.instance}", f"trueup.app={app}"]
-        return self.client.containers.list(all=True, filters={"label": labels})
+        return self.client.containers.list(ignore_removed=True, all=True, filters={"label": labels})
 
 
 @pytest.fixture
@@ -107,7 +107,9 @@ def volumes(host: Host) -> Iterator[list[str]]:
     yield made
     owned = host.client.volumes.list(filters={"label": f"trueup.instance={host.instance}"})
     for name in {*made, *(v.name for v in owned)}:
-        for c in host.client.containers.list(all=True, filters={"volume": name}):
+        for c in host.client.containers.list(
+            ignore_removed=True, all=True, filters={"volume": name}
+        ):
             if c.labels.get("trueup.instance") == host.instance:
                 c.remove(force=True)
         with contextlib.suppress(docker.errors.NotFound):

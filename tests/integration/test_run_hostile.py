@@ -42,7 +42,7 @@ def test_hostile_yaml_never_stops_the_controller(tmp_path: Path, instance: str) 
 
         def version() -> list[str]:
             label = [f"trueup.instance={instance}", "trueup.app=web"]
-            rows = client.containers.list(filters={"label": label})
+            rows = client.containers.list(ignore_removed=True, filters={"label": label})
             return [str(r.labels.get("trueup.revision", "")) for r in rows]
 
         def wait_for_revision(sha: str) -> None:

@@ -77,7 +77,10 @@ class Routed:
 
     def short_ids(self, app: str) -> set[str]:
         label = [f"trueup.instance={self.instance}", f"trueup.app={app}"]
-        return {c.id[:12] for c in self.client.containers.list(filters={"label": label})}
+        return {
+            c.id[:12]
+            for c in self.client.containers.list(ignore_removed=True, filters={"label": label})
+        }
 
     def answers(self, host: str, n: int) -> list[str]:
         out = []
