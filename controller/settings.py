@@ -131,7 +131,8 @@ class Settings(BaseModel):
     backoff_initial: Duration = 1.0
     backoff_max: Duration = 300.0
     shutdown_grace: Duration = 10.0
-    """After SIGTERM, how long an action in flight may finish before it is abandoned."""
+    """After SIGTERM, how long an action in flight, then the queued notifications, may finish
+    before they are abandoned (the whole stop takes at most this long)."""
     history_keep: int = Field(default=5000, ge=10)
     """How many passes the history keeps (older ones and their actions are deleted)."""
     router: Literal["caddy", "none"] = "none"

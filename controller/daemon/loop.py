@@ -82,6 +82,9 @@ class PassNotifier(Protocol):
         pass_id: int | None = None,
     ) -> None: ...
 
+    async def flush(self, timeout: float) -> None:
+        """On shutdown: deliver what is queued within ``timeout`` seconds."""
+
 
 def actions_of(result: PassResult) -> list[ActionRecord]:
     """The history rows of a pass's outcomes."""
@@ -135,6 +138,8 @@ class Controller:
         self.helpers = Supervisor(clock=self.clock, random=random)
         """The background tasks (this loop's, and the HTTP server's binder); see /readyz."""
         self._ids = itertools.count(1)
+        self._stopping_since: float | None = None
+        """When a stop found a pass in flight: the shutdown grace counts from then."""
         self.observers: list[PassObserver] = []
         """Told about every pass: ``outcome`` is noop, changed, failed (an app) or error."""
         self.notifier: PassNotifier | None = None
@@ -150,7 +155,8 @@ class Controller:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Reconcile until ``stop`` is set; then let a pass in flight finish (or abandon it
-        after ``shutdown_grace``) and return. Containers are never stopped on shutdown."""
+        after ``shutdown_grace``), give queued notifications what is left of the grace, and
+        return. Containers are never stopped on shutdown."""
         helpers = self._start_helpers()
         self.work.mark("startup")
         next_resync = self.clock.now() + self._jittered(self.interval)
@@ -165,6 +171,13 @@ class Controller:
         finally:
             for name in helpers:
                 await self.helpers.stop(name)
+            if self.notifier is not None and stop.is_set():
+                since = self._stopping_since or time.monotonic()
+                left = self.shutdown_grace - (time.monotonic() - since)
+                try:
+                    await self.notifier.flush(max(0.0, left))
+                except Exception as exc:  # an aid: the shutdown goes on
+                    log.error("notify_flush_failed", error=str(exc), exc_info=exc)
             log.info("controller_stopped", passes=self.passes)
 
     def _start_helpers(self) -> list[str]:
@@ -202,6 +215,7 @@ class Controller:
         await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
         stopper.cancel()
         if not task.done():
+            self._stopping_since = time.monotonic()
             log.info("shutdown_waiting_for_pass", grace_s=self.shutdown_grace)
             try:
                 await asyncio.wait_for(asyncio.shield(task), self.shutdown_grace)

@@ -54,13 +54,15 @@ def sign(secret: bytes, body: bytes) -> str:
     return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
 
 
-def cloudevent(notice: Notice, *, now: float | None = None) -> dict[str, object]:
-    moment = datetime.fromtimestamp(time.time() if now is None else now, UTC)
+def cloudevent(notice: Notice) -> dict[str, object]:
+    """The notice as a CloudEvent: its ``id`` and ``time`` are the notice's, so a retry is
+    the same event (CloudEvents: consumers may treat a repeated source + id as a duplicate)."""
+    moment = datetime.fromtimestamp(time.time() if notice.at is None else notice.at, UTC)
     return {
         "specversion": "1.0",
         "type": "io.trueup.notification",
         "source": f"trueup/{notice.instance}",
-        "id": str(uuid.uuid4()),
+        "id": notice.id or str(uuid.uuid4()),
         "time": moment.isoformat(timespec="seconds").replace("+00:00", "Z"),
         "datacontenttype": "application/json",
         "subject": notice.revision or "",

@@ -8,7 +8,7 @@ changed)``), so a message carries no secret value.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from controller.notify.events import SEVERITY_RANK, Event, Severity
@@ -31,6 +31,11 @@ class Notice:
     subject: str
     """The commit's subject line ("" when unknown)."""
     events: tuple[Event, ...]
+    id: str = ""
+    """The message's identity (a webhook's CloudEvent ``id``): the same in every attempt and
+    for every destination, so a receiver can drop a retry it already has ("": a fresh one)."""
+    at: float | None = None
+    """When the pass told it (epoch seconds; the CloudEvent ``time``), None: when sent."""
 
     @property
     def severity(self) -> Severity:
@@ -43,7 +48,7 @@ class Notice:
         kept = tuple(
             e for e in self.events if e.kind in kinds and SEVERITY_RANK[e.severity] >= floor
         )
-        return Notice(self.instance, self.revision, self.subject, kept) if kept else None
+        return replace(self, events=kept) if kept else None
 
     def title(self) -> str:
         counts: dict[str, int] = {}

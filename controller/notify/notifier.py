@@ -5,13 +5,17 @@ hands messages and commit statuses to the destinations' channels.
 ``pass_recorded`` (after the pass is in the history) derives the events, keeps the ones that
 are news (``dedup``, state in the history), queues one message per destination that wants
 some of them, and posts the commit's ``success``/``failure``. Neither waits for the network,
-and neither raises: a notification is an aid, never a reason for a pass to fail.
+and neither raises: a notification is an aid, never a reason for a pass to fail. ``flush``
+(on shutdown) gives what is still queued a bounded time to go, and records the rest as dropped.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -123,6 +127,23 @@ class Notifier:
                 log.error("history_write_failed", error=str(exc))
         self._report(name, result)
 
+    async def flush(self, timeout: float) -> None:
+        """On shutdown: wait up to ``timeout`` seconds for the queued messages and statuses to
+        be delivered (each channel keeps its rate limit and retries); what is still queued
+        then is recorded as ``dropped`` (log, history, metric), never silently lost."""
+        busy = [c for c in self.channels.values() if c.pending]
+        if not busy:
+            return
+        log.info(
+            "notifications_flushing", jobs=sum(c.pending for c in busy), timeout_s=round(timeout, 1)
+        )
+        if timeout > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*(c.drain() for c in busy)), timeout)
+        for channel in busy:
+            for _ in range(channel.pending):
+                self.record(channel.name, Result("dropped", "controller stopped"))
+
     # -- hooks of the loop -----------------------------------------------------------------
 
     def pass_planned(self, plan: Plan) -> None:
@@ -186,7 +207,8 @@ class Notifier:
         if decision.send:
             revision = result.revision if result else None
             subject = self.subject_of(revision) if revision else ""
-            notice = Notice(self.config.instance, revision, subject, tuple(decision.send))
+            told = tuple(decision.send)
+            notice = Notice(self.config.instance, revision, subject, told, str(uuid.uuid4()), now)
             self._queue(notice)
         if result is not None:
             self._final_status(result, pass_id)

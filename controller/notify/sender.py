@@ -4,7 +4,8 @@
 worker spaces its sends by the destination's rate limit, retries with backoff (honouring 429
 and Retry-After, see ``delivery``) and reports each final result to ``report`` (the history
 and the ``trueup_notifications_total`` metric). A hanging or failing destination only delays
-its own queue, never a pass.
+its own queue, never a pass. On shutdown the controller gives the queues what is left of its
+``shutdown_grace`` to empty (``Notifier.flush``) before the workers are cancelled.
 """
 
 from __future__ import annotations
@@ -41,6 +42,12 @@ class Channel:
         self.sleep = sleep
         self.queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=QUEUE_SIZE)
         self._last = float("-inf")
+        self._sending = False
+
+    @property
+    def pending(self) -> int:
+        """Jobs queued or being sent."""
+        return self.queue.qsize() + int(self._sending)
 
     def offer(self, job: Job) -> None:
         """Queue ``job``; drop it when the queue is full."""
@@ -53,6 +60,7 @@ class Channel:
         """Send queued jobs until cancelled (a supervised helper task)."""
         while True:
             job = await self.queue.get()
+            self._sending = True
             try:
                 wait = self._last + self.spacing - time.monotonic()
                 if wait > 0:
@@ -61,8 +69,9 @@ class Channel:
                 result = await with_retries(job, sleep=self.sleep)
                 self.report(self.name, result)
             finally:
+                self._sending = False
                 self.queue.task_done()
 
     async def drain(self) -> None:
-        """Wait until every queued job was sent (tests, `trueup notify test`)."""
+        """Wait until every queued job was sent (shutdown, tests, `trueup notify test`)."""
         await self.queue.join()

@@ -238,3 +238,47 @@ def test_run_notifies_precisely_and_posts_commit_statuses(
     wait_for(lambda: passes(ctl) > before, 30, "another pass while it hangs")
     rec.release.set()
     assert ctl.stop() == 0
+
+
+def test_a_stopped_controller_still_delivers_its_queued_notification(
+    ctl: Controller, tmp_path: Path
+) -> None:
+    """SIGTERM while the deploy's message waits for its retry (the destination answered 503,
+    Retry-After 2): the controller delivers it before it exits, within its shutdown grace,
+    instead of dropping the queue with its workers."""
+    tries: list[bytes] = []
+    first = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            tries.append(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+            busy = len(tries) == 1
+            self.send_response(503 if busy else 201)
+            if busy:
+                self.send_header("Retry-After", "2")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            if busy:
+                first.set()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        (tmp_path / "busy.url").write_text(f"http://127.0.0.1:{server.server_address[1]}/\n")
+        config = tmp_path / "config.yaml"
+        destination = {"name": "busy", "type": "webhook", "url_file": str(tmp_path / "busy.url")}
+        config.write_text(json.dumps({"notifications": {"destinations": [destination]}}))
+        ctl.start("--config", str(config), "--listen", "off")
+        assert first.wait(90), "the deploy's first delivery attempt"
+        assert ctl.stop() == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(tries) == 2 and tries[0] == tries[1]
+    assert json.loads(tries[1])["data"]["events"][0]["kind"] == "deployed"
+    sent = [e for e in ctl.events() if e.get("event") == "notification_sent"]
+    assert [(e["destination"], e["result"]) for e in sent] == [("busy", "ok")]
+    assert any(e.get("event") == "notifications_flushing" for e in ctl.events())

@@ -145,3 +145,23 @@ def test_provider_comes_from_the_repo_url() -> None:
     assert (gl.provider, gl.api_url, gl.owner) == (
         "gitlab", "https://gitlab.example.com/api/v4", "group/sub",
     )  # fmt: skip
+
+
+async def test_a_retried_webhook_is_the_same_cloudevent() -> None:
+    """A 503 then a retry: the receiver gets the same bytes twice (id, time, signature), so it
+    can tell the retry is a duplicate; a destination's filtered copy keeps the identity."""
+    notice = Notice("prod", "a" * 40, "Bump", NOTICE.events, "evt-1", 1_800_000_000.0)
+    async with receiver(status=503) as rec:
+        hook = Webhook("ops", rec.url, b"s3cret", ALL)
+        first = await hook.send(notice)
+        second = await hook.send(notice)
+    assert (first.outcome, second.outcome) == ("retry", "retry")
+    assert len(rec.seen) == 2 and rec.seen[0].body == rec.seen[1].body
+    assert (
+        rec.seen[0].headers[SIGNATURE_HEADER.lower()]
+        == rec.seen[1].headers[SIGNATURE_HEADER.lower()]
+    )
+    doc = json.loads(rec.seen[0].body)
+    assert (doc["id"], doc["time"]) == ("evt-1", "2027-01-15T08:00:00Z")
+    only = notice.only(frozenset({"failed"}), "info")
+    assert only is not None and (only.id, only.at) == ("evt-1", 1_800_000_000.0)

@@ -283,3 +283,66 @@ async def test_a_channel_spaces_its_sends_by_the_rate_limit() -> None:
     worker.cancel()
     assert sent == ["ok", "ok"]
     assert len(waits) == 1 and 29.0 < waits[0] <= 30.0
+
+
+@dataclass
+class Busy(Inbox):
+    """A destination that is busy at first: ``retry`` (with a Retry-After) ``busy`` times,
+    then it takes the notice; with ``hang`` it never answers."""
+
+    busy: int = 1
+    hang: bool = False
+
+    async def send(self, notice: Notice) -> Result:
+        if self.hang:
+            await asyncio.Event().wait()
+        if self.busy > 0:
+            self.busy -= 1
+            return Result("retry", "HTTP 503", retry_after=0.2)
+        return await super().send(notice)
+
+
+def flushing_host(tmp_path: Path, inbox: Inbox) -> tuple[Controller, Notifier, History]:
+    h = host(tmp_path, {"apps/web.yaml": manifest("web", "busybox:1.36")})
+    h.inbox = inbox
+    ctl, notifier = h.controller()
+    assert isinstance(ctl.history, History)
+    return ctl, notifier, ctl.history
+
+
+async def test_a_shutdown_delivers_the_queued_notice_within_its_budget(tmp_path: Path) -> None:
+    """The deploy's notice is still queued (its destination asked to retry) when the controller
+    stops: the flush waits for the retry instead of dropping it."""
+    inbox = Busy()
+    ctl, notifier, history = flushing_host(tmp_path, inbox)
+    await ctl.run_pass(full=True, apps=set(), trigger="resync")
+    workers = [asyncio.create_task(c.run()) for c in notifier.channels.values()]
+    try:
+        await notifier.flush(5.0)
+    finally:
+        for worker in workers:
+            worker.cancel()
+    assert [e.kind for n in inbox.got for e in n.events] == ["deployed"]
+    assert [r["result"] for r in history.notifications()] == ["ok"]
+
+
+async def test_a_shutdown_records_what_its_budget_could_not_deliver(tmp_path: Path) -> None:
+    """A destination that never answers holds the shutdown for the budget only; its notice is
+    recorded as dropped (history and metric), not lost without a word."""
+    inbox = Busy(hang=True)
+    ctl, notifier, history = flushing_host(tmp_path, inbox)
+    reported: list[tuple[str, str]] = []
+    notifier._report = lambda name, result: reported.append((name, result.outcome))
+    await ctl.run_pass(full=True, apps=set(), trigger="resync")
+    workers = [asyncio.create_task(c.run()) for c in notifier.channels.values()]
+    started = asyncio.get_running_loop().time()
+    try:
+        await notifier.flush(0.3)
+    finally:
+        for worker in workers:
+            worker.cancel()
+    assert asyncio.get_running_loop().time() - started < 2.0
+    assert inbox.got == []
+    assert reported == [("inbox", "dropped")]
+    (row,) = history.notifications()
+    assert (row["result"], row["detail"]) == ("dropped", "controller stopped")
