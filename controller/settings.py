@@ -24,6 +24,7 @@ from controller.source.hostvars import ComposeHost
 
 EVENT_KINDS = (
     "deployed", "failed", "degraded", "recovered", "healed", "deletion_refused", "unreachable",
+    "awaiting_approval",
 )  # fmt: skip
 
 

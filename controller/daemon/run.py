@@ -31,7 +31,7 @@ from controller.desired.secrets import load_digest_key
 from controller.errors import ConfigError, TrueupError
 from controller.http.metrics import Metrics
 from controller.http.server import Server, parse_listen, read_secret
-from controller.notify.notifier import Notifier, NotifyConfig
+from controller.notify.notifier import Awaiting, Notifier, NotifyConfig
 from controller.notify.setup import make_destinations, make_statuses
 from controller.reconciler import Reconciler
 from controller.routes import Router, connect_router
@@ -211,9 +211,16 @@ def attach_notifier(
     watcher = controller.watcher
     if watcher is not None:
         notifier.git_trouble = lambda: git_trouble(watcher)
+    notifier.awaiting = lambda: awaiting_approval(controller.gate)
     controller.notifier = notifier
     for name, channel in notifier.channels.items():
         controller.helpers.start(f"notify-{name}", channel.run)
+
+
+def awaiting_approval(gate: SyncGate) -> Awaiting | None:
+    """Manual sync mode's pending revision, as the notifier tells it."""
+    pending = gate.pending
+    return None if pending is None else Awaiting(pending.revision, pending.subject, pending.plan)
 
 
 def git_trouble(watcher: RevisionWatcher) -> tuple[float, str] | None:

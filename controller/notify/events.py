@@ -18,10 +18,12 @@ from controller.planning import Change, FieldChange, Plan
 from controller.targets.runner import Outcome
 
 Kind = Literal[
-    "deployed", "failed", "degraded", "recovered", "healed", "deletion_refused", "unreachable"
-]
+    "deployed", "failed", "degraded", "recovered", "healed", "deletion_refused", "unreachable",
+    "awaiting_approval",
+]  # fmt: skip
 KINDS: tuple[Kind, ...] = (
     "deployed", "failed", "degraded", "recovered", "healed", "deletion_refused", "unreachable",
+    "awaiting_approval",
 )  # fmt: skip
 Severity = Literal["info", "warning", "error"]
 SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "error": 2}
@@ -29,6 +31,7 @@ SEVERITY: dict[Kind, Severity] = {
     "deployed": "info",
     "recovered": "info",
     "healed": "info",
+    "awaiting_approval": "info",
     "degraded": "warning",
     "deletion_refused": "warning",
     "failed": "error",

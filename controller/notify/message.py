@@ -19,6 +19,7 @@ _PREFIX = {
     "healed": "drift corrected: ",
     "deletion_refused": "",
     "unreachable": "unreachable: ",
+    "awaiting_approval": "awaiting approval: ",
 }
 
 

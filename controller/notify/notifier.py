@@ -62,6 +62,26 @@ class Store:
             )
 
 
+@dataclass(frozen=True)
+class Awaiting:
+    """A revision planned in manual sync mode, waiting for someone to approve it."""
+
+    revision: str
+    subject: str
+    plan: Plan
+
+    def event(self) -> Event:
+        """``controller: awaiting approval: 3f2a9c1b7d4e "Bump web": +0 ~1 -0 (web)``, once
+        per revision (its fingerprint), repeated like a failure while it waits."""
+        plan = self.plan
+        apps = ", ".join(sorted({c.app for c in (*plan.changes, *plan.refused)}))
+        subject = f' "{first(self.subject)}"' if self.subject else ""
+        detail = f"{self.revision[:12]}{subject}: {plan_counts(plan)}" + (
+            f" ({apps})" if apps else ""
+        )
+        return Event(CONTROLLER, "awaiting_approval", detail, self.revision)
+
+
 @dataclass
 class NotifyConfig:
     instance: str
@@ -92,6 +112,7 @@ class Notifier:
         report: Callable[[str, Result], None] = lambda name, result: None,
         now: Callable[[], float] = time.time,
         git_trouble: Callable[[], tuple[float, str] | None] = lambda: None,
+        awaiting: Callable[[], Awaiting | None] = lambda: None,
     ) -> None:
         self.config = config
         self.destinations = list(destinations)
@@ -103,6 +124,8 @@ class Notifier:
         self._report = report
         self.git_trouble = git_trouble
         """(seconds git fetches have failed, the error), or None while they work."""
+        self.awaiting = awaiting
+        """Manual sync: the revision whose plan waits for approval, or None."""
         self.channels = {
             d.name: Channel(d.name, max_per_minute=d.max_per_minute, report=self.record)
             for d in self.destinations
@@ -189,6 +212,8 @@ class Notifier:
                 errors.update(result.desired.errors)
             events = derive_events(result.plan, result.outcomes, health, errors)
             fine = {a for a, h in health.items() if h.fine} | {CONTROLLER}
+        if (waiting := self.awaiting()) is not None:
+            events.append(waiting.event())
         git = self.git_trouble()
         if git is None:
             fine.add(GIT)

@@ -10,6 +10,7 @@ from pathlib import Path
 from controller.daemon.history import History
 from controller.daemon.loop import Controller
 from controller.notify.delivery import Result
+from controller.notify.events import KINDS as EVENT_KINDS
 from controller.notify.message import Notice
 from controller.notify.notifier import Notifier, NotifyConfig
 from controller.reconciler import Reconciler
@@ -19,9 +20,7 @@ from controller.targets.containers.target import ContainerTarget
 from tests.daemon.test_loop import ManualClock, manifest
 from tests.gitutil import commit_files, make_repo
 
-KINDS = frozenset(
-    {"deployed", "failed", "degraded", "recovered", "healed", "deletion_refused", "unreachable"}
-)
+KINDS = frozenset(EVENT_KINDS)
 
 
 @dataclass
@@ -346,3 +345,38 @@ async def test_a_shutdown_records_what_its_budget_could_not_deliver(tmp_path: Pa
     assert reported == [("inbox", "dropped")]
     (row,) = history.notifications()
     assert (row["result"], row["detail"]) == ("dropped", "controller stopped")
+
+
+async def test_manual_sync_tells_once_per_revision_that_it_waits_for_approval(
+    tmp_path: Path,
+) -> None:
+    """Manual sync: the tip's plan waits for approval, and the destinations hear it once per
+    revision (not on every pass), with what applying it would change; the approved apply is
+    then a deploy like any other."""
+    from controller.daemon.manual import SyncGate
+    from controller.daemon.overrides import Overrides
+    from controller.daemon.run import awaiting_approval
+    from tests.gitutil import git
+
+    h = host(tmp_path, {"apps/web.yaml": manifest("web", "busybox:1.36")})
+    ctl, notifier = h.controller()
+    ctl.gate = SyncGate("manual", Overrides.load(h.state))
+    notifier.awaiting = lambda: awaiting_approval(ctl.gate)
+    first = git(h.repo, "rev-parse", "HEAD")
+    await pass_and_flush(ctl, notifier)
+    await pass_and_flush(ctl, notifier)
+    assert [n.lines() for n in h.inbox.got] == [
+        [f'controller: awaiting approval: {first[:12]} "initial": +1 ~0 -0 (web)']
+    ]
+    assert await h.runtime.list() == []  # nothing applied before the approval
+    assert ctl.gate.approve(first, first) == "accepted"
+    await pass_and_flush(ctl, notifier)
+    assert [(e.app, e.kind) for e in h.inbox.got[1].events] == [("web", "deployed")]
+    commit_files(h.repo, {"apps/web.yaml": manifest("web", "busybox:1.37")}, "Bump web")
+    second = git(h.repo, "rev-parse", "HEAD")
+    await pass_and_flush(ctl, notifier)
+    await pass_and_flush(ctl, notifier)
+    assert [n.lines() for n in h.inbox.got[2:]] == [
+        [f'controller: awaiting approval: {second[:12]} "Bump web": +0 ~1 -0 (web)']
+    ]
+    assert h.inbox.got[2].events[0].severity == "info"
