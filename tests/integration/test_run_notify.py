@@ -282,3 +282,34 @@ def test_a_stopped_controller_still_delivers_its_queued_notification(
     sent = [e for e in ctl.events() if e.get("event") == "notification_sent"]
     assert [(e["destination"], e["result"]) for e in sent] == [("busy", "ok")]
     assert any(e.get("event") == "notifications_flushing" for e in ctl.events())
+
+
+def test_manual_sync_tells_that_a_revision_waits_for_approval(
+    ctl: Controller, recorder: tuple[Recorder, str], tmp_path: Path
+) -> None:
+    """`trueup run --sync manual`: the first commit is planned, not applied, and the webhook
+    hears once that it waits for approval (not again on the next pass)."""
+    rec, url = recorder
+    (tmp_path / "hook.url").write_text(url + "/hook\n")
+    (tmp_path / "hook.secret").write_text(SECRET.decode())
+    hook = {"name": "ops", "type": "webhook", "url_file": str(tmp_path / "hook.url"),
+            "secret_file": str(tmp_path / "hook.secret")}  # fmt: skip
+    config = tmp_path / "config.yaml"
+    config.write_text(json.dumps({"notifications": {"destinations": [hook]}}))
+    listen = f"127.0.0.1:{free_port()}"
+    (tmp_path / "api.token").write_text("api-token-1\n")
+    ctl.start("--config", str(config), "--sync", "manual", "--listen", listen,
+              "--api-token-file", str(tmp_path / "api.token"))  # fmt: skip
+    sha = git(ctl.repo, "rev-parse", "HEAD")
+    wait_for(lambda: len(rec.messages) == 1, 60, "the approval message")
+    before = passes(ctl)
+    reconcile(listen)
+    wait_for(lambda: passes(ctl) > before, 30, "another pass")
+    settle(ctl, rec)
+    (message,) = rec.messages
+    assert (
+        message["summary"] == f'controller: awaiting approval: {sha[:12]} "initial": +1 ~0 -0 (web)'
+    )
+    assert [e["kind"] for e in message["events"]] == ["awaiting_approval"]
+    assert ctl.containers() == [] and rec.bad_signatures == 0
+    assert ctl.stop() == 0
