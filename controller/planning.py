@@ -94,6 +94,9 @@ class Skip:
 
     app: str
     reason: str
+    hold_routes: bool = False
+    """Suspended (``suspend: true`` or `trueup suspend`): its routes stay as the proxy serves
+    them too (upstreams refreshed), whatever the newer manifest says, until it is resumed."""
 
 
 @dataclass(frozen=True)
@@ -166,7 +169,7 @@ def plan_apps(
                 deletes.append(delete(name, have))
             continue
         if want.suspend:
-            skipped.append(Skip(name, "suspended: reconcile leaves this app alone"))
+            skipped.append(Skip(name, "suspended: reconcile leaves this app alone", True))
             continue
         change = diff(want, have)
         if change is not None:
@@ -209,7 +212,7 @@ def finish_plan(
             for d in sorted(deletes, key=lambda c: c.app)
         )
         deletes = []
-    keep = kept_apps(desired, (s.app for s in skipped))
+    keep = kept_apps(desired, skipped, held=current_routes is not None)
     table = build_table(desired, routes_from, current=current_routes or (), keep=keep)
     if current_routes is not None:
         changes, deletes = _with_routes(changes, deletes, route_fields(current_routes, table))

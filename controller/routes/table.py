@@ -16,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from controller.desired.resolve import DesiredState
 from controller.targets.observed import ObservedApp, ObservedState, Replica
@@ -58,11 +59,26 @@ def route_key(host: str, path: str) -> str:
     return f"{host}{normalize_path(path)}"
 
 
-def kept_apps(desired: DesiredState, left_alone: Iterable[str]) -> frozenset[str]:
-    """Apps whose containers the plan leaves running without a usable manifest (invalid,
-    unresolvable, pruning off or suspended for the pass): their routes stay as the proxy has
-    them, with upstreams refreshed."""
-    return frozenset(a for a in left_alone if a not in desired.apps)
+class LeftAlone(Protocol):
+    """A plan's ``Skip``: an app the pass leaves alone, and whether its routes stay too."""
+
+    @property
+    def app(self) -> str: ...
+
+    @property
+    def hold_routes(self) -> bool: ...
+
+
+def kept_apps(
+    desired: DesiredState, left_alone: Iterable[LeftAlone], *, held: bool = True
+) -> frozenset[str]:
+    """Apps whose routes stay as the proxy has them, with upstreams refreshed: those whose
+    containers the plan leaves running without a usable manifest (invalid, unresolvable,
+    pruning off), and (with ``held``: the proxy's table was read) the suspended ones, whose
+    newer manifest waits until they are resumed."""
+    return frozenset(
+        s.app for s in left_alone if s.app not in desired.apps or (held and s.hold_routes)
+    )
 
 
 def build_table(
@@ -76,11 +92,14 @@ def build_table(
     """The table for ``desired`` served by ``observed``'s ready replicas.
 
     ``exclude`` names containers (ids) about to be retired: they leave the table now.
-    ``keep`` names apps whose entries in ``current`` are kept (see ``kept_apps``). A route
-    claimed twice (validation forbids it; a kept route may collide) goes to the desired app.
+    ``keep`` names apps whose entries in ``current`` are kept, in place of their manifest's
+    when they have one (see ``kept_apps``). A route claimed twice (validation forbids it; a
+    kept route may collide) goes to the desired app.
     """
     entries: dict[tuple[str, str], RouteEntry] = {}
     for name in sorted(desired.apps):
+        if name in keep:  # suspended: the proxy's entries below, not the newer manifest's
+            continue
         want = desired.apps[name]
         have = observed.apps.get(name)
         for route in want.routes:

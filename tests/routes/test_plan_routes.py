@@ -80,3 +80,50 @@ def test_without_a_router_routes_are_computed_not_compared() -> None:
     plan = make_plan(desired(web), observe([row]))
     assert plan.in_sync
     assert [e.key for e in plan.routes] == ["web.example.com/"]
+
+
+def test_a_suspended_app_keeps_the_routes_the_proxy_serves() -> None:
+    """``suspend: true`` committed with a new host: the proxy keeps serving the old host from
+    the running replica (upstreams refreshed), no route change is planned; resumed, the new
+    host replaces it. Without a table read from the proxy, the manifest's routes are shown."""
+    row_of = desired_app("web", ports=HTTP, routes=ROUTE)
+    row = replace(container(row_of, 0), ip_address="10.0.0.2")
+    current = (RouteEntry("web.example.com", "/", "web", 8080, ("10.0.0.2:8080",)),)
+    moved = [{"host": "www.example.com", "port": "http"}]
+    held = desired_app("web", ports=HTTP, routes=moved, suspend=True)
+    plan = make_plan(desired(held), observe([row]), current_routes=current)
+    assert plan.routes == current and plan.in_sync
+    stale = (replace(current[0], upstreams=("10.0.0.9:8080",)),)
+    plan = make_plan(desired(held), observe([row]), current_routes=stale)
+    assert plan.routes == current  # the held entry, its upstreams refreshed
+    resumed = desired_app("web", ports=HTTP, routes=moved)
+    plan = make_plan(desired(resumed), observe([row]), current_routes=current)
+    assert [(r.host, r.upstreams) for r in plan.routes] == [("www.example.com", ("10.0.0.2:8080",))]
+    plan = make_plan(desired(held), observe([row]))
+    assert [r.host for r in plan.routes] == ["www.example.com"]
+
+
+def test_a_runtime_suspension_holds_the_routes_the_apply_pushes() -> None:
+    """`trueup suspend web`: the pass's route table (what the routes stage pushes) keeps web's
+    served entry while the newer manifest moves its host; other apps follow git."""
+    from controller.daemon.overrides import SUSPENDED, suspend_plan
+    from controller.routes.table import build_table, kept_apps
+
+    web = desired_app("web", ports=HTTP, routes=[{"host": "www.example.com", "port": "http"}])
+    api = desired_app("api", ports=HTTP, routes=[{"host": "api2.example.com", "port": "http"}])
+    rows = [replace(container(web, 0), ip_address="10.0.0.2"),
+            replace(container(api, 0), ip_address="10.0.0.3")]  # fmt: skip
+    current = (RouteEntry("web.example.com", "/", "web", 8080, ("10.0.0.2:8080",)),
+               RouteEntry("api.example.com", "/", "api", 8080, ("10.0.0.3:8080",)))  # fmt: skip
+    state = desired(web, api)
+    plan = suspend_plan(make_plan(state, observe(rows), current_routes=current), state, {"web"})
+    assert [(s.app, s.hold_routes) for s in plan.skipped] == [("web", True)]
+    assert SUSPENDED not in [s.reason for s in plan.skipped]  # held: a change waits for it
+    keep = kept_apps(state, plan.skipped)
+    table = build_table(state, observe(rows), current=current, keep=keep)
+    assert [(r.host, r.app) for r in table] == [
+        ("api2.example.com", "api"),
+        ("web.example.com", "web"),
+    ]
+    unread = build_table(state, observe(rows), keep=kept_apps(state, plan.skipped, held=False))
+    assert [r.host for r in unread] == ["api2.example.com", "www.example.com"]

@@ -37,8 +37,16 @@ def answer(caddy: Caddy, host: str) -> tuple[int, str]:
         return 0, ""
 
 
+def passed(log: Path, sha: str) -> bool:
+    """The controller's JSON log has a pass of ``sha``."""
+    lines = log.read_text(errors="replace").splitlines()
+    return any('"reconcile_pass"' in line and sha in line for line in lines)
+
+
 def test_run_publishes_and_moves_routes(tmp_path: Path, instance: str, caddy: Caddy) -> None:
-    """The controller pushes a new app's route, then follows a commit that renames the host."""
+    """The controller pushes a new app's route, then follows a commit that renames the host;
+    a commit that suspends the app (and moves its host) leaves the served route alone until
+    the app is resumed."""
     repo = tmp_path / "repo"
     make_repo(repo, {"apps/site.yaml": APP.format(body="hello", host="site.test")})
     cmd = [sys.executable, "-m", "controller", "run", "--repo", str(repo),
@@ -52,6 +60,18 @@ def test_run_publishes_and_moves_routes(tmp_path: Path, instance: str, caddy: Ca
         commit_files(repo, {"apps/site.yaml": APP.format(body="hello", host="www.test")}, "host")
         wait_for(lambda: answer(caddy, "www.test")[0] == 200, 30, "the new host")
         assert answer(caddy, "site.test")[0] == 404
+
+        # suspended in the same commit that moves the host: the proxy keeps what runs
+        held = APP.format(body="hello", host="new.test").replace(
+            "  init: true", "  suspend: true\n  init: true"
+        )
+        sha = commit_files(repo, {"apps/site.yaml": held}, "suspend site, move it")
+        wait_for(lambda: passed(tmp_path / "run.log", sha), 30, "the pass of the suspension")
+        assert answer(caddy, "www.test") == (200, "hello\n")
+        assert answer(caddy, "new.test")[0] == 404
+        commit_files(repo, {"apps/site.yaml": APP.format(body="hello", host="new.test")}, "resume")
+        wait_for(lambda: answer(caddy, "new.test")[0] == 200, 30, "the resumed app's host")
+        assert answer(caddy, "www.test")[0] == 404
     finally:
         proc.terminate()
         assert proc.wait(timeout=20) == 0
