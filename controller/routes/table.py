@@ -93,12 +93,15 @@ def build_table(
 
     ``exclude`` names containers (ids) about to be retired: they leave the table now.
     ``keep`` names apps whose entries in ``current`` are kept, in place of their manifest's
-    when they have one (see ``kept_apps``). A route claimed twice (validation forbids it; a
+    when they have one and the proxy serves any (a restarted proxy serving nothing gets the
+    manifest's back; see ``kept_apps``). A route claimed twice (validation forbids it; a
     kept route may collide) goes to the desired app.
     """
     entries: dict[tuple[str, str], RouteEntry] = {}
+    current = tuple(current)
+    served = {e.app for e in current}
     for name in sorted(desired.apps):
-        if name in keep:  # suspended: the proxy's entries below, not the newer manifest's
+        if name in keep and name in served:  # suspended: the proxy's entries (below) stay
             continue
         want = desired.apps[name]
         have = observed.apps.get(name)

@@ -101,6 +101,8 @@ def test_a_suspended_app_keeps_the_routes_the_proxy_serves() -> None:
     assert [(r.host, r.upstreams) for r in plan.routes] == [("www.example.com", ("10.0.0.2:8080",))]
     plan = make_plan(desired(held), observe([row]))
     assert [r.host for r in plan.routes] == ["www.example.com"]
+    plan = make_plan(desired(held), observe([row]), current_routes=())  # a restarted proxy
+    assert [r.host for r in plan.routes] == ["www.example.com"]  # serves it again
 
 
 def test_a_runtime_suspension_holds_the_routes_the_apply_pushes() -> None:
