@@ -212,7 +212,7 @@ def finish_plan(
             for d in sorted(deletes, key=lambda c: c.app)
         )
         deletes = []
-    keep = kept_apps(desired, skipped, held=current_routes is not None)
+    keep = kept_apps(desired, skipped)
     table = build_table(desired, routes_from, current=current_routes or (), keep=keep)
     if current_routes is not None:
         changes, deletes = _with_routes(changes, deletes, route_fields(current_routes, table))

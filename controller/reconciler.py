@@ -408,7 +408,7 @@ class Reconciler:
                 self.router,
                 self.target.engine,
                 desired,
-                keep=kept_apps(desired, plan.skipped, held=current_routes is not None),
+                keep=kept_apps(desired, plan.skipped),
                 current=current_routes or (),
             )
             await self._apply(result, desired, sync)

@@ -20,12 +20,8 @@ from controller.desired.policy import Policy, parse_port_range
 from controller.errors import ConfigError
 from controller.labels import check_instance
 from controller.manifests.models import Duration, Size
+from controller.notify.kinds import KINDS, Kind
 from controller.source.hostvars import ComposeHost
-
-EVENT_KINDS = (
-    "deployed", "failed", "degraded", "recovered", "healed", "deletion_refused", "unreachable",
-    "awaiting_approval",
-)  # fmt: skip
 
 
 class DestinationSettings(BaseModel):
@@ -39,7 +35,7 @@ class DestinationSettings(BaseModel):
     """A file holding the URL (URLs carry tokens, so never the config text itself)."""
     secret_file: Path | None = None
     """webhook: the HMAC-SHA256 key of the ``X-Trueup-Signature`` header."""
-    events: tuple[Literal[EVENT_KINDS], ...] = EVENT_KINDS  # type: ignore[valid-type]
+    events: tuple[Kind, ...] = KINDS
     min_severity: Literal["info", "warning", "error"] = "info"
     max_per_minute: int = Field(default=20, ge=1, le=600)
     timeout: Duration = 10.0

@@ -14,17 +14,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from controller.notify.kinds import KINDS, Kind
 from controller.planning import Change, FieldChange, Plan
 from controller.targets.runner import Outcome
 
-Kind = Literal[
-    "deployed", "failed", "degraded", "recovered", "healed", "deletion_refused", "unreachable",
-    "awaiting_approval",
-]  # fmt: skip
-KINDS: tuple[Kind, ...] = (
-    "deployed", "failed", "degraded", "recovered", "healed", "deletion_refused", "unreachable",
-    "awaiting_approval",
-)  # fmt: skip
 Severity = Literal["info", "warning", "error"]
 SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "error": 2}
 SEVERITY: dict[Kind, Severity] = {

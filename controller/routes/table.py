@@ -69,16 +69,13 @@ class LeftAlone(Protocol):
     def hold_routes(self) -> bool: ...
 
 
-def kept_apps(
-    desired: DesiredState, left_alone: Iterable[LeftAlone], *, held: bool = True
-) -> frozenset[str]:
+def kept_apps(desired: DesiredState, left_alone: Iterable[LeftAlone]) -> frozenset[str]:
     """Apps whose routes stay as the proxy has them, with upstreams refreshed: those whose
     containers the plan leaves running without a usable manifest (invalid, unresolvable,
-    pruning off), and (with ``held``: the proxy's table was read) the suspended ones, whose
-    newer manifest waits until they are resumed."""
-    return frozenset(
-        s.app for s in left_alone if s.app not in desired.apps or (held and s.hold_routes)
-    )
+    pruning off), and the suspended ones, whose newer manifest waits until they are resumed
+    (``build_table`` gives them their manifest's routes while the proxy serves none of theirs:
+    its table unread, or a restarted proxy)."""
+    return frozenset(s.app for s in left_alone if s.app not in desired.apps or s.hold_routes)
 
 
 def build_table(
