@@ -1,8 +1,9 @@
 """N equivalent services, written both as trueup manifests (in a git repo) and as a compose file.
 
 Every service is the same small workload: busybox's httpd in the foreground under an init,
-restarted always, no health check, no published port. trueup and Compose get exactly the same
-image, command, environment, init and restart policy; a "one-service change" edits the
+restarted always, no health check, its port 8080 declared (a manifest's ``ports``, Compose's
+``expose``) but not published. trueup and Compose get exactly the same image, command,
+environment, init, restart policy and declared port; a "one-service change" edits the
 environment of the first service in both. One service (`STOP_FIRST`) is updated stop-first by
 trueup, the way Compose updates every service.
 """
@@ -46,6 +47,7 @@ def manifest(name: str, release: str) -> str:
         f'  env: {{RELEASE: "{release}"}}\n'
         "  init: true\n"
         "  restartPolicy: always\n"
+        "  ports: [{name: http, containerPort: 8080}]\n"
         f"{update}"
     )
 
@@ -69,6 +71,7 @@ def compose_file(n: int, changed: frozenset[str] = frozenset()) -> str:
             f'    environment: {{RELEASE: "{release_of(name, changed)}"}}',
             "    init: true",
             "    restart: always",
+            '    expose: ["8080"]',
         ]
     return "\n".join(lines) + "\n"
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 
 import structlog
@@ -27,6 +27,7 @@ from controller.desired.resolve import (
 from controller.errors import ContainerNotFound, HealthCheckFailed, TrueupError
 from controller.planning import Change, Plan, ReplicaStep
 from controller.runtime.base import Runtime, volume_name
+from controller.targets.containers.readiness import Probe, tcp_listening
 from controller.targets.runner import (
     ContextReader,
     Outcome,
@@ -40,6 +41,8 @@ log = structlog.get_logger(__name__)
 
 RUNNING_SETTLE_S = 0.5
 POLL_S = 0.25
+
+PortProbe = Callable[[str, Sequence[int], float], Awaitable[Probe]]
 
 
 class Applier(PlanRunner):
@@ -57,6 +60,7 @@ class Applier(PlanRunner):
         settle_s: float = RUNNING_SETTLE_S,
         routes_changed: RoutesHook = no_routes,
         bind_paths: Sequence[str] = (),
+        probe: PortProbe = tcp_listening,
     ) -> None:
         super().__init__(
             desired,
@@ -69,6 +73,7 @@ class Applier(PlanRunner):
         self.health_slack_s = health_slack_s
         self.settle_s = settle_s
         self.routes_changed = routes_changed
+        self.probe = probe
         self._builds: dict[str, tuple[str, float]] = {}
         self._images_present: set[str] = set()
 
@@ -198,11 +203,12 @@ class Applier(PlanRunner):
             )
 
     async def _await_ready(self, want: DesiredApp, container: str) -> None:
-        """Wait for health (or, without a check, for the process to stay up for the settle
-        window without dying: still running, and never restarted by its restart policy)."""
+        """Wait for health or, without a check, for the process to prove it came up: it
+        accepts a connection on one of its declared TCP ports, or it stays up for the settle
+        window; either way still running, and never restarted by its restart policy."""
         check = want.manifest.spec.health_check
         if check is None:
-            await self._idle(self.settle_s)
+            waited = await self._until_listening(want, container)
             info = await self.runtime.inspect(container)
             if info.state != "running":
                 raise HealthCheckFailed(
@@ -210,7 +216,7 @@ class Applier(PlanRunner):
                 )
             if info.restart_count:  # it died, and its restart policy brought it back
                 raise HealthCheckFailed(
-                    f"{info.name} exited within {self.settle_s:g}s of its start and was "
+                    f"{info.name} exited within {waited:.2g}s of its start and was "
                     f"restarted {info.restart_count} time(s)"
                 )
             return
@@ -231,6 +237,30 @@ class Applier(PlanRunner):
                     f"{info.name} not healthy after {budget + self.health_slack_s:.0f}s"
                 )
             await self._idle(POLL_S)
+
+    async def _until_listening(self, want: DesiredApp, container: str) -> float:
+        """The settle window, cut short when a declared TCP port of ``container`` accepts a
+        connection on its address; the seconds waited. A process that dies at once never
+        listens, so the old version keeps serving; one that does not listen (yet), or that
+        the controller cannot reach, gets the whole window as before."""
+        started = time.monotonic()
+        ports = [p.container_port for p in want.manifest.spec.ports if p.protocol == "tcp"]
+        if ports and self.settle_s > 0:
+            info = await self.runtime.inspect(container)
+            host = info.ip_address or next(iter(info.addresses.values()), None)
+            if info.running and host:
+                self._slots.give()
+                try:
+                    probe = await self.probe(host, ports, self.settle_s)
+                finally:
+                    await self._slots.take(resume=True)
+                if probe == "listening":
+                    log.debug("container_listening", container=info.name, host=host)
+                    return time.monotonic() - started
+        left = self.settle_s - (time.monotonic() - started)
+        if left > 0:
+            await self._idle(left)
+        return time.monotonic() - started
 
     async def _idle(self, seconds: float) -> None:
         """Sleep without holding a concurrency slot (the caller holds one): waiting for a
