@@ -9,7 +9,8 @@ Trueup's and Python's own code is left out (the stamp's code digest covers the p
 sync, no outcome, problem, refusal, warning or route error; ``--router none``; a local
 repository; the plain Docker adapter on a ``unix://`` socket whose every list answer (one
 fingerprint) showed only running, not-starting containers, and that made no other request;
-no socket but the engine's and no subprocess. Anything else: no stamp. Capturing stdout is
+no socket but the engine's (and the readiness probe's, `controller.noop.exempt`) and no
+subprocess. Anything else: no stamp. Capturing stdout is
 a tee on ``sys.stdout``.
 
 A pass that applied changes is stamped too, as the no-op the next identical `apply` would be,
@@ -32,7 +33,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
 import controller
 from controller import __version__
-from controller.noop import stamp
+from controller.noop import exempt, stamp
 from controller.noop.fingerprint import LIST_PATH
 
 if TYPE_CHECKING:
@@ -125,6 +126,8 @@ class Recording:
             elif event in ("os.listdir", "os.scandir"):
                 self._note_path(args[0] if args[0] is not None else ".", self.dirs)
             elif event == "socket.connect":
+                if exempt.probing():  # readiness: when apply goes on, not what it reports
+                    return
                 address = args[1] if len(args) > 1 else None
                 self.sockets.add(address if isinstance(address, str) else repr(address))
             else:

@@ -168,6 +168,24 @@ def test_the_noop_after_a_converging_apply_is_answered_from_the_stamp(converged:
     assert after.stdout == regular.stdout and "in sync: nothing to do" in after.stdout
 
 
+def test_a_converging_apply_probed_for_readiness_is_stamped_too(converged: Site) -> None:
+    """A replacement that declares a port is ready once the port accepts a connection (the
+    readiness probe's TCP connect to it): that connect is not an input of the no-op after it,
+    so the apply still stamps (it refused to before the probe was exempted)."""
+    serving = (
+        APP.format(greeting="listening").replace(
+            'command: [sleep, "3600"]', 'command: [httpd, -f, -p, "8080"]'
+        )
+        + "  ports: [{name: http, containerPort: 8080}]\n"
+    )
+    commit_files(converged.repo, {"apps/job.yaml": serving}, "serve on 8080")
+    changed = converged.apply()
+    assert not fast(changed) and "ok     job update" in changed.stdout
+    assert converged.stamp.exists()
+    assert fast(converged.apply())
+    assert "GREETING=listening" in converged.job().attrs["Config"]["Env"]
+
+
 def test_a_replacement_that_dies_after_the_apply_is_healed_not_stamped_in_sync(
     converged: Site,
 ) -> None:

@@ -17,6 +17,8 @@ import time
 from collections.abc import Sequence
 from typing import Literal
 
+from controller.noop import exempt
+
 Probe = Literal["listening", "unreachable", "timeout"]
 
 RETRY_S = 0.01
@@ -53,7 +55,8 @@ async def tcp_listening(host: str, ports: Sequence[int], within_s: float) -> Pro
 
 async def _connect(host: str, port: int, timeout_s: float) -> str:
     try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout_s)
+        with exempt.readiness_probe():  # not an input of the no-op stamp
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout_s)
     except TimeoutError:
         return "unreachable"
     except OSError as exc:
