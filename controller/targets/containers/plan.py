@@ -104,13 +104,12 @@ def diff_app(want: DesiredApp, have: ObservedApp | None) -> Change | None:
         return _create(want)
     found = _Findings()
     by_index = _by_index(replicas, want.replicas, found)
-    stored = max(replicas, key=lambda r: (r.info.created, r.name)).stored_spec() or {}
-    deployed = stored.get("replicas")
+    newest = max(replicas, key=lambda r: (r.info.created, r.name))
     for i in range(want.replicas):
-        _plan_index(i, by_index.get(i, []), want, deployed, found)
+        _plan_index(i, by_index.get(i, []), want, newest, found)
     if not found.kinds:
-        return None
-    return _change(want, replicas, stored, found)
+        return None  # the common case: the stored spec label was never parsed
+    return _change(want, replicas, newest.stored_spec() or {}, found)
 
 
 def _create(want: DesiredApp) -> Change | None:
@@ -145,10 +144,12 @@ def _by_index(replicas: list[Replica], count: int, found: _Findings) -> dict[int
 
 
 def _plan_index(
-    i: int, group: list[Replica], want: DesiredApp, deployed: object, found: _Findings
+    i: int, group: list[Replica], want: DesiredApp, newest: Replica, found: _Findings
 ) -> None:
-    """What replica index ``i`` needs, given its containers ``group``."""
+    """What replica index ``i`` needs, given its containers ``group`` (``newest``: the app's
+    newest container, whose stored spec says how many replicas were deployed)."""
     if not group:
+        deployed = (newest.stored_spec() or {}).get("replicas")
         if isinstance(deployed, int) and i < deployed:
             found.note("heal", f"replica {i} missing")
             found.steps.append(ReplicaStep(i, "missing"))
