@@ -97,6 +97,9 @@ class Skip:
     hold_routes: bool = False
     """Suspended (``suspend: true`` or `trueup suspend`): its routes stay as the proxy serves
     them too (upstreams refreshed), whatever the newer manifest says, until it is resumed."""
+    waiting: bool = False
+    """A change git asks for waits behind it (`trueup suspend`): the host does not match git,
+    so a one-shot `diff`/`apply` does not say "in sync" (exit 1)."""
 
 
 @dataclass(frozen=True)

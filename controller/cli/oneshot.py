@@ -33,7 +33,9 @@ from controller.cli.options import COMMON, OUTPUT, SOURCE, WORKTREE, options, re
 from controller.errors import TrueupError
 
 if TYPE_CHECKING:
+    from controller.desired.resolve import DesiredState
     from controller.noop.record import Converged, Recording
+    from controller.planning import Plan
     from controller.reconciler import PassResult
     from controller.sops.repo import RepoSops
     from controller.source import GitSource
@@ -198,8 +200,15 @@ def run_pass(opts: PassOptions, *, apply: bool, watch: Recording | None = None) 
 
     from controller.cli.connect import pass_reconciler
     from controller.daemon import logs
+    from controller.daemon.overrides import Overrides, suspend_plan
 
     async def one_pass() -> PassResult:
+        # `trueup suspend APP` holds APP for a one-shot pass too, as under `trueup run`
+        held = Overrides.load(opts.engine.state_dir).suspended
+
+        def narrow(plan: Plan, desired: DesiredState) -> Plan:
+            return suspend_plan(plan, desired, held)
+
         async with pass_reconciler(opts.engine, opts.source, opts.policy, opts.routing) as rec:
             rec.image_keep = opts.image_keep
             rec.compose = opts.compose.host()
@@ -211,6 +220,7 @@ def run_pass(opts: PassOptions, *, apply: bool, watch: Recording | None = None) 
                 apply=apply,
                 prune=opts.prune,
                 allow_empty=opts.allow_empty,
+                plan_filter=narrow if held else None,
             )
 
     logs.configure(level="info" if apply and opts.output == "text" else "warning")
@@ -273,12 +283,14 @@ def diff(opts: PassOptions) -> None:
     With --router caddy, routes that differ from what Caddy serves are changes too (action
     "route" when nothing else about the app changes); an unreachable Caddy is a warning.
     """
+    from controller.cli.render import waiting
+
     result = run_pass(opts, apply=False)
     show_plan(result, opts)
     show_routes(result, opts, applied=False)
     if result.problems:
         sys.exit(EXIT_ERROR)
-    sys.exit(EXIT_OK if result.plan.in_sync else EXIT_CHANGES)
+    sys.exit(EXIT_OK if result.plan.in_sync and not waiting(result.plan) else EXIT_CHANGES)
 
 
 @click.command()
@@ -342,6 +354,8 @@ def _converged(result: PassResult, opts: PassOptions) -> Converged | None:
 
 def _applied(result: PassResult, opts: PassOptions) -> int:
     """Print what apply did; its exit code."""
+    from controller.cli.render import waiting
+
     show_plan(result, opts)
     to_stderr = opts.output == "json"
     for outcome in result.outcomes:
@@ -356,4 +370,4 @@ def _applied(result: PassResult, opts: PassOptions) -> int:
     if result.problems:
         return EXIT_ERROR
     failed = result.failed or result.routes_error or result.plan.refused
-    return EXIT_CHANGES if failed else EXIT_OK
+    return EXIT_CHANGES if failed or waiting(result.plan) else EXIT_OK

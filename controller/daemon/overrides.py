@@ -116,7 +116,7 @@ def suspend_plan(plan: Plan, desired: DesiredState, suspended: set[str]) -> Plan
         return plan
     changed = {c.app for c in plan.changes if c.app in suspended}
     listed = {s.app for s in plan.skipped}
-    skipped = [*plan.skipped, *(Skip(a, SUSPENDED_HELD, True) for a in changed)]
+    skipped = [*plan.skipped, *(Skip(a, SUSPENDED_HELD, True, waiting=True) for a in changed)]
     skipped += [Skip(a, SUSPENDED, True) for a in suspended - changed - listed if a in desired.apps]
     return replace(
         plan,

@@ -371,3 +371,36 @@ def test_a_bad_dockerignore_pattern_fails_only_its_app(deployment: Deployment) -
     assert "ok     job create" in result.stdout
     assert deployment.containers("site") == []
     assert len(deployment.containers("job")) == 1
+
+
+def test_a_suspended_app_is_held_by_a_one_shot_apply_too(deployment: Deployment) -> None:
+    """`trueup suspend web` (offline: no controller runs) holds web for `diff` and `apply`:
+    the newer commit's change is shown as held, not applied, and neither says "in sync"
+    (exit 1); after `trueup resume web` the same apply replaces it."""
+    deployment.commit({"apps/web.yaml": sleeper("web"), "apps/job.yaml": sleeper("job")})
+    deployment.trueup("apply", check=True)
+    (before,) = deployment.containers("web")
+    override = ["--instance", deployment.instance, "--state-dir", str(deployment.state)]
+    subprocess.run(
+        [sys.executable, "-m", "controller", "suspend", "web", *override],
+        check=True, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    deployment.commit({"apps/web.yaml": sleeper("web", 'env: {RELEASE: "2"}\n')})
+    diff = deployment.trueup("diff")
+    assert diff.returncode == 1, diff.stdout + diff.stderr
+    assert "= web  left alone: held: suspended" in diff.stdout
+    assert "in sync" not in diff.stdout and "1 held by trueup suspend (web)" in diff.stdout
+    as_json = json.loads(deployment.trueup("diff", "--output", "json").stdout)
+    assert as_json["in_sync"] is False and as_json["held"] == ["web"]
+    held = deployment.trueup("apply")
+    assert held.returncode == 1, held.stdout + held.stderr
+    (still,) = deployment.containers("web")
+    assert still.id == before.id and "RELEASE=2" not in (still.attrs["Config"]["Env"] or [])
+    subprocess.run(
+        [sys.executable, "-m", "controller", "resume", "web", *override],
+        check=True, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    resumed = deployment.trueup("apply")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    (after,) = deployment.containers("web")
+    assert after.id != before.id and "RELEASE=2" in after.attrs["Config"]["Env"]
