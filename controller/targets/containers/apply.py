@@ -247,6 +247,8 @@ class Applier(PlanRunner):
         ports = [p.container_port for p in want.manifest.spec.ports if p.protocol == "tcp"]
         if ports and self.settle_s > 0:
             info = await self.runtime.inspect(container)
+            if info.state in ("exited", "dead"):
+                return time.monotonic() - started  # gone already: the caller says so now
             host = info.ip_address or next(iter(info.addresses.values()), None)
             if info.running and host:
                 self._slots.give()
