@@ -3,7 +3,7 @@ address, tells (the probe an app without a health check gets; see ``Applier._awa
 
 The connection is opened and closed at once, sending nothing, as Kubernetes' ``tcpSocket``
 probe does. ``Refused`` means "not listening yet" and is tried again; an address the
-controller cannot reach (no route, or the connect times out: a remote engine, rootless Podman,
+controller cannot reach (no route, or the connect times out: e.g. a remote engine, or
 a controller on another network) ends the probe with ``unreachable``, and the caller falls back
 to the settle window.
 """
