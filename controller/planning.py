@@ -120,6 +120,11 @@ class Plan:
     def in_sync(self) -> bool:
         return not self.changes and not self.refused
 
+    @property
+    def held(self) -> list[str]:
+        """The apps whose change waits behind a `trueup suspend` (``Skip.waiting``)."""
+        return [s.app for s in self.skipped if s.waiting]
+
 
 @dataclass(frozen=True)
 class PlanOptions:

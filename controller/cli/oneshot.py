@@ -283,14 +283,12 @@ def diff(opts: PassOptions) -> None:
     With --router caddy, routes that differ from what Caddy serves are changes too (action
     "route" when nothing else about the app changes); an unreachable Caddy is a warning.
     """
-    from controller.cli.render import waiting
-
     result = run_pass(opts, apply=False)
     show_plan(result, opts)
     show_routes(result, opts, applied=False)
     if result.problems:
         sys.exit(EXIT_ERROR)
-    sys.exit(EXIT_OK if result.plan.in_sync and not waiting(result.plan) else EXIT_CHANGES)
+    sys.exit(EXIT_OK if result.plan.in_sync and not result.plan.held else EXIT_CHANGES)
 
 
 @click.command()
@@ -354,8 +352,6 @@ def _converged(result: PassResult, opts: PassOptions) -> Converged | None:
 
 def _applied(result: PassResult, opts: PassOptions) -> int:
     """Print what apply did; its exit code."""
-    from controller.cli.render import waiting
-
     show_plan(result, opts)
     to_stderr = opts.output == "json"
     for outcome in result.outcomes:
@@ -370,4 +366,4 @@ def _applied(result: PassResult, opts: PassOptions) -> int:
     if result.problems:
         return EXIT_ERROR
     failed = result.failed or result.routes_error or result.plan.refused
-    return EXIT_CHANGES if failed or waiting(result.plan) else EXIT_OK
+    return EXIT_CHANGES if failed or result.plan.held else EXIT_OK

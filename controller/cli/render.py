@@ -43,7 +43,7 @@ def plan_json(plan: Plan, problems: Sequence[Problem]) -> dict[str, object]:
     back because the pass would delete every app, same shape as a change) only when any."""
     doc: dict[str, object] = {
         "revision": plan.revision,
-        "in_sync": plan.in_sync and not problems and not waiting(plan),
+        "in_sync": plan.in_sync and not problems and not plan.held,
         "changes": [_change_json(c) for c in plan.changes],
         "errors": [
             {"file": p.file, "line": p.line, "column": p.column, "message": p.message}
@@ -52,14 +52,9 @@ def plan_json(plan: Plan, problems: Sequence[Problem]) -> dict[str, object]:
     }
     if plan.refused:
         doc["refused"] = [_change_json(c) for c in plan.refused]
-    if held := waiting(plan):
-        doc["held"] = held
+    if plan.held:
+        doc["held"] = plan.held
     return doc
-
-
-def waiting(plan: Plan) -> list[str]:
-    """The apps whose changes wait behind a `trueup suspend` (the host differs from git)."""
-    return [s.app for s in plan.skipped if s.waiting]
 
 
 def plan_json_text(plan: Plan, problems: Sequence[Problem]) -> str:
@@ -122,7 +117,7 @@ def plan_text(
         line = f"{file_label(p.file)}:{p.line}:{p.column}: {p.message}"
         out.append(click.style(line, fg="red") if colour else line)
     counts = {a: sum(1 for c in plan.changes if c.action == a) for a in _SYMBOL}
-    held = waiting(plan)
+    held = plan.held
     if plan.in_sync and not problems and not held:
         out.append("in sync: nothing to do")
     else:

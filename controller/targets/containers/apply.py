@@ -14,6 +14,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
+from typing import TypeVar
 
 import structlog
 
@@ -41,6 +42,8 @@ log = structlog.get_logger(__name__)
 
 RUNNING_SETTLE_S = 0.5
 POLL_S = 0.25
+
+T = TypeVar("T")
 
 PortProbe = Callable[[str, Sequence[int], float], Awaitable[Probe]]
 
@@ -249,13 +252,9 @@ class Applier(PlanRunner):
             info = await self.runtime.inspect(container)
             if info.state in ("exited", "dead"):
                 return time.monotonic() - started  # gone already: the caller says so now
-            host = info.ip_address or next(iter(info.addresses.values()), None)
+            host = info.ip_address  # the adapter's pick among the container's networks
             if info.running and host:
-                self._slots.give()
-                try:
-                    probe = await self.probe(host, ports, self.settle_s)
-                finally:
-                    await self._slots.take(resume=True)
+                probe = await self._unslotted(self.probe(host, ports, self.settle_s))
                 if probe == "listening":
                     log.debug("container_listening", container=info.name, host=host)
                     return time.monotonic() - started
@@ -265,13 +264,17 @@ class Applier(PlanRunner):
         return time.monotonic() - started
 
     async def _idle(self, seconds: float) -> None:
-        """Sleep without holding a concurrency slot (the caller holds one): waiting for a
-        container to settle or get healthy costs the engine nothing, so other apps' creates
-        and starts go ahead meanwhile. The slot is taken back, ahead of changes not yet
-        started, before returning."""
+        """Sleep without holding a concurrency slot (see `_unslotted`)."""
+        await self._unslotted(asyncio.sleep(seconds))
+
+    async def _unslotted(self, wait: Awaitable[T]) -> T:
+        """Await ``wait`` without holding a concurrency slot (the caller holds one): waiting
+        for a container to settle, listen or get healthy costs the engine nothing, so other
+        apps' creates and starts go ahead meanwhile. The slot is taken back, ahead of changes
+        not yet started, before returning."""
         self._slots.give()
         try:
-            await asyncio.sleep(seconds)
+            return await wait
         finally:
             await self._slots.take(resume=True)
 
